@@ -1,0 +1,3 @@
+from scalper.cli import main
+
+main()

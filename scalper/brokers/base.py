@@ -1,0 +1,202 @@
+"""The broker edge: one small protocol, one module per broker.
+
+A `Broker` is a connection to ONE trading account. Return codes follow
+MetaTrader 5's TRADE_RETCODE_* numbers for every broker (the paper broker
+included), so classification, retries and reports are written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from scalper.symbols import SymbolSpec
+
+Side = Literal["buy", "sell"]
+
+# --- return codes (MT5 TRADE_RETCODE_*) -------------------------------------
+DONE = 10009
+PLACED = 10008
+DONE_PARTIAL = 10010
+
+RETCODE_NAMES = {
+    10004: "REQUOTE", 10006: "REJECT", 10007: "CANCEL", 10008: "PLACED", 10009: "DONE",
+    10010: "DONE_PARTIAL", 10011: "ERROR", 10012: "TIMEOUT", 10013: "INVALID",
+    10014: "INVALID_VOLUME", 10015: "INVALID_PRICE", 10016: "INVALID_STOPS",
+    10017: "TRADE_DISABLED", 10018: "MARKET_CLOSED", 10019: "NO_MONEY",
+    10020: "PRICE_CHANGED", 10021: "PRICE_OFF", 10022: "INVALID_EXPIRATION",
+    10023: "ORDER_CHANGED", 10024: "TOO_MANY_REQUESTS", 10025: "NO_CHANGES",
+    10026: "SERVER_DISABLES_AT", 10027: "CLIENT_DISABLES_AT", 10028: "LOCKED",
+    10029: "FROZEN", 10030: "INVALID_FILL", 10031: "CONNECTION", 10032: "ONLY_REAL",
+    10033: "LIMIT_ORDERS", 10034: "LIMIT_VOLUME", 10035: "INVALID_ORDER",
+    10036: "POSITION_CLOSED", 10038: "INVALID_CLOSE_VOLUME", 10039: "CLOSE_ORDER_EXIST",
+    10040: "LIMIT_POSITIONS", 10041: "REJECT_CANCEL", 10042: "LONG_ONLY",
+    10043: "SHORT_ONLY", 10044: "CLOSE_ONLY", 10045: "FIFO_CLOSE",
+}
+SUCCESS_CODES = frozenset({DONE, PLACED, DONE_PARTIAL})
+# Safe to resend with a fresh quote: the request certainly did not execute.
+TRANSIENT_CODES = frozenset({10004, 10011, 10020, 10021, 10023, 10024, 10028, 10029})
+# Outcome unknown: the order may have executed. Look for it before any resend.
+UNCERTAIN_CODES = frozenset({10012, 10031})
+
+
+def code_name(code: int | None) -> str:
+    if code is None:
+        return "UNKNOWN"
+    return RETCODE_NAMES.get(code, str(code))
+
+
+def classify(code: int) -> Literal["success", "transient", "uncertain", "final"]:
+    if code in SUCCESS_CODES:
+        return "success"
+    if code in TRANSIENT_CODES:
+        return "transient"
+    if code in UNCERTAIN_CODES:
+        return "uncertain"
+    return "final"
+
+
+# --- plain data crossing the edge -------------------------------------------
+@dataclass(frozen=True)
+class AccountInfo:
+    account: str
+    balance: float
+    equity: float
+    currency: str = "USD"
+    margin_free: float | None = None
+
+
+@dataclass(frozen=True)
+class Quote:
+    symbol: str
+    bid: float
+    ask: float
+    time: float                 # UTC epoch seconds of the quote
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A market order to open a position. `client_order_id` travels with it
+    (MT5: the order comment) so the order can be found again after a crash."""
+
+    client_order_id: str        # ASCII, <= 27 characters
+    symbol: str
+    side: Side
+    volume: float
+    sl: float | None = None
+    tp: float | None = None
+    magic: int = 0
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    code: int                   # MT5 retcode (10009 = done) or the broker's own error code
+    message: str
+    ticket: int | None = None   # broker order ticket
+    position_ticket: int | None = None
+    deal_ticket: int | None = None
+    price: float | None = None
+    volume: float | None = None
+    time: float | None = None   # UTC epoch seconds of the fill
+
+    @property
+    def ok(self) -> bool:
+        return self.code in SUCCESS_CODES
+
+    @property
+    def kind(self) -> str:
+        return classify(self.code)
+
+
+@dataclass(frozen=True)
+class BrokerPosition:
+    ticket: int
+    symbol: str
+    side: Side
+    volume: float
+    price_open: float
+    sl: float | None
+    tp: float | None
+    magic: int
+    comment: str
+    time_open: float            # UTC epoch seconds
+    price_current: float | None = None
+    profit: float = 0.0         # floating P&L, account currency
+    swap: float = 0.0
+
+
+@dataclass(frozen=True)
+class BrokerDeal:
+    ticket: int
+    order: int
+    position_id: int
+    symbol: str
+    side: Side                  # side of the deal itself (closing a buy is a sell deal)
+    entry: Literal["in", "out"]
+    volume: float
+    price: float
+    profit: float               # realized, account currency (0 on "in" deals)
+    time: float                 # UTC epoch seconds
+    reason: str = "expert"      # expert | client | sl | tp | so
+    magic: int = 0
+    comment: str = ""
+    commission: float = 0.0
+    swap: float = 0.0
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    """An order as the broker remembers it (live or in history), found by client id."""
+
+    ticket: int
+    client_order_id: str
+    magic: int
+    symbol: str
+    side: Side
+    state: Literal["filled", "rejected", "canceled", "placed"]
+    volume: float
+    price: float | None
+    position_ticket: int | None
+    time: float
+    deals: tuple[BrokerDeal, ...] = field(default_factory=tuple)
+
+
+class Broker(Protocol):
+    """One trading account at one broker."""
+
+    name: str                   # "paper", "mt5", ...
+    account: str                # the account's name in bots.yaml
+
+    def connect(self) -> None:
+        """Reach the broker; raise scalper.errors.BrokerUnavailable when it cannot."""
+
+    def close(self) -> None: ...
+
+    def account_info(self) -> AccountInfo: ...
+
+    def symbol_spec(self, symbol: str) -> SymbolSpec: ...
+
+    def quote(self, symbol: str) -> Quote: ...
+
+    def send_order(self, request: OrderRequest) -> OrderResult:
+        """Open a position at market. Never raises for a trade-side refusal: the
+        refusal comes back as an OrderResult with its code. Raises
+        BrokerUnavailable only when the broker cannot be reached at all."""
+
+    def close_position(self, ticket: int, *, comment: str = "", magic: int = 0) -> OrderResult: ...
+
+    def modify_stops(self, ticket: int, sl: float | None, tp: float | None) -> OrderResult: ...
+
+    def positions(self, magic: int | None = None) -> list[BrokerPosition]: ...
+
+    def deals(self, since: float, until: float | None = None, position: int | None = None) -> list[BrokerDeal]: ...
+
+    def find_order(self, client_order_id: str, magic: int, since: float) -> BrokerOrder | None:
+        """The order sent with this client id, from live orders, positions and history."""
+
+    def sync(self) -> None:
+        """Bring the broker's world up to the clock (paper: SL/TP crossings). MT5: no-op."""

@@ -1,0 +1,49 @@
+"""The clock is an edge: the system clock live, a fixed instant for --now and backtests."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch (UTC)."""
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+@dataclass
+class FixedClock:
+    instant: float
+
+    def now(self) -> float:
+        return self.instant
+
+
+def parse_instant(text: str) -> float:
+    """ISO 8601 → epoch seconds. A naive time is read as UTC (bar files carry no offset)."""
+    s = text.strip()
+    if s.endswith("Z"):
+        s = s[:-1] + "+00:00"
+    dt = datetime.fromisoformat(s)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def iso(ts: float | int | None) -> str | None:
+    """Epoch seconds → 'YYYY-MM-DDTHH:MM:SSZ' (UTC)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(float(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bar_iso(ts: int) -> str:
+    """A bar time as the file's own clock, no offset: 'YYYY-MM-DD HH:MM:SS'."""
+    return datetime.fromtimestamp(int(ts), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,119 @@
+"""The risk decision: one pure function from (signal, exposure, limits, now) to
+an action and a reason code. The checks run in a fixed order and the first
+one that fails names the reason, so a rejection always says the real cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from scalper.core.bars import BAR_SECONDS
+from scalper.core.signals import Signal
+
+APPROVED = "open"
+
+# Reason codes, in the order they are checked.
+ENGINE_PAUSED = "risk_engine_paused"
+KILL_SWITCH = "risk_kill_switch_engaged"
+STALE = "risk_signal_stale"
+LOW_SCORE = "risk_score_below_min"
+NO_BALANCE = "risk_no_balance"
+MAX_CONCURRENT = "risk_max_concurrent_positions_exceeded"
+MAX_PER_SYMBOL = "risk_max_positions_per_symbol_exceeded"
+OPPOSITE_OPEN = "risk_opposite_position_open"
+CORRELATED = "risk_correlation_group_exposed"
+DAILY_LOSS = "risk_daily_loss_limit_reached"
+SPREAD = "risk_spread_too_wide"
+
+REASONS = (ENGINE_PAUSED, KILL_SWITCH, STALE, LOW_SCORE, NO_BALANCE, MAX_CONCURRENT,
+           MAX_PER_SYMBOL, OPPOSITE_OPEN, CORRELATED, DAILY_LOSS, SPREAD)
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    max_concurrent: int = 2
+    max_per_symbol: int = 1
+    decision_min_score: float = 0.0
+    signal_max_age_s: float = 120.0
+    min_balance: float = 0.0
+    daily_loss_limit: float | None = None        # account currency
+    daily_loss_limit_pct: float | None = None    # percent of balance
+    max_spread_points: float | None = None
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What is at risk right now, for the accounts a signal would trade on.
+
+    Counts are the worst (largest) over those accounts; balance the smallest;
+    open positions and orders in flight both count.
+    """
+
+    balance: float
+    open_total: int = 0
+    open_on_symbol: int = 0
+    directions_on_symbol: frozenset[str] = frozenset()
+    group_directions: frozenset[str] = frozenset()   # open in the bot's correlation group, other symbols
+    pnl_today: float = 0.0                           # realized + unrealized today (negative = loss)
+    spread_points: float | None = None
+    engine_paused: bool = False
+    kill_switch_engaged: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["open", "reject"]
+    reason: str
+    detail: str = ""
+
+    @property
+    def approved(self) -> bool:
+        return self.action == "open"
+
+
+def signal_age(signal: Signal, now: float) -> float:
+    """Seconds since the signal bar closed."""
+    return now - (signal.bar_time + BAR_SECONDS)
+
+
+def daily_loss_cap(limits: RiskLimits, balance: float) -> float | None:
+    caps = []
+    if limits.daily_loss_limit is not None:
+        caps.append(limits.daily_loss_limit)
+    if limits.daily_loss_limit_pct is not None:
+        caps.append(balance * limits.daily_loss_limit_pct / 100.0)
+    return min(caps) if caps else None
+
+
+def decide(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> Decision:
+    def reject(reason: str, detail: str) -> Decision:
+        return Decision("reject", reason, detail)
+
+    if exposure.engine_paused:
+        return reject(ENGINE_PAUSED, "the engine is paused (scalper resume lifts it)")
+    if exposure.kill_switch_engaged:
+        return reject(KILL_SWITCH, "the bot's kill-switch is engaged")
+    age = signal_age(signal, now)
+    if age > limits.signal_max_age_s:
+        return reject(STALE, f"signal is {age:.0f}s old, limit {limits.signal_max_age_s:.0f}s")
+    if signal.score < limits.decision_min_score:
+        return reject(LOW_SCORE, f"score {signal.score:.3f} < {limits.decision_min_score:.3f}")
+    if exposure.balance <= limits.min_balance or exposure.balance <= 0:
+        return reject(NO_BALANCE, f"balance {exposure.balance:.2f}")
+    if exposure.open_total >= limits.max_concurrent:
+        return reject(MAX_CONCURRENT, f"{exposure.open_total} open, limit {limits.max_concurrent}")
+    if exposure.open_on_symbol >= limits.max_per_symbol:
+        return reject(MAX_PER_SYMBOL, f"{exposure.open_on_symbol} open on the symbol, limit {limits.max_per_symbol}")
+    opposite = "sell" if signal.direction == "buy" else "buy"
+    if opposite in exposure.directions_on_symbol:
+        return reject(OPPOSITE_OPEN, f"a {opposite} is open on the symbol")
+    if signal.direction in exposure.group_directions:
+        return reject(CORRELATED, f"a correlated symbol already has a {signal.direction} open")
+    cap = daily_loss_cap(limits, exposure.balance)
+    if cap is not None and -exposure.pnl_today >= cap:
+        return reject(DAILY_LOSS, f"today's P&L {exposure.pnl_today:.2f}, limit -{cap:.2f}")
+    if (limits.max_spread_points is not None and exposure.spread_points is not None
+            and exposure.spread_points > limits.max_spread_points):
+        return reject(SPREAD, f"spread {exposure.spread_points:.0f} > {limits.max_spread_points:.0f} points")
+    return Decision("open", APPROVED, "")

@@ -1,0 +1,56 @@
+"""History scan: every raw signal (before risk) the strategies give on a history.
+
+Used by the `scan` command and by the backtester. Each bar t from lookback-1 on
+is evaluated on its own window t-lookback+1 .. t, exactly as the live engine
+would, but for all bars at once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable, Mapping
+
+from scalper.core.bars import Bars
+from scalper.core.signals import Signal
+from scalper.core.strategies import STRATEGY_NAMES, ScanResult, get, resolve_params
+from scalper.core.strategies.views import HistoryView
+
+__all__ = ["ScanResult", "format_bar_time", "scan_history", "signals_to_rows"]
+
+_ORDER = {name: i for i, name in enumerate(STRATEGY_NAMES)}
+
+
+def scan_history(history: Bars, strategies: list[str] | None = None,
+                 params: Mapping[str, Mapping] | None = None, lookback: int = 100) -> ScanResult:
+    """Scan `history` with `strategies` (default: all, canonical order).
+
+    `params` maps a strategy name to its overrides; they are validated like a
+    config's (ValueError saying what to fix).
+    """
+    if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1:
+        raise ValueError(f"lookback={lookback!r} must be a whole number of bars of at least 1")
+    names = list(STRATEGY_NAMES if strategies is None else strategies)
+    params = dict(params or {})
+    for name in [*names, *params]:
+        get(name)  # unknown names fail here, listing the valid ones
+    view = HistoryView(history, lookback)  # shared: indicators are computed once
+    result = ScanResult(evaluated=view.count)
+    for name in names:
+        part = get(name).STRATEGY.scan_view(view, resolve_params(name, params.get(name), lookback))
+        result.signals.extend(part.signals)
+        for reason, count in part.skips.items():
+            result.skips[reason] = result.skips.get(reason, 0) + count
+    result.signals.sort(key=lambda s: (s.bar_time, _ORDER[s.strategy]))
+    return result
+
+
+def format_bar_time(epoch: int) -> str:
+    """'YYYY-MM-DD HH:MM:SS' of an epoch value read as UTC (the file's own clock)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+
+
+def signals_to_rows(signals: Iterable[Signal]) -> list[dict]:
+    """Rows of the scan output: bar_time, strategy, direction, entry, sl, tp, score."""
+    return [{"bar_time": format_bar_time(s.bar_time), "strategy": s.strategy,
+             "direction": s.direction, "entry": float(s.entry), "sl": float(s.sl),
+             "tp": float(s.tp), "score": float(s.score)} for s in signals]

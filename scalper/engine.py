@@ -1,0 +1,525 @@
+"""One engine pass (`scalper run-once`): the one place that sequences
+feed → core → ledger → broker. Everything it decides comes from `scalper.core`;
+everything it remembers goes through the ledger; every order through the desk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from scalper.brokers.base import Broker
+from scalper.clock import Clock, iso
+from scalper.config import AccountConfig, BotConfig, Config
+from scalper.core import risk, strategies, upkeep
+from scalper.core.bars import BAR_SECONDS, Bars
+from scalper.core.signals import Signal, Skip
+from scalper.core.sizing import order_volume
+from scalper.errors import BadInput, BrokerUnavailable, DataError, FeedUnavailable, ScalperError
+from scalper.faults import crash_point
+from scalper.feeds.base import Feed
+from scalper.ledger import Ledger, run_lock
+from scalper.orders import OrderDesk, RetryPolicy
+from scalper.symbols import spec_for
+
+log = logging.getLogger("scalper.engine")
+
+BrokerFactory = Callable[[AccountConfig], Broker]
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    started_at: str
+    as_of: str
+    dry_run: bool = False
+    duration_s: float = 0.0
+    bots_run: list[str] = field(default_factory=list)
+    bots_skipped: list[dict] = field(default_factory=list)
+    signals: int = 0                       # new signals recorded by this run
+    signals_by_strategy: dict[str, int] = field(default_factory=dict)
+    duplicate_signals: int = 0             # seen again (already decided by an earlier run)
+    skips: dict[str, int] = field(default_factory=dict)
+    decisions: dict[str, int] = field(default_factory=dict)
+    orders: dict[str, int] = field(default_factory=dict)
+    orders_created: int = 0
+    positions: dict[str, int] = field(default_factory=dict)
+    kill_switches: list[dict] = field(default_factory=list)
+    reconciled: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    exit_code: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def dedupe_key(bot: str, signal: Signal, symbol: str) -> str:
+    return f"{bot}|{signal.strategy}|{symbol}|{signal.bar_time}|{signal.direction}"
+
+
+def day_start(now: float) -> float:
+    d = datetime.fromtimestamp(now, tz=timezone.utc)
+    return datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp()
+
+
+class Engine:
+    def __init__(self, cfg: Config, *, ledger_path, clock: Clock, feed: Feed, broker_factory: BrokerFactory,
+                 dry_run: bool = False, sleep: Callable[[float], None] = time.sleep):
+        self.cfg = cfg
+        self.ledger_path = ledger_path
+        self.clock = clock
+        self.feed = feed
+        self.broker_factory = broker_factory
+        self.dry_run = dry_run
+        self.sleep = sleep
+        self.specs = cfg.symbol_overrides()
+
+    # ------------------------------------------------------------------------
+    def run_once(self, bot_names: list[str] | None = None) -> RunSummary:
+        unknown = [n for n in (bot_names or []) if n not in {b.name for b in self.cfg.bots}]
+        if unknown:
+            raise BadInput(f"no bot named {unknown[0]!r}", where="--bot",
+                           fix=f"use one of: {', '.join(b.name for b in self.cfg.bots) or '(no bots defined)'}")
+        with run_lock(self.ledger_path):
+            if self.dry_run:
+                ledger = Ledger.snapshot(self.ledger_path)
+            else:
+                ledger = Ledger(self.ledger_path)
+            with ledger:
+                return _Pass(self, ledger, bot_names).run()
+
+
+class _Pass:
+    """The state of one run-once pass."""
+
+    def __init__(self, engine: Engine, ledger: Ledger, bot_names: list[str] | None):
+        self.e = engine
+        self.cfg = engine.cfg
+        self.ledger = ledger
+        self.now = engine.clock.now()
+        self.t0 = time.perf_counter()
+        self.run_id = uuid.uuid4().hex[:16]
+        self.summary = RunSummary(run_id=self.run_id, started_at=iso(time.time()), as_of=iso(self.now),
+                                  dry_run=engine.dry_run)
+        self.bot_names = bot_names
+        self.brokers: dict[int, Broker] = {}
+        self.unreachable: dict[int, str] = {}
+        self.balances: dict[int, float] = {}
+        self.orders = Counter()
+        self.desk = OrderDesk(ledger, engine.clock, run_id=self.run_id, sleep=engine.sleep,
+                              policy=RetryPolicy(attempts=self.cfg.engine.retry_attempts,
+                                                 budget_s=self.cfg.engine.retry_budget_s),
+                              on_event=self._on_event)
+
+    def _on_event(self, kind: str, data: dict) -> None:
+        if kind == "order_status":
+            self.orders[data["status"]] += 1
+
+    # ------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        s = self.summary
+        with self.ledger.tx() as c:
+            self.ledger.insert(c, "runs", {"id": self.run_id, "started_at": s.started_at, "as_of": s.as_of,
+                                           "status": "running", "pid": os.getpid(),
+                                           "dry_run": int(self.e.dry_run)})
+        status = "ok"
+        try:
+            self._run()
+            if s.bots_skipped and all(b["reason"] == "engine_paused" for b in s.bots_skipped) and not s.bots_run:
+                status = "paused"
+        except ScalperError as exc:
+            status = "unavailable" if exc.exit_code == 3 else "error"
+            s.errors.append(str(exc))
+            s.exit_code = exc.exit_code
+        except Exception as exc:  # recorded, then re-raised for the CLI's exit 1
+            s.errors.append(f"{type(exc).__name__}: {exc}")
+            s.exit_code = 1
+            self._finish("error")
+            raise
+        finally:
+            for b in self.brokers.values():
+                try:
+                    b.close()
+                except Exception:
+                    pass
+        if self.unreachable and not s.exit_code:
+            s.exit_code = 3
+            status = "unavailable"
+        self._finish(status)
+        return s
+
+    def _finish(self, status: str) -> None:
+        s = self.summary
+        s.orders = dict(self.orders)
+        s.duration_s = round(time.perf_counter() - self.t0, 4)
+        try:
+            with self.ledger.tx() as c:
+                self.ledger.update_run(c, self.run_id, finished_at=iso(time.time()), duration_s=s.duration_s,
+                                       status=status, summary=json.dumps(s.to_dict(), sort_keys=True))
+        except ScalperError as exc:
+            s.errors.append(str(exc))
+            s.exit_code = s.exit_code or exc.exit_code
+
+    # ------------------------------------------------------------------------
+    def _run(self) -> None:
+        s = self.summary
+        paused, why = self.ledger.paused()
+        candidates = [b for b in self.cfg.bots if not self.bot_names or b.name in self.bot_names]
+        if paused:
+            for b in candidates:
+                s.bots_skipped.append({"bot": b.name, "reason": "engine_paused", "detail": why or ""})
+            return
+        bots: list[BotConfig] = []
+        for b in candidates:
+            if not b.enabled:
+                s.bots_skipped.append({"bot": b.name, "reason": "disabled"})
+            elif b.engine_mode != "scalper":
+                s.bots_skipped.append({"bot": b.name, "reason": f"engine_mode_{b.engine_mode}"})
+            else:
+                bots.append(b)
+        if not bots:
+            return
+
+        self._connect({a for b in bots for a in b.accounts})
+        magics = {b.magic_number: b.name for b in self.cfg.bots}
+        if not self.e.dry_run:
+            self._reconcile(magics)
+
+        windows = self._fetch_bars(bots)
+        for bot in bots:
+            reachable = [a for a in bot.accounts if a in self.brokers]
+            if not reachable:
+                s.bots_skipped.append({"bot": bot.name, "reason": "broker_unavailable"})
+                continue
+            got = windows.get(bot.symbol)
+            if isinstance(got, str):
+                s.bots_skipped.append({"bot": bot.name, "reason": got})
+                continue
+            self._run_bot(bot, got.tail(bot.lookback))
+            s.bots_run.append(bot.name)
+
+        if not self.e.dry_run:
+            self._upkeep(bots, magics)
+
+    # --- edges ----------------------------------------------------------------
+    def _connect(self, account_ids: set[int]) -> None:
+        for acc_id in sorted(account_ids):
+            acc = self.cfg.account(acc_id)
+            try:
+                broker = self.e.broker_factory(acc)
+                broker.connect()
+                self.balances[acc_id] = broker.account_info().balance
+                self.brokers[acc_id] = broker
+            except BrokerUnavailable as exc:
+                self.unreachable[acc_id] = str(exc)
+                self.summary.errors.append(f"account {acc.label}: {exc}")
+        if self.unreachable and not self.brokers:
+            raise BrokerUnavailable("; ".join(self.summary.errors))
+
+    def _reconcile(self, magics: dict[int, str]) -> None:
+        for acc_id, broker in self.brokers.items():
+            broker.sync()
+            self.summary.reconciled += self.desk.reconcile_orders(broker, acc_id, self._order_still_fresh)
+            counts = self.desk.sync_positions(broker, acc_id, magics)
+            for k, v in counts.items():
+                if v and k != "updated":
+                    self.summary.positions[k] = self.summary.positions.get(k, 0) + v
+
+    def _order_still_fresh(self, order: dict) -> bool:
+        """May an order that never left be sent now? Closes always; opens while their signal is fresh."""
+        if order["kind"] != "open" or order["signal_id"] is None:
+            return order["kind"] == "close"
+        sig = self.ledger.one("SELECT bar_ts FROM signals WHERE id = ?", (order["signal_id"],))
+        try:
+            limit = self.cfg.bot(order["bot"]).risk.signal_max_age_s
+        except KeyError:
+            return False
+        return sig is not None and self.now - (sig["bar_ts"] + BAR_SECONDS) <= limit
+
+    def _fetch_bars(self, bots: list[BotConfig]) -> dict[str, Bars | str]:
+        """Closed bars once per symbol (the most any bot on it needs), or why not."""
+        need: dict[str, int] = defaultdict(int)
+        for b in bots:
+            need[b.symbol] = max(need[b.symbol], b.lookback)
+        out: dict[str, Bars | str] = {}
+        max_age = self.cfg.feed.max_bar_age_s
+        for symbol, count in need.items():
+            try:
+                bars = self.e.feed.closed_bars(symbol, count, self.now)
+            except FeedUnavailable as exc:
+                self.summary.errors.append(f"feed {symbol}: {exc}")
+                out[symbol] = "feed_unavailable"
+                self.summary.exit_code = 3
+                continue
+            except DataError as exc:
+                self.summary.errors.append(f"feed {symbol}: {exc}")
+                out[symbol] = "feed_bad_data"
+                self.summary.exit_code = 2
+                continue
+            if len(bars) == 0:
+                out[symbol] = "feed_no_bars"
+                continue
+            age = self.now - (int(bars.time[-1]) + BAR_SECONDS)
+            if age > max_age:
+                self.summary.errors.append(
+                    f"feed {symbol}: newest closed bar is {age:.0f}s old (limit {max_age}s); not trading on it")
+                out[symbol] = "feed_stale"
+                continue
+            out[symbol] = bars
+        return out
+
+    # --- one bot --------------------------------------------------------------
+    def _run_bot(self, bot: BotConfig, window: Bars) -> None:
+        s = self.summary
+        for name in bot.strategies:
+            outcome = strategies.evaluate(name, window, bot.params_for(name))
+            if isinstance(outcome, Skip):
+                s.skips[outcome.reason] = s.skips.get(outcome.reason, 0) + 1
+                continue
+            self._handle_signal(bot, outcome, window)
+
+    def _handle_signal(self, bot: BotConfig, signal: Signal, window: Bars) -> None:
+        s = self.summary
+        key = dedupe_key(bot.name, signal, bot.symbol)
+        signal_id, created = self._record_signal(bot, signal, key)
+        if created:
+            s.signals += 1
+            s.signals_by_strategy[signal.strategy] = s.signals_by_strategy.get(signal.strategy, 0) + 1
+        crash_point("after_signal")
+        decision_row = self.ledger.one("SELECT * FROM decisions WHERE signal_id = ?", (signal_id,))
+        if decision_row is None:
+            decision = risk.decide(signal, self._exposure(bot, window), _limits(bot), self.now)
+            with self.ledger.tx() as c:
+                self.ledger.insert(c, "decisions", {
+                    "signal_id": signal_id, "run_id": self.run_id, "bot": bot.name, "action": decision.action,
+                    "reason": decision.reason, "detail": decision.detail, "created_at": iso(self.now)})
+            s.decisions[decision.reason] = s.decisions.get(decision.reason, 0) + 1
+            crash_point("after_decision")
+            approved = decision.approved
+        else:
+            if not created:
+                s.duplicate_signals += 1
+            # Decided by an earlier (interrupted) run: send only while the signal is still fresh.
+            approved = (decision_row["action"] == "open"
+                        and risk.signal_age(signal, self.now) <= bot.risk.signal_max_age_s)
+        if not approved or self.e.dry_run:
+            return
+        if not bot.auto_trade:
+            return
+        self._fan_out(bot, signal, signal_id, key)
+
+    def _record_signal(self, bot: BotConfig, signal: Signal, key: str) -> tuple[int, bool]:
+        with self.ledger.tx() as c:
+            row = c.execute("SELECT id FROM signals WHERE dedupe_key = ?", (key,)).fetchone()
+            if row:
+                return int(row[0]), False
+            sid = self.ledger.insert(c, "signals", {
+                "dedupe_key": key, "run_id": self.run_id, "bot": bot.name, "strategy": signal.strategy,
+                "symbol": bot.symbol, "bar_time": iso(signal.bar_time), "bar_ts": int(signal.bar_time),
+                "direction": signal.direction, "entry": signal.entry, "sl": signal.sl, "tp": signal.tp,
+                "score": signal.score, "params": json.dumps(dict(signal.params), sort_keys=True),
+                "created_at": iso(self.now)})
+            return sid, True
+
+    def _fan_out(self, bot: BotConfig, signal: Signal, signal_id: int, key: str) -> None:
+        """One order per broker account of the bot."""
+        for acc_id in bot.accounts:
+            broker = self.brokers.get(acc_id)
+            spec = self._spec(broker, bot.symbol)
+            volume = order_volume(qty=bot.volume, spec=spec, risk_percent=bot.risk.risk_percent,
+                                  balance=self.balances.get(acc_id), risk_per_unit=signal.risk)
+            order, created = self.desk.record_intent(
+                signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
+                side=signal.direction, volume=volume, sl=spec.round_price(signal.sl),
+                tp=spec.round_price(signal.tp), magic=bot.magic_number)
+            if created:
+                self.summary.orders_created += 1
+            crash_point("after_intent")
+            if broker is None:
+                self._fail_order(order, f"account {acc_id} unreachable: {self.unreachable.get(acc_id, '')}")
+                continue
+            self.desk.send(broker, order)
+
+    def _fail_order(self, order: dict, message: str) -> None:
+        if order["status"] != "new":
+            return
+        with self.ledger.tx() as c:
+            self.ledger.update(c, "orders", order["id"], {"status": "error", "message": message,
+                                                          "updated_at": iso(self.now)})
+        self.orders["error"] += 1
+
+    def _spec(self, broker: Broker | None, symbol: str):
+        if broker is not None:
+            try:
+                return broker.symbol_spec(symbol)
+            except Exception:
+                pass
+        return spec_for(symbol, self.specs)
+
+    # --- exposure for the risk decision ----------------------------------------
+    def _exposure(self, bot: BotConfig, window: Bars) -> risk.Exposure:
+        accounts = [a for a in bot.accounts if a in self.brokers]
+        positions = self.ledger.open_positions(accounts)
+        inflight = [o for o in self.ledger.orders_in_flight(accounts) if o["kind"] == "open"]
+        group_symbols = {m for g in self.cfg.groups_of(bot.symbol) for m in self.cfg.correlation_groups[g]}
+        from scalper.symbols import root_symbol
+
+        group_roots = {root_symbol(m) for m in group_symbols} - {root_symbol(bot.symbol)}
+        totals, on_symbol = Counter(), Counter()
+        directions, group_dirs = set(), set()
+        for item in positions + inflight:
+            acc = item["account_id"]
+            totals[acc] += 1
+            if item["symbol"] == bot.symbol:
+                on_symbol[acc] += 1
+                directions.add(item["side"])
+            elif root_symbol(item["symbol"]) in group_roots:
+                group_dirs.add(item["side"])
+        since = iso(day_start(self.now))
+        bot_positions = [p for p in positions if p["bot"] == bot.name]
+        realized = self.ledger.one(
+            "SELECT COALESCE(SUM(profit), 0) AS p FROM positions WHERE bot = ? AND status = 'closed' "
+            "AND closed_at >= ?", (bot.name, since))["p"]
+        unrealized = sum(p["unrealized"] or 0.0 for p in bot_positions)
+        spread = None
+        if len(window) and not (window.spread[-1] != window.spread[-1]):  # not NaN
+            spread = float(window.spread[-1])
+        elif accounts:
+            try:
+                q = self.brokers[accounts[0]].quote(bot.symbol)
+                spread = (q.ask - q.bid) / self._spec(self.brokers[accounts[0]], bot.symbol).point
+            except Exception:
+                spread = None
+        return risk.Exposure(
+            balance=min((self.balances.get(a, 0.0) for a in accounts), default=0.0),
+            open_total=max(totals.values(), default=0),
+            open_on_symbol=max(on_symbol.values(), default=0),
+            directions_on_symbol=frozenset(directions),
+            group_directions=frozenset(group_dirs),
+            pnl_today=float(realized) + unrealized,
+            spread_points=spread,
+            kill_switch_engaged=self.ledger.kill_switch(bot.name) is not None,
+        )
+
+    # --- position upkeep -------------------------------------------------------
+    def _upkeep(self, bots: list[BotConfig], magics: dict[int, str]) -> None:
+        s = self.summary
+        by_name = {b.name: b for b in self.cfg.bots}
+        for acc_id, broker in self.brokers.items():
+            broker.sync()
+            live = broker.positions()
+            counts = self.desk.sync_positions(broker, acc_id, magics, live)
+            for k, v in counts.items():
+                if v and k != "updated":
+                    s.positions[k] = s.positions.get(k, 0) + v
+            self._trail(broker, acc_id, live, by_name)
+            self.balances[acc_id] = broker.account_info().balance
+        for bot in bots:
+            self._check_kill_switch(bot)
+        self._update_daily_pnl()
+
+    def _trail(self, broker: Broker, acc_id: int, live, by_name: dict[str, BotConfig]) -> None:
+        rows = {r["ticket"]: r for r in self.ledger.open_positions([acc_id])}
+        for p in live:
+            row = rows.get(p.ticket)
+            bot = by_name.get(row["bot"]) if row and row["bot"] else None
+            if not bot or not bot.risk.trailing.enabled or p.price_current is None or row["initial_sl"] is None:
+                continue
+            new_sl = upkeep.trailing_stop(p.side, p.price_open, row["initial_sl"], p.sl, p.price_current,
+                                          activate_r=bot.risk.trailing.activate_r,
+                                          distance_r=bot.risk.trailing.distance_r)
+            if new_sl is None:
+                continue
+            new_sl = self._spec(broker, p.symbol).round_price(new_sl)
+            if p.sl is not None and abs(new_sl - p.sl) < 1e-12:
+                continue
+            result = broker.modify_stops(p.ticket, new_sl, p.tp)
+            with self.ledger.tx() as c:
+                if result.ok:
+                    c.execute("UPDATE positions SET sl = ? WHERE id = ?", (new_sl, row["id"]))
+                self.ledger.audit(c, self.now, "trailing_stop",
+                                  f"position {p.ticket}: SL {p.sl} → {new_sl} ({result.code} {result.message})",
+                                  run_id=self.run_id, bot=bot.name, account_id=acc_id)
+            if result.ok:
+                self.summary.positions["trailed"] = self.summary.positions.get("trailed", 0) + 1
+
+    def _check_kill_switch(self, bot: BotConfig) -> None:
+        if not bot.risk.kill_switch or self.ledger.kill_switch(bot.name):
+            return
+        accounts = [a for a in bot.accounts if a in self.brokers]
+        positions = [p for p in self.ledger.open_positions(accounts) if p["bot"] == bot.name]
+        unrealized = sum(p["unrealized"] or 0.0 for p in positions)
+        balance = min((self.balances.get(a, 0.0) for a in accounts), default=0.0)
+        reason = upkeep.kill_switch_tripped(unrealized, balance, loss_limit=bot.risk.kill_switch_loss,
+                                            loss_limit_pct=bot.risk.kill_switch_loss_pct)
+        source = "unrealized_loss"
+        if reason is None:
+            cap = risk.daily_loss_cap(_limits(bot), balance)
+            realized = self.ledger.one(
+                "SELECT COALESCE(SUM(profit), 0) AS p FROM positions WHERE bot = ? AND status = 'closed' "
+                "AND closed_at >= ?", (bot.name, iso(day_start(self.now))))["p"]
+            if cap is not None and -(realized + unrealized) >= cap:
+                reason, source = f"today's P&L {realized + unrealized:.2f} reached the daily loss limit -{cap:.2f}", \
+                    "daily_loss"
+        if reason is None:
+            return
+        with self.ledger.tx() as c:
+            self.ledger.set_kill_switch(c, bot.name, True, source=source, reason=reason, now=self.now)
+            self.ledger.audit(c, self.now, "kill_switch", f"engaged: {reason}", run_id=self.run_id, bot=bot.name)
+        closed = close_bot_positions(self.ledger, self.desk, self.brokers, bot, positions)
+        self.summary.kill_switches.append({"bot": bot.name, "source": source, "reason": reason,
+                                           "positions_closed": closed})
+
+    def _update_daily_pnl(self) -> None:
+        update_daily_pnl(self.ledger, day_start(self.now))
+
+
+def close_bot_positions(ledger: Ledger, desk: OrderDesk, brokers: dict[int, Broker], bot: BotConfig,
+                        positions: list[dict]) -> int:
+    """Close positions through the desk (intent first, like any order). Returns how many closed."""
+    closed = 0
+    for p in positions:
+        broker = brokers.get(p["account_id"])
+        if broker is None:
+            continue
+        order, _ = desk.record_intent(signal_id=p["signal_id"], dedupe_key=f"close|{p['account_id']}|{p['ticket']}",
+                                      account_id=p["account_id"], bot=bot.name, symbol=p["symbol"],
+                                      side="sell" if p["side"] == "buy" else "buy", volume=p["volume"],
+                                      sl=None, tp=None, magic=bot.magic_number, kind="close",
+                                      position_ticket=p["ticket"])
+        row = desk.send(broker, order)
+        if row["status"] == "filled" or row["code"] == 10036:
+            closed += 1
+    for acc_id in {p["account_id"] for p in positions}:
+        if acc_id in brokers:
+            desk.sync_positions(brokers[acc_id], acc_id, {bot.magic_number: bot.name})
+    return closed
+
+
+def update_daily_pnl(ledger: Ledger, since: float) -> None:
+    """Rebuild pnl_daily rows from closed positions, from `since` (a UTC day start) on."""
+    since_iso = iso(since)
+    with ledger.tx() as c:
+        c.execute("DELETE FROM pnl_daily WHERE day >= ?", (since_iso[:10],))
+        c.execute("""
+            INSERT INTO pnl_daily (day, bot, account_id, realized, trades, wins, losses)
+            SELECT substr(closed_at, 1, 10), COALESCE(bot, '(adopted)'), account_id,
+                   SUM(COALESCE(profit, 0)), COUNT(*),
+                   SUM(CASE WHEN profit > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN profit < 0 THEN 1 ELSE 0 END)
+            FROM positions WHERE status = 'closed' AND closed_at >= ?
+            GROUP BY 1, 2, 3""", (since_iso,))
+
+
+def _limits(bot: BotConfig) -> risk.RiskLimits:
+    r = bot.risk
+    return risk.RiskLimits(max_concurrent=r.max_concurrent, max_per_symbol=r.max_per_symbol,
+                           decision_min_score=r.decision_min_score, signal_max_age_s=r.signal_max_age_s,
+                           min_balance=r.min_balance, daily_loss_limit=r.daily_loss_limit,
+                           daily_loss_limit_pct=r.daily_loss_limit_pct, max_spread_points=r.max_spread_points)

@@ -1,0 +1,430 @@
+"""Bar files (CSV): reading them with precise errors, and the CSV feed.
+
+The contract is docs/cli.md, "CSV bar files". A file is parsed once with
+pandas and then validated on whole columns; only when something is wrong do we
+go looking for the first offending line, so that a good 370,000-row file costs
+one parse and a handful of numpy passes.
+
+Line numbers in messages are physical lines of the file (the header is line 1),
+so a user can open the file at the line we name.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_numeric_dtype
+
+from scalper.clock import bar_iso
+from scalper.core.bars import BAR_SECONDS, Bars
+from scalper.errors import DataError
+from scalper.symbols import root_symbol
+
+PRICE_FIELDS = ("open", "high", "low", "close")
+# Header names, after lower-casing and stripping <angle brackets>, quotes and
+# spaces. The first name present wins: MT5 exports carry both <TICKVOL> and
+# <VOL> (real volume, usually 0), and tick volume is the one we want.
+TIME_NAMES = ("time", "datetime", "timestamp", "date")
+VOLUME_NAMES = ("tick_volume", "tickvol", "volume")
+SPREAD_NAMES = ("spread",)
+SEPARATORS = (",", ";", "\t")
+EPOCH_MAX = 10**10  # epoch seconds past this (year 2286) are really milliseconds or garbage
+
+HEADER_FIX = ("start the file with a header line naming time (or date/datetime), open, high, low, close "
+              "and optionally tick_volume/volume and spread, separated by commas, semicolons or tabs")
+TIME_FORMATS = "'YYYY-MM-DD HH:MM:SS', 'YYYY.MM.DD HH:MM' or integer epoch seconds"
+SKIP_HINT = "or drop bad rows with --skip-bad-rows where the command offers it"
+
+
+# --- reading ------------------------------------------------------------------
+def read_bars(path: str | Path, *, skip_bad_rows: bool = False) -> tuple[Bars, list[str]]:
+    """Read an M1 bar file. Returns (bars, warnings).
+
+    Bad rows raise DataError naming the line and the problem, or, with
+    `skip_bad_rows`, are dropped with one warning per kind of problem. A file
+    without the required columns or without data rows always raises.
+    """
+    table = _BarTable.parse(Path(path))
+    problems = table.problems()
+    if problems and not skip_bad_rows:
+        raise table.first_error(problems)
+    keep = ~table.blank
+    for _, rows in problems:
+        keep[rows] = False
+    if not keep.any():
+        raise DataError("no valid bars: every data row is bad", path=str(table.path),
+                        fix="check that this is an M1 bar file; " + "; ".join(table.warnings(problems)))
+    return table.bars(keep), table.warnings(problems)
+
+
+@dataclass
+class _Column:
+    """One parsed column: its header name as written, float values, and the raw cells."""
+
+    name: str
+    values: np.ndarray
+    missing: np.ndarray     # empty cell
+    unreadable: np.ndarray  # a cell that is not a number / not a time
+    raw: pd.Series
+
+
+@dataclass
+class _BarTable:
+    """A parsed, not yet validated bar file. Row i is line `first_line + i` of the file."""
+
+    path: Path
+    first_line: int
+    blank: np.ndarray        # empty lines: ignored
+    too_wide: np.ndarray     # row indices with more fields than the header
+    n_header_fields: int
+    columns: dict[str, _Column]  # time, open, high, low, close[, volume][, spread]
+    good: np.ndarray | None = None  # rows that passed the per-row checks (set by problems())
+
+    # -- parsing --
+    @classmethod
+    def parse(cls, path: Path) -> "_BarTable":
+        text = _read_text(path)
+        body = text.lstrip()
+        if not body:
+            raise DataError("the file is empty", path=str(path), fix=HEADER_FIX)
+        header_line = len(_LINE_END.findall(text[:len(text) - len(body)])) + 1
+        header = _LINE_END.split(body, maxsplit=1)[0]
+        if _is_quoted_line_export(header):
+            body = "\n".join(_unquote_line(line) for line in _LINE_END.split(body))
+            header = _unquote_line(header)
+        sep = max(SEPARATORS, key=header.count)
+        names = [_clean_name(name) for name in header.split(sep)]
+        fields = _pick_fields(names, path, header_line)
+        frame, too_wide = _read_frame(path, body, sep, names, fields)
+        blank = frame.isna().all(axis=1).to_numpy().copy()
+        blank[too_wide] = False
+        if blank.all():
+            raise DataError("no bars: the file has a header line but no data rows", path=str(path),
+                            fix="export some bars below the header line")
+        columns = {"time": _time_column(frame, fields, names)}
+        columns.update((f, _numeric_column(names[i], frame[i])) for f, i in fields.items()
+                       if f not in ("time", "date"))
+        return cls(path, header_line + 1, blank, too_wide, len(names), columns)
+
+    # -- validation --
+    def problems(self) -> list[tuple[str, np.ndarray]]:
+        """(kind, row indices) for each kind of bad row found; a row counts once, under its first problem."""
+        c = self.columns
+        n = len(self.blank)
+        o, h, lo, cl = (c[f].values for f in PRICE_FIELDS)
+        counts = [c[f].values for f in ("volume", "spread") if f in c]
+        with np.errstate(invalid="ignore"):
+            checks = [
+                ("too_wide", _mask_of(self.too_wide, n)),
+                ("missing", np.logical_or.reduce([col.missing for col in c.values()])),
+                ("bad_time", c["time"].unreadable),
+                ("not_number", np.logical_or.reduce([col.unreadable for col in c.values()])),
+                ("non_positive", np.minimum.reduce([o, h, lo, cl]) <= 0),
+                ("high_below_low", h < lo),
+                ("outside_range", (o < lo) | (o > h) | (cl < lo) | (cl > h)),
+                ("negative", np.logical_or.reduce([v < 0 for v in counts]) if counts else np.zeros(n, bool)),
+            ]
+        bad = self.blank.copy()
+        found = []
+        for kind, mask in checks:
+            rows = np.flatnonzero(mask & ~bad)
+            bad[rows] = True
+            found.append((kind, rows))
+        self.good = np.flatnonzero(~bad)
+        found += self._order_problems()
+        return [(kind, rows) for kind, rows in found if len(rows)]
+
+    def _order_problems(self) -> list[tuple[str, np.ndarray]]:
+        """Duplicate times (the first is kept) and rows that go back in time, among good rows."""
+        t = self.columns["time"].values[self.good]
+        duplicate = pd.Series(t).duplicated(keep="first").to_numpy()
+        latest_before = np.concatenate(([-np.inf], np.maximum.accumulate(t)[:-1]))
+        backwards = (t < latest_before) & ~duplicate
+        return [("duplicate", self.good[duplicate]), ("out_of_order", self.good[backwards])]
+
+    # -- reporting --
+    def line(self, row: int) -> int:
+        return self.first_line + int(row)
+
+    def first_error(self, problems: list[tuple[str, np.ndarray]]) -> DataError:
+        kind, rows = min(problems, key=lambda p: p[1][0])
+        row = int(rows[0])
+        where, message, fix = self._explain(kind, row)
+        others = sum(len(r) for _, r in problems) - 1
+        if others:
+            message += f" ({others} more bad row{'s' if others > 1 else ''} in the file)"
+        return DataError(message, path=str(self.path), line=self.line(row), where=where, fix=fix)
+
+    def warnings(self, problems: list[tuple[str, np.ndarray]]) -> list[str]:
+        out = []
+        for kind, rows in problems:
+            shown = ", ".join(str(self.line(r)) for r in rows[:5]) + (", …" if len(rows) > 5 else "")
+            plural = "s" if len(rows) > 1 else ""
+            out.append(f"{self.path}: skipped {len(rows)} row{plural} with {_KIND_LABELS[kind]} "
+                       f"(line{plural} {shown})")
+        return out
+
+    def _explain(self, kind: str, row: int) -> tuple[str | None, str, str]:
+        """(where, message, fix) for bad row `row`, whose first problem is `kind`."""
+        c = self.columns
+        fix = f"correct or delete line {self.line(row)}, {SKIP_HINT}"
+        if kind == "too_wide":
+            return None, f"the row has more fields than the header's {self.n_header_fields}", fix
+        if kind == "missing":
+            col = next(col for col in c.values() if col.missing[row])
+            return col.name, "missing value", fix
+        if kind in ("bad_time", "not_number"):
+            col = next(col for col in c.values() if col.unreadable[row])
+            what = f"a time (expected {TIME_FORMATS})" if kind == "bad_time" else "a number"
+            return col.name, f"{col.raw.iloc[row]!r} is not {what}", fix
+        value = {f: col.values[row] for f, col in c.items()}
+        if kind == "non_positive":
+            field = next(f for f in PRICE_FIELDS if value[f] <= 0)
+            return c[field].name, f"non-positive price {_num(value[field])}", fix
+        if kind == "high_below_low":
+            return None, f"high {_num(value['high'])} < low {_num(value['low'])}", fix
+        if kind == "outside_range":
+            field = "open" if not value["low"] <= value["open"] <= value["high"] else "close"
+            return None, (f"{field} {_num(value[field])} is outside "
+                          f"[low {_num(value['low'])}, high {_num(value['high'])}]"), fix
+        if kind == "negative":
+            field = next(f for f in ("volume", "spread") if f in value and value[f] < 0)
+            return c[field].name, f"negative {field} {_num(value[field])}", fix
+        t = c["time"].values
+        earlier = self.good[self.good < row]
+        if kind == "duplicate":
+            first = int(earlier[t[earlier] == t[row]][0])
+            return None, f"duplicate time {bar_iso(int(t[row]))} (first at line {self.line(first)})", \
+                f"delete one of lines {self.line(first)} and {self.line(row)}, {SKIP_HINT}"
+        latest = int(earlier[np.argmax(t[earlier])])
+        return None, (f"time {bar_iso(int(t[row]))} goes back in time: line {self.line(latest)} is already at "
+                      f"{bar_iso(int(t[latest]))}"), f"sort the rows by time, {SKIP_HINT}"
+
+    def bars(self, keep: np.ndarray) -> Bars:
+        c = self.columns
+        return Bars.from_arrays(
+            c["time"].values[keep].astype(np.int64),
+            *(c[f].values[keep] for f in PRICE_FIELDS),
+            volume=c["volume"].values[keep] if "volume" in c else None,
+            spread=c["spread"].values[keep] if "spread" in c else None)
+
+
+_KIND_LABELS = {
+    "too_wide": "more fields than the header",
+    "missing": "a missing value",
+    "bad_time": "an unreadable time",
+    "not_number": "a value that is not a number",
+    "non_positive": "a non-positive price",
+    "high_below_low": "high < low",
+    "outside_range": "open or close outside [low, high]",
+    "negative": "a negative volume or spread",
+    "duplicate": "a duplicate time (the first was kept)",
+    "out_of_order": "a time that goes back (rows must be sorted by time)",
+}
+# pandas ends lines at "\r\n", "\n" and "\r"; so do we, to keep line numbers in step.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+# --- helpers --------------------------------------------------------------------
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError("file not found", path=str(path), fix="check the path (relative paths in "
+                        "bots.yaml are relative to the file's folder)") from None
+    except OSError as exc:
+        raise DataError(f"cannot read the file: {exc.strerror or exc}", path=str(path),
+                        fix="check that it is a readable file") from None
+    # Some Windows tools save UTF-16 with a byte-order mark; everything else is UTF-8 (BOM or not).
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not a text file (undecodable byte at offset {exc.start})", path=str(path),
+                        fix="save the bar file as UTF-8 CSV") from None
+
+
+def _read_frame(path: Path, body: str, sep: str, names: list[str],
+                fields: dict[str, int]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The data rows as a DataFrame (one row per line after the header, blank lines included,
+    columns numbered), and the rows that had more fields than the header."""
+    def parse(text: str) -> pd.DataFrame:
+        # low_memory=False: type each column over the whole file, not chunk by chunk.
+        return pd.read_csv(io.StringIO(text), sep=sep, header=None, skiprows=1, names=range(len(names)),
+                           index_col=False, skip_blank_lines=False, skipinitialspace=True, low_memory=False,
+                           dtype={fields[f]: object for f in ("time", "date") if f in fields})
+    try:
+        return parse(body), np.zeros(0, dtype=np.int64)
+    except pd.errors.ParserError:
+        pass
+    # Rows wider than the header stop pandas; blank them, parse again, report them as bad rows.
+    lines = _LINE_END.split(body)
+    too_wide = [i - 1 for i, line in enumerate(lines) if i and line.count(sep) >= len(names)]
+    for row in too_wide:
+        lines[row + 1] = ""
+    try:
+        return parse("\n".join(lines)), np.array(too_wide, dtype=np.int64)
+    except pd.errors.ParserError as exc:  # e.g. a quote that never closes
+        raise DataError(f"cannot parse the file: {exc}", path=str(path),
+                        fix='look for a double quote (") that is never closed') from None
+
+
+def _is_quoted_line_export(header: str) -> bool:
+    """`"time,open,high,low,close"`: each whole line quoted, as some spreadsheet exports do."""
+    s = header.strip()
+    return len(s) > 1 and s[0] == s[-1] == '"' and s.count('"') == 2
+
+
+def _unquote_line(line: str) -> str:
+    s = line.strip()
+    return s[1:-1] if len(s) > 1 and s[0] == s[-1] == '"' else line
+
+
+def _clean_name(name: str) -> str:
+    return name.strip().strip('"').strip()
+
+
+def _key(name: str) -> str:
+    """`<TICKVOL>` → `tickvol`, `Tick Volume` → `tick_volume`."""
+    return re.sub(r"[\s\-]+", "_", name.strip("<>").strip().lower())
+
+
+def _pick_fields(names: list[str], path: Path, header_line: int) -> dict[str, int]:
+    """Field → column index. The time comes from one column, or from <DATE> and <TIME> together."""
+    index: dict[str, int] = {}
+    for i, name in enumerate(names):
+        index.setdefault(_key(name), i)
+    fields = {}
+    if "date" in index and "time" in index:
+        fields["date"], fields["time"] = index["date"], index["time"]
+    else:
+        found = next((index[n] for n in TIME_NAMES if n in index), None)
+        if found is not None:
+            fields["time"] = found
+    fields.update((f, index[f]) for f in PRICE_FIELDS if f in index)
+    missing = [f for f in ("time",) + PRICE_FIELDS if f not in fields]
+    if missing:
+        raise DataError(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+                        f"the header has: {', '.join(n for n in names if n) or 'nothing'}",
+                        path=str(path), line=header_line, fix=HEADER_FIX)
+    for field, aliases in (("volume", VOLUME_NAMES), ("spread", SPREAD_NAMES)):
+        found = next((index[n] for n in aliases if n in index), None)
+        if found is not None:
+            fields[field] = found
+    return fields
+
+
+def _numeric_column(name: str, cells: pd.Series) -> _Column:
+    if is_numeric_dtype(cells.dtype):
+        values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(values)
+    else:  # some cell is not a number, so pandas kept the text
+        missing = cells.isna().to_numpy()
+        values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return _Column(name, values, missing, ~np.isfinite(values) & ~missing, cells)
+
+
+def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str]) -> _Column:
+    """Open times as float epoch seconds (NaN where unreadable), the file's wall clock read as UTC."""
+    cells = frame[fields["time"]]
+    name = names[fields["time"]]
+    if "date" in fields:  # MT5 terminal export: <DATE> 2025.05.15, <TIME> 07:35:00
+        cells = frame[fields["date"]].str.strip().str.cat(cells.str.strip(), sep=" ")
+        name = f"{names[fields['date']]}+{name}"
+    missing = cells.isna().to_numpy()
+    present = cells[~missing]
+    if len(present) and re.fullmatch(r"\s*\d+\s*", present.iloc[0]):
+        values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        values[(values % 1 != 0) | (values < 0) | (values >= EPOCH_MAX)] = np.nan
+    else:
+        # ISO 8601 in pandas also takes 'YYYY.MM.DD HH:MM' and a missing seconds field.
+        stamps = pd.to_datetime(cells, format="ISO8601", utc=True, errors="coerce").dt.tz_convert(None)
+        ok = stamps.notna().to_numpy()
+        values = np.full(len(cells), np.nan)
+        values[ok] = stamps[ok].to_numpy().astype("datetime64[s]").astype(np.int64)
+    return _Column(name, values, missing, np.isnan(values) & ~missing, cells)
+
+
+def _num(x: float) -> str:
+    """A price as written in the file: 108762.68, not 108763 (:g) nor np.float64(108762.68)."""
+    return f"{x:.15g}"
+
+
+def _mask_of(rows: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
+# --- the feed ---------------------------------------------------------------------
+# Files loaded by this process, keyed by resolved path; reloaded only if the file changes.
+_LOADED: dict[Path, tuple[tuple[int, int], Bars]] = {}
+
+
+def load_bars(path: Path) -> Bars:
+    """read_bars, once per process per file version (bad rows raise)."""
+    key = path.resolve()
+    stat = key.stat()
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _LOADED.get(key)
+    if cached is None or cached[0] != stamp:
+        bars, _ = read_bars(key)
+        for array in vars(bars).values():
+            array.flags.writeable = False  # every caller gets views of these arrays
+        _LOADED[key] = cached = (stamp, bars)
+    return cached[1]
+
+
+class CsvFeed:
+    """Bars from CSV files: `files` maps symbols to files; `pattern` is a path with
+    `{symbol}` in it (or one file for every symbol)."""
+
+    name = "csv"
+
+    def __init__(self, files: dict[str, Path] | None = None, pattern: str | Path | None = None):
+        self.files = {symbol: Path(p) for symbol, p in (files or {}).items()}
+        self.pattern = str(pattern) if pattern is not None else None
+
+    def path_for(self, symbol: str) -> Path:
+        """The file of `symbol`: `files` by exact name, then by root symbol (XAUUSDm → XAUUSD),
+        then `pattern` with the exact name, then with the root."""
+        root = root_symbol(symbol)
+        key = next((k for k in (symbol, root) if k in self.files), None)
+        if key is None:
+            key = next((k for k in self.files if root_symbol(k) == root), None)
+        if key is not None:
+            tried = [self.files[key]]
+        elif self.pattern is not None:
+            tried = list(dict.fromkeys(Path(self.pattern.replace("{symbol}", s)) for s in (symbol, root)))
+        else:
+            tried = []
+        for path in tried:
+            if path.is_file():
+                return path
+        looked = f"tried {', '.join(str(p) for p in tried)}" if tried else "no file is configured for it"
+        raise DataError(f"no bar file for symbol {symbol}: {looked}", where="feed",
+                        fix=f"map it under `feed.files` in bots.yaml (e.g. `{symbol}: data/{root}_M1.csv`) "
+                            "or set `feed.path` to a pattern such as `data/{symbol}_M1.csv`")
+
+    def bars(self, symbol: str) -> Bars:
+        """Every bar in the symbol's file."""
+        return load_bars(self.path_for(symbol))
+
+    def closed_bars(self, symbol: str, count: int, now: float) -> Bars:
+        return self.bars(symbol).closed_at(now).tail(count)
+
+    def bars_between(self, symbol: str, start: float, now: float) -> Bars:
+        return self.bars(symbol).closed_at(now).between(start, None)
+
+    def price_at(self, symbol: str, now: float) -> float | None:
+        bars = self.bars(symbol)
+        forming = bars.index_of(int(now // BAR_SECONDS) * BAR_SECONDS)
+        if forming is not None:
+            return float(bars.open[forming])
+        closed = bars.closed_at(now)
+        return float(closed.close[-1]) if len(closed) else None

@@ -1,0 +1,34 @@
+"""Build the configured feed (bots.yaml `feed:`)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
+from scalper.config import FeedConfig
+from scalper.errors import FeedUnavailable
+from scalper.feeds.base import Feed
+from scalper.feeds.builtin import BuiltinFeed
+
+MT5_MISSING = "the mt5 feed needs the MetaTrader5 package (Windows): pip install 'scalper[mt5]'"
+
+
+def build_feed(feed_cfg: FeedConfig, resolve_path: Callable[[str], Path]) -> Feed:
+    """`resolve_path` turns a path written in bots.yaml into a real one (relative to the file)."""
+    if feed_cfg.type == "builtin":
+        return BuiltinFeed(seed=feed_cfg.seed)
+    if feed_cfg.type == "csv":
+        from scalper.feeds.csvfile import CsvFeed  # pandas takes a while to import; only CSV needs it
+
+        files = {symbol: resolve_path(path) for symbol, path in feed_cfg.files.items()}
+        pattern = resolve_path(feed_cfg.path) if feed_cfg.path else None
+        return CsvFeed(files=files, pattern=pattern)
+    # Imported only when configured: it needs the Windows-only MetaTrader5 package.
+    try:
+        mt5 = importlib.import_module("scalper.feeds.mt5")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("scalper.feeds.mt5", "MetaTrader5"):
+            raise
+        raise FeedUnavailable(MT5_MISSING) from None
+    return mt5.Mt5Feed(feed_cfg)

@@ -1,0 +1,157 @@
+"""The ledger's schema and its migrations.
+
+SCHEMA_VERSION is stored in `meta`. Opening an older ledger copies it to a
+backup first, then applies each later migration in one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+
+_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,           -- wall clock, UTC
+    as_of TEXT NOT NULL,                -- the engine clock (differs under --now)
+    finished_at TEXT,
+    duration_s REAL,
+    status TEXT NOT NULL,               -- running | ok | paused | error | unavailable
+    pid INTEGER,
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    summary TEXT
+);
+
+CREATE TABLE signals (
+    id INTEGER PRIMARY KEY,
+    dedupe_key TEXT NOT NULL UNIQUE,    -- bot|strategy|symbol|bar time|direction
+    run_id TEXT,
+    bot TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    bar_time TEXT NOT NULL,
+    bar_ts INTEGER NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('buy', 'sell')),
+    entry REAL NOT NULL, sl REAL NOT NULL, tp REAL NOT NULL, score REAL NOT NULL,
+    params TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX signals_bot_time ON signals (bot, bar_ts);
+
+CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY,
+    signal_id INTEGER NOT NULL UNIQUE REFERENCES signals (id),
+    run_id TEXT,
+    bot TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('open', 'reject')),
+    reason TEXT NOT NULL,
+    detail TEXT,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY,
+    client_order_id TEXT NOT NULL UNIQUE,
+    signal_id INTEGER REFERENCES signals (id),
+    account_id INTEGER NOT NULL,
+    bot TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'open',  -- open | close
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+    volume REAL NOT NULL,
+    sl REAL, tp REAL,
+    magic INTEGER NOT NULL,
+    position_ticket INTEGER,
+    status TEXT NOT NULL,               -- new | sent | filled | rejected | error | failed | canceled
+    attempts INTEGER NOT NULL DEFAULT 0,
+    broker_ticket INTEGER,
+    fill_price REAL, filled_volume REAL,
+    code INTEGER, message TEXT,
+    run_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (signal_id, account_id, kind)
+);
+CREATE INDEX orders_status ON orders (status);
+
+CREATE TABLE fills (
+    id INTEGER PRIMARY KEY,
+    order_id INTEGER REFERENCES orders (id),
+    account_id INTEGER NOT NULL,
+    deal_ticket INTEGER NOT NULL,
+    position_ticket INTEGER,
+    side TEXT NOT NULL,
+    entry TEXT NOT NULL,                -- in | out
+    price REAL NOT NULL, volume REAL NOT NULL,
+    profit REAL NOT NULL DEFAULT 0,
+    reason TEXT,
+    time TEXT NOT NULL,
+    UNIQUE (account_id, deal_ticket)
+);
+
+CREATE TABLE positions (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    ticket INTEGER NOT NULL,
+    order_id INTEGER REFERENCES orders (id),
+    signal_id INTEGER REFERENCES signals (id),
+    bot TEXT,
+    strategy TEXT,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+    volume REAL NOT NULL,
+    price_open REAL NOT NULL,
+    sl REAL, tp REAL, initial_sl REAL,
+    magic INTEGER,
+    opened_at TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+    closed_at TEXT, close_price REAL, close_reason TEXT,
+    profit REAL,                        -- realized, account currency
+    last_price REAL, unrealized REAL,
+    adopted INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (account_id, ticket)
+);
+CREATE INDEX positions_open ON positions (status, account_id);
+
+CREATE TABLE pnl_daily (
+    day TEXT NOT NULL, bot TEXT NOT NULL, account_id INTEGER NOT NULL,
+    realized REAL NOT NULL, trades INTEGER NOT NULL, wins INTEGER NOT NULL, losses INTEGER NOT NULL,
+    PRIMARY KEY (day, bot, account_id)
+);
+
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    run_id TEXT,
+    kind TEXT NOT NULL,
+    bot TEXT,
+    account_id INTEGER,
+    message TEXT NOT NULL,
+    data TEXT
+);
+CREATE INDEX audit_at ON audit (at);
+
+CREATE TABLE engine_state (key TEXT PRIMARY KEY, value TEXT, reason TEXT, updated_at TEXT NOT NULL);
+
+CREATE TABLE kill_switches (
+    bot TEXT PRIMARY KEY,
+    engaged INTEGER NOT NULL,
+    source TEXT,                        -- manual | unrealized_loss | daily_loss
+    reason TEXT,
+    changed_at TEXT NOT NULL
+);
+"""
+
+# MIGRATIONS[v] brings a ledger from version v-1 to v. Version 1 is the base.
+MIGRATIONS: dict[int, str] = {1: _V1}
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+    if row is None:
+        return 0
+    v = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(v[0]) if v else 0

@@ -1,0 +1,80 @@
+"""Builds the edges a command needs from the config: clock, feed, brokers, engine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from scalper.clock import Clock, FixedClock, SystemClock, parse_instant
+from scalper.config import AccountConfig, Config, load_config
+from scalper.errors import BadInput, BrokerUnavailable
+from scalper.symbols import spec_for
+
+CONFIG_ENV = "SCALPER_CONFIG"
+LEDGER_ENV = "SCALPER_LEDGER"
+
+
+def config_path(option: str | None) -> Path:
+    return Path(option or os.environ.get(CONFIG_ENV) or "bots.yaml")
+
+
+def load(option: str | None) -> Config:
+    return load_config(config_path(option))
+
+
+def ledger_path(cfg: Config, option: str | None) -> Path:
+    chosen = option or os.environ.get(LEDGER_ENV)
+    return Path(chosen) if chosen else cfg.resolve_path(cfg.ledger)
+
+
+def make_clock(now: str | None) -> Clock:
+    if not now:
+        return SystemClock()
+    try:
+        return FixedClock(parse_instant(now))
+    except ValueError:
+        raise BadInput(f"cannot read {now!r} as a time", where="--now",
+                       fix="use ISO 8601, e.g. 2025-05-20T14:31:00 (UTC unless an offset is given)") from None
+
+
+def make_feed(cfg: Config):
+    from scalper.feeds.factory import build_feed
+
+    return build_feed(cfg.feed, lambda p: cfg.resolve_path(p))
+
+
+def make_broker_factory(cfg: Config, feed, clock: Clock):
+    overrides = cfg.symbol_overrides()
+
+    def specs(symbol: str):
+        return spec_for(symbol, overrides)
+
+    def factory(acc: AccountConfig):
+        if acc.broker == "paper":
+            from scalper.brokers.paper import PaperBroker
+
+            return PaperBroker(cfg.resolve_path(cfg.paper.state), account=str(acc.id), feed=feed, clock=clock,
+                               specs=specs, initial_balance=acc.balance or cfg.paper.initial_balance,
+                               currency=cfg.paper.currency, faults=cfg.paper.faults)
+        if acc.broker == "mt5":
+            try:
+                from scalper.brokers.mt5 import MT5Broker
+            except ImportError as exc:
+                raise BrokerUnavailable(f"the mt5 broker is not available here ({exc}); "
+                                        "install it on Windows with: pip install 'scalper[mt5]'") from None
+            return MT5Broker.from_account(acc, clock=clock, specs=specs)
+        raise BadInput(f"unknown broker {acc.broker!r}", where=f"accounts[{acc.id}].broker")
+
+    return factory
+
+
+def build_engine(cfg: Config, *, ledger: str | None, now: str | None, dry_run: bool):
+    from scalper.engine import Engine
+
+    if now and (cfg.feed.type == "mt5" or any(a.broker == "mt5" for a in cfg.accounts)):
+        raise BadInput("--now replays history; it works with the csv/builtin feeds and the paper broker only",
+                       where="--now", fix="drop --now, or point the config at a csv feed and paper accounts")
+    clock = make_clock(now)
+    feed = make_feed(cfg)
+    return Engine(cfg, ledger_path=ledger_path(cfg, ledger), clock=clock, feed=feed,
+                  broker_factory=make_broker_factory(cfg, feed, clock), dry_run=dry_run)

@@ -1,0 +1,58 @@
+"""Helpers for engine tests: a bots.yaml on the real XAUUSD data, and runs at a chosen instant."""
+
+from __future__ import annotations
+
+import csv
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from scalper import wiring
+from scalper.clock import FixedClock
+from scalper.config import load_config
+from scalper.engine import Engine
+
+STRATEGIES = ["price_action_pinbar", "trend_pullback", "doji_breakout", "range_reversion"]
+
+
+def write_config(tmp: Path, data_csv: Path, *, symbol: str = "XAUUSDm", strategies=None, accounts=(1,),
+                 auto_trade: bool = True, risk: dict | None = None, extra_bots: list | None = None,
+                 paper: dict | None = None) -> Path:
+    cfg = {
+        "ledger": "ledger.db",
+        "feed": {"type": "csv", "files": {symbol: str(data_csv)}, "max_bar_age_s": 180},
+        "paper": {"state": "paper.db", "initial_balance": 10000, **(paper or {})},
+        "accounts": [{"id": a, "name": f"paper-{a}", "broker": "paper"} for a in accounts],
+        "bots": [{
+            "name": "gold", "symbol": symbol, "accounts": list(accounts), "auto_trade": auto_trade,
+            "strategies": list(strategies or STRATEGIES),
+            "risk": {"max_concurrent": 2, "max_per_symbol": 1, **(risk or {})},
+        }] + list(extra_bots or []),
+    }
+    path = tmp / "bots.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def engine_at(config: Path, instant: float, *, dry_run: bool = False, sleep=lambda s: None) -> Engine:
+    cfg = load_config(config)
+    clock = FixedClock(instant)
+    feed = wiring.make_feed(cfg)
+    return Engine(cfg, ledger_path=wiring.ledger_path(cfg, None), clock=clock, feed=feed,
+                  broker_factory=wiring.make_broker_factory(cfg, feed, clock), dry_run=dry_run, sleep=sleep)
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+
+def golden(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def just_after_close(bar_time: str, seconds: int = 5) -> float:
+    """An instant a few seconds after the bar that opened at `bar_time` closed."""
+    return ts(bar_time) + 60 + seconds
