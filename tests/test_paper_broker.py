@@ -60,8 +60,7 @@ class Rig:
         self.clock = FixedClock(now)
         self.feed = MemoryFeed({"XAUUSD": bars})
 
-    def broker(self, account: str = "demo", **kwargs) -> PaperBroker:
-        specs = kwargs.pop("specs", spec_for)
+    def broker(self, account: str = "demo", specs=spec_for, **kwargs) -> PaperBroker:
         broker = PaperBroker(self.path, account, self.feed, self.clock, specs, **kwargs)
         broker.connect()
         return broker

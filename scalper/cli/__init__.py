@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(2)
     except ScalperError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         if wants_json:
             emit_json({"ok": False, "error": str(exc), "exit_code": exc.exit_code})
         sys.exit(exc.exit_code)

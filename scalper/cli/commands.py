@@ -22,14 +22,11 @@ def run_once(
 ) -> int:
     """One engine pass: bars → strategies → ledger → risk → orders → position upkeep.
 
-    Every enabled bot with engine_mode: scalper is run. Exit codes: 0 done, 2 bad input,
-    3 broker or feed unavailable, 75 another run-once holds the lock.
+    Every enabled bot with engine_mode: scalper is run. Exit codes: 0 done, 2 bad input, 3 broker or feed unavailable, 75 another run-once holds the lock.
     """
-    from scalper import wiring
+    from scalper.services.run import run_once as service
 
-    cfg = wiring.load(config)
-    engine = wiring.build_engine(cfg, ledger=ledger, now=now, dry_run=dry_run)
-    summary = engine.run_once(bot or None)
+    summary = service(config=config, ledger=ledger, now=now, dry_run=dry_run, bots=bot or None)
     if as_json:
         emit_json(summary.to_dict())
     else:
@@ -97,49 +94,10 @@ def report(config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt,
     not_yet("report")
 
 
-@app.command("status")
-def status(config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt) -> None:
-    """Bots, last run, pause and kill-switch states, open positions."""
-    not_yet("status")
-
-
-@app.command("kill-switch")
-def kill_switch(action: str = typer.Argument(..., help="engage | release | status")) -> None:
-    """Halt a bot's new entries and close its positions; release it; or show states."""
-    not_yet("kill-switch")
-
-
-@app.command("rollback")
-def rollback() -> None:
-    """Pause the engine, cancel recent pending orders, optionally close recent positions."""
-    not_yet("rollback")
-
-
-@app.command("resume")
-def resume() -> None:
-    """Lift the pause that rollback set."""
-    not_yet("resume")
-
-
 @app.command("backtest")
 def backtest() -> None:
     """Replay history through the same strategies, risk rules and position upkeep as run-once."""
     not_yet("backtest")
 
 
-@app.command("check")
-def check() -> None:
-    """Validate the config and ledger schema; reach the broker and the feed."""
-    not_yet("check")
-
-
-@app.command("loop")
-def loop() -> None:
-    """Run run-once on a fixed cadence in the foreground."""
-    not_yet("loop")
-
-
-@app.command("metrics")
-def metrics() -> None:
-    """Write Prometheus text-format metrics derived from the ledger."""
-    not_yet("metrics")
+from scalper.cli import ops  # noqa: E402,F401  (operator commands: status, kill-switch, rollback, …)

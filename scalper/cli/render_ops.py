@@ -1,0 +1,70 @@
+"""Terminal rendering of the operator commands."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def status(con: Console, d: dict) -> None:
+    state = "[bold red]PAUSED[/] (" + (d["pause_reason"] or "") + ")" if d["paused"] else "[green]running[/]"
+    con.print(f"engine: {state}   config: {d['config']}   ledger: {d['ledger']}")
+    last = d["last_run"]
+    if last:
+        con.print(f"last run: {last['started_at']}  {(last['duration_s'] or 0) * 1000:.0f} ms  {last['status']}")
+    else:
+        con.print("last run: none yet")
+    t = Table(show_edge=False, pad_edge=False)
+    for col in ("bot", "symbol", "mode", "trading", "kill-switch", "open", "unrealized"):
+        t.add_column(col, justify="right" if col in ("open", "unrealized") else "left")
+    for b in d["bots"]:
+        ks = b["kill_switch"]
+        t.add_row(b["bot"], b["symbol"], b["engine_mode"] if b["enabled"] else "disabled",
+                  "auto" if b["auto_trade"] else "signals only",
+                  f"[red]engaged[/] ({ks['source']})" if ks["engaged"] else "off",
+                  str(b["open_positions"]), f"{b['unrealized']:.2f}")
+    con.print(t)
+    if d["open_positions"]:
+        p = Table(title="open positions", title_justify="left", show_edge=False, pad_edge=False)
+        for col in ("bot", "account", "ticket", "side", "volume", "symbol", "open", "sl", "tp", "unrealized"):
+            p.add_column(col)
+        for r in d["open_positions"]:
+            p.add_row(str(r["bot"]), str(r["account_id"]), str(r["ticket"]), r["side"], str(r["volume"]),
+                      r["symbol"], str(r["price_open"]), str(r["sl"]), str(r["tp"]), f"{r['unrealized'] or 0:.2f}")
+        con.print(p)
+
+
+def kill_switch(con: Console, d: dict) -> None:
+    if d["action"] == "status":
+        t = Table(show_edge=False, pad_edge=False)
+        for col in ("bot", "state", "why", "since"):
+            t.add_column(col)
+        for b in d["bots"]:
+            t.add_row(b["bot"], "[red]engaged[/]" if b["engaged"] else "off",
+                      f"{b['source']}: {b['reason']}" if b["engaged"] else "", b["since"] or "")
+        con.print(t)
+        return
+    for b in d["bots"]:
+        verb = "engaged" if b["engaged"] else "released"
+        extra = f", {b['positions_closed']} position(s) closed" if b["engaged"] else ""
+        con.print(f"kill-switch {verb} for {b['bot']}{extra}")
+    for e in d.get("errors", []):
+        con.print(f"[red]error:[/] {e}")
+
+
+def rollback(con: Console, d: dict) -> None:
+    con.print(f"[bold]engine paused[/] (scalper resume lifts it). Since {d['since']}:")
+    a = d["activity"]
+    con.print(f"  runs {a['runs']}, signals {a['signals']}, approved {a['approved']}, rejected {a['rejected']}, "
+              f"positions opened {a['positions_opened']}")
+    con.print("  orders: " + (", ".join(f"{k} {v}" for k, v in a["orders"].items()) or "none"))
+    con.print(f"  canceled {d['orders_canceled']} unsent order(s); closed {d['positions_closed']} position(s)")
+    for e in d["errors"]:
+        con.print(f"[red]error:[/] {e}")
+
+
+def check(con: Console, d: dict) -> None:
+    for item in d["items"]:
+        mark = "[green]ok[/]  " if item["ok"] else "[red]FAIL[/]"
+        con.print(f"{mark} {item['what']}: {item['detail']}", highlight=False)
+    con.print("[green]all good[/]" if d["ok"] else f"[red]problems found[/] (exit {d['exit_code']})")

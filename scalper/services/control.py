@@ -1,0 +1,188 @@
+"""Operator controls: kill-switch, rollback/resume, status. Each takes the run
+lock (waiting briefly) so it never interleaves with a run-once pass."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+from scalper import wiring
+from scalper.clock import SystemClock, iso, parse_instant
+from scalper.config import Config
+from scalper.errors import BadInput, BrokerUnavailable
+from scalper.ledger import Ledger, run_lock
+from scalper.orders import OrderDesk
+
+LOCK_WAIT_S = 60.0
+
+
+def parse_since(text: str, now: float) -> float:
+    """'30m', '24h', '7d', '90s' or an ISO instant → epoch seconds."""
+    t = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if t and t[-1] in units and t[:-1].replace(".", "", 1).isdigit():
+        return now - float(t[:-1]) * units[t[-1]]
+    try:
+        return parse_instant(t)
+    except ValueError:
+        raise BadInput(f"cannot read {text!r} as a span or a time", where="--since",
+                       fix="use 30m, 24h, 7d or an ISO time such as 2025-05-20T14:00") from None
+
+
+def _bots(cfg: Config, bot: str | None, all_bots: bool) -> list:
+    if bot:
+        try:
+            return [cfg.bot(bot)]
+        except KeyError:
+            raise BadInput(f"no bot named {bot!r}", where="--bot",
+                           fix=f"use one of: {', '.join(b.name for b in cfg.bots)}") from None
+    if all_bots:
+        return list(cfg.bots)
+    raise BadInput("say which bot", where="--bot", fix="pass --bot NAME or --all")
+
+
+def _connect_brokers(cfg: Config, account_ids: set[int], clock) -> tuple[dict, list[str]]:
+    feed = wiring.make_feed(cfg)
+    factory = wiring.make_broker_factory(cfg, feed, clock)
+    brokers, errors = {}, []
+    for acc_id in sorted(account_ids):
+        try:
+            b = factory(cfg.account(acc_id))
+            b.connect()
+            brokers[acc_id] = b
+        except BrokerUnavailable as exc:
+            errors.append(f"account {acc_id}: {exc}")
+    return brokers, errors
+
+
+def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None, all_bots: bool,
+                close: bool = True) -> dict:
+    from scalper.engine import close_bot_positions
+
+    clock = SystemClock()
+    now = clock.now()
+    if action == "status":
+        return {"action": "status", "bots": status_of_kill_switches(cfg, ledger_path)}
+    bots = _bots(cfg, bot, all_bots)
+    out = {"action": action, "bots": [], "errors": []}
+    with run_lock(ledger_path, wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
+        run_id = "manual-" + uuid.uuid4().hex[:8]
+        for b in bots:
+            with ledger.tx() as c:
+                ledger.set_kill_switch(c, b.name, action == "engage", source="manual",
+                                       reason="engaged by hand" if action == "engage" else "released by hand",
+                                       now=now)
+                ledger.audit(c, now, "kill_switch", f"{action}d by hand", run_id=run_id, bot=b.name)
+            entry = {"bot": b.name, "engaged": action == "engage", "positions_closed": 0}
+            if action == "engage" and close:
+                positions = [p for p in ledger.open_positions(b.accounts) if p["bot"] == b.name]
+                if positions:
+                    brokers, errors = _connect_brokers(cfg, {p["account_id"] for p in positions}, clock)
+                    out["errors"] += errors
+                    desk = OrderDesk(ledger, clock, run_id=run_id)
+                    entry["positions_closed"] = close_bot_positions(ledger, desk, brokers, b, positions)
+                    for br in brokers.values():
+                        br.close()
+            out["bots"].append(entry)
+    return out
+
+
+def status_of_kill_switches(cfg: Config, ledger_path: Path) -> list[dict]:
+    rows = {}
+    if ledger_path.exists():
+        with Ledger(ledger_path, readonly=True) as ledger:
+            rows = {r["bot"]: r for r in ledger.query("SELECT * FROM kill_switches")}
+    out = []
+    for b in cfg.bots:
+        r = rows.get(b.name)
+        engaged = bool(r and r["engaged"])
+        out.append({"bot": b.name, "engaged": engaged, "source": r["source"] if engaged else None,
+                    "reason": r["reason"] if r else None, "since": r["changed_at"] if r else None})
+    return out
+
+
+def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: bool) -> dict:
+    from scalper.engine import close_bot_positions
+
+    clock = SystemClock()
+    now = clock.now()
+    start = parse_since(since, now)
+    start_iso = iso(start)
+    with run_lock(ledger_path, wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
+        run_id = "rollback-" + uuid.uuid4().hex[:8]
+        span = activity(ledger, start_iso)
+        with ledger.tx() as c:
+            ledger.set_paused(c, True, f"rollback at {iso(now)} (since {start_iso})", now)
+            canceled = c.execute("UPDATE orders SET status = 'canceled', message = 'canceled by rollback', "
+                                 "updated_at = ? WHERE status = 'new' AND created_at >= ?", (iso(now), start_iso))
+            n_canceled = canceled.rowcount
+            ledger.audit(c, now, "rollback", f"engine paused; {n_canceled} pending order(s) canceled",
+                         run_id=run_id, data={"since": start_iso})
+        closed, errors = 0, []
+        if close_positions:
+            recent = ledger.query("SELECT * FROM positions WHERE status = 'open' AND opened_at >= ?", (start_iso,))
+            by_bot: dict[str, list] = {}
+            for p in recent:
+                by_bot.setdefault(p["bot"] or "", []).append(p)
+            brokers, errors = _connect_brokers(cfg, {p["account_id"] for p in recent}, clock)
+            desk = OrderDesk(ledger, clock, run_id=run_id)
+            for name, positions in by_bot.items():
+                try:
+                    b = cfg.bot(name)
+                except KeyError:
+                    errors.append(f"positions of unknown bot {name!r} left open")
+                    continue
+                closed += close_bot_positions(ledger, desk, brokers, b, positions)
+            for br in brokers.values():
+                br.close()
+    return {"paused": True, "since": start_iso, "orders_canceled": n_canceled, "positions_closed": closed,
+            "activity": span, "errors": errors}
+
+
+def resume(ledger_path: Path) -> dict:
+    now = time.time()
+    with run_lock(ledger_path, wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
+        was, why = ledger.paused()
+        with ledger.tx() as c:
+            ledger.set_paused(c, False, "resumed by hand", now)
+            ledger.audit(c, now, "resume", "engine resumed" if was else "resume: engine was not paused")
+    return {"paused": False, "was_paused": was, "reason_was": why}
+
+
+def activity(ledger: Ledger, since_iso: str) -> dict:
+    one = lambda sql: ledger.one(sql, (since_iso,))["n"]  # noqa: E731
+    return {
+        "runs": one("SELECT COUNT(*) AS n FROM runs WHERE as_of >= ?"),
+        "signals": one("SELECT COUNT(*) AS n FROM signals WHERE created_at >= ?"),
+        "approved": one("SELECT COUNT(*) AS n FROM decisions WHERE action = 'open' AND created_at >= ?"),
+        "rejected": one("SELECT COUNT(*) AS n FROM decisions WHERE action = 'reject' AND created_at >= ?"),
+        "orders": {r["status"]: r["n"] for r in ledger.query(
+            "SELECT status, COUNT(*) AS n FROM orders WHERE created_at >= ? GROUP BY status", (since_iso,))},
+        "positions_opened": one("SELECT COUNT(*) AS n FROM positions WHERE opened_at >= ?"),
+    }
+
+
+def status(cfg: Config, ledger_path: Path) -> dict:
+    doc = {"config": cfg.source, "ledger": str(ledger_path), "paused": False, "pause_reason": None,
+           "last_run": None, "bots": [], "open_positions": []}
+    switches = {s["bot"]: s for s in status_of_kill_switches(cfg, ledger_path)}
+    positions: list[dict] = []
+    if ledger_path.exists():
+        with Ledger(ledger_path, readonly=True) as ledger:
+            doc["paused"], doc["pause_reason"] = ledger.paused()
+            last = ledger.one("SELECT id, started_at, as_of, duration_s, status FROM runs "
+                              "WHERE dry_run = 0 ORDER BY started_at DESC, rowid DESC LIMIT 1")
+            doc["last_run"] = last
+            positions = ledger.open_positions()
+    for b in cfg.bots:
+        mine = [p for p in positions if p["bot"] == b.name]
+        doc["bots"].append({
+            "bot": b.name, "symbol": b.symbol, "enabled": b.enabled, "engine_mode": b.engine_mode,
+            "auto_trade": b.auto_trade, "accounts": b.accounts, "strategies": b.strategies,
+            "kill_switch": switches[b.name], "open_positions": len(mine),
+            "unrealized": round(sum(p["unrealized"] or 0 for p in mine), 2)})
+    doc["open_positions"] = [{k: p[k] for k in ("bot", "account_id", "ticket", "symbol", "side", "volume",
+                                                 "price_open", "sl", "tp", "opened_at", "unrealized")}
+                             for p in positions]
+    return doc

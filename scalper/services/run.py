@@ -1,0 +1,36 @@
+"""`scalper run-once` as a service: load the config, run one pass, write metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from scalper.errors import ScalperError
+
+log = logging.getLogger("scalper.run")
+
+
+def run_once(*, config: str | None, ledger: str | None, now: str | None = None, dry_run: bool = False,
+             bots: list[str] | None = None):
+    from scalper import wiring
+
+    cfg = wiring.load(config)
+    engine = wiring.build_engine(cfg, ledger=ledger, now=now, dry_run=dry_run)
+    summary = engine.run_once(bots)
+    log.info("run %s: %d signal(s), decisions %s, orders %s, %.3fs, exit %d", summary.run_id, summary.signals,
+             summary.decisions, summary.orders, summary.duration_s, summary.exit_code)
+    for e in summary.errors:
+        log.warning("run %s: %s", summary.run_id, e)
+    if cfg.engine.metrics_file and not dry_run:
+        _write_metrics(cfg, engine.ledger_path, summary)
+    return summary
+
+
+def _write_metrics(cfg, ledger_path, summary) -> None:
+    from scalper.ledger import Ledger
+    from scalper.report import metrics
+
+    try:
+        with Ledger(ledger_path, readonly=True) as led:
+            metrics.write(led, cfg.resolve_path(cfg.engine.metrics_file))
+    except (OSError, ScalperError) as exc:  # metrics must never fail a trading run
+        summary.errors.append(f"metrics file not written: {exc}")
