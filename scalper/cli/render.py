@@ -65,4 +65,4 @@ def bot(con: Console, b: dict, created: bool, path) -> None:
     import yaml
 
     con.print(f"[green]{'added' if created else 'updated'}[/] bot [bold]{b['name']}[/] in {path}:")
-    con.print(yaml.safe_dump(b, sort_keys=False).rstrip())
+    con.print(yaml.safe_dump(b, sort_keys=False, default_flow_style=None).rstrip())
