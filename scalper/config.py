@@ -7,7 +7,10 @@ known, the field path and the fix; nothing is written.
 
 from __future__ import annotations
 
+import functools
 import os
+import types
+import typing
 import zlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +22,7 @@ from scalper.errors import ConfigError
 from scalper.symbols import SymbolSpec, default_qty
 
 DEFAULT_CONFIG = "bots.yaml"
-MAX_CONFIG_BYTES = 1_000_000  # a bots file is a few KB; refuse anything absurd before parsing
+MAX_CONFIG_BYTES = 1_000_000  # a bots file is a few KB; refuse anything absurd before parsing (config_errors)
 
 PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0)]
@@ -27,8 +30,55 @@ NonNegFloat = Annotated[float, Field(ge=0)]
 Percent = Annotated[float, Field(gt=0, le=100)]
 
 
+class Problem(ValueError):
+    """A validation problem located more precisely than the validator's own field.
+
+    `loc` is appended to the location pydantic reports (the model or field the
+    validator belongs to), so the message points at the exact key or list item;
+    `fix` says what to do. config_errors turns it into file:line: field: message — fix.
+    """
+
+    def __init__(self, message: str, *, loc: tuple = (), fix: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.loc = tuple(loc)
+        self.fix = fix
+
+
+def _is_number_type(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _is_number_type(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_number_type(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is list:
+        return _is_number_type(typing.get_args(tp)[0])
+    return tp is int or tp is float
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, validate_default=True)
+    model_config = ConfigDict(extra="forbid", strict=False, validate_default=True, allow_inf_nan=False)
+
+    @classmethod
+    @functools.cache
+    def _number_fields(cls) -> frozenset[str]:
+        return frozenset(n for n, f in cls.model_fields.items() if _is_number_type(f.annotation))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, data: Any):
+        """pydantic's lax mode reads true as 1; in a bots file that is always a slip."""
+        if isinstance(data, dict):
+            for name in cls._number_fields():
+                value = data.get(name)
+                items = value if isinstance(value, list) else [value]
+                for i, item in enumerate(items):
+                    if isinstance(item, bool):
+                        word = "true" if item else "false"
+                        at = (name, i) if isinstance(value, list) else (name,)
+                        raise Problem(f"`{word}` is not a number (YAML also reads a bare yes/no/on/off as "
+                                      f"true/false)", loc=at, fix="write a number")
+        return data
 
 
 class FaultConfig(Strict):
@@ -57,7 +107,9 @@ class FeedConfig(Strict):
     @model_validator(mode="after")
     def _csv_needs_files(self):
         if self.type == "csv" and not (self.path or self.files):
-            raise ValueError("a csv feed needs `path` (a file or a pattern with {symbol}) or `files`")
+            raise Problem("a csv feed needs `path` or `files`",
+                          fix="add `path: data/{symbol}.csv` (a file, or a pattern with {symbol}) or "
+                              "`files: {XAUUSD: data/XAUUSD_M1.csv}`")
         return self
 
 
@@ -74,13 +126,27 @@ class AccountConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_secrets(cls, data: Any):
+        # The value is never echoed: the message names the key only.
+        from scalper.config_errors import SECRET_FIX, looks_secret
+
         if isinstance(data, dict):
-            for key in ("password", "passwd", "secret", "token", "api_key"):
-                if key in data:
-                    raise ValueError(
-                        f"`{key}` must not be written in bots.yaml; set `password_env: SOME_VAR` and export "
-                        "the secret in that environment variable")
+            for key in data:
+                if looks_secret(key):
+                    raise Problem(f"`{key}` must not be written in bots.yaml", loc=(str(key),), fix=SECRET_FIX)
         return data
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        from scalper.config_errors import is_env_name
+
+        if v is not None and not is_env_name(v):
+            # Someone may have pasted the password itself here: do not repeat it.
+            raise Problem("must be the NAME of an environment variable (letters, digits and _, not starting "
+                          "with a digit), not the password itself",
+                          fix="write e.g. `password_env: MT5_PASSWORD_7` and export MT5_PASSWORD_7=... "
+                              "in the environment that runs scalper")
+        return v
 
     @property
     def label(self) -> str:
@@ -112,7 +178,7 @@ class RiskConfig(Strict):
 
 class BotConfig(Strict):
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
-    symbol: Annotated[str, Field(min_length=1, max_length=29)]
+    symbol: Annotated[str, Field(min_length=1, max_length=29, pattern=r"^[^\s/\\]+$")]
     enabled: bool = True
     engine_mode: Literal["scalper", "legacy", "off"] = "scalper"
     timeframe: Literal["1m"] = "1m"
@@ -127,31 +193,40 @@ class BotConfig(Strict):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     correlation_group: str | None = None
 
+    @field_validator("engine_mode", mode="before")
+    @classmethod
+    def _bare_off(cls, v: Any) -> Any:
+        # `engine_mode: off` unquoted is YAML 1.1 for false; the trader meant "off".
+        return "off" if v is False else v
+
     @field_validator("strategies")
     @classmethod
     def _known_strategies(cls, v: list[str]) -> list[str]:
         names = _strategy_names()
-        for s in v:
+        for i, s in enumerate(v):
             if s not in names:
-                raise ValueError(f"unknown strategy {s!r}; valid: {', '.join(names)}")
-        if len(set(v)) != len(v):
-            raise ValueError("a strategy is listed twice")
+                raise Problem(f"unknown strategy {s!r}", loc=(i,), fix=_pick(s, names))
+        for i, s in enumerate(v):
+            if s in v[:i]:
+                raise Problem(f"{s!r} is listed twice", loc=(i,), fix="list each strategy once")
         return v
 
     @model_validator(mode="after")
     def _params(self):
         from scalper.core import strategies as registry
 
+        names = _strategy_names()
         for name, overrides in self.strategy_params.items():
-            if name not in _strategy_names():
-                raise ValueError(f"strategy_params.{name}: unknown strategy; valid: {', '.join(_strategy_names())}")
-            if not isinstance(overrides, dict):
-                raise ValueError(f"strategy_params.{name}: must be a mapping of parameter: value")
-        for name in self.strategies:
+            if name not in names:
+                raise Problem(f"unknown strategy {name!r}", loc=("strategy_params", name), fix=_pick(name, names))
+        # Every strategy's parameters are checked, also those of a strategy not enabled yet:
+        # a typo must not wait for the day someone adds it to `strategies`.
+        for name in dict.fromkeys([*self.strategies, *self.strategy_params]):
+            overrides = self.strategy_params.get(name) or {}
             try:
-                registry.resolve_params(name, self.strategy_params.get(name), lookback=self.lookback)
+                registry.resolve_params(name, overrides, lookback=self.lookback)
             except ValueError as exc:
-                raise ValueError(f"strategy_params.{name}: {exc}") from None
+                raise _param_problem(name, overrides, exc, self.strategy_params) from None
         return self
 
     @property
@@ -204,26 +279,41 @@ class Config(Strict):
     # set by the loader, not by the file
     source: str | None = Field(None, exclude=True)
 
+    @field_validator("bots", mode="before")
+    @classmethod
+    def _no_bots_yet(cls, v: Any) -> Any:
+        return [] if v is None else v   # `bots:` with nothing under it: no bots yet
+
     @model_validator(mode="after")
     def _cross_checks(self):
-        ids = [a.id for a in self.accounts]
-        dup = {i for i in ids if ids.count(i) > 1}
-        if dup:
-            raise ValueError(f"accounts: id {sorted(dup)[0]} is used twice; give each account its own id")
-        names = [b.name for b in self.bots]
-        dup_names = {n for n in names if names.count(n) > 1}
-        if dup_names:
-            raise ValueError(f"bots: the name {sorted(dup_names)[0]!r} is used twice; bot names must be unique")
-        known = set(ids)
+        first: dict[int, int] = {}
+        for j, a in enumerate(self.accounts):
+            if a.id in first:
+                raise Problem(f"id {a.id} is already used by accounts[{first[a.id]}]", loc=("accounts", j, "id"),
+                              fix="give each account its own id")
+            first[a.id] = j
+        seen: dict[str, int] = {}
+        for j, b in enumerate(self.bots):
+            if b.name in seen:
+                raise Problem(f"the name {b.name!r} is already used by bots[{seen[b.name]}]; bot names are unique",
+                              loc=("bots", j, "name"), fix="rename one of the two bots")
+            seen[b.name] = j
+        known = sorted(first)
         for i, bot in enumerate(self.bots):
-            for acc in bot.accounts:
-                if acc not in known:
-                    raise ValueError(
-                        f"bots[{i}] ({bot.name}): account {acc} is not defined under `accounts:`; "
-                        f"defined: {sorted(known)}")
+            for k, acc in enumerate(bot.accounts):
+                if acc not in first:
+                    raise Problem(f"account {acc} is not defined under `accounts:` (defined: "
+                                  f"{', '.join(map(str, known))})", loc=("bots", i, "accounts", k),
+                                  fix=f"use one of the defined ids, or add an account with `id: {acc}`")
+            for k, acc in enumerate(bot.accounts):
+                if acc in bot.accounts[:k]:
+                    raise Problem(f"account {acc} is listed twice", loc=("bots", i, "accounts", k),
+                                  fix="list each account once (one order per account)")
             if bot.correlation_group and bot.correlation_group not in self.correlation_groups:
-                raise ValueError(f"bots[{i}] ({bot.name}): correlation_group {bot.correlation_group!r} "
-                                 "is not defined under `correlation_groups:`")
+                groups = ", ".join(self.correlation_groups) or "none defined"
+                raise Problem(f"correlation group {bot.correlation_group!r} is not defined under "
+                              f"`correlation_groups:` ({groups})", loc=("bots", i, "correlation_group"),
+                              fix="define it under `correlation_groups:` or remove the line")
         return self
 
     # --- helpers -------------------------------------------------------------
@@ -261,6 +351,39 @@ def _strategy_names() -> tuple[str, ...]:
     from scalper.core import strategies as registry
 
     return tuple(registry.STRATEGY_NAMES)
+
+
+def _pick(name: object, names: tuple[str, ...]) -> str:
+    import difflib
+
+    near = [n for n in names if str(name).lower() in n] or difflib.get_close_matches(str(name), names, n=1,
+                                                                                     cutoff=0.5)
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    return f"{hint}valid strategies: {', '.join(names)}"
+
+
+def _param_problem(name: str, overrides: dict, exc: ValueError, given: dict) -> Problem:
+    """Point a strategy-parameter problem at the key to change, and split its message from its fix."""
+    text = str(exc)
+    message, _, fix = text.rpartition("; ")
+    if not message:
+        message, fix = text, None
+    param = getattr(exc, "param", None)
+    if param and param in overrides:
+        loc = ("strategy_params", name, param)
+    elif "lookback=" in text:  # the default min_bars against the bot's lookback
+        loc = ("lookback",)
+    elif "min_bars" in overrides and "min_bars" in text:
+        loc = ("strategy_params", name, "min_bars")
+    elif name in given:
+        loc = ("strategy_params", name)
+    else:  # defaults are consistent; only the bot's lookback can make them fail
+        loc = ("lookback",)
+    if loc == ("lookback",):
+        message = f"strategy {name}: {message}"
+    if fix and fix.startswith("valid parameters are: "):
+        fix = f"use one of: {fix[len('valid parameters are: '):]}"
+    return Problem(message, loc=loc, fix=fix)
 
 
 # --- loading ------------------------------------------------------------------

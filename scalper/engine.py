@@ -32,6 +32,7 @@ from scalper.symbols import spec_for
 log = logging.getLogger("scalper.engine")
 
 BrokerFactory = Callable[[AccountConfig], Broker]
+RESUME_WINDOW_S = 86_400   # how far back a run looks for signals an interrupted run left undecided
 
 
 @dataclass
@@ -121,11 +122,23 @@ class _Pass:
     def _on_event(self, kind: str, data: dict) -> None:
         if kind == "order_status":
             self.orders[data["status"]] += 1
+        elif kind == "broker_unreachable" and data["account_id"] not in self.unreachable:
+            # Lost in the middle of the pass: send nothing more there; the run ends with exit 3.
+            acc_id = data["account_id"]
+            self.unreachable[acc_id] = data["message"]
+            self.summary.errors.append(f"account {self.cfg.account(acc_id).label}: {data['message']}")
 
     # ------------------------------------------------------------------------
     def run(self) -> RunSummary:
         s = self.summary
         with self.ledger.tx() as c:
+            # We hold the run lock: a run still marked `running` died without finishing (a crash).
+            # Its end is unknown; finished_at records when that was noticed.
+            for dead in c.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall():
+                self.ledger.update_run(c, dead[0], status="interrupted", finished_at=s.started_at)
+                self.ledger.audit(c, self.now, "run_interrupted", f"run {dead[0]} (pid {dead[1]}) ended without "
+                                  "finishing (killed or crashed); its orders are reconciled by this run",
+                                  run_id=self.run_id)
             self.ledger.insert(c, "runs", {"id": self.run_id, "started_at": s.started_at, "as_of": s.as_of,
                                            "status": "running", "pid": os.getpid(),
                                            "dry_run": int(self.e.dry_run)})
@@ -278,6 +291,7 @@ class _Pass:
     # --- one bot --------------------------------------------------------------
     def _run_bot(self, bot: BotConfig, window: Bars) -> None:
         s = self.summary
+        self._resume_interrupted(bot, window)
         for name in bot.strategies:
             outcome = strategies.evaluate(name, window, bot.params_for(name))
             if isinstance(outcome, Skip):
@@ -315,6 +329,31 @@ class _Pass:
             return
         self._fan_out(bot, signal, signal_id, key)
 
+    def _resume_interrupted(self, bot: BotConfig, window: Bars) -> None:
+        """Finish the signals an interrupted run left half done: recorded but never decided, or
+        approved but not fanned out to every account while still fresh. The strategies only look
+        at the newest closed bar, so a rerun in a later minute would otherwise never see them again.
+        The dedupe key and the client order ids keep this to at most one order per account.
+        Undecided signals are looked for over the last day (a stale one is decided as stale)."""
+        rows = self.ledger.query(
+            "SELECT s.*, d.action AS action, (SELECT GROUP_CONCAT(o.account_id) FROM orders o "
+            "WHERE o.signal_id = s.id AND o.kind = 'open') AS order_accounts "
+            "FROM signals s LEFT JOIN decisions d ON d.signal_id = s.id "
+            "WHERE s.bot = ? AND s.bar_ts >= ? AND s.symbol = ? "
+            "AND (d.id IS NULL OR (d.action = 'open' AND s.bar_ts >= ?)) ORDER BY s.bar_ts, s.id",
+            (bot.name, self.now - RESUME_WINDOW_S, bot.symbol, self.now - BAR_SECONDS - bot.risk.signal_max_age_s))
+        for r in rows:
+            if r["action"] is not None:
+                served = {int(a) for a in (r["order_accounts"] or "").split(",") if a}
+                if not bot.auto_trade or set(bot.accounts) <= served:
+                    continue
+            signal = Signal(strategy=r["strategy"], direction=r["direction"], bar_time=int(r["bar_ts"]),
+                            entry=r["entry"], sl=r["sl"], tp=r["tp"], score=r["score"],
+                            params=json.loads(r["params"] or "{}"))
+            if dedupe_key(bot.name, signal, bot.symbol) != r["dedupe_key"]:
+                continue  # never a second row for one signal
+            self._handle_signal(bot, signal, window)
+
     def _record_signal(self, bot: BotConfig, signal: Signal, key: str) -> tuple[int, bool]:
         with self.ledger.tx() as c:
             row = c.execute("SELECT id FROM signals WHERE dedupe_key = ?", (key,)).fetchone()
@@ -342,7 +381,7 @@ class _Pass:
             if created:
                 self.summary.orders_created += 1
             crash_point("after_intent")
-            if broker is None:
+            if broker is None or acc_id in self.unreachable:
                 self._fail_order(order, f"account {acc_id} unreachable: {self.unreachable.get(acc_id, '')}")
                 continue
             self.desk.send(broker, order)
@@ -413,6 +452,8 @@ class _Pass:
         s = self.summary
         by_name = {b.name: b for b in self.cfg.bots}
         for acc_id, broker in self.brokers.items():
+            if acc_id in self.unreachable:
+                continue
             broker.sync()
             live = broker.positions()
             counts = self.desk.sync_positions(broker, acc_id, magics, live)

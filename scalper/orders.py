@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt, stop_after_delay
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
-from scalper.brokers.base import Broker, BrokerDeal, BrokerPosition, OrderRequest, OrderResult, code_name
+from scalper.brokers.base import (Broker, BrokerDeal, BrokerOrder, BrokerPosition, OrderRequest, OrderResult,
+                                  code_name)
 from scalper.clock import iso
 from scalper.errors import BrokerUnavailable
 from scalper.faults import crash_point
@@ -37,7 +38,7 @@ def client_order_id(dedupe_key: str, account_id: int, kind: str = "open") -> str
 @dataclass
 class RetryPolicy:
     attempts: int = 5
-    budget_s: float = 8.0
+    budget_s: float = 8.0           # bounds one send: its broker calls plus the waits between them
     initial_s: float = 0.2
     max_wait_s: float = 2.0
 
@@ -47,6 +48,7 @@ class SendOutcome:
     result: OrderResult | None
     attempts: int
     unreachable: bool = False
+    error: str = ""
 
 
 class OrderDesk:
@@ -95,7 +97,8 @@ class OrderDesk:
         if outcome.unreachable:
             # Outcome unknown: leave it `sent`; the next run reconciles it against the broker.
             self._set(order["id"], attempts=outcome.attempts,
-                      message="broker unreachable during send; will reconcile")
+                      message=f"broker unreachable during send ({outcome.error}); will reconcile")
+            self.on_event("broker_unreachable", {"account_id": order["account_id"], "message": outcome.error})
             return self._row(order["id"])
         crash_point("after_fill")  # the broker has answered; the ledger has not heard yet
         return self._settle(broker, order, outcome.result, outcome.attempts)
@@ -112,25 +115,44 @@ class OrderDesk:
                 # Did it execute? Ask before any resend.
                 found = broker.find_order(order["client_order_id"], order["magic"], since=_since(order))
                 if found is not None and found.state == "filled":
-                    return OrderResult(code=10009, message=f"found after {code_name(result.code)}",
-                                       ticket=found.ticket, position_ticket=found.position_ticket,
-                                       price=found.price, volume=found.volume, time=found.time)
+                    return _found_result(found, f"found after {code_name(result.code)}")
                 # Not (yet) executed: resending is safe, as after a transient refusal.
             return result
 
+        # The budget bounds the whole send: time spent in broker calls plus the waits asked of
+        # `sleep` (so it holds with an injected sleep too). A wait that would end past it is not
+        # begun: the send stops there with the last answer.
         p = self.policy
+        spent = 0.0
+
+        def timed_attempt() -> OrderResult:
+            nonlocal spent
+            t0 = time.monotonic()
+            try:
+                return attempt()
+            finally:
+                spent += time.monotonic() - t0
+
+        def wait(seconds: float) -> None:
+            nonlocal spent
+            spent += seconds
+            self.sleep(seconds)
+
+        def out_of_budget(state: RetryCallState) -> bool:
+            return spent + state.upcoming_sleep > p.budget_s
+
         retrying = Retrying(
-            stop=stop_after_attempt(p.attempts) | stop_after_delay(p.budget_s),
+            stop=stop_after_attempt(p.attempts) | out_of_budget,
             # exponential backoff plus jitter, so many bots do not retry in lockstep
             wait=wait_exponential(multiplier=p.initial_s, max=p.max_wait_s) + wait_random(0, p.initial_s),
             retry=retry_if_result(lambda r: r.kind in ("transient", "uncertain")),
-            sleep=self.sleep, reraise=True)
+            sleep=wait, reraise=True)
         try:
-            result = retrying(attempt)
+            result = retrying(timed_attempt)
         except RetryError as exc:  # budget spent on transient refusals
             result = exc.last_attempt.result()
-        except BrokerUnavailable:
-            return SendOutcome(None, attempts, unreachable=True)
+        except BrokerUnavailable as exc:
+            return SendOutcome(None, attempts, unreachable=True, error=str(exc))
         return SendOutcome(result, attempts)
 
     def _settle(self, broker: Broker, order: dict, result: OrderResult, attempts: int) -> dict:
@@ -205,10 +227,7 @@ class OrderDesk:
             found = broker.find_order(cid, order["magic"], since=_since(order))
             now = self.clock.now()
             if found is not None and found.state == "filled":
-                result = OrderResult(code=10009, message="found at broker by reconciliation",
-                                     ticket=found.ticket, position_ticket=found.position_ticket,
-                                     price=found.price, volume=found.volume, time=found.time,
-                                     deal_ticket=found.deals[0].ticket if found.deals else None)
+                result = _found_result(found, "found at broker by reconciliation")
                 self._settle(broker, order, result, order["attempts"])
                 notes.append(f"order {cid} was filled at the broker; recorded")
             elif found is not None:
@@ -322,6 +341,13 @@ def _ts(text: str) -> float:
 
 def _since(order: dict) -> float:
     return _ts(order["created_at"]) - 3600
+
+
+def _found_result(found: BrokerOrder, message: str) -> OrderResult:
+    """A filled order the broker holds, as the answer its request should have had (with its IN deal)."""
+    deal = next((d.ticket for d in found.deals if d.entry == "in"), None)
+    return OrderResult(code=10009, message=message, ticket=found.ticket, position_ticket=found.position_ticket,
+                       price=found.price, volume=found.volume, time=found.time, deal_ticket=deal)
 
 
 def order_summary(order: dict) -> str:

@@ -66,7 +66,7 @@ def make_broker_factory(cfg: Config, feed, clock: Clock):
             except ImportError as exc:
                 raise BrokerUnavailable(f"the mt5 broker is not available here ({exc}); "
                                         "install it on Windows with: pip install 'scalper[mt5]'") from None
-            return MT5Broker.from_account(acc, clock=clock, specs=specs)
+            return MT5Broker.from_account(acc, clock=clock)  # the terminal's own symbol specs win
         raise BadInput(f"unknown broker {acc.broker!r}", where=f"accounts[{acc.id}].broker")
 
     return factory

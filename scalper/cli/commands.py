@@ -89,15 +89,77 @@ def setup_bot(
 
 
 @app.command("report")
-def report(config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt) -> None:
-    """Signals, decisions, orders and P&L per strategy; daily P&L; open positions."""
-    not_yet("report")
+def report(
+    since: str = typer.Option("24h", "--since", help="How far back: 30m, 24h, 7d or an ISO time (UTC)."),
+    bot: Optional[str] = typer.Option(None, "--bot", help="Only this bot."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print the per-strategy table as CSV on stdout."),
+    chart: Optional[str] = typer.Option(None, "--chart", metavar="FILE.png",
+                                        help="Draw the equity curve, with signals and trades over price candles "
+                                             "when the config's csv/builtin feed has the bars."),
+    config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
+) -> int:
+    """Signals, decisions and orders side by side; per strategy: signals, approved, rejected by reason, trades,
+    win rate, profit factor, net P&L, max drawdown; daily P&L; open positions.
+
+    Reads the ledger only (never writes it). Exit 2 when there is no ledger at the path.
+    """
+    from scalper.errors import BadInput
+    from scalper.services.report import report as service
+
+    if as_json and as_csv:
+        raise BadInput("--json and --csv exclude each other", where="--csv", fix="pass one of them")
+    doc = service(config=config, ledger=ledger, since=since, bot=bot, chart=chart)
+    if as_json:
+        emit_json(doc)
+    elif as_csv:
+        render.report_csv(doc)
+    else:
+        render.report(out_console(False), doc)
+    return 0
 
 
 @app.command("backtest")
-def backtest() -> None:
-    """Replay history through the same strategies, risk rules and position upkeep as run-once."""
-    not_yet("backtest")
+def backtest(
+    data: str = typer.Option(..., "--data", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
+    bot: Optional[str] = typer.Option(None, "--bot", help="Replay this bot of bots.yaml: its strategies, "
+                                                          "parameters, lookback, qty and risk settings."),
+    symbol: Optional[str] = typer.Option(None, "--symbol", help="Replay this symbol with the default settings."),
+    strategies: Optional[str] = typer.Option(None, "--strategies", metavar="a,b",
+                                             help="Comma-separated strategy names, in order."),
+    since: Optional[str] = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
+    until: Optional[str] = typer.Option(None, "--to", metavar="ISO", help="Last bar replayed (file clock)."),
+    signals_out: Optional[str] = typer.Option(None, "--signals-out", metavar="FILE.csv",
+                                              help="Write every raw signal (before risk), as scan does."),
+    trades_out: Optional[str] = typer.Option(None, "--trades-out", metavar="FILE.csv", help="Write the trades."),
+    chart: Optional[str] = typer.Option(None, "--chart", metavar="FILE.png",
+                                        help="Draw the last bars with signals and trades, and the equity curve."),
+    balance: Optional[float] = typer.Option(None, "--balance", min=0.01,
+                                            help="Starting balance (default: the bot's paper balance, else 10000)."),
+    qty: Optional[float] = typer.Option(None, "--qty", min=0.0001, help="Lots per order (default: the bot's, else 0.01 metals, 0.10 FX)."),
+    lookback: Optional[int] = typer.Option(None, "--lookback", min=15, help="Window length in bars "
+                                                                            "(default: the bot's, else 100)."),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
+    config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
+) -> int:
+    """Replay history through the same strategies, risk rules and position upkeep as run-once.
+
+    Prints trades, win rate, profit factor, expectancy, max drawdown and net P&L, in all and per strategy,
+    and the rejections by reason. Fills follow the paper broker: the next bar's open plus or minus half the
+    spread; SL/TP checked on each later bar. The kill-switch re-arms at the next UTC midnight.
+    """
+    import sys
+
+    from scalper.services.backtest import backtest as service
+
+    with render.progress_bar(enabled=not as_json and sys.stderr.isatty()) as progress:
+        doc = service(data=data, bot=bot, symbol=symbol, strategies=strategies, since=since, until=until,
+                      signals_out=signals_out, trades_out=trades_out, chart=chart, balance=balance, qty=qty,
+                      lookback=lookback, skip_bad_rows=skip_bad_rows, config=config, progress=progress)
+    if as_json:
+        emit_json(doc)
+    else:
+        render.backtest_summary(out_console(False), doc)
+    return 0
 
 
 from scalper.cli import ops  # noqa: E402,F401  (operator commands: status, kill-switch, rollback, …)

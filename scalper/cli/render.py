@@ -66,3 +66,130 @@ def bot(con: Console, b: dict, created: bool, path) -> None:
 
     con.print(f"[green]{'added' if created else 'updated'}[/] bot [bold]{b['name']}[/] in {path}:")
     con.print(yaml.safe_dump(b, sort_keys=False, default_flow_style=None).rstrip())
+
+
+# --- backtest and report ------------------------------------------------------------
+from contextlib import contextmanager  # noqa: E402  (kept with the section that uses it)
+
+
+def _money(x) -> str:
+    return "—" if x is None else f"{x:,.2f}"
+
+
+def _ratio(x) -> str:
+    """A profit factor: None in the documents means no losing trade (∞ with wins, — without)."""
+    return "—" if x is None else f"{x:.2f}"
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _factor(row: dict) -> str:
+    if row["profit_factor"] is None and row["gross_profit"] > 0:
+        return "∞"
+    return _ratio(row["profit_factor"])
+
+
+def _strategy_table(title: str, rows: dict, totals: dict) -> Table:
+    """One column per strategy and one for all of them: it stays readable in 80 columns."""
+    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    t.add_column("")
+    columns = {**rows, "all": totals}
+    for name in columns:
+        t.add_column(name, justify="right", overflow="fold", style="bold" if name == "all" else None)
+    lines = (("signals", lambda r: f"{r['signals']:,}"), ("approved", lambda r: f"{r['approved']:,}"),
+             ("rejected", lambda r: f"{r['rejected_total']:,}"),
+             ("trades", lambda r: f"{r['trades']:,}"), ("win rate", lambda r: _pct(r["win_rate"])),
+             ("profit factor", _factor), ("expectancy", lambda r: _money(r["expectancy"])),
+             ("net P&L", lambda r: _money(r["net_pnl"])), ("max drawdown", lambda r: _money(r["max_drawdown"])))
+    for label, cell in lines:
+        t.add_row(label, *(cell(r) for r in columns.values()))
+    return t
+
+
+@contextmanager
+def progress_bar(enabled: bool, label: str = "replaying"):
+    """A rich progress bar on stderr; yields the callback (done, total), or None when disabled."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from scalper.cli.common import err
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def backtest_summary(con: Console, r: dict) -> None:
+    con.print(f"[bold]backtest[/] {r['data']}  {r['symbol']}" + (f"  bot {r['bot']}" if r["bot"] else "")
+              + f"  bars {r['bars']:,} ({r['from']} → {r['to']})  {r['duration_s']:.2f} s")
+    con.print(f"strategies {', '.join(r['strategies'])}  lookback {r['lookback']}  qty {r['qty']}"
+              + (f"  risk {r['risk_percent']}%/trade" if r["risk_percent"] else "")
+              + f"  balance {_money(r['start_balance'])} → {_money(r['final_balance'])}")
+    con.print(_strategy_table("per strategy", r["per_strategy"], r["totals"]))
+    if r["totals"]["rejected"]:
+        con.print(_kv_table("rejected by reason", r["totals"]["rejected"]))
+    if r["exit_reasons"]:
+        con.print("exits: " + ", ".join(f"{k} {v:,}" for k, v in r["exit_reasons"].items())
+                  + f"  (trailing stop moves: {r['trailing_stop_moves']:,})")
+    for reason, n in r["broker_refused"].items():
+        con.print(f"[yellow]refused by the broker:[/] {n:,} approved order(s): {reason}")
+    for k in r["kill_switches"]:
+        con.print(f"[red]kill-switch[/] {k['time']}: {k['reason']} ({k['positions_closed']} closed; "
+                  "re-armed at the next UTC midnight)")
+    for w in r.get("warnings", []):
+        con.print(f"[yellow]warning:[/] {w}")
+    for key, what in (("signals_out", "signals"), ("trades_out", "trades"), ("chart", "chart")):
+        if r.get(key):
+            con.print(f"wrote {what} to {r[key]}")
+
+
+def report(con: Console, r: dict) -> None:
+    con.print(f"[bold]report[/] {r['ledger']}  since {r['since']}" + (f"  bot {r['bot']}" if r["bot"] else ""))
+    con.print(_strategy_table("signals → decisions → trades, per strategy", r["per_strategy"], r["totals"]))
+    # Decisions and orders side by side.
+    parts = [_kv_table("decisions", r["decisions"])]
+    parts += [_kv_table(f"{kind} orders", counts, "status") for kind, counts in sorted(r["orders"].items())]
+    side = Table.grid(padding=(0, 4))
+    for _ in parts:
+        side.add_column()
+    side.add_row(*parts)
+    con.print(side)
+    if r["daily_pnl"]:
+        t = Table(title="daily P&L", title_justify="left", show_edge=False, pad_edge=False)
+        for name in ("day", "bot", "account", "realized", "trades", "wins", "losses"):
+            t.add_column(name, justify="left" if name in ("day", "bot") else "right")
+        for d in r["daily_pnl"]:
+            t.add_row(d["day"], d["bot"], str(d["account_id"]), _money(d["realized"]), str(d["trades"]),
+                      str(d["wins"]), str(d["losses"]))
+        con.print(t)
+    con.print(f"open positions: {len(r['open_positions']) or 'none'}")
+    for p in r["open_positions"]:
+        con.print(f"  {p['bot']} {p['strategy'] or '(adopted)'} {p['side']} {p['volume']} {p['symbol']} "
+                  f"@ {p['price_open']}  sl {p['sl']}  tp {p['tp']}  opened {p['opened_at']}  "
+                  f"unrealized {_money(p['unrealized'])}  (account {p['account_id']})")
+    if r.get("chart"):
+        con.print(f"wrote chart to {r['chart']}" + (f" ({r['chart_note']})" if r.get("chart_note") else ""))
+
+
+REPORT_CSV_FIELDS = ["strategy", "signals", "approved", "rejected", "trades", "wins", "losses", "win_rate",
+                     "profit_factor", "expectancy", "net_pnl", "max_drawdown", "gross_profit", "gross_loss"]
+
+
+def report_csv(r: dict) -> None:
+    """The per-strategy table on stdout, one row per strategy, a column per rejection reason.
+    An empty profit_factor means there was no losing trade."""
+    import csv
+    import sys
+
+    reasons = sorted({reason for row in r["per_strategy"].values() for reason in row["rejected"]})
+    w = csv.writer(sys.stdout, lineterminator="\n")
+    w.writerow(REPORT_CSV_FIELDS + [f"rejected_{reason}" for reason in reasons])
+    for name, row in r["per_strategy"].items():
+        values = {**row, "strategy": name, "rejected": row["rejected_total"]}
+        w.writerow(["" if values[f] is None else values[f] for f in REPORT_CSV_FIELDS]
+                   + [row["rejected"].get(reason, 0) for reason in reasons])

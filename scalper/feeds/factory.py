@@ -31,4 +31,4 @@ def build_feed(feed_cfg: FeedConfig, resolve_path: Callable[[str], Path]) -> Fee
         if exc.name not in ("scalper.feeds.mt5", "MetaTrader5"):
             raise
         raise FeedUnavailable(MT5_MISSING) from None
-    return mt5.Mt5Feed(feed_cfg)
+    return mt5.Mt5Feed()  # attaches to the terminal the mt5 broker opens, or the running one

@@ -1,14 +1,20 @@
 """The ledger's schema and its migrations.
 
 SCHEMA_VERSION is stored in `meta`. Opening an older ledger copies it to a
-backup first, then applies each later migration in one transaction.
+backup first, then applies each later migration in one transaction (see
+Ledger._migrate). A migration is a plain SQL script; it must only add (tables,
+columns with defaults, indexes), so a backup restored by hand is always usable.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+class SchemaError(Exception):
+    """The ledger's schema record is unreadable (the message completes "the ledger PATH ...")."""
 
 _V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -145,13 +151,31 @@ CREATE TABLE kill_switches (
 );
 """
 
+# v2: every run reads each bot's realized P&L of the day (risk and kill-switch) and
+# the report groups decisions by run: index both instead of scanning whole tables.
+_V2 = """
+CREATE INDEX IF NOT EXISTS positions_bot_closed ON positions (bot, status, closed_at);
+CREATE INDEX IF NOT EXISTS decisions_run ON decisions (run_id);
+"""
+
 # MIGRATIONS[v] brings a ledger from version v-1 to v. Version 1 is the base.
-MIGRATIONS: dict[int, str] = {1: _V1}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 
 
 def current_version(conn: sqlite3.Connection) -> int:
+    """0 for a new (empty) file; raises SchemaError when the record is unreadable."""
     row = conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
     if row is None:
         return 0
     v = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    return int(v[0]) if v else 0
+    if v is None:
+        raise SchemaError("has a `meta` table without a schema_version; it is damaged or not a scalper ledger "
+                          "— restore it from a backup (*.bak beside it)")
+    try:
+        version = int(v[0])
+    except (TypeError, ValueError):
+        raise SchemaError(f"records schema version {v[0]!r}, which is not a number; restore it from a backup "
+                          "(*.bak beside it)") from None
+    if version < 1:
+        raise SchemaError(f"records schema version {version}; restore it from a backup (*.bak beside it)")
+    return version

@@ -6,13 +6,22 @@ Written so that nothing is lost or duplicated:
 - unique keys do the de-duplication (a signal's dedupe key, an order's client
   id and (signal, account)), so a retry finds the row instead of adding one;
 - every timestamp is UTC ISO 8601 ('...Z').
+
+And so that a bad environment fails cleanly (LedgerError, exit 1, nothing half
+written): a read-only file or folder is detected when the ledger is opened (a
+write probe that is rolled back), a full disk fails the transaction that hit it
+(SQLite rolls it back), a damaged file or a file that is not a ledger is named
+as such, and a ledger written by a newer scalper is refused. An older schema
+is migrated forward on open, in one transaction, after a backup copy.
+
+The file, its -wal/-shm and its backups are created owner-only (0600).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -22,21 +31,40 @@ from typing import Any, Iterator
 
 from scalper.clock import iso
 from scalper.errors import LedgerError
-from scalper.ledger.schema import MIGRATIONS, SCHEMA_VERSION, current_version
+from scalper.ledger.schema import MIGRATIONS, SCHEMA_VERSION, SchemaError, current_version
 
 OPEN_ORDER_STATES = ("new", "sent")
 
+# Tests and drills only: cap the ledger's size in pages (SQLite's max_page_count), so a
+# "disk full" happens for real at a chosen point. Unset in production.
+MAX_PAGES_ENV = "SCALPER_LEDGER_MAX_PAGES"
 
-def _explain(exc: sqlite3.Error, path: Path) -> str:
+
+def _explain(exc: BaseException, path: Path) -> str:
+    """One line: which file, what is wrong, what to do. Never a traceback."""
     text = str(exc)
-    if "readonly" in text or "read-only" in text:
+    low = text.lower()
+    if isinstance(exc, OSError):
+        code = exc.errno
+        text = exc.strerror or text
+        if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return (f"the ledger {path} cannot be written ({text}); make the file and its folder writable "
+                    "by the user running scalper")
+        if code in (errno.ENOSPC, errno.EDQUOT):
+            return f"the disk holding the ledger {path} is full ({text}); free space and rerun"
+        return f"the ledger {path} cannot be opened ({text})"
+    if "readonly" in low or "read-only" in low:
         return f"the ledger {path} is read-only ({text}); make the file and its folder writable"
-    if "disk is full" in text or "database or disk is full" in text:
-        return f"the disk holding {path} is full ({text}); free space and rerun"
-    if "not a database" in text or "malformed" in text:
-        return f"the ledger {path} is damaged ({text}); restore it from a backup"
-    if "unable to open" in text:
-        return f"cannot open the ledger {path} ({text}); check the path and permissions"
+    if "disk is full" in low or "database or disk is full" in low:
+        return f"the disk holding the ledger {path} is full ({text}); free space and rerun"
+    if "not a database" in low or "malformed" in low:
+        return f"the ledger {path} is damaged ({text}); restore it from a backup (*.bak beside it)"
+    if "disk i/o error" in low:
+        return f"the disk holding the ledger {path} failed to read or write ({text}); check the disk and rerun"
+    if "locked" in low or "busy" in low:
+        return f"the ledger {path} is busy: another process holds a write lock ({text}); rerun in a moment"
+    if "unable to open" in low:
+        return f"cannot open the ledger {path} ({text}); check the path and its folder's permissions"
     return f"ledger {path}: {text}"
 
 
@@ -45,12 +73,24 @@ class Ledger:
                  _conn: sqlite3.Connection | None = None):
         self.path = Path(path)
         self.readonly = readonly
+        self._snapshot = _conn is not None   # an in-memory copy: never write beside the ledger
+        self.last_backup: Path | None = None  # the copy made before the last migration
+        self.conn: sqlite3.Connection | None = None
         try:
             self.conn = _conn or self._connect()
             if not readonly:
                 self._migrate()
-        except sqlite3.Error as exc:
+                if not self._snapshot:
+                    self._probe_writable()
+        except (sqlite3.Error, OSError) as exc:
+            self.close()
             raise LedgerError(_explain(exc, self.path)) from None
+        except SchemaError as exc:
+            self.close()
+            raise LedgerError(f"the ledger {self.path} {exc}") from None
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def snapshot(cls, path: str | os.PathLike) -> "Ledger":
@@ -76,22 +116,47 @@ class Ledger:
                                    timeout=10)
             return conn
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # The ledger holds account numbers and P&L: owner-only, including -wal/-shm.
+        if self.path.exists() and not self.path.is_file():
+            raise LedgerError(f"the ledger {self.path} is not a file; point `ledger:` (or --ledger) at a file")
+        # The ledger holds account numbers and P&L: owner-only, including -wal/-shm
+        # (SQLite gives those the main file's mode).
         old_umask = os.umask(0o077)
         try:
             if not self.path.exists():
                 fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
-            conn.execute("PRAGMA journal_mode=WAL")
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA busy_timeout=10000")
+                max_pages = os.environ.get(MAX_PAGES_ENV)
+                if max_pages:
+                    conn.execute(f"PRAGMA max_page_count={int(max_pages)}")
+            except BaseException:
+                conn.close()
+                raise
         finally:
             os.umask(old_umask)
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=10000")
         return conn
 
+    def _probe_writable(self) -> None:
+        """SQLite opens a file it may not write read-only without a word, and BEGIN
+        IMMEDIATE succeeds on it: only a real write tells. Rolled back: nothing changes."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+        finally:
+            try:
+                c.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
     def close(self) -> None:
+        if self.conn is None:
+            return
         try:
             self.conn.close()
         except sqlite3.Error:
@@ -132,15 +197,23 @@ class Ledger:
 
     # --- schema -------------------------------------------------------------
     def _migrate(self) -> None:
+        """Bring the schema to SCHEMA_VERSION: create it in a new file; in an older
+        ledger, back the file up first, then apply every later migration in ONE
+        transaction (all or nothing). A newer ledger is refused, untouched."""
         version = current_version(self.conn)
-        if version > SCHEMA_VERSION:
-            raise LedgerError(f"the ledger {self.path} has schema version {version}, newer than this "
-                              f"scalper knows ({SCHEMA_VERSION}); upgrade scalper")
+        _refuse_newer(version, self.path)
         if version == SCHEMA_VERSION:
             return
-        if version > 0:
-            self.backup(f"v{version}")
+        if version == 0:
+            _refuse_foreign(self.conn, self.path)
+        if version > 0 and not self._snapshot:
+            self.last_backup = self.backup(f"v{version}")
         with self.tx() as c:
+            # Another process may have migrated while we copied: decide again under the write lock.
+            version = current_version(c)
+            _refuse_newer(version, self.path)
+            if version == SCHEMA_VERSION:
+                return
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _split_sql(MIGRATIONS[v]):
                     c.execute(statement)
@@ -148,24 +221,62 @@ class Ledger:
                       (str(SCHEMA_VERSION),))
             if version == 0:
                 c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('created_at', ?)", (iso(time.time()),))
+            else:
+                self.audit(c, time.time(), "migration", f"ledger schema migrated from v{version} to "
+                           f"v{SCHEMA_VERSION}; backup: {self.last_backup}")
 
     def backup(self, label: str) -> Path:
-        """A consistent copy next to the ledger (SQLite's online backup)."""
+        """A consistent copy next to the ledger (SQLite's online backup), owner-only.
+
+        Written under a temporary name and renamed, so a `.bak` file is always whole;
+        never overwrites an earlier backup."""
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         dest = self.path.with_name(f"{self.path.name}.{label}.{stamp}.bak")
-        target = sqlite3.connect(dest)
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = self.path.with_name(f"{self.path.name}.{label}.{stamp}-{n}.bak")
+        tmp = dest.with_name(dest.name + ".tmp")
+        old_umask = os.umask(0o077)
         try:
-            self.conn.backup(target)
+            target = sqlite3.connect(tmp)
+            try:
+                self.conn.backup(target)
+                target.execute("PRAGMA journal_mode=DELETE")   # a single self-contained file
+            finally:
+                target.close()
+            os.chmod(tmp, 0o600)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)
+        except (sqlite3.Error, OSError) as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise LedgerError(f"could not back up the ledger to {dest} ({exc}); nothing was changed — "
+                              "free space or fix permissions and rerun") from None
         finally:
-            target.close()
-        os.chmod(dest, 0o600)
+            os.umask(old_umask)
         return dest
 
     def schema_version(self) -> int:
-        return current_version(self.conn)
+        try:
+            return current_version(self.conn)
+        except sqlite3.Error as exc:
+            raise LedgerError(_explain(exc, self.path)) from None
+        except SchemaError as exc:
+            raise LedgerError(f"the ledger {self.path} {exc}") from None
 
     def integrity_check(self) -> str:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        """'ok', or SQLite's first complaint."""
+        try:
+            return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise LedgerError(_explain(exc, self.path)) from None
 
     # --- generic helpers ----------------------------------------------------
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
@@ -239,6 +350,24 @@ class Ledger:
         row = self.one("SELECT COALESCE(SUM(profit), 0) AS p FROM positions WHERE account_id = ? "
                        "AND status = 'closed' AND closed_at >= ?", (account_id, since_iso))
         return float(row["p"]) if row else 0.0
+
+
+def _refuse_newer(version: int, path: Path) -> None:
+    if version > SCHEMA_VERSION:
+        raise LedgerError(f"the ledger {path} has schema version {version}, newer than this scalper knows "
+                          f"({SCHEMA_VERSION}); it was left untouched — upgrade scalper, or point --ledger at "
+                          "another file")
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """A file with tables but no schema version is some other database (the paper
+    broker's state, a copy of something else): never build a ledger inside it."""
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                         "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    if tables:
+        raise LedgerError(f"{path} is an SQLite database but not a scalper ledger (it has the tables "
+                          f"{', '.join(tables[:5])}{', …' if len(tables) > 5 else ''} and no schema version); it was "
+                          "left untouched — point `ledger:` (or --ledger) at another file")
 
 
 def _split_sql(script: str) -> list[str]:

@@ -1,0 +1,85 @@
+"""What is at risk, and the limits on it: the pieces of a risk decision that
+`run-once` and the backtester both build, so that they build them alike.
+
+- `risk_limits`: a bot's risk settings as the RiskLimits that `risk.decide` reads;
+- `build_exposure`: the Exposure a signal meets, from the open positions and
+  opening orders of the accounts it would trade on;
+- `day_start`: the UTC day that "today's P&L" covers;
+- `kill_switch_reason`: whether the position upkeep must engage the kill-switch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+from scalper.core import upkeep
+from scalper.core.risk import Exposure, RiskLimits, daily_loss_cap
+from scalper.symbols import root_symbol
+
+if TYPE_CHECKING:
+    from scalper.config import RiskConfig
+
+DAY_SECONDS = 86_400
+
+UNREALIZED_LOSS = "unrealized_loss"
+DAILY_LOSS = "daily_loss"
+
+
+def risk_limits(risk: "RiskConfig") -> RiskLimits:
+    return RiskLimits(max_concurrent=risk.max_concurrent, max_per_symbol=risk.max_per_symbol,
+                      decision_min_score=risk.decision_min_score, signal_max_age_s=risk.signal_max_age_s,
+                      min_balance=risk.min_balance, daily_loss_limit=risk.daily_loss_limit,
+                      daily_loss_limit_pct=risk.daily_loss_limit_pct, max_spread_points=risk.max_spread_points)
+
+
+def day_start(now: float) -> float:
+    """Midnight UTC of the day holding `now` (epoch seconds count no leap seconds)."""
+    return float(int(now // DAY_SECONDS) * DAY_SECONDS)
+
+
+def build_exposure(open_items: Iterable[tuple[int, str, str]], *, symbol: str, group_symbols: Iterable[str] = (),
+                   balance: float, pnl_today: float, spread_points: float | None,
+                   kill_switch_engaged: bool = False, engine_paused: bool = False) -> Exposure:
+    """The Exposure of a signal on `symbol`.
+
+    `open_items` holds (account_id, symbol, side) for every open position and
+    every opening order still in flight on the signal's accounts: counts are
+    per account and the worst account counts. `group_symbols` are the members
+    of the symbol's correlation groups; `pnl_today` is realized today plus
+    unrealized; `balance` the smallest of the accounts'.
+    """
+    group = set(group_symbols)
+    group_roots = {root_symbol(m) for m in group} - {root_symbol(symbol)} if group else set()
+    totals: dict[int, int] = {}
+    on_symbol: dict[int, int] = {}
+    directions, group_directions = set(), set()
+    for account, item_symbol, side in open_items:
+        totals[account] = totals.get(account, 0) + 1
+        if item_symbol == symbol:
+            on_symbol[account] = on_symbol.get(account, 0) + 1
+            directions.add(side)
+        elif group_roots and root_symbol(item_symbol) in group_roots:
+            group_directions.add(side)
+    return Exposure(balance=balance, open_total=max(totals.values(), default=0),
+                    open_on_symbol=max(on_symbol.values(), default=0),
+                    directions_on_symbol=frozenset(directions), group_directions=frozenset(group_directions),
+                    pnl_today=pnl_today, spread_points=spread_points, engine_paused=engine_paused,
+                    kill_switch_engaged=kill_switch_engaged)
+
+
+def kill_switch_reason(*, unrealized: float, realized_today: float, balance: float, risk: "RiskConfig",
+                       limits: RiskLimits) -> tuple[str, str] | None:
+    """(source, reason) when a bot's kill-switch must engage, else None.
+
+    First the floating loss of its open positions against the kill-switch
+    limits, then today's P&L (realized + unrealized) against the daily loss cap.
+    """
+    reason = upkeep.kill_switch_tripped(unrealized, balance, loss_limit=risk.kill_switch_loss,
+                                        loss_limit_pct=risk.kill_switch_loss_pct)
+    if reason is not None:
+        return UNREALIZED_LOSS, reason
+    cap = daily_loss_cap(limits, balance)
+    today = realized_today + unrealized
+    if cap is not None and -today >= cap:
+        return DAILY_LOSS, f"today's P&L {today:.2f} reached the daily loss limit -{cap:.2f}"
+    return None

@@ -1,0 +1,184 @@
+"""`scalper backtest`: resolve what to replay (a bot of bots.yaml, or a symbol
+with the defaults), replay it (scalper.backtest), write the files asked for and
+sum the outcome up as one JSON-ready document."""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections import Counter
+from pathlib import Path
+
+from scalper.backtest import BacktestResult, Progress, Setup, Trade, run_backtest
+from scalper.clock import bar_iso, parse_instant
+from scalper.core.risk import APPROVED
+from scalper.errors import BadInput
+from scalper.report import stats
+
+SIGNAL_FIELDS = ["bar_time", "strategy", "direction", "entry", "sl", "tp", "score"]
+TRADE_FIELDS = ["signal_time", "entry_time", "exit_time", "strategy", "direction", "volume", "entry", "exit",
+                "sl", "tp", "final_sl", "exit_reason", "pnl"]
+
+
+def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, strategies: str | None = None,
+             since: str | None = None, until: str | None = None, signals_out: str | None = None,
+             trades_out: str | None = None, chart: str | None = None, balance: float | None = None,
+             qty: float | None = None, lookback: int | None = None, skip_bad_rows: bool = False,
+             config: str | None = None, progress: Progress | None = None) -> dict:
+    from scalper.feeds.csvfile import read_bars
+
+    setup, bot_name = resolve_setup(bot=bot, symbol=symbol, strategies=strategies, balance=balance, qty=qty,
+                                    lookback=lookback, config=config)
+    start, end = _instant(since, "--from"), _instant(until, "--to")
+    if start is not None and end is not None and start > end:
+        raise BadInput(f"--from {since} is after --to {until}", where="--from", fix="swap them")
+    if chart:
+        from scalper.report import charts
+
+        charts.require()
+    history, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
+
+    began = time.perf_counter()
+    result = run_backtest(history, setup, start=start, end=end, progress=progress)
+    duration = time.perf_counter() - began
+
+    doc = summarize(result)
+    doc.update(data=str(data), bot=bot_name, duration_s=round(duration, 3), warnings=warnings,
+               signals_out=signals_out, trades_out=trades_out, chart=chart)
+    trade_rows = [trade_row(t) for t in result.trades]
+    if signals_out:
+        from scalper.core.scan import signals_to_rows
+
+        _write_csv(signals_out, SIGNAL_FIELDS, signals_to_rows(result.signals))
+    if trades_out:
+        _write_csv(trades_out, TRADE_FIELDS, trade_rows)
+    else:
+        doc["trades"] = trade_rows
+    if chart:
+        _chart(chart, history, result)
+    return doc
+
+
+def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None, balance: float | None,
+                  qty: float | None, lookback: int | None, config: str | None) -> tuple[Setup, str | None]:
+    """A bot's settings from bots.yaml, or a symbol with the defaults (a config given
+    with --config still supplies its symbol table). Command-line values win."""
+    from scalper import wiring
+    from scalper.config import PaperConfig, RiskConfig
+    from scalper.core import strategies as registry
+    from scalper.symbols import default_qty, spec_for
+
+    if bool(bot) == bool(symbol):
+        raise BadInput("give either --bot NAME or --symbol SYMBOL" if not bot else
+                       "--bot and --symbol exclude each other", where="--bot",
+                       fix="--bot replays a bot of bots.yaml; --symbol replays a symbol with the default settings")
+    cfg = wiring.load(config) if bot or config else None
+    overrides: dict[str, dict] = {}
+    if bot:
+        try:
+            b = cfg.bot(bot)
+        except KeyError:
+            raise BadInput(f"no bot named {bot!r} in {wiring.config_path(config)}", where="--bot",
+                           fix=f"use one of: {', '.join(x.name for x in cfg.bots) or '(no bots defined)'}") from None
+        symbol, names, risk = b.symbol, list(b.strategies), b.risk
+        overrides, lookback, qty = b.strategy_params, lookback or b.lookback, qty or b.volume
+        if balance is None:
+            balance = min(cfg.account(a).balance or cfg.paper.initial_balance for a in b.accounts)
+    else:
+        names, risk = list(registry.STRATEGY_NAMES), RiskConfig()
+        lookback, qty = lookback or 100, qty or default_qty(symbol)
+        if balance is None:
+            balance = (cfg.paper if cfg else PaperConfig()).initial_balance
+    if strategies:
+        names = [s.strip() for s in strategies.split(",") if s.strip()]
+        unknown = [n for n in names if n not in registry.STRATEGY_NAMES]
+        if unknown or not names:
+            raise BadInput(f"unknown strategy {unknown[0]!r}" if unknown else "no strategy given",
+                           where="--strategies", fix=f"use some of: {', '.join(registry.STRATEGY_NAMES)}")
+    params = {}
+    for n in names:
+        try:
+            params[n] = registry.resolve_params(n, overrides.get(n), lookback=lookback)
+        except ValueError as exc:
+            raise BadInput(str(exc), where=f"strategy_params.{n}") from None
+    spec = spec_for(symbol, cfg.symbol_overrides() if cfg else None)
+    return Setup(symbol=symbol, spec=spec, strategies=tuple(names), params=params, lookback=lookback, qty=qty,
+                 risk=risk, balance=float(balance)), bot
+
+
+def summarize(result: BacktestResult) -> dict:
+    """The outcome: totals and per strategy (signals, approved, rejected by reason, trade statistics)."""
+    s = result.setup
+    signals = Counter(x.strategy for x in result.signals)
+    pnls: dict[str, list[float]] = {name: [] for name in s.strategies}
+    for t in result.trades:
+        pnls[t.strategy].append(t.pnl)
+    per_strategy = {}
+    for name in s.strategies:
+        decided = result.decisions[name]
+        per_strategy[name] = _row(signals[name], decided, pnls[name])
+    decisions = Counter()
+    for decided in result.decisions.values():
+        decisions.update(decided)
+    totals = _row(len(result.signals), decisions, [t.pnl for t in result.trades])
+    return {
+        "symbol": s.symbol, "strategies": list(s.strategies), "lookback": s.lookback, "qty": s.qty,
+        "risk_percent": s.risk.risk_percent, "bars": result.bars,
+        "from": bar_iso(result.start) if result.start is not None else None,
+        "to": bar_iso(result.end) if result.end is not None else None,
+        "start_balance": s.balance, "final_balance": result.final_balance,
+        "totals": totals, "per_strategy": per_strategy,
+        "broker_refused": dict(result.refused),
+        "exit_reasons": dict(Counter(t.exit_reason for t in result.trades).most_common()),
+        "trailing_stop_moves": result.trailed,
+        "kill_switches": [{"time": bar_iso(k.time), "source": k.source, "reason": k.reason,
+                           "positions_closed": k.positions_closed} for k in result.kill_switches],
+    }
+
+
+def trade_row(t: Trade) -> dict:
+    return {"signal_time": bar_iso(t.signal_time), "entry_time": bar_iso(t.entry_time),
+            "exit_time": bar_iso(t.exit_time), "strategy": t.strategy, "direction": t.direction,
+            "volume": t.volume, "entry": t.entry, "exit": t.exit, "sl": t.sl, "tp": t.tp, "final_sl": t.final_sl,
+            "exit_reason": t.exit_reason, "pnl": t.pnl}
+
+
+def _row(signals: int, decided: Counter, pnls: list[float]) -> dict:
+    """Signals, approved, rejected (in all and by reason), then the trade statistics:
+    the same shape as a row of `scalper report`."""
+    rejected = dict(sorted(((r, n) for r, n in decided.items() if r != APPROVED), key=lambda rn: (-rn[1], rn[0])))
+    return {"signals": signals, "approved": decided[APPROVED], "rejected_total": sum(rejected.values()),
+            "rejected": rejected, **stats.summarize(pnls).to_dict()}
+
+
+def _write_csv(path: str, fields: list[str], rows: list[dict]) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _chart(path: str, history, result: BacktestResult) -> None:
+    from scalper.report import charts
+
+    s = result.setup
+    replayed = history.between(result.start, result.end) if result.bars else history.slice(0, 0)
+    marks = [charts.SignalMark(x.bar_time, x.entry, x.direction) for x in result.signals]
+    trades = [charts.TradeMark(t.entry_time, t.entry, t.exit_time, t.exit, t.direction, t.pnl)
+              for t in result.trades]
+    equity = [(result.start, s.balance)] if result.bars else []
+    equity += stats.equity_curve(((t.exit_time, t.pnl) for t in result.trades), s.balance)
+    charts.draw(path, title=f"backtest {s.symbol}: {', '.join(s.strategies)}", bars=replayed, signals=marks,
+                trades=trades, equity=equity)
+
+
+def _instant(text: str | None, option: str) -> float | None:
+    if not text:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise BadInput(f"cannot read {text!r} as a time", where=option,
+                       fix="use ISO 8601, e.g. 2025-05-20 or 2025-05-20T14:30 (the file's own clock)") from None
