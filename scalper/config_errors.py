@@ -325,7 +325,7 @@ _FIXES = {
 
 # string_pattern_mismatch, per field: (what is wrong, fix) — instead of a regular expression.
 _PATTERNS = {
-    "name": ("may hold letters, digits, '-', '_' and '.' only (no spaces)", "e.g. gold-scalper"),
+    "name": ("may hold letters, digits, '-', '_' and '.' only (no spaces)", "rename it, e.g. gold-scalper"),
     "symbol": ("must not contain spaces or slashes", "write the broker's exact symbol name, e.g. XAUUSDm"),
 }
 

@@ -12,13 +12,15 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Callable
+
+import numpy as np
 
 from scalper.brokers.base import Broker
 from scalper.clock import Clock, iso
 from scalper.config import AccountConfig, BotConfig, Config
 from scalper.core import risk, strategies, upkeep
+from scalper.core.exposure import build_exposure, day_start, kill_switch_reason, risk_limits
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.signals import Signal, Skip
 from scalper.core.sizing import order_volume
@@ -63,11 +65,6 @@ class RunSummary:
 
 def dedupe_key(bot: str, signal: Signal, symbol: str) -> str:
     return f"{bot}|{signal.strategy}|{symbol}|{signal.bar_time}|{signal.direction}"
-
-
-def day_start(now: float) -> float:
-    d = datetime.fromtimestamp(now, tz=timezone.utc)
-    return datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp()
 
 
 class Engine:
@@ -239,6 +236,8 @@ class _Pass:
     def _reconcile(self, magics: dict[int, str]) -> None:
         for acc_id, broker in self.brokers.items():
             broker.sync()
+            # SL/TP exits booked by the sync change the balance that sizing and risk read
+            self.balances[acc_id] = broker.account_info().balance
             self.summary.reconciled += self.desk.reconcile_orders(broker, acc_id, self._order_still_fresh)
             counts = self.desk.sync_positions(broker, acc_id, magics)
             for k, v in counts.items():
@@ -309,7 +308,7 @@ class _Pass:
         crash_point("after_signal")
         decision_row = self.ledger.one("SELECT * FROM decisions WHERE signal_id = ?", (signal_id,))
         if decision_row is None:
-            decision = risk.decide(signal, self._exposure(bot, window), _limits(bot), self.now)
+            decision = risk.decide(signal, self._exposure(bot, window), risk_limits(bot.risk), self.now)
             with self.ledger.tx() as c:
                 self.ledger.insert(c, "decisions", {
                     "signal_id": signal_id, "run_id": self.run_id, "bot": bot.name, "action": decision.action,
@@ -408,44 +407,32 @@ class _Pass:
         positions = self.ledger.open_positions(accounts)
         inflight = [o for o in self.ledger.orders_in_flight(accounts) if o["kind"] == "open"]
         group_symbols = {m for g in self.cfg.groups_of(bot.symbol) for m in self.cfg.correlation_groups[g]}
-        from scalper.symbols import root_symbol
-
-        group_roots = {root_symbol(m) for m in group_symbols} - {root_symbol(bot.symbol)}
-        totals, on_symbol = Counter(), Counter()
-        directions, group_dirs = set(), set()
-        for item in positions + inflight:
-            acc = item["account_id"]
-            totals[acc] += 1
-            if item["symbol"] == bot.symbol:
-                on_symbol[acc] += 1
-                directions.add(item["side"])
-            elif root_symbol(item["symbol"]) in group_roots:
-                group_dirs.add(item["side"])
-        since = iso(day_start(self.now))
-        bot_positions = [p for p in positions if p["bot"] == bot.name]
-        realized = self.ledger.one(
-            "SELECT COALESCE(SUM(profit), 0) AS p FROM positions WHERE bot = ? AND status = 'closed' "
-            "AND closed_at >= ?", (bot.name, since))["p"]
-        unrealized = sum(p["unrealized"] or 0.0 for p in bot_positions)
-        spread = None
-        if len(window) and not (window.spread[-1] != window.spread[-1]):  # not NaN
-            spread = float(window.spread[-1])
-        elif accounts:
-            try:
-                q = self.brokers[accounts[0]].quote(bot.symbol)
-                spread = (q.ask - q.bid) / self._spec(self.brokers[accounts[0]], bot.symbol).point
-            except Exception:
-                spread = None
-        return risk.Exposure(
+        unrealized = sum(p["unrealized"] or 0.0 for p in positions if p["bot"] == bot.name)
+        return build_exposure(
+            [(i["account_id"], i["symbol"], i["side"]) for i in positions + inflight],
+            symbol=bot.symbol, group_symbols=group_symbols,
             balance=min((self.balances.get(a, 0.0) for a in accounts), default=0.0),
-            open_total=max(totals.values(), default=0),
-            open_on_symbol=max(on_symbol.values(), default=0),
-            directions_on_symbol=frozenset(directions),
-            group_directions=frozenset(group_dirs),
-            pnl_today=float(realized) + unrealized,
-            spread_points=spread,
-            kill_switch_engaged=self.ledger.kill_switch(bot.name) is not None,
-        )
+            pnl_today=self._realized_today(bot) + unrealized,
+            spread_points=self._spread_points(bot, window, accounts),
+            kill_switch_engaged=self.ledger.kill_switch(bot.name) is not None)
+
+    def _realized_today(self, bot: BotConfig) -> float:
+        row = self.ledger.one("SELECT COALESCE(SUM(profit), 0) AS p FROM positions WHERE bot = ? "
+                              "AND status = 'closed' AND closed_at >= ?", (bot.name, iso(day_start(self.now))))
+        return float(row["p"])
+
+    def _spread_points(self, bot: BotConfig, window: Bars, accounts: list[int]) -> float | None:
+        """The signal bar's spread when the feed has one, else the broker's current quote."""
+        if len(window) and not np.isnan(window.spread[-1]):
+            return float(window.spread[-1])
+        if not accounts:
+            return None
+        broker = self.brokers[accounts[0]]
+        try:
+            q = broker.quote(bot.symbol)
+        except ScalperError:
+            return None
+        return (q.ask - q.bid) / self._spec(broker, bot.symbol).point
 
     # --- position upkeep -------------------------------------------------------
     def _upkeep(self, bots: list[BotConfig], magics: dict[int, str]) -> None:
@@ -498,19 +485,11 @@ class _Pass:
         positions = [p for p in self.ledger.open_positions(accounts) if p["bot"] == bot.name]
         unrealized = sum(p["unrealized"] or 0.0 for p in positions)
         balance = min((self.balances.get(a, 0.0) for a in accounts), default=0.0)
-        reason = upkeep.kill_switch_tripped(unrealized, balance, loss_limit=bot.risk.kill_switch_loss,
-                                            loss_limit_pct=bot.risk.kill_switch_loss_pct)
-        source = "unrealized_loss"
-        if reason is None:
-            cap = risk.daily_loss_cap(_limits(bot), balance)
-            realized = self.ledger.one(
-                "SELECT COALESCE(SUM(profit), 0) AS p FROM positions WHERE bot = ? AND status = 'closed' "
-                "AND closed_at >= ?", (bot.name, iso(day_start(self.now))))["p"]
-            if cap is not None and -(realized + unrealized) >= cap:
-                reason, source = f"today's P&L {realized + unrealized:.2f} reached the daily loss limit -{cap:.2f}", \
-                    "daily_loss"
-        if reason is None:
+        tripped = kill_switch_reason(unrealized=unrealized, realized_today=self._realized_today(bot),
+                                     balance=balance, risk=bot.risk, limits=risk_limits(bot.risk))
+        if tripped is None:
             return
+        source, reason = tripped
         with self.ledger.tx() as c:
             self.ledger.set_kill_switch(c, bot.name, True, source=source, reason=reason, now=self.now)
             self.ledger.audit(c, self.now, "kill_switch", f"engaged: {reason}", run_id=self.run_id, bot=bot.name)
@@ -556,11 +535,3 @@ def update_daily_pnl(ledger: Ledger, since: float) -> None:
                    SUM(CASE WHEN profit > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN profit < 0 THEN 1 ELSE 0 END)
             FROM positions WHERE status = 'closed' AND closed_at >= ?
             GROUP BY 1, 2, 3""", (since_iso,))
-
-
-def _limits(bot: BotConfig) -> risk.RiskLimits:
-    r = bot.risk
-    return risk.RiskLimits(max_concurrent=r.max_concurrent, max_per_symbol=r.max_per_symbol,
-                           decision_min_score=r.decision_min_score, signal_max_age_s=r.signal_max_age_s,
-                           min_balance=r.min_balance, daily_loss_limit=r.daily_loss_limit,
-                           daily_loss_limit_pct=r.daily_loss_limit_pct, max_spread_points=r.max_spread_points)

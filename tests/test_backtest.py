@@ -282,13 +282,9 @@ PARITY_SPANS = [
     # two positions at a time, and the daily loss limit tripping the kill-switch with both open
     pytest.param("2025-05-27 08:00:00", 360, {"daily_loss_limit": 4.0, "max_per_symbol": 2},
                  id="two-at-a-time-and-daily-loss"),
-    # Sizing from the balance: the engine reads balances when it connects, before its sync books the
-    # paper broker's SL/TP exits, so an order decided at the bar where another position stopped out is
-    # sized from the balance before that loss (22:53:05: 0.75 lot; the backtest, from the balance after
-    # it, 0.74). Strict: passes, and so must lose this mark, once the engine refreshes its balances.
-    pytest.param("2025-05-19 21:00:00", 300, {"risk_percent": 1.0}, id="risk-percent-sizing",
-                 marks=pytest.mark.xfail(strict=True, reason="engine sizes from the balance before this "
-                                                             "pass's SL/TP exits")),
+    # sizing from the balance: an order decided on the bar where another position stopped out is
+    # sized from the balance after that loss (22:53:05 on 2025-05-19: 0.74 lot), live and backtest alike
+    pytest.param("2025-05-19 21:00:00", 300, {"risk_percent": 1.0}, id="risk-percent-sizing"),
 ]
 
 

@@ -36,6 +36,7 @@ from scalper.clock import Clock
 from scalper.config import FaultConfig
 from scalper.core.bars import BAR_SECONDS
 from scalper.core.fills import bar_exit, entry_price, profit
+from scalper.core.stops import stops_valid
 from scalper.errors import BrokerUnavailable
 from scalper.faults import crash_point
 from scalper.feeds.base import Feed
@@ -280,7 +281,8 @@ class PaperBroker:
             quote = self._quote_at(pos["symbol"], now)
             if quote is None:
                 return OrderResult(NO_QUOTES, _message(NO_QUOTES), time=now)
-            if not _stops_valid(pos["side"], sl, tp, quote, spec):
+            if not stops_valid(pos["side"], sl, tp, bid=quote.bid, ask=quote.ask,
+                               min_distance=spec.stops_level * spec.point):
                 return OrderResult(INVALID_STOPS, _message(INVALID_STOPS), position_ticket=ticket, time=now)
             db.execute("UPDATE positions SET sl = ?, tp = ? WHERE ticket = ?", (sl, tp, ticket))
         return OrderResult(DONE, _message(DONE), position_ticket=ticket, time=now)
@@ -309,7 +311,8 @@ class PaperBroker:
         quote = self._quote_at(request.symbol, now)
         if quote is None:
             return self._reject(db, request, NO_QUOTES, now)
-        if not _stops_valid(request.side, request.sl, request.tp, quote, spec):
+        if not stops_valid(request.side, request.sl, request.tp, bid=quote.bid, ask=quote.ask,
+                           min_distance=spec.stops_level * spec.point):
             return self._reject(db, request, INVALID_STOPS, now)
         price = quote.ask if request.side == "buy" else quote.bid
         if _margin(price, request.volume, spec, self._leverage) > self._account_info(now).margin_free:
@@ -581,14 +584,6 @@ def _volume_valid(volume: float, spec: SymbolSpec) -> bool:
         return False
     steps = volume / spec.volume_step
     return math.isclose(steps, round(steps), rel_tol=tolerance, abs_tol=tolerance)
-
-
-def _stops_valid(side: Side, sl: float | None, tp: float | None, quote: Quote, spec: SymbolSpec) -> bool:
-    """MT5's rule: a buy is valued at the bid, a sell at the ask; levels on the right side, stops_level away."""
-    gap = spec.stops_level * spec.point
-    if side == "buy":
-        return (sl is None or sl < quote.bid - gap) and (tp is None or tp > quote.bid + gap)
-    return (sl is None or sl > quote.ask + gap) and (tp is None or tp < quote.ask - gap)
 
 
 def _same_level(current: float | None, new: float | None, spec: SymbolSpec) -> bool:
