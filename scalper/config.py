@@ -122,6 +122,9 @@ class AccountConfig(Strict):
     server: str | None = None
     password_env: str | None = Field(None, description="name of the environment variable holding the password")
     terminal_path: str | None = None
+    server_utc_offset_s: Annotated[int, Field(ge=-12 * 3600, le=14 * 3600)] | None = Field(
+        None, description="mt5: broker server time minus UTC, in seconds (e.g. 10800 for UTC+3); "
+                          "estimated from live quotes when left out")
 
     @model_validator(mode="before")
     @classmethod

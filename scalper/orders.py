@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from tenacity import RetryCallState, RetryError, Retrying, retry_if_result, stop_after_attempt
-from tenacity.wait import wait_exponential, wait_random
 
 from scalper.brokers.base import (Broker, BrokerDeal, BrokerOrder, BrokerPosition, OrderRequest, OrderResult,
                                   code_name)
@@ -104,6 +102,10 @@ class OrderDesk:
         return self._settle(broker, order, outcome.result, outcome.attempts)
 
     def _send_with_retry(self, broker: Broker, order: dict, request: OrderRequest) -> SendOutcome:
+        # imported here: most passes send nothing, and start-up time is paid every 45 s
+        from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt
+        from tenacity.wait import wait_exponential, wait_random
+
         attempts = 0
 
         def attempt() -> OrderResult:
@@ -138,7 +140,7 @@ class OrderDesk:
             spent += seconds
             self.sleep(seconds)
 
-        def out_of_budget(state: RetryCallState) -> bool:
+        def out_of_budget(state) -> bool:
             return spent + state.upcoming_sleep > p.budget_s
 
         retrying = Retrying(

@@ -40,7 +40,8 @@ def make_clock(now: str | None) -> Clock:
 def make_feed(cfg: Config):
     from scalper.feeds.factory import build_feed
 
-    return build_feed(cfg.feed, lambda p: cfg.resolve_path(p))
+    mt5_account = next((a for a in cfg.accounts if a.broker == "mt5"), None)
+    return build_feed(cfg.feed, lambda p: cfg.resolve_path(p), mt5_account)
 
 
 def make_broker_factory(cfg: Config, feed, clock: Clock):

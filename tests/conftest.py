@@ -31,5 +31,6 @@ def btc_csv() -> Path:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
-    for var in ("SCALPER_CONFIG", "SCALPER_LEDGER", "SCALPER_CRASH_AT", "SCALPER_PAPER_FAULTS"):
+    for var in ("SCALPER_CONFIG", "SCALPER_LEDGER", "SCALPER_CRASH_AT", "SCALPER_PAPER_FAULTS",
+                "SCALPER_LEDGER_MAX_PAGES"):
         monkeypatch.delenv(var, raising=False)

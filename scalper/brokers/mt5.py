@@ -93,7 +93,8 @@ class MT5Broker:
 
     @classmethod
     def from_account(cls, acc: AccountConfig, *, clock: Clock, module=None) -> "MT5Broker":
-        return cls(str(acc.id), clock=clock, access=TerminalAccount.of(acc), module=module)
+        return cls(str(acc.id), clock=clock, access=TerminalAccount.of(acc), module=module,
+                   server_offset_s=acc.server_utc_offset_s)
 
     # --- connection -----------------------------------------------------------------------------
     def connect(self) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
-import click
 import typer
-
-from rich.markup import escape
 
 from scalper.cli.common import emit_json, err
 from scalper.errors import ScalperError
@@ -37,19 +35,31 @@ def main(argv: list[str] | None = None) -> None:
     wants_json = "--json" in args
     try:
         rv = app(args=args, prog_name="scalper", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(2)
     except ScalperError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        if wants_json:
-            emit_json({"ok": False, "error": str(exc), "exit_code": exc.exit_code})
+        _fail(str(exc), exc.exit_code, wants_json)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
+    except Exception as exc:
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            # a usage error from typer's click (typer vendors click in recent versions, so
+            # the class depends on the typer version): click prints it, the contract says exit 2
+            exc.show()
+            sys.exit(2)
+        # a bug or an unforeseen OS error: one line here, the traceback in the log
+        logging.getLogger("scalper").exception("unexpected failure")
+        _fail(f"unexpected {type(exc).__name__}: {exc} (details in the log file; please report it)", 1, wants_json)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str, code: int, wants_json: bool) -> None:
+    from rich.markup import escape
+
+    from scalper.logsetup import redact
+
+    message = redact(message)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    if wants_json:
+        emit_json({"ok": False, "error": message, "exit_code": code})
+    sys.exit(code)

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from scalper.cli import app
-from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, not_yet, out_console
+from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, out_console
 from scalper.cli import render
 
 

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from rich.console import Console
 
-err = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _StderrConsole:
+    """rich's Console for stderr, built on first use: rich costs ~70 ms to import and
+    a `run-once --json` from cron never needs it."""
+
+    _console = None
+
+    def __getattr__(self, name):
+        if _StderrConsole._console is None:
+            from rich.console import Console
+
+            _StderrConsole._console = Console(stderr=True, highlight=False)
+        return getattr(_StderrConsole._console, name)
+
+
+err = _StderrConsole()
 
 ConfigOpt = typer.Option(None, "--config", "-c", envvar="SCALPER_CONFIG", show_envvar=True,
                          help="The bots file.  [default: ./bots.yaml]", metavar="PATH")
@@ -23,14 +40,13 @@ def emit_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
-def out_console(as_json: bool) -> Console:
+def out_console(as_json: bool) -> "Console":
     """Human output goes to stdout normally, to stderr when stdout carries JSON."""
-    return err if as_json else Console(highlight=False)
+    if as_json:
+        return err
+    from rich.console import Console
 
-
-def not_yet(command: str) -> None:
-    err.print(f"[yellow]scalper {command}[/] is not yet available in this version.")
-    raise typer.Exit(1)
+    return Console(highlight=False)
 
 
 Opt = Optional

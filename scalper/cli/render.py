@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.table import Table
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # rich is imported when something is drawn, not at start-up
+    from rich.console import Console
+    from rich.table import Table
 
 
 def _kv_table(title: str, data: dict, key: str = "reason", value: str = "count") -> Table:
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     t.add_column(key)
     t.add_column(value, justify="right")
@@ -43,6 +49,8 @@ def run_summary(con: Console, s) -> None:
 
 
 def scan_summary(con: Console, r: dict) -> None:
+    from rich.table import Table
+
     con.print(f"[bold]scan[/] {r['data']}  bars {r['bars']:,}  evaluated {r['evaluated']:,}  "
               f"signals {r['signals']:,}  lookback {r['lookback']}")
     t = Table(show_edge=False, pad_edge=False)
@@ -69,7 +77,6 @@ def bot(con: Console, b: dict, created: bool, path) -> None:
 
 
 # --- backtest and report ------------------------------------------------------------
-from contextlib import contextmanager  # noqa: E402  (kept with the section that uses it)
 
 
 def _money(x) -> str:
@@ -93,6 +100,8 @@ def _factor(row: dict) -> str:
 
 def _strategy_table(title: str, rows: dict, totals: dict) -> Table:
     """One column per strategy and one for all of them: it stays readable in 80 columns."""
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     t.add_column("")
     columns = {**rows, "all": totals}
@@ -149,6 +158,8 @@ def backtest_summary(con: Console, r: dict) -> None:
 
 
 def report(con: Console, r: dict) -> None:
+    from rich.table import Table
+
     con.print(f"[bold]report[/] {r['ledger']}  since {r['since']}" + (f"  bot {r['bot']}" if r["bot"] else ""))
     con.print(_strategy_table("signals → decisions → trades, per strategy", r["per_strategy"], r["totals"]))
     # Decisions and orders side by side.

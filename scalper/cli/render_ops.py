@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # rich is imported when something is drawn, not at start-up
+    from rich.console import Console
+    from rich.table import Table
 
 
 def status(con: Console, d: dict) -> None:
+    from rich.table import Table
+
     state = "[bold red]PAUSED[/] (" + (d["pause_reason"] or "") + ")" if d["paused"] else "[green]running[/]"
     con.print(f"engine: {state}   config: {d['config']}   ledger: {d['ledger']}")
     last = d["last_run"]
@@ -35,6 +40,8 @@ def status(con: Console, d: dict) -> None:
 
 
 def kill_switch(con: Console, d: dict) -> None:
+    from rich.table import Table
+
     if d["action"] == "status":
         t = Table(show_edge=False, pad_edge=False)
         for col in ("bot", "state", "why", "since"):

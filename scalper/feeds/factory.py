@@ -14,8 +14,9 @@ from scalper.feeds.builtin import BuiltinFeed
 MT5_MISSING = "the mt5 feed needs the MetaTrader5 package (Windows): pip install 'scalper[mt5]'"
 
 
-def build_feed(feed_cfg: FeedConfig, resolve_path: Callable[[str], Path]) -> Feed:
-    """`resolve_path` turns a path written in bots.yaml into a real one (relative to the file)."""
+def build_feed(feed_cfg: FeedConfig, resolve_path: Callable[[str], Path], mt5_account=None) -> Feed:
+    """`resolve_path` turns a path written in bots.yaml into a real one (relative to the file);
+    `mt5_account` (an AccountConfig) is the terminal the mt5 feed reads from."""
     if feed_cfg.type == "builtin":
         return BuiltinFeed(seed=feed_cfg.seed)
     if feed_cfg.type == "csv":
@@ -31,4 +32,5 @@ def build_feed(feed_cfg: FeedConfig, resolve_path: Callable[[str], Path]) -> Fee
         if exc.name not in ("scalper.feeds.mt5", "MetaTrader5"):
             raise
         raise FeedUnavailable(MT5_MISSING) from None
-    return mt5.Mt5Feed()  # attaches to the terminal the mt5 broker opens, or the running one
+    offset = mt5_account.server_utc_offset_s if mt5_account is not None else None
+    return mt5.Mt5Feed(account=mt5_account, server_offset_s=offset)

@@ -14,6 +14,10 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
     from scalper import wiring
 
     cfg = wiring.load(config)
+    if not dry_run:
+        from scalper import logsetup
+
+        logsetup.configure(cfg)
     engine = wiring.build_engine(cfg, ledger=ledger, now=now, dry_run=dry_run)
     summary = engine.run_once(bots)
     log.info("run %s: %d signal(s), decisions %s, orders %s, %.3fs, exit %d", summary.run_id, summary.signals,
