@@ -47,3 +47,17 @@ def iso(ts: float | int | None) -> str | None:
 def bar_iso(ts: int) -> str:
     """A bar time as the file's own clock, no offset: 'YYYY-MM-DD HH:MM:SS'."""
     return datetime.fromtimestamp(int(ts), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_instant_option(text: str | None, option: str) -> float | None:
+    """A command-line time option (ISO 8601, UTC unless an offset is given); BadInput if unreadable."""
+    if not text:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError:
+        from scalper.errors import BadInput
+
+        raise BadInput(f"cannot read {text!r} as a time", where=option,
+                       fix="use ISO 8601, e.g. 2025-05-20 or 2025-05-20T14:30 (UTC; bar files: their own clock)"
+                       ) from None

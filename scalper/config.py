@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
-from scalper.errors import ConfigError
 from scalper.symbols import SymbolSpec, default_qty
 
 DEFAULT_CONFIG = "bots.yaml"

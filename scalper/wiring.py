@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scalper.clock import Clock, FixedClock, SystemClock, parse_instant
+from scalper.clock import Clock, FixedClock, SystemClock, parse_instant_option
 from scalper.config import AccountConfig, Config, load_config
 from scalper.errors import BadInput, BrokerUnavailable
 from scalper.symbols import spec_for
@@ -30,11 +30,7 @@ def ledger_path(cfg: Config, option: str | None) -> Path:
 def make_clock(now: str | None) -> Clock:
     if not now:
         return SystemClock()
-    try:
-        return FixedClock(parse_instant(now))
-    except ValueError:
-        raise BadInput(f"cannot read {now!r} as a time", where="--now",
-                       fix="use ISO 8601, e.g. 2025-05-20T14:31:00 (UTC unless an offset is given)") from None
+    return FixedClock(parse_instant_option(now, "--now"))
 
 
 def make_feed(cfg: Config):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import textwrap
+import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -56,3 +56,22 @@ def golden(path: Path) -> list[dict]:
 def just_after_close(bar_time: str, seconds: int = 5) -> float:
     """An instant a few seconds after the bar that opened at `bar_time` closed."""
     return ts(bar_time) + 60 + seconds
+
+
+def replay(eng: Engine, instants) -> list:
+    """Run the same engine at each instant in turn (one process, like `scalper loop` with --now)."""
+    out = []
+    for t in instants:
+        eng.clock.instant = t
+        out.append(eng.run_once())
+    return out
+
+
+def rows(db: Path, sql: str, params=()) -> list[dict]:
+    """Query a SQLite file read-only (ledger or paper broker state) as a list of dicts."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(sql, params)]
+    finally:
+        con.close()

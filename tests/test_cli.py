@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.clikit import cli

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from scalper.cli import main
+from tests.clikit import cli
 
 BASE = """\
 ledger: ledger.db
@@ -251,14 +251,8 @@ def _prepare(tmp_path: Path, good: Path, content: str | bytes) -> Path:
 
 
 def _in_process(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    r = cli(capsys, *args)
+    return r.code, r.out, r.err
 
 
 def _assert_message(case: Case, config: Path, err: str) -> str:

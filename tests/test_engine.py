@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 
 import pytest
@@ -14,16 +13,7 @@ from scalper.core.scan import scan_history
 from scalper.feeds.csvfile import read_bars
 from scalper.symbols import spec_for
 from tests.conftest import shared_file
-from tests.enginekit import engine_at, golden, just_after_close, ts, write_config
-
-
-def _rows(db, sql, params=()):
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, params)]
-    finally:
-        con.close()
+from tests.enginekit import engine_at, golden, just_after_close, replay, rows, ts, write_config
 
 
 def _golden():
@@ -42,15 +32,15 @@ def test_pinbar_on_suffixed_symbol_goes_signal_decision_order_fill(tmp_path, xau
     assert s.orders_created == 1 and s.orders.get("filled") == 1
 
     ledger = tmp_path / "ledger.db"
-    [sig] = _rows(ledger, "SELECT * FROM signals")
+    [sig] = rows(ledger, "SELECT * FROM signals")
     assert sig["symbol"] == "XAUUSDm" and sig["direction"] == pin["direction"]
     assert sig["bar_time"] == iso(ts(pin["bar_time"]))
     assert sig["sl"] == pytest.approx(float(pin["sl"]), rel=1e-9)
-    [dec] = _rows(ledger, "SELECT * FROM decisions")
+    [dec] = rows(ledger, "SELECT * FROM decisions")
     assert dec["action"] == "open" and dec["reason"] == "open"
-    [order] = _rows(ledger, "SELECT * FROM orders")
+    [order] = rows(ledger, "SELECT * FROM orders")
     assert order["status"] == "filled" and order["code"] == 10009 and order["volume"] == 0.01
-    [pos] = _rows(ledger, "SELECT * FROM positions")
+    [pos] = rows(ledger, "SELECT * FROM positions")
     assert pos["status"] == "open" and pos["ticket"] == order["position_ticket"]
 
     # The broker's own books agree: the fill is the forming bar's open ± half the spread.
@@ -82,33 +72,24 @@ def test_trend_pullback_skips_with_insufficient_candles_on_15_bars(tmp_path, xau
     assert s.signals == 0 and s.orders_created == 0
 
 
-def _replay(config, instants):
-    eng = engine_at(config, instants[0])
-    out = []
-    for t in instants:
-        eng.clock.instant = t
-        out.append(eng.run_once())
-    return out
-
-
 def test_per_symbol_limit_rejects_without_creating_an_order(tmp_path, xau_csv):
     # A busy morning: signals come faster than the first position closes.
     config = write_config(tmp_path, xau_csv, risk={"max_concurrent": 5, "max_per_symbol": 1})
     bars, _ = read_bars(xau_csv)
     start = bars.index_of(int(ts("2025-05-15 09:10:00")))
     instants = [float(bars.time[i]) + 65 for i in range(start, start + 120)]
-    summaries = _replay(config, instants)
+    summaries = replay(engine_at(config, 0), instants)
     assert all(s.exit_code == 0 for s in summaries), [s.errors for s in summaries if s.errors]
 
     ledger = tmp_path / "ledger.db"
-    rejected = _rows(ledger, "SELECT signal_id FROM decisions WHERE reason = 'risk_max_positions_per_symbol_exceeded'")
+    rejected = rows(ledger, "SELECT signal_id FROM decisions WHERE reason = 'risk_max_positions_per_symbol_exceeded'")
     assert rejected, "expected at least one per-symbol rejection in this span"
     ids = tuple(r["signal_id"] for r in rejected)
     marks = ",".join("?" * len(ids))
-    assert _rows(ledger, f"SELECT * FROM orders WHERE signal_id IN ({marks})", ids) == []
+    assert rows(ledger, f"SELECT * FROM orders WHERE signal_id IN ({marks})", ids) == []
     # and every approved signal has exactly one order on the single account
-    approved = _rows(ledger, "SELECT signal_id FROM decisions WHERE action = 'open'")
-    per_signal = Counter(r["signal_id"] for r in _rows(ledger, "SELECT signal_id FROM orders WHERE kind = 'open'"))
+    approved = rows(ledger, "SELECT signal_id FROM decisions WHERE action = 'open'")
+    per_signal = Counter(r["signal_id"] for r in rows(ledger, "SELECT signal_id FROM orders WHERE kind = 'open'"))
     assert approved and all(per_signal[a["signal_id"]] == 1 for a in approved)
 
 
@@ -119,12 +100,12 @@ def test_second_run_on_the_same_bars_creates_nothing(tmp_path, xau_csv):
     first = engine_at(config, now).run_once()
     assert first.signals >= 1 and first.orders_created == 2 * first.decisions.get("open", 0)
     ledger = tmp_path / "ledger.db"
-    counts = {t: _rows(ledger, f"SELECT COUNT(*) AS n FROM {t}")[0]["n"]
+    counts = {t: rows(ledger, f"SELECT COUNT(*) AS n FROM {t}")[0]["n"]
               for t in ("signals", "decisions", "orders", "positions", "fills")}
     second = engine_at(config, now + 20).run_once()
     assert second.signals == 0 and second.orders_created == 0 and second.decisions == {}
     assert second.duplicate_signals == first.signals
-    assert counts == {t: _rows(ledger, f"SELECT COUNT(*) AS n FROM {t}")[0]["n"] for t in counts}
+    assert counts == {t: rows(ledger, f"SELECT COUNT(*) AS n FROM {t}")[0]["n"] for t in counts}
 
 
 def test_minute_by_minute_replay_of_a_day_matches_the_fast_path(tmp_path, xau_csv):
@@ -133,11 +114,11 @@ def test_minute_by_minute_replay_of_a_day_matches_the_fast_path(tmp_path, xau_cs
     day_lo, day_hi = ts("2025-05-20 00:00:00"), ts("2025-05-21 00:00:00")
     idx = [i for i in range(99, len(bars)) if day_lo <= bars.time[i] < day_hi]
     assert len(idx) > 1000
-    summaries = _replay(config, [float(bars.time[i]) + 60 + 3 for i in idx])
+    summaries = replay(engine_at(config, 0), [float(bars.time[i]) + 60 + 3 for i in idx])
     assert all(s.exit_code == 0 for s in summaries)
 
     live = {(r["bar_ts"], r["strategy"], r["direction"]): r
-            for r in _rows(tmp_path / "ledger.db", "SELECT * FROM signals")}
+            for r in rows(tmp_path / "ledger.db", "SELECT * FROM signals")}
     fast = {(s.bar_time, s.strategy, s.direction): s for s in scan_history(bars).signals
             if day_lo <= s.bar_time < day_hi}
     assert len(fast) > 50

@@ -3,7 +3,6 @@ auto_trade off, stale feeds, and position upkeep (SL/TP, trailing, kill-switch).
 
 from __future__ import annotations
 
-import sqlite3
 
 import yaml
 
@@ -11,31 +10,13 @@ from scalper.brokers.paper import PaperBroker
 from scalper.clock import FixedClock
 from scalper.config import load_config
 from scalper import wiring
-from scalper.feeds.csvfile import read_bars
 from scalper.symbols import spec_for
 from tests.conftest import shared_file
-from tests.enginekit import engine_at, golden, just_after_close, ts, write_config
-
-
-def rows(db, sql, params=()):
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, params)]
-    finally:
-        con.close()
+from tests.enginekit import engine_at, golden, just_after_close, replay, rows, ts, write_config
 
 
 def first(strategy):
     return next(r for r in golden(shared_file("XAUUSD_M1.expected_signals.csv")) if r["strategy"] == strategy)
-
-
-def replay(eng, instants):
-    out = []
-    for t in instants:
-        eng.clock.instant = t
-        out.append(eng.run_once())
-    return out
 
 
 def test_fan_out_one_order_per_account(tmp_path, xau_csv):

@@ -50,7 +50,7 @@ from scalper.clock import iso
 from scalper.config import load_config
 from scalper.orders import client_order_id
 from tests.conftest import shared_file
-from tests.enginekit import engine_at, golden, just_after_close
+from tests.enginekit import engine_at, golden, just_after_close, rows
 
 # A trend_pullback sell on the 09:15 bar, the only signal of its minute; none on the 09:16 and 09:19 bars.
 SIGNAL_BAR = "2025-05-15 09:15:00"
@@ -92,15 +92,6 @@ def run_cli(config: Path, now: float, **env: str) -> subprocess.CompletedProcess
     return subprocess.run([sys.executable, "-m", "scalper", "run-once", "--config", str(config), "--now", iso(now),
                            "--json"], cwd=config.parent, env=child_env(**env), capture_output=True, text=True,
                           timeout=120)
-
-
-def rows(db: Path, sql: str, params=()) -> list[dict]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, params)]
-    finally:
-        con.close()
 
 
 def integrity(db: Path) -> str:

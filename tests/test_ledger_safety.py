@@ -27,14 +27,14 @@ from pathlib import Path
 
 import pytest
 
-from scalper.cli import main
 from scalper.clock import iso
 from scalper.errors import LedgerError
 from scalper.ledger import Ledger
 from scalper.ledger import schema as ledger_schema
 from scalper.ledger.store import MAX_PAGES_ENV
+from tests.clikit import cli
 from tests.conftest import shared_file
-from tests.enginekit import engine_at, golden, just_after_close, write_config
+from tests.enginekit import engine_at, golden, just_after_close, rows, write_config
 
 ORDER_STATES = {"new", "sent", "filled", "rejected", "error", "failed", "canceled"}
 
@@ -45,14 +45,8 @@ def _signal_bars() -> list[str]:
 
 
 def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    r = cli(capsys, *args)
+    return r.code, r.out, r.err
 
 
 def _run(capsys, config: Path, bar: str, seconds: int = 5, *extra: str) -> tuple[int, dict, str]:
@@ -63,15 +57,6 @@ def _run(capsys, config: Path, bar: str, seconds: int = 5, *extra: str) -> tuple
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _rows(db: Path, sql: str, params=()) -> list[dict]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, params)]
-    finally:
-        con.close()
 
 
 def _integrity(db: Path) -> None:
@@ -86,22 +71,22 @@ def _integrity(db: Path) -> None:
 def assert_whole(db: Path) -> None:
     """Only complete transactions: every row is whole and every link holds."""
     _integrity(db)
-    orders = _rows(db, "SELECT * FROM orders")
+    orders = rows(db, "SELECT * FROM orders")
     for o in orders:
         assert o["status"] in ORDER_STATES, o
         if o["kind"] == "open":
-            [d] = _rows(db, "SELECT action FROM decisions WHERE signal_id = ?", (o["signal_id"],))
+            [d] = rows(db, "SELECT action FROM decisions WHERE signal_id = ?", (o["signal_id"],))
             assert d["action"] == "open", o
         if o["status"] == "filled":
             assert o["fill_price"] is not None and o["code"] == 10009, o
             if o["kind"] == "open":
-                assert _rows(db, "SELECT id FROM positions WHERE order_id = ?", (o["id"],)), f"no position: {o}"
-    for p in _rows(db, "SELECT * FROM positions WHERE order_id IS NOT NULL"):
-        [o] = _rows(db, "SELECT status FROM orders WHERE id = ?", (p["order_id"],))
+                assert rows(db, "SELECT id FROM positions WHERE order_id = ?", (o["id"],)), f"no position: {o}"
+    for p in rows(db, "SELECT * FROM positions WHERE order_id IS NOT NULL"):
+        [o] = rows(db, "SELECT status FROM orders WHERE id = ?", (p["order_id"],))
         assert o["status"] == "filled", p
-    for d in _rows(db, "SELECT * FROM decisions"):
-        assert _rows(db, "SELECT id FROM signals WHERE id = ?", (d["signal_id"],)), d
-    for r in _rows(db, "SELECT * FROM runs"):
+    for d in rows(db, "SELECT * FROM decisions"):
+        assert rows(db, "SELECT id FROM signals WHERE id = ?", (d["signal_id"],)), d
+    for r in rows(db, "SELECT * FROM runs"):
         if r["status"] == "running":
             assert r["finished_at"] is None, r
 
@@ -109,15 +94,15 @@ def assert_whole(db: Path) -> None:
 def assert_completed(db: Path, paper: Path) -> None:
     """After a good run: nothing left pending, and the broker's books agree with the ledger."""
     assert_whole(db)
-    undecided = _rows(db, "SELECT s.id FROM signals s LEFT JOIN decisions d ON d.signal_id = s.id "
+    undecided = rows(db, "SELECT s.id FROM signals s LEFT JOIN decisions d ON d.signal_id = s.id "
                           "WHERE d.id IS NULL")
     assert undecided == []
-    assert _rows(db, "SELECT id FROM orders WHERE status IN ('new', 'sent')") == []
-    assert _rows(db, "SELECT id FROM runs WHERE status = 'running'") == []   # an interrupted run is marked so
+    assert rows(db, "SELECT id FROM orders WHERE status IN ('new', 'sent')") == []
+    assert rows(db, "SELECT id FROM runs WHERE status = 'running'") == []   # an interrupted run is marked so
     ledger_filled = {o["client_order_id"] for o in
-                     _rows(db, "SELECT client_order_id FROM orders WHERE status = 'filled' AND kind = 'open'")}
+                     rows(db, "SELECT client_order_id FROM orders WHERE status = 'filled' AND kind = 'open'")}
     broker_filled = {o["client_order_id"] for o in
-                     _rows(paper, "SELECT client_order_id FROM orders WHERE state = 'filled' "
+                     rows(paper, "SELECT client_order_id FROM orders WHERE state = 'filled' "
                                   "AND position_ticket = ticket")}
     assert ledger_filled == broker_filled
 
@@ -140,11 +125,11 @@ def _v1_ledger(path: Path) -> None:
 
 
 def _indexes(db: Path) -> set[str]:
-    return {r["name"] for r in _rows(db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    return {r["name"] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
 
 
 def _version(db: Path) -> int:
-    return int(_rows(db, "SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"])
+    return int(rows(db, "SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"])
 
 
 @pytest.fixture
@@ -205,7 +190,7 @@ def test_read_only_ledger_exits_1_naming_the_file_and_changes_nothing(config, tm
     ledger = tmp_path / "ledger.db"
     paper = tmp_path / "paper.db"
     before = (_sha(ledger), _sha(paper))
-    rows_before = _rows(ledger, "SELECT * FROM orders ORDER BY id")
+    rows_before = rows(ledger, "SELECT * FROM orders ORDER BY id")
 
     with ReadOnly(ledger):
         for as_json in (True, False):
@@ -223,7 +208,7 @@ def test_read_only_ledger_exits_1_naming_the_file_and_changes_nothing(config, tm
     wal = ledger.with_name("ledger.db-wal")
     assert not wal.exists() or wal.stat().st_size == 0
     _integrity(ledger)
-    assert _rows(ledger, "SELECT * FROM orders ORDER BY id") == rows_before
+    assert rows(ledger, "SELECT * FROM orders ORDER BY id") == rows_before
 
     # writable again: the next run simply goes on
     code, doc, err = _run(capsys, config, bars[1])
@@ -260,7 +245,7 @@ def test_full_disk_at_every_step_exits_1_and_the_next_run_completes(config, tmp_
     for bar in bars[:6]:                               # some real history first
         code, doc, err = _run(capsys, base / "bots.yaml", bar)
         assert code == 0, err
-    pages = _rows(base / "ledger.db", "PRAGMA page_count")[0]["page_count"]
+    pages = rows(base / "ledger.db", "PRAGMA page_count")[0]["page_count"]
     target, later = bars[6], bars[6]
 
     outcomes = []
@@ -278,9 +263,9 @@ def test_full_disk_at_every_step_exits_1_and_the_next_run_completes(config, tmp_
         assert "full" in reason and str(d / "ledger.db") in reason, reason
         assert "Traceback" not in err
         assert_whole(d / "ledger.db")
-        state = (len(_rows(d / "ledger.db", "SELECT id FROM signals")),
-                 tuple(o["status"] for o in _rows(d / "ledger.db", "SELECT status FROM orders ORDER BY id")),
-                 _rows(d / "ledger.db", "SELECT status FROM runs ORDER BY rowid DESC LIMIT 1")[0]["status"])
+        state = (len(rows(d / "ledger.db", "SELECT id FROM signals")),
+                 tuple(o["status"] for o in rows(d / "ledger.db", "SELECT status FROM orders ORDER BY id")),
+                 rows(d / "ledger.db", "SELECT status FROM runs ORDER BY rowid DESC LIMIT 1")[0]["status"])
         outcomes.append(state)
         # Space again: the next run (a few seconds later, the signal still fresh) completes it all.
         code, doc, err = _run(capsys, d / "bots.yaml", later, 35)
@@ -313,15 +298,15 @@ def test_exception_inside_the_fill_transaction_rolls_it_back_whole(config, tmp_p
 
     db, paper = tmp_path / "ledger.db", tmp_path / "paper.db"
     assert_whole(db)
-    [order] = _rows(db, "SELECT * FROM orders")
+    [order] = rows(db, "SELECT * FROM orders")
     assert order["status"] == "sent" and order["fill_price"] is None
-    assert _rows(db, "SELECT * FROM positions") == []
-    assert [r["status"] for r in _rows(db, "SELECT status FROM runs")] == ["error"]
+    assert rows(db, "SELECT * FROM positions") == []
+    assert [r["status"] for r in rows(db, "SELECT status FROM runs")] == ["error"]
 
     s = engine_at(config, just_after_close(bars[0], 30)).run_once()
     assert s.exit_code == 0, s.errors
     assert_completed(db, paper)
-    assert len(_rows(db, "SELECT * FROM orders WHERE status = 'filled'")) == 2
+    assert len(rows(db, "SELECT * FROM orders WHERE status = 'filled'")) == 2
 
 
 def test_broker_raising_mid_send_leaves_only_whole_rows(config, tmp_path, monkeypatch):
@@ -344,7 +329,7 @@ def test_broker_raising_mid_send_leaves_only_whole_rows(config, tmp_path, monkey
 
     db, paper = tmp_path / "ledger.db", tmp_path / "paper.db"
     assert_whole(db)
-    assert sorted(o["status"] for o in _rows(db, "SELECT status FROM orders")) == ["filled", "sent"]
+    assert sorted(o["status"] for o in rows(db, "SELECT status FROM orders")) == ["filled", "sent"]
 
     s = engine_at(config, just_after_close(bars[0], 30)).run_once()
     assert s.exit_code == 0, s.errors
@@ -364,8 +349,8 @@ def test_feed_failing_mid_run_records_the_run_as_an_error_and_nothing_else(confi
         engine_at(config, just_after_close(bars[0])).run_once()
     db = tmp_path / "ledger.db"
     assert_whole(db)
-    assert _rows(db, "SELECT * FROM signals") == []
-    assert [r["status"] for r in _rows(db, "SELECT status FROM runs")] == ["error"]
+    assert rows(db, "SELECT * FROM signals") == []
+    assert [r["status"] for r in rows(db, "SELECT status FROM runs")] == ["error"]
 
 
 # --- schema versions --------------------------------------------------------------------------------
@@ -381,12 +366,12 @@ def test_older_schema_is_backed_up_then_migrated_on_start(config, tmp_path, caps
     assert backup.stat().st_mode & 0o777 == 0o600
     _integrity(backup)
     assert _version(backup) == 1 and "positions_bot_closed" not in _indexes(backup)
-    assert [r["dedupe_key"] for r in _rows(backup, "SELECT dedupe_key FROM signals")] == ["old|key"]
+    assert [r["dedupe_key"] for r in rows(backup, "SELECT dedupe_key FROM signals")] == ["old|key"]
 
     assert _version(db) == ledger_schema.SCHEMA_VERSION
     assert {"positions_bot_closed", "decisions_run"} <= _indexes(db)
-    assert _rows(db, "SELECT dedupe_key FROM signals ORDER BY id")[0]["dedupe_key"] == "old|key"
-    assert _rows(db, "SELECT kind FROM audit WHERE kind = 'migration'")
+    assert rows(db, "SELECT dedupe_key FROM signals ORDER BY id")[0]["dedupe_key"] == "old|key"
+    assert rows(db, "SELECT kind FROM audit WHERE kind = 'migration'")
     assert_completed(db, tmp_path / "paper.db")
 
     # Opening it again migrates nothing and copies nothing.
@@ -518,7 +503,7 @@ def test_integrity_is_clean_after_all_of_it(config, tmp_path, capsys):
     with ReadOnly(db):
         code, doc, err = _run(capsys, config, bars[1])
         assert code == 1
-    pages = _rows(db, "PRAGMA page_count")[0]["page_count"]
+    pages = rows(db, "PRAGMA page_count")[0]["page_count"]
     os.environ[MAX_PAGES_ENV] = str(pages)
     try:
         code, doc, err = _run(capsys, config, bars[2])

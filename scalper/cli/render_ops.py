@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # rich is imported when something is drawn, not at start-up
     from rich.console import Console
-    from rich.table import Table
 
 
 def status(con: Console, d: dict) -> None:

@@ -5,7 +5,7 @@ one that fails names the reason, so a rejection always says the real cause.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from scalper.core.bars import BAR_SECONDS

@@ -25,7 +25,7 @@ CREATE TABLE runs (
     as_of TEXT NOT NULL,                -- the engine clock (differs under --now)
     finished_at TEXT,
     duration_s REAL,
-    status TEXT NOT NULL,               -- running | ok | paused | error | unavailable
+    status TEXT NOT NULL,               -- running | ok | paused | error | unavailable | interrupted
     pid INTEGER,
     dry_run INTEGER NOT NULL DEFAULT 0,
     summary TEXT

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from scalper.backtest import BacktestResult, Progress, Setup, Trade, run_backtest
-from scalper.clock import bar_iso, parse_instant
+from scalper.clock import bar_iso, parse_instant_option
 from scalper.core.risk import APPROVED
 from scalper.errors import BadInput
 from scalper.report import stats
@@ -29,7 +29,7 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
 
     setup, bot_name = resolve_setup(bot=bot, symbol=symbol, strategies=strategies, balance=balance, qty=qty,
                                     lookback=lookback, config=config)
-    start, end = _instant(since, "--from"), _instant(until, "--to")
+    start, end = parse_instant_option(since, "--from"), parse_instant_option(until, "--to")
     if start is not None and end is not None and start > end:
         raise BadInput(f"--from {since} is after --to {until}", where="--from", fix="swap them")
     if chart:
@@ -172,13 +172,3 @@ def _chart(path: str, history, result: BacktestResult) -> None:
     equity += stats.equity_curve(((t.exit_time, t.pnl) for t in result.trades), s.balance)
     charts.draw(path, title=f"backtest {s.symbol}: {', '.join(s.strategies)}", bars=replayed, signals=marks,
                 trades=trades, equity=equity)
-
-
-def _instant(text: str | None, option: str) -> float | None:
-    if not text:
-        return None
-    try:
-        return parse_instant(text)
-    except ValueError:
-        raise BadInput(f"cannot read {text!r} as a time", where=option,
-                       fix="use ISO 8601, e.g. 2025-05-20 or 2025-05-20T14:30 (the file's own clock)") from None

@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from scalper.clock import parse_instant
+from scalper.clock import parse_instant_option
 from scalper.errors import BadInput
 
 
 def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, strategies: str | None = None,
              since: str | None = None, until: str | None = None, out: str | None = None,
              lookback: int | None = None, skip_bad_rows: bool = False, config: str | None = None) -> dict:
-    from scalper.core import strategies as registry
     from scalper.core.scan import scan_history, signals_to_rows
     from scalper.feeds.csvfile import read_bars
 
@@ -20,8 +19,8 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     bars, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
     result = scan_history(bars, names, params, lb)
     signals = result.signals
-    lo = _instant(since, "--from")
-    hi = _instant(until, "--to")
+    lo = parse_instant_option(since, "--from")
+    hi = parse_instant_option(until, "--to")
     if lo is not None or hi is not None:
         signals = [s for s in signals if (lo is None or s.bar_time >= lo) and (hi is None or s.bar_time <= hi)]
     rows = signals_to_rows(signals)
@@ -72,13 +71,3 @@ def _selection(bot: str | None, strategies: str | None, config: str | None, look
         except ValueError as exc:
             raise BadInput(str(exc), where=f"strategy_params.{n}") from None
     return names, params, lb
-
-
-def _instant(text: str | None, option: str) -> float | None:
-    if not text:
-        return None
-    try:
-        return parse_instant(text)
-    except ValueError:
-        raise BadInput(f"cannot read {text!r} as a time", where=option,
-                       fix="use ISO 8601, e.g. 2025-05-20 or 2025-05-20T14:30") from None
