@@ -61,3 +61,13 @@ def parse_instant_option(text: str | None, option: str) -> float | None:
         raise BadInput(f"cannot read {text!r} as a time", where=option,
                        fix="use ISO 8601, e.g. 2025-05-20 or 2025-05-20T14:30 (UTC; bar files: their own clock)"
                        ) from None
+
+
+def parse_span_options(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+    """--from/--to as epoch seconds; BadInput when --from is after --to."""
+    lo, hi = parse_instant_option(since, "--from"), parse_instant_option(until, "--to")
+    if lo is not None and hi is not None and lo > hi:
+        from scalper.errors import BadInput
+
+        raise BadInput(f"--from {since} is after --to {until}", where="--from/--to", fix="swap them")
+    return lo, hi

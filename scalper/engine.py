@@ -53,9 +53,11 @@ class RunSummary:
     decisions: dict[str, int] = field(default_factory=dict)
     orders: dict[str, int] = field(default_factory=dict)
     orders_created: int = 0
+    orders_final: dict[str, int] = field(default_factory=dict)   # status each touched order ended in
     positions: dict[str, int] = field(default_factory=dict)
     kill_switches: list[dict] = field(default_factory=list)
     reconciled: list[str] = field(default_factory=list)
+    order_problems: list[dict] = field(default_factory=list)   # rejected / error / failed, with the broker's words
     errors: list[str] = field(default_factory=list)
     exit_code: int = 0
 
@@ -110,7 +112,9 @@ class _Pass:
         self.brokers: dict[int, Broker] = {}
         self.unreachable: dict[int, str] = {}
         self.balances: dict[int, float] = {}
-        self.orders = Counter()
+        self.orders = Counter()           # every status move (the contract's `orders`)
+        self.order_outcome: dict[int, str] = {}   # order id → where it ended this run
+        self.seen_signals: set[int] = set()
         self.desk = OrderDesk(ledger, engine.clock, run_id=self.run_id, sleep=engine.sleep,
                               policy=RetryPolicy(attempts=self.cfg.engine.retry_attempts,
                                                  budget_s=self.cfg.engine.retry_budget_s),
@@ -119,6 +123,13 @@ class _Pass:
     def _on_event(self, kind: str, data: dict) -> None:
         if kind == "order_status":
             self.orders[data["status"]] += 1
+            if "order" in data:
+                self.order_outcome[data["order"]["id"]] = data["status"]
+            if data["status"] in ("rejected", "error", "failed") and "order" in data:
+                o = data["order"]
+                self.summary.order_problems.append({
+                    "bot": o["bot"], "account_id": o["account_id"], "client_order_id": o["client_order_id"],
+                    "status": data["status"], "attempts": data.get("attempts"), "message": data["message"]})
         elif kind == "broker_unreachable" and data["account_id"] not in self.unreachable:
             # Lost in the middle of the pass: send nothing more there; the run ends with exit 3.
             acc_id = data["account_id"]
@@ -168,6 +179,7 @@ class _Pass:
     def _finish(self, status: str) -> None:
         s = self.summary
         s.orders = dict(self.orders)
+        s.orders_final = dict(Counter(self.order_outcome.values()))
         s.duration_s = round(time.perf_counter() - self.t0, 4)
         try:
             with self.ledger.tx() as c:
@@ -231,7 +243,7 @@ class _Pass:
                 self.unreachable[acc_id] = str(exc)
                 self.summary.errors.append(f"account {acc.label}: {exc}")
         if self.unreachable and not self.brokers:
-            raise BrokerUnavailable("; ".join(self.summary.errors))
+            raise BrokerUnavailable("no broker account could be reached; nothing traded")
 
     def _reconcile(self, magics: dict[int, str]) -> None:
         for acc_id, broker in self.brokers.items():
@@ -302,6 +314,8 @@ class _Pass:
         s = self.summary
         key = dedupe_key(bot.name, signal, bot.symbol)
         signal_id, created = self._record_signal(bot, signal, key)
+        first_look = signal_id not in self.seen_signals   # a resumed signal is found again by its strategy
+        self.seen_signals.add(signal_id)
         if created:
             s.signals += 1
             s.signals_by_strategy[signal.strategy] = s.signals_by_strategy.get(signal.strategy, 0) + 1
@@ -317,7 +331,7 @@ class _Pass:
             crash_point("after_decision")
             approved = decision.approved
         else:
-            if not created:
+            if not created and first_look:
                 s.duplicate_signals += 1
             # Decided by an earlier (interrupted) run: send only while the signal is still fresh.
             approved = (decision_row["action"] == "open"

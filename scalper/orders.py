@@ -79,7 +79,7 @@ class OrderDesk:
                 created = True
         row = self.ledger.one("SELECT * FROM orders WHERE client_order_id = ?", (cid,))
         if created:
-            self.on_event("order_status", {"status": "new"})
+            self.on_event("order_status", {"status": "new", "order": row})
         return row, created
 
     def send(self, broker: Broker, order: dict) -> dict:
@@ -87,7 +87,7 @@ class OrderDesk:
         if order["status"] != "new":
             return order
         self._set(order["id"], status="sent")
-        self.on_event("order_status", {"status": "sent"})
+        self.on_event("order_status", {"status": "sent", "order": order})
         request = OrderRequest(client_order_id=order["client_order_id"], symbol=order["symbol"],
                                side=order["side"], volume=order["volume"], sl=order["sl"], tp=order["tp"],
                                magic=order["magic"])
@@ -185,7 +185,8 @@ class OrderDesk:
                               f"→ {code_name(result.code)} {result.message}", run_id=self.run_id,
                               bot=order["bot"], account_id=order["account_id"],
                               data={"client_order_id": order["client_order_id"], "attempts": attempts})
-        self.on_event("order_status", {"status": status})
+        self.on_event("order_status", {"status": status, "order": order, "attempts": attempts,
+                                       "message": f"{code_name(result.code)} ({result.code}): {result.message}"})
         return self._row(order["id"])
 
     def _record_open(self, c, order: dict, ticket: int, price: float, volume: float, at: float,
@@ -254,7 +255,7 @@ class OrderDesk:
                                                           "updated_at": iso(now), **extra})
             self.ledger.audit(c, now, "reconcile", f"order {order['client_order_id']}: {status}: {message}",
                               run_id=self.run_id, bot=order["bot"], account_id=order["account_id"])
-        self.on_event("order_status", {"status": status})
+        self.on_event("order_status", {"status": status, "order": order, "message": message})
 
     def sync_positions(self, broker: Broker, account_id: int, magics: dict[int, str],
                        positions: list[BrokerPosition] | None = None) -> dict[str, int]:

@@ -167,3 +167,32 @@ def test_console_script_runs_the_shipped_example_as_is(tmp_path):
     doc = json.loads(p.stdout)   # nothing else on stdout
     assert set(doc["bots_run"]) == {"gold-scalper", "eurusd-scalper", "btc-watch"}
     assert (tmp_path / "var" / "ledger.db").exists() and (tmp_path / "var" / "paper-broker.db").exists()
+
+
+def test_global_options_version_and_usage_errors(tmp_path, capsys, xau_csv):
+    config = write_config(tmp_path, xau_csv)
+    v = cli(capsys, "--version")
+    assert v.code == 0 and v.out.startswith("scalper ")
+    r = cli(capsys, "--config", str(config), "status", "--json")    # --config before the command
+    assert r.code == 0 and r.json()["config"] == str(config)
+    assert cli(capsys, "run-once", "--bogus").code == 2                # a usage error is bad input
+    bad = cli(capsys, "scan", "--data", str(xau_csv), "--from", "2025-06-01", "--to", "2025-05-01")
+    assert bad.code == 2 and "swap" in bad.err
+
+
+def test_rejections_are_explained_and_unsafe_rollback_needs_yes(tmp_path, capsys, xau_csv, monkeypatch):
+    row = golden(shared_file("XAUUSD_M1.expected_signals.csv"))[0]
+    config = write_config(tmp_path, xau_csv)
+    monkeypatch.setenv("SCALPER_PAPER_FAULTS", "retcodes=10019")
+    r = cli(capsys, "run-once", "--config", str(config), "--now", iso(just_after_close(row["bar_time"])))
+    assert r.code == 0
+    assert "order rejected" in r.out and "NO_MONEY (10019)" in r.out
+    assert "orders: 1 created; now rejected 1" in r.out
+    monkeypatch.delenv("SCALPER_PAPER_FAULTS")
+    # closing positions from a script needs --yes (tests run without a terminal on stdin)
+    r = cli(capsys, "rollback", "--close-positions", "--config", str(config))
+    assert r.code == 2 and "--yes" in r.err
+    assert cli(capsys, "status", "--config", str(config), "--json").json()["paused"] is False
+    # releasing a switch that is not engaged says so and changes nothing
+    r = cli(capsys, "kill-switch", "release", "--bot", "gold", "--config", str(config))
+    assert r.code == 0 and "already off" in r.out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Optional
 
 import typer
 
@@ -20,9 +21,33 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+def _show_version(value: bool) -> None:
+    if value:
+        from scalper import __version__
+
+        typer.echo(f"scalper {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global_options(
+    config: Optional[str] = typer.Option(None, "--config", "-c", metavar="PATH",
+                                         help="The bots file, for every command (also accepted after the command)."),
+    ledger: Optional[str] = typer.Option(None, "--ledger", metavar="PATH", help="The SQLite ledger, for every command."),
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    # Commands read these through their SCALPER_CONFIG / SCALPER_LEDGER fallbacks; an option
+    # given after the command name still wins.
+    if config:
+        os.environ["SCALPER_CONFIG"] = config
+    if ledger:
+        os.environ["SCALPER_LEDGER"] = ledger
+
 
 from scalper.cli import commands  # noqa: E402,F401  (registers the commands)
 
@@ -63,3 +88,4 @@ def _fail(message: str, code: int, wants_json: bool) -> None:
     if wants_json:
         emit_json({"ok": False, "error": message, "exit_code": code})
     sys.exit(code)
+

@@ -22,7 +22,7 @@ def run_once(
 ) -> int:
     """One engine pass: bars → strategies → ledger → risk → orders → position upkeep.
 
-    Every enabled bot with engine_mode: scalper is run. Exit codes: 0 done, 2 bad input, 3 broker or feed unavailable, 75 another run-once holds the lock.
+    Every enabled bot with engine_mode: scalper is run. Exit codes: 0 done, 1 unexpected failure, 2 bad input, 3 broker or feed unavailable, 75 another run-once holds the lock.
     """
     from scalper.services.run import run_once as service
 

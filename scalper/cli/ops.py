@@ -55,24 +55,30 @@ def kill_switch(
 def rollback(
     since: str = typer.Option("30m", "--since", help="How far back: 30m, 2h, 1d or an ISO time."),
     close_positions: bool = typer.Option(False, "--close-positions", help="Also close positions opened since then."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Close positions without asking (needed when not at a terminal)."),
     config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Pause the engine and undo what can be undone since a point in time.
 
     Every later run-once does nothing and says so; orders created since then that were not
-    sent are canceled; with --close-positions, positions opened since then are closed.
-    Shows what the engine did in that span. `scalper resume` lifts the pause.
+    sent are canceled; with --close-positions, positions opened since then are closed (asked
+    first, unless --yes). Shows what the engine did in that span. `scalper resume` lifts the pause.
     """
+    import sys
+
     from scalper import wiring
+    from scalper.errors import BadInput
     from scalper.services.control import rollback as service
 
     cfg = wiring.load(config)
     if close_positions and not yes:
+        if not sys.stdin.isatty():
+            raise BadInput("closing positions needs a confirmation", where="--close-positions",
+                           fix="add --yes when running from a script")
         if not typer.confirm(f"Pause the engine and CLOSE every position opened in the last {since}?",
                              err=True):
             err.print("nothing done")
-            return 1
+            return 0
     doc = service(cfg, wiring.ledger_path(cfg, ledger), since=since, close_positions=close_positions)
     emit_json(doc) if as_json else render.rollback(out_console(False), doc)
     return 3 if doc["errors"] else 0

@@ -10,6 +10,13 @@ if TYPE_CHECKING:  # rich is imported when something is drawn, not at start-up
     from rich.table import Table
 
 
+def esc(value) -> str:
+    """Data printed inside rich markup: brackets in it (e.g. 'scalper[mt5]') are text, not tags."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def _kv_table(title: str, data: dict, key: str = "reason", value: str = "count") -> Table:
     from rich.table import Table
 
@@ -21,31 +28,43 @@ def _kv_table(title: str, data: dict, key: str = "reason", value: str = "count")
     return t
 
 
+def _counts(data: dict) -> str:
+    return ", ".join(f"{esc(k)} {v:,}" for k, v in sorted(data.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def run_summary(con: Console, s) -> None:
     head = "[bold]run-once[/]" + (" [yellow](dry run: nothing recorded or sent)[/]" if s.dry_run else "")
-    con.print(f"{head}  run {s.run_id}  as of {s.as_of}  {s.duration_s * 1000:.0f} ms")
-    con.print(f"bots run: {len(s.bots_run)}" + (f" ({', '.join(s.bots_run[:8])}"
-                                                + (", …" if len(s.bots_run) > 8 else "") + ")" if s.bots_run else ""))
+    con.print(f"{head}  as of {s.as_of}  {s.duration_s * 1000:.0f} ms  run {s.run_id}")
+    ran = f"bots run: {len(s.bots_run)}"
+    if s.bots_run:
+        ran += " (" + ", ".join(esc(b) for b in s.bots_run[:6]) + (", …" if len(s.bots_run) > 6 else "") + ")"
+    con.print(ran)
     if s.bots_skipped:
-        con.print("bots skipped: " + ", ".join(f"{b['bot']} ({b['reason']})" for b in s.bots_skipped[:12])
-                  + (" …" if len(s.bots_skipped) > 12 else ""))
-    con.print(f"signals recorded: {s.signals}" + (f"  (already seen: {s.duplicate_signals})"
-                                                  if s.duplicate_signals else ""))
+        con.print("bots skipped: " + ", ".join(f"{esc(b['bot'])} ({esc(b['reason'])})" for b in s.bots_skipped[:8])
+                  + (" …" if len(s.bots_skipped) > 8 else ""))
+    line = f"signals: {s.signals} new"
     if s.signals_by_strategy:
-        con.print(_kv_table("signals by strategy", s.signals_by_strategy, "strategy"))
+        line += " (" + _counts(s.signals_by_strategy) + ")"
+    if s.duplicate_signals:
+        line += f", {s.duplicate_signals} already recorded"
+    con.print(line)
     if s.decisions:
-        con.print(_kv_table("decisions", s.decisions))
-    if s.orders:
-        con.print(_kv_table("orders", s.orders, "status"))
+        con.print("decisions: " + _counts(s.decisions))
+    if s.orders_final:
+        con.print(f"orders: {s.orders_created} created; now " + _counts(s.orders_final))
     if s.positions:
-        con.print("positions: " + ", ".join(f"{k} {v}" for k, v in s.positions.items()))
+        con.print("positions: " + _counts(s.positions))
     for k in s.kill_switches:
-        con.print(f"[bold red]kill-switch engaged[/] for {k['bot']}: {k['reason']} "
+        con.print(f"[bold red]kill-switch engaged[/] for {esc(k['bot'])}: {esc(k['reason'])} "
                   f"({k['positions_closed']} position(s) closed)")
+    for p in s.order_problems:
+        attempts = f" after {p['attempts']} attempt(s)" if p.get("attempts") else ""
+        con.print(f"[yellow]order {esc(p['status'])}[/] {esc(p['bot'])} account {p['account_id']}{attempts}: "
+                  f"{esc(p['message'])}")
     for note in s.reconciled:
-        con.print(f"[cyan]reconciled:[/] {note}")
+        con.print(f"[cyan]reconciled:[/] {esc(note)}")
     for e in s.errors:
-        con.print(f"[red]error:[/] {e}")
+        con.print(f"[red]error:[/] {esc(e)}")
 
 
 def scan_summary(con: Console, r: dict) -> None:
@@ -64,7 +83,7 @@ def scan_summary(con: Console, r: dict) -> None:
     if r["skips"]:
         con.print(_kv_table("skip reasons (bars without a signal)", r["skips"]))
     for w in r.get("warnings", []):
-        con.print(f"[yellow]warning:[/] {w}")
+        con.print(f"[yellow]warning:[/] {esc(w)}")
     if r.get("out"):
         con.print(f"wrote {r['signals']:,} rows to {r['out']}")
 
@@ -73,7 +92,7 @@ def bot(con: Console, b: dict, created: bool, path) -> None:
     import yaml
 
     con.print(f"[green]{'added' if created else 'updated'}[/] bot [bold]{b['name']}[/] in {path}:")
-    con.print(yaml.safe_dump(b, sort_keys=False, default_flow_style=None).rstrip())
+    con.print(yaml.safe_dump(b, sort_keys=False, default_flow_style=None).rstrip(), markup=False)
 
 
 # --- backtest and report ------------------------------------------------------------
@@ -146,12 +165,12 @@ def backtest_summary(con: Console, r: dict) -> None:
         con.print("exits: " + ", ".join(f"{k} {v:,}" for k, v in r["exit_reasons"].items())
                   + f"  (trailing stop moves: {r['trailing_stop_moves']:,})")
     for reason, n in r["broker_refused"].items():
-        con.print(f"[yellow]refused by the broker:[/] {n:,} approved order(s): {reason}")
+        con.print(f"[yellow]refused by the broker:[/] {n:,} approved order(s): {esc(reason)}")
     for k in r["kill_switches"]:
         con.print(f"[red]kill-switch[/] {k['time']}: {k['reason']} ({k['positions_closed']} closed; "
                   "re-armed at the next UTC midnight)")
     for w in r.get("warnings", []):
-        con.print(f"[yellow]warning:[/] {w}")
+        con.print(f"[yellow]warning:[/] {esc(w)}")
     for key, what in (("signals_out", "signals"), ("trades_out", "trades"), ("chart", "chart")):
         if r.get(key):
             con.print(f"wrote {what} to {r[key]}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from scalper.cli.render import esc
+
 if TYPE_CHECKING:  # rich is imported when something is drawn, not at start-up
     from rich.console import Console
 
@@ -11,7 +13,7 @@ if TYPE_CHECKING:  # rich is imported when something is drawn, not at start-up
 def status(con: Console, d: dict) -> None:
     from rich.table import Table
 
-    state = "[bold red]PAUSED[/] (" + (d["pause_reason"] or "") + ")" if d["paused"] else "[green]running[/]"
+    state = "[bold red]PAUSED[/] (" + esc(d["pause_reason"] or "") + ")" if d["paused"] else "[green]running[/]"
     con.print(f"engine: {state}   config: {d['config']}   ledger: {d['ledger']}")
     last = d["last_run"]
     if last:
@@ -51,11 +53,14 @@ def kill_switch(con: Console, d: dict) -> None:
         con.print(t)
         return
     for b in d["bots"]:
+        if b.get("unchanged"):
+            con.print(f"{esc(b['bot'])}: kill-switch already {'engaged' if b['engaged'] else 'off'}; nothing to do")
+            continue
         verb = "engaged" if b["engaged"] else "released"
         extra = f", {b['positions_closed']} position(s) closed" if b["engaged"] else ""
         con.print(f"kill-switch {verb} for {b['bot']}{extra}")
     for e in d.get("errors", []):
-        con.print(f"[red]error:[/] {e}")
+        con.print(f"[red]error:[/] {esc(e)}")
 
 
 def rollback(con: Console, d: dict) -> None:
@@ -66,11 +71,11 @@ def rollback(con: Console, d: dict) -> None:
     con.print("  orders: " + (", ".join(f"{k} {v}" for k, v in a["orders"].items()) or "none"))
     con.print(f"  canceled {d['orders_canceled']} unsent order(s); closed {d['positions_closed']} position(s)")
     for e in d["errors"]:
-        con.print(f"[red]error:[/] {e}")
+        con.print(f"[red]error:[/] {esc(e)}")
 
 
 def check(con: Console, d: dict) -> None:
     for item in d["items"]:
         mark = "[green]ok[/]  " if item["ok"] else "[red]FAIL[/]"
-        con.print(f"{mark} {item['what']}: {item['detail']}", highlight=False)
+        con.print(f"{mark} {esc(item['what'])}: {esc(item['detail'])}", highlight=False)
     con.print("[green]all good[/]" if d["ok"] else f"[red]problems found[/] (exit {d['exit_code']})")

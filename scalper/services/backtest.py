@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from scalper.backtest import BacktestResult, Progress, Setup, Trade, run_backtest
-from scalper.clock import bar_iso, parse_instant_option
+from scalper.clock import bar_iso, parse_span_options
 from scalper.core.risk import APPROVED
 from scalper.errors import BadInput
 from scalper.report import stats
@@ -29,7 +29,7 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
 
     setup, bot_name = resolve_setup(bot=bot, symbol=symbol, strategies=strategies, balance=balance, qty=qty,
                                     lookback=lookback, config=config)
-    start, end = parse_instant_option(since, "--from"), parse_instant_option(until, "--to")
+    start, end = parse_span_options(since, until)
     if start is not None and end is not None and start > end:
         raise BadInput(f"--from {since} is after --to {until}", where="--from", fix="swap them")
     if chart:

@@ -63,18 +63,27 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
     clock = SystemClock()
     now = clock.now()
     if action == "status":
-        return {"action": "status", "bots": status_of_kill_switches(cfg, ledger_path)}
+        states = status_of_kill_switches(cfg, ledger_path)
+        if bot:
+            _bots(cfg, bot, False)  # an unknown name is bad input
+            states = [st for st in states if st["bot"] == bot]
+        return {"action": "status", "bots": states}
     bots = _bots(cfg, bot, all_bots)
     out = {"action": action, "bots": [], "errors": []}
     with run_lock(ledger_path, wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
         run_id = "manual-" + uuid.uuid4().hex[:8]
         for b in bots:
+            was_engaged = ledger.kill_switch(b.name) is not None
+            if was_engaged == (action == "engage"):
+                out["bots"].append({"bot": b.name, "engaged": was_engaged, "positions_closed": 0,
+                                    "unchanged": True})
+                continue
             with ledger.tx() as c:
                 ledger.set_kill_switch(c, b.name, action == "engage", source="manual",
                                        reason="engaged by hand" if action == "engage" else "released by hand",
                                        now=now)
                 ledger.audit(c, now, "kill_switch", f"{action}d by hand", run_id=run_id, bot=b.name)
-            entry = {"bot": b.name, "engaged": action == "engage", "positions_closed": 0}
+            entry = {"bot": b.name, "engaged": action == "engage", "positions_closed": 0, "unchanged": False}
             if action == "engage" and close:
                 positions = [p for p in ledger.open_positions(b.accounts) if p["bot"] == b.name]
                 if positions:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from scalper.clock import parse_instant_option
+from scalper.clock import parse_span_options
 from scalper.errors import BadInput
 
 
@@ -16,13 +16,14 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     from scalper.feeds.csvfile import read_bars
 
     names, params, lb = _selection(bot, strategies, config, lookback)
+    lo, hi = parse_span_options(since, until)
     bars, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
+    # The whole file is scanned, then signals are kept in [--from, --to]: scanning a slice would
+    # seed the fast path's EMAs elsewhere and change the last digits (backtest --signals-out
+    # scans the whole file too, and the two must write the same bytes).
     result = scan_history(bars, names, params, lb)
-    signals = result.signals
-    lo = parse_instant_option(since, "--from")
-    hi = parse_instant_option(until, "--to")
-    if lo is not None or hi is not None:
-        signals = [s for s in signals if (lo is None or s.bar_time >= lo) and (hi is None or s.bar_time <= hi)]
+    signals = [s for s in result.signals
+               if (lo is None or s.bar_time >= lo) and (hi is None or s.bar_time <= hi)]
     rows = signals_to_rows(signals)
     if out:
         path = Path(out)
@@ -36,6 +37,7 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
         counts[s.strategy][s.direction] += 1
     doc = {"data": str(data), "symbol": symbol, "bars": len(bars), "evaluated": result.evaluated,
            "lookback": lb, "strategies": names, "signals": len(signals), "counts": counts,
+           # evaluated and skips cover every bar of the file; signals and counts the --from/--to span
            "skips": dict(sorted(result.skips.items())), "warnings": warnings, "out": out}
     if not out:
         doc["rows"] = rows

@@ -124,8 +124,10 @@ def _validate(text: str, path: Path) -> None:
     try:
         Config.model_validate(data)
     except ValidationError as exc:
-        tree = _yaml().load(text)
-        raise validation_to_config_error(exc, path, tree) from None
+        # No line number: it would point into the edited text, which is never written.
+        error = validation_to_config_error(exc, path, None)
+        error.message = "this change would make the file invalid (nothing written): " + error.message
+        raise type(error)(error.message, path=error.path, where=error.where, fix=error.fix) from None
 
 
 def _atomic_write(path: Path, text: str) -> None:
