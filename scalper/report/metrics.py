@@ -1,5 +1,11 @@
-"""Prometheus text-format metrics derived from the ledger (replaces the old
-engine's live counters: a file a node_exporter textfile collector can scrape)."""
+"""Prometheus text-format metrics derived from the ledger (the old engine's live
+counters, as a file a node_exporter textfile collector can scrape).
+
+Counts that only grow (signals, decisions, orders, runs, realized P&L) are
+exposed as counters; states (open positions, floating P&L, switches, the
+pause, the last run) as gauges. Everything is read from the ledger when the
+metrics are rendered, so they survive restarts and never drift from it.
+"""
 
 from __future__ import annotations
 
@@ -10,54 +16,57 @@ from scalper.clock import parse_instant
 from scalper.ledger import Ledger
 
 
-def build_registry(ledger: Ledger):
-    from prometheus_client import CollectorRegistry, Gauge
+class LedgerCollector:
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
 
-    reg = CollectorRegistry()
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-    def gauge(name: str, doc: str, labels: tuple[str, ...] = ()):
-        return Gauge(name, doc, labels, registry=reg)
+        q = self.ledger.query
 
-    signals = gauge("scalper_signals_total", "Signals recorded, by bot and strategy", ("bot", "strategy"))
-    for r in ledger.query("SELECT bot, strategy, COUNT(*) AS n FROM signals GROUP BY bot, strategy"):
-        signals.labels(r["bot"], r["strategy"]).set(r["n"])
-    decisions = gauge("scalper_decisions_total", "Risk decisions, by bot and reason", ("bot", "reason"))
-    for r in ledger.query("SELECT bot, reason, COUNT(*) AS n FROM decisions GROUP BY bot, reason"):
-        decisions.labels(r["bot"], r["reason"]).set(r["n"])
-    orders = gauge("scalper_orders_total", "Orders, by bot and status", ("bot", "status"))
-    for r in ledger.query("SELECT bot, status, COUNT(*) AS n FROM orders GROUP BY bot, status"):
-        orders.labels(r["bot"], r["status"]).set(r["n"])
-    open_pos = gauge("scalper_open_positions", "Open positions, by bot", ("bot",))
-    unreal = gauge("scalper_unrealized_pnl", "Floating P&L of open positions (account currency)", ("bot",))
-    for r in ledger.query("SELECT COALESCE(bot, '(adopted)') AS bot, COUNT(*) AS n, "
-                          "COALESCE(SUM(unrealized), 0) AS u FROM positions WHERE status = 'open' GROUP BY 1"):
-        open_pos.labels(r["bot"]).set(r["n"])
-        unreal.labels(r["bot"]).set(r["u"])
-    realized = gauge("scalper_realized_pnl_total", "Realized P&L of closed positions (account currency)", ("bot",))
-    for r in ledger.query("SELECT COALESCE(bot, '(adopted)') AS bot, COALESCE(SUM(profit), 0) AS p "
-                          "FROM positions WHERE status = 'closed' GROUP BY 1"):
-        realized.labels(r["bot"]).set(r["p"])
-    kill = gauge("scalper_kill_switch_engaged", "1 when the bot's kill-switch is engaged", ("bot",))
-    for r in ledger.query("SELECT bot, engaged FROM kill_switches"):
-        kill.labels(r["bot"]).set(r["engaged"])
-    paused, _ = ledger.paused()
-    gauge("scalper_engine_paused", "1 while rollback has paused the engine").set(1 if paused else 0)
-    runs = gauge("scalper_runs_total", "run-once passes, by outcome", ("status",))
-    for r in ledger.query("SELECT status, COUNT(*) AS n FROM runs WHERE dry_run = 0 GROUP BY status"):
-        runs.labels(r["status"]).set(r["n"])
-    last = ledger.one("SELECT started_at, duration_s FROM runs WHERE dry_run = 0 AND finished_at IS NOT NULL "
-                      "ORDER BY started_at DESC, rowid DESC LIMIT 1")
-    if last:
-        gauge("scalper_last_run_timestamp_seconds", "When the last run-once started").set(
-            parse_instant(last["started_at"]))
-        gauge("scalper_last_run_duration_seconds", "How long the last run-once took").set(last["duration_s"] or 0)
-    return reg
+        def family(kind, name, doc, labels, rows, value_key="n"):
+            metric = kind(name, doc, labels=labels)
+            for r in rows:
+                metric.add_metric([str(r[label]) for label in labels], float(r[value_key] or 0))
+            return metric
+
+        yield family(CounterMetricFamily, "scalper_signals", "Signals recorded, by bot and strategy",
+                     ["bot", "strategy"], q("SELECT bot, strategy, COUNT(*) AS n FROM signals GROUP BY 1, 2"))
+        yield family(CounterMetricFamily, "scalper_decisions", "Risk decisions, by bot and reason",
+                     ["bot", "reason"], q("SELECT bot, reason, COUNT(*) AS n FROM decisions GROUP BY 1, 2"))
+        yield family(GaugeMetricFamily, "scalper_orders", "Orders, by bot and current status",
+                     ["bot", "status"], q("SELECT bot, status, COUNT(*) AS n FROM orders GROUP BY 1, 2"))
+        yield family(CounterMetricFamily, "scalper_runs", "run-once passes, by outcome", ["status"],
+                     q("SELECT status, COUNT(*) AS n FROM runs WHERE dry_run = 0 GROUP BY 1"))
+        opened = q("SELECT COALESCE(bot, '(adopted)') AS bot, COUNT(*) AS n, COALESCE(SUM(unrealized), 0) AS u "
+                   "FROM positions WHERE status = 'open' GROUP BY 1")
+        yield family(GaugeMetricFamily, "scalper_open_positions", "Open positions, by bot", ["bot"], opened)
+        yield family(GaugeMetricFamily, "scalper_unrealized_pnl", "Floating P&L of open positions (account currency)",
+                     ["bot"], opened, "u")
+        yield family(GaugeMetricFamily, "scalper_realized_pnl", "Realized P&L of closed positions (account currency)",
+                     ["bot"], q("SELECT COALESCE(bot, '(adopted)') AS bot, COALESCE(SUM(profit), 0) AS n "
+                                "FROM positions WHERE status = 'closed' GROUP BY 1"))
+        yield family(GaugeMetricFamily, "scalper_kill_switch_engaged", "1 when the bot's kill-switch is engaged",
+                     ["bot"], q("SELECT bot, engaged AS n FROM kill_switches"))
+        paused, _ = self.ledger.paused()
+        yield GaugeMetricFamily("scalper_engine_paused", "1 while rollback has paused the engine",
+                                value=1 if paused else 0)
+        last = self.ledger.one("SELECT started_at, duration_s FROM runs WHERE dry_run = 0 AND finished_at IS NOT NULL "
+                               "ORDER BY started_at DESC, rowid DESC LIMIT 1")
+        if last:
+            yield GaugeMetricFamily("scalper_last_run_timestamp_seconds", "When the last run-once started",
+                                    value=parse_instant(last["started_at"]))
+            yield GaugeMetricFamily("scalper_last_run_duration_seconds", "How long the last run-once took",
+                                    value=last["duration_s"] or 0)
 
 
 def render(ledger: Ledger) -> str:
-    from prometheus_client import generate_latest
+    from prometheus_client import CollectorRegistry, generate_latest
 
-    return generate_latest(build_registry(ledger)).decode()
+    registry = CollectorRegistry()
+    registry.register(LedgerCollector(ledger))
+    return generate_latest(registry).decode()
 
 
 def write(ledger: Ledger, path: Path) -> None:
