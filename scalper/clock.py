@@ -71,3 +71,14 @@ def parse_span_options(since: str | None, until: str | None) -> tuple[float | No
 
         raise BadInput(f"--from {since} is after --to {until}", where="--from/--to", fix="swap them")
     return lo, hi
+
+
+def human_age(seconds: float) -> str:
+    """45 s, 12 min, 3.5 h, 537 days — for messages about stale data."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"

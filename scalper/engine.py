@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from scalper.brokers.base import Broker
-from scalper.clock import Clock, iso
+from scalper.clock import Clock, human_age, iso
 from scalper.config import AccountConfig, BotConfig, Config
 from scalper.core import risk, strategies, upkeep
 from scalper.core.exposure import build_exposure, day_start, kill_switch_reason, risk_limits
@@ -293,7 +293,7 @@ class _Pass:
             age = self.now - (int(bars.time[-1]) + BAR_SECONDS)
             if age > max_age:
                 self.summary.errors.append(
-                    f"feed {symbol}: newest closed bar is {age:.0f}s old (limit {max_age}s); not trading on it")
+                    f"feed {symbol}: newest closed bar is {human_age(age)} old (limit {max_age} s); not trading on it")
                 out[symbol] = "feed_stale"
                 continue
             out[symbol] = bars

@@ -122,6 +122,8 @@ def test_rollback_pauses_and_resume_lifts(tmp_path, capsys, xau_csv):
     assert paused.json()["signals"] == 0
     status = cli(capsys, "status", "--config", str(config), "--json").json()
     assert status["paused"] is True and status["last_run"]["status"] == "paused"
+    items = {i["what"]: i for i in cli(capsys, "check", "--config", str(config), "--json").json()["items"]}
+    assert not items["engine"]["ok"] and "resume" in items["engine"]["detail"]
     assert cli(capsys, "resume", "--config", str(config)).code == 0
     assert cli(capsys, "status", "--config", str(config), "--json").json()["paused"] is False
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scalper import wiring
-from scalper.clock import SystemClock
+from scalper.clock import SystemClock, human_age
 from scalper.core.bars import BAR_SECONDS
 from scalper.errors import ScalperError
 
@@ -36,6 +36,8 @@ def check(config: str | None, ledger_option: str | None) -> dict:
     items.append(_ledger_item(ledger_path))
     if not items[-1]["ok"] and exit_code == 0:
         exit_code = 1
+    elif ledger_path.exists():
+        _engine_state_items(ledger_path, add)
 
     clock = SystemClock()
     now = clock.now()
@@ -56,7 +58,7 @@ def check(config: str | None, ledger_option: str | None) -> dict:
                 continue
             age = now - (int(bars.time[-1]) + BAR_SECONDS)
             fresh = age <= cfg.feed.max_bar_age_s
-            add(f"feed {symbol}", fresh, f"{len(bars)} bars, newest closed {age:.0f}s ago"
+            add(f"feed {symbol}", fresh, f"{len(bars)} bars, newest closed {human_age(age)} ago"
                 + ("" if fresh else f" (older than max_bar_age_s={cfg.feed.max_bar_age_s}: run-once won't trade)"),
                 3)
 
@@ -74,6 +76,20 @@ def check(config: str | None, ledger_option: str | None) -> dict:
             except ScalperError as exc:
                 add(f"account {acc.label} ({acc.broker})", False, str(exc), exc.exit_code)
     return {"ok": exit_code == 0, "exit_code": exit_code, "items": items}
+
+
+def _engine_state_items(path: Path, add) -> None:
+    """A paused engine or an engaged kill-switch is deliberate, but run-once will not trade: say so."""
+    from scalper.ledger import Ledger
+
+    with Ledger(path, readonly=True) as ledger:
+        paused, why = ledger.paused()
+        engaged = ledger.query("SELECT bot, source, reason FROM kill_switches WHERE engaged = 1")
+    if paused:
+        add("engine", False, f"paused ({why}); run-once does nothing until `scalper resume`")
+    for k in engaged:
+        add(f"kill-switch {k['bot']}", False, f"engaged ({k['source']}: {k['reason']}); "
+                                             f"`scalper kill-switch release --bot {k['bot']}` lifts it")
 
 
 def _ledger_item(path: Path) -> dict:
