@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from scalper.clock import Clock, FixedClock, SystemClock, parse_instant_option
@@ -30,7 +31,13 @@ def ledger_path(cfg: Config, option: str | None) -> Path:
 def make_clock(now: str | None) -> Clock:
     if not now:
         return SystemClock()
-    return FixedClock(parse_instant_option(now, "--now"))
+    instant = parse_instant_option(now, "--now")
+    if instant > time.time() + 60:
+        # a replay records what it does in the ledger: trades stamped in the future would
+        # corrupt today's P&L, limits and reports
+        raise BadInput(f"{now} is in the future", where="--now",
+                       fix="replay history only: pass an instant up to now (UTC unless an offset is given)")
+    return FixedClock(instant)
 
 
 def make_feed(cfg: Config):

@@ -178,6 +178,8 @@ def test_global_options_version_and_usage_errors(tmp_path, capsys, xau_csv):
     r = cli(capsys, "--config", str(config), "status", "--json")    # --config before the command
     assert r.code == 0 and r.json()["config"] == str(config)
     assert cli(capsys, "run-once", "--bogus").code == 2                # a usage error is bad input
+    future = cli(capsys, "run-once", "--config", str(config), "--now", "2099-01-01T00:00:00")
+    assert future.code == 2 and "future" in future.err and not (tmp_path / "ledger.db").exists()
     bad = cli(capsys, "scan", "--data", str(xau_csv), "--from", "2025-06-01", "--to", "2025-05-01")
     assert bad.code == 2 and "swap" in bad.err
 
