@@ -14,30 +14,35 @@ def status(con: Console, d: dict) -> None:
     from rich.table import Table
 
     state = "[bold red]PAUSED[/] (" + esc(d["pause_reason"] or "") + ")" if d["paused"] else "[green]running[/]"
-    con.print(f"engine: {state}   config: {d['config']}   ledger: {d['ledger']}")
+    con.print(f"engine: {state}")
+    con.print(f"config: {esc(d['config'])}   ledger: {esc(d['ledger'])}")
     last = d["last_run"]
     if last:
         con.print(f"last run: {last['started_at']}  {(last['duration_s'] or 0) * 1000:.0f} ms  {last['status']}")
     else:
         con.print("last run: none yet")
+    # fits 80 columns: names never wrap, the state columns are short words
     t = Table(show_edge=False, pad_edge=False)
-    for col in ("bot", "symbol", "mode", "trading", "kill-switch", "open", "unrealized"):
-        t.add_column(col, justify="right" if col in ("open", "unrealized") else "left")
+    t.add_column("bot", no_wrap=True)
+    t.add_column("symbol", no_wrap=True)
+    t.add_column("mode")
+    t.add_column("orders")
+    t.add_column("kill-switch")
+    t.add_column("open", justify="right")
+    t.add_column("P&L open", justify="right")
     for b in d["bots"]:
         ks = b["kill_switch"]
-        t.add_row(b["bot"], b["symbol"], b["engine_mode"] if b["enabled"] else "disabled",
-                  "auto" if b["auto_trade"] else "signals only",
+        t.add_row(esc(b["bot"]), esc(b["symbol"]), b["engine_mode"] if b["enabled"] else "disabled",
+                  "sent" if b["auto_trade"] else "off",
                   f"[red]engaged[/] ({ks['source']})" if ks["engaged"] else "off",
-                  str(b["open_positions"]), f"{b['unrealized']:.2f}")
+                  str(b["open_positions"]), f"{b['unrealized']:,.2f}")
     con.print(t)
     if d["open_positions"]:
-        p = Table(title="open positions", title_justify="left", show_edge=False, pad_edge=False)
-        for col in ("bot", "account", "ticket", "side", "volume", "symbol", "open", "sl", "tp", "unrealized"):
-            p.add_column(col)
+        con.print(f"open positions: {len(d['open_positions'])}")
         for r in d["open_positions"]:
-            p.add_row(str(r["bot"]), str(r["account_id"]), str(r["ticket"]), r["side"], str(r["volume"]),
-                      r["symbol"], str(r["price_open"]), str(r["sl"]), str(r["tp"]), f"{r['unrealized'] or 0:.2f}")
-        con.print(p)
+            con.print(f"  {esc(r['bot'])} acct {r['account_id']} #{r['ticket']} {r['side']} {r['volume']} "
+                      f"{esc(r['symbol'])} @ {r['price_open']}  sl {r['sl']}  tp {r['tp']}  "
+                      f"P&L {r['unrealized'] or 0:,.2f}")
 
 
 def kill_switch(con: Console, d: dict) -> None:
