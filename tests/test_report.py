@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import sqlite3
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from scalper.feeds.csvfile import read_bars
 from scalper.report import stats
 from tests.clikit import cli
 from tests.conftest import shared_file
-from tests.enginekit import engine_at, ts, write_config
+from tests.enginekit import engine_at, rows, ts, write_config
 
 SINCE = "2025-05-01"
 
@@ -38,12 +37,7 @@ def replayed(tmp_path_factory) -> Path:
 
 
 def ledger_rows(config: Path, sql: str, params=()) -> list[dict]:
-    db = sqlite3.connect(f"file:{config.parent / 'ledger.db'}?mode=ro", uri=True)
-    db.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in db.execute(sql, params)]
-    finally:
-        db.close()
+    return rows(config.parent / "ledger.db", sql, params)
 
 
 def report(capsys, config: Path, *args: str):
