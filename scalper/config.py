@@ -56,7 +56,10 @@ def _is_number_type(tp: Any) -> bool:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, validate_default=True, allow_inf_nan=False)
+    # defer_build: a config loaded from the validated-config cache (see load_config) never needs
+    # pydantic's validators, so they are built on first validation only (~50 ms of start-up)
+    model_config = ConfigDict(extra="forbid", strict=False, validate_default=True, allow_inf_nan=False,
+                              defer_build=True)
 
     @classmethod
     @functools.cache
@@ -390,13 +393,112 @@ def _param_problem(name: str, overrides: dict, exc: ValueError, given: dict) -> 
 
 # --- loading ------------------------------------------------------------------
 def load_config(path: str | os.PathLike) -> Config:
-    from scalper.config_errors import load_yaml_document, validation_to_config_error
+    """Read and validate a bots file.
 
+    A file whose exact bytes already passed validation (under this scalper) is rebuilt from a
+    small cache of its validated form instead: run-once starts every 45 s, and parsing plus
+    validating costs a large share of its start-up. Any change to the file misses the cache."""
     p = Path(path)
-    data, lines = load_yaml_document(p)
-    try:
-        cfg = Config.model_validate(data)
-    except ValidationError as exc:
-        raise validation_to_config_error(exc, p, lines) from None
+    key = _cache_key(p)
+    cached = _cache_read(key) if key else None
+    if cached is not None:
+        cfg = _construct(Config, cached)
+    else:
+        cfg = _validate_file(p)
+        if key:
+            _cache_write(key, cfg.model_dump(mode="json"))
     cfg.source = str(p)
     return cfg
+
+
+def _validate_file(p: Path) -> Config:
+    from scalper.config_errors import load_yaml_document, validation_to_config_error
+
+    data, lines = load_yaml_document(p)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise validation_to_config_error(exc, p, lines) from None
+
+
+# --- the validated-config cache ------------------------------------------------------------------
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "scalper"
+
+
+def _cache_key(p: Path) -> str | None:
+    """sha256 of the file's bytes, its resolved path and the code that validates it."""
+    import hashlib
+
+    from scalper import __version__
+
+    try:
+        if p.stat().st_size > 1_000_000:   # the loader refuses such files with a proper message
+            return None
+        raw = p.read_bytes()
+    except OSError:
+        return None                        # the loader reports missing/unreadable files
+    import pydantic
+
+    h = hashlib.sha256(raw)
+    h.update(f"|{p.resolve()}|{__version__}|{pydantic.VERSION}|{_code_stamp()}".encode())
+    return h.hexdigest()
+
+
+def _code_stamp() -> str:
+    """Changes whenever the schema or strategy rules change on disk (an editable install)."""
+    from scalper.core import strategies
+
+    stamps = [os.stat(__file__).st_mtime_ns, os.stat(strategies.__file__).st_mtime_ns]
+    return ",".join(str(x) for x in stamps)
+
+
+def _cache_read(key: str) -> dict | None:
+    import json
+
+    try:
+        return json.loads((_cache_dir() / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _cache_write(key: str, data: dict) -> None:
+    import json
+    import tempfile
+
+    folder = _cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, folder / f"{key}.json")
+    except OSError:
+        pass                                # a cache that cannot be written only costs speed
+
+
+def _construct(model: type[BaseModel], data: dict) -> BaseModel:
+    """Rebuild a model tree from its own validated dump, without validating again."""
+    values = {name: _construct_value(field.annotation, data[name])
+              for name, field in model.model_fields.items() if name in data}
+    return model.model_construct(**values)
+
+
+def _construct_value(annotation, value):
+    if value is None:
+        return None
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _construct_value(args[0], value)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            if arg is not type(None):
+                return _construct_value(arg, value)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _construct(annotation, value)
+    if origin is list:
+        return [_construct_value(args[0], v) for v in value]
+    if origin is dict:
+        return {k: _construct_value(args[1], v) for k, v in value.items()}
+    return value

@@ -30,7 +30,9 @@ def btc_csv() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
+def _clean_env(monkeypatch, tmp_path_factory):
+    # each test gets its own validated-config cache (scalper.config.load_config)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     for var in ("SCALPER_CONFIG", "SCALPER_LEDGER", "SCALPER_CRASH_AT", "SCALPER_PAPER_FAULTS",
                 "SCALPER_LEDGER_MAX_PAGES"):
         monkeypatch.delenv(var, raising=False)

@@ -1,0 +1,71 @@
+"""The validated-config cache: the same bytes load to the same config without revalidating;
+any change, or a damaged cache entry, goes through full validation again."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from scalper import config as config_module
+from scalper.config import load_config
+from scalper.errors import ConfigError
+from tests.conftest import ROOT
+
+
+def _cache_files():
+    return sorted((config_module._cache_dir()).glob("*.json"))
+
+
+def test_second_load_is_rebuilt_from_the_cache_and_equal(tmp_path, monkeypatch):
+    cfg_path = tmp_path / "bots.yaml"
+    cfg_path.write_text((ROOT / "bots.yaml").read_text())
+    first = load_config(cfg_path)
+    [entry] = _cache_files()
+    assert oct(entry.stat().st_mode & 0o777) == "0o600"
+
+    def no_validation(p):
+        raise AssertionError("validated again although the file did not change")
+
+    monkeypatch.setattr(config_module, "_validate_file", no_validation)
+    second = load_config(cfg_path)
+    assert second.model_dump() == first.model_dump() and second.source == str(cfg_path)
+    # the rebuilt objects behave like validated ones
+    bot = second.bot("gold-scalper")
+    assert bot.risk.max_concurrent == 2 and bot.params_for("trend_pullback")["rr"] == 1.5
+    assert bot.magic_number == first.bot("gold-scalper").magic_number
+    assert second.account(1).label == "paper-main" and second.groups_of("XAUUSD") == ["usd_metals"]
+    assert second.resolve_path(second.ledger) == first.resolve_path(first.ledger)
+
+
+def test_any_change_is_validated_again(tmp_path):
+    cfg_path = tmp_path / "bots.yaml"
+    text = (ROOT / "bots.yaml").read_text()
+    cfg_path.write_text(text)
+    load_config(cfg_path)
+    cfg_path.write_text(text.replace("max_concurrent: 2", "max_concurrent: 0", 1))
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg_path)
+    assert "max_concurrent" in str(err.value)
+
+
+def test_a_damaged_entry_falls_back_to_validation(tmp_path):
+    cfg_path = tmp_path / "bots.yaml"
+    cfg_path.write_text((ROOT / "bots.yaml").read_text())
+    first = load_config(cfg_path)
+    [entry] = _cache_files()
+    entry.write_text("{not json")
+    again = load_config(cfg_path)
+    assert again.model_dump() == first.model_dump()
+    assert _cache_files() == [entry] and json.loads(entry.read_text()) == first.model_dump(mode="json")
+
+
+def test_an_unwritable_cache_only_costs_speed(tmp_path, monkeypatch):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    cfg_path = tmp_path / "bots.yaml"
+    cfg_path.write_text((ROOT / "bots.yaml").read_text())
+    assert load_config(cfg_path).bot("btc-watch").auto_trade is False
+    assert os.path.isfile(blocked)
