@@ -447,11 +447,14 @@ def _cache_key(p: Path) -> str | None:
 
 
 def _code_stamp() -> str:
-    """Changes whenever the schema or strategy rules change on disk (an editable install)."""
+    """Changes whenever the code that validates a bots file changes on disk (also in an editable
+    install): the schema, the YAML checks and every strategy module (parameter rules)."""
     from scalper.core import strategies
 
-    stamps = [os.stat(__file__).st_mtime_ns, os.stat(strategies.__file__).st_mtime_ns]
-    return ",".join(str(x) for x in stamps)
+    here = Path(__file__).parent
+    files = [here / "config.py", here / "config_errors.py"]
+    files += sorted(Path(strategies.__file__).parent.glob("*.py"))
+    return ",".join(str(os.stat(f).st_mtime_ns) for f in files)
 
 
 def _cache_read(key: str) -> dict | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,19 @@ def test_an_unwritable_cache_only_costs_speed(tmp_path, monkeypatch):
     cfg_path.write_text((ROOT / "bots.yaml").read_text())
     assert load_config(cfg_path).bot("btc-watch").auto_trade is False
     assert os.path.isfile(blocked)
+
+
+def test_a_change_to_the_validating_code_misses_the_cache(tmp_path):
+    from scalper.core import strategies
+
+    cfg_path = tmp_path / "bots.yaml"
+    cfg_path.write_text((ROOT / "bots.yaml").read_text())
+    before = config_module._cache_key(cfg_path)
+    params = Path(strategies.__file__).parent / "params.py"
+    st = params.stat()
+    try:
+        os.utime(params, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert config_module._cache_key(cfg_path) != before
+    finally:
+        os.utime(params, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert config_module._cache_key(cfg_path) == before
