@@ -115,6 +115,7 @@ class _Pass:
         self.orders = Counter()           # every status move (the contract's `orders`)
         self.order_outcome: dict[int, str] = {}   # order id → where it ended this run
         self.seen_signals: set[int] = set()
+        self.outcomes: dict[tuple, Signal | Skip] = {}
         self.desk = OrderDesk(ledger, engine.clock, run_id=self.run_id, sleep=engine.sleep,
                               policy=RetryPolicy(attempts=self.cfg.engine.retry_attempts,
                                                  budget_s=self.cfg.engine.retry_budget_s),
@@ -304,7 +305,12 @@ class _Pass:
         s = self.summary
         self._resume_interrupted(bot, window)
         for name in bot.strategies:
-            outcome = strategies.evaluate(name, window, bot.params_for(name))
+            params = bot.params_for(name)
+            # Strategies are pure: bots sharing a symbol, lookback and parameters share the outcome.
+            key = (bot.symbol, bot.lookback, name, tuple(sorted(params.items())))
+            outcome = self.outcomes.get(key)
+            if outcome is None:
+                outcome = self.outcomes[key] = strategies.evaluate(name, window, params)
             if isinstance(outcome, Skip):
                 s.skips[outcome.reason] = s.skips.get(outcome.reason, 0) + 1
                 continue
@@ -463,8 +469,18 @@ class _Pass:
                     s.positions[k] = s.positions.get(k, 0) + v
             self._trail(broker, acc_id, live, by_name)
             self.balances[acc_id] = broker.account_info().balance
+        # one read of the ledger for every bot's check, not three queries per bot
+        reachable = [a for a in self.brokers if a not in self.unreachable]
+        by_bot: dict[str, list[dict]] = defaultdict(list)
+        for p in self.ledger.open_positions(reachable):
+            by_bot[p["bot"]].append(p)
+        realized = {r["bot"]: float(r["p"]) for r in self.ledger.query(
+            "SELECT bot, COALESCE(SUM(profit), 0) AS p FROM positions WHERE status = 'closed' AND closed_at >= ? "
+            "GROUP BY bot", (iso(day_start(self.now)),))}
+        engaged = {r["bot"] for r in self.ledger.query("SELECT bot FROM kill_switches WHERE engaged = 1")}
         for bot in bots:
-            self._check_kill_switch(bot)
+            if bot.risk.kill_switch and bot.name not in engaged:
+                self._check_kill_switch(bot, by_bot.get(bot.name, []), realized.get(bot.name, 0.0))
         self._update_daily_pnl()
 
     def _trail(self, broker: Broker, acc_id: int, live, by_name: dict[str, BotConfig]) -> None:
@@ -492,14 +508,13 @@ class _Pass:
             if result.ok:
                 self.summary.positions["trailed"] = self.summary.positions.get("trailed", 0) + 1
 
-    def _check_kill_switch(self, bot: BotConfig) -> None:
-        if not bot.risk.kill_switch or self.ledger.kill_switch(bot.name):
-            return
+    def _check_kill_switch(self, bot: BotConfig, positions: list[dict], realized_today: float) -> None:
+        """`positions`: the bot's open positions on reachable accounts; `realized_today`: its closed P&L today."""
         accounts = [a for a in bot.accounts if a in self.brokers]
-        positions = [p for p in self.ledger.open_positions(accounts) if p["bot"] == bot.name]
+        positions = [p for p in positions if p["account_id"] in accounts]
         unrealized = sum(p["unrealized"] or 0.0 for p in positions)
         balance = min((self.balances.get(a, 0.0) for a in accounts), default=0.0)
-        tripped = kill_switch_reason(unrealized=unrealized, realized_today=self._realized_today(bot),
+        tripped = kill_switch_reason(unrealized=unrealized, realized_today=realized_today,
                                      balance=balance, risk=bot.risk, limits=risk_limits(bot.risk))
         if tripped is None:
             return

@@ -7,6 +7,7 @@ A config may extend or override the table (`symbols:` in bots.yaml).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -47,6 +48,7 @@ _ALIASES = {"GOLD": "XAUUSD", "SILVER": "XAGUSD"}
 _FX = re.compile(r"^[A-Z]{6}$")
 
 
+@functools.lru_cache(maxsize=4096)   # pure, and called for every position in exposure checks
 def root_symbol(symbol: str) -> str:
     """`XAUUSDm` → `XAUUSD`, `XAUUSD.a` → `XAUUSD`, `gold` → `XAUUSD`, `EURUSD_i` → `EURUSD`."""
     s = symbol.strip().upper()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ def make_feed(cfg: Config):
 def make_broker_factory(cfg: Config, feed, clock: Clock):
     overrides = cfg.symbol_overrides()
 
+    @functools.lru_cache(maxsize=None)   # asked per position on every valuation; the table is fixed
     def specs(symbol: str):
         return spec_for(symbol, overrides)
 
