@@ -11,7 +11,6 @@ of sending again.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -19,7 +18,7 @@ from typing import Callable
 
 from scalper.brokers.base import (Broker, BrokerDeal, BrokerOrder, BrokerPosition, OrderRequest, OrderResult,
                                   code_name)
-from scalper.clock import iso
+from scalper.clock import iso, parse_instant
 from scalper.errors import BrokerUnavailable
 from scalper.faults import crash_point
 from scalper.ledger import Ledger
@@ -297,7 +296,7 @@ class OrderDesk:
             for ticket, row in known.items():
                 if ticket in ours:
                     continue
-                deals = [d for d in broker.deals(since=_ts(row["opened_at"]) - 86400, position=ticket)
+                deals = [d for d in broker.deals(since=parse_instant(row["opened_at"]) - 86400, position=ticket)
                          if d.entry == "out"]
                 self._record_close(c, row, deals, now)
                 counts["closed"] += 1
@@ -336,14 +335,8 @@ class OrderDesk:
         return self.ledger.one("SELECT * FROM orders WHERE id = ?", (order_id,))
 
 
-def _ts(text: str) -> float:
-    from scalper.clock import parse_instant
-
-    return parse_instant(text)
-
-
 def _since(order: dict) -> float:
-    return _ts(order["created_at"]) - 3600
+    return parse_instant(order["created_at"]) - 3600
 
 
 def _found_result(found: BrokerOrder, message: str) -> OrderResult:
@@ -352,6 +345,3 @@ def _found_result(found: BrokerOrder, message: str) -> OrderResult:
     return OrderResult(code=10009, message=message, ticket=found.ticket, position_ticket=found.position_ticket,
                        price=found.price, volume=found.volume, time=found.time, deal_ticket=deal)
 
-
-def order_summary(order: dict) -> str:
-    return json.dumps({k: order[k] for k in ("client_order_id", "status", "code", "message")})

@@ -49,6 +49,8 @@ def make_feed(cfg: Config):
 
 
 def make_broker_factory(cfg: Config, feed, clock: Clock):
+    if any(a.broker == "paper" for a in cfg.accounts):
+        _check_paper_faults(cfg)   # before any broker exists, so nothing is recorded on a bad spec
     overrides = cfg.symbol_overrides()
 
     @functools.lru_cache(maxsize=None)   # asked per position on every valuation; the table is fixed
@@ -59,13 +61,9 @@ def make_broker_factory(cfg: Config, feed, clock: Clock):
         if acc.broker == "paper":
             from scalper.brokers.paper import PaperBroker
 
-            try:
-                return PaperBroker(cfg.resolve_path(cfg.paper.state), account=str(acc.id), feed=feed,
-                                   clock=clock, specs=specs, initial_balance=acc.balance or cfg.paper.initial_balance,
-                                   currency=cfg.paper.currency, faults=cfg.paper.faults)
-            except ValueError as exc:  # a malformed SCALPER_PAPER_FAULTS
-                raise BadInput(str(exc), where="SCALPER_PAPER_FAULTS",
-                               fix="e.g. retcodes=10004,10004;lost_answer=1 (see README, Drills)") from None
+            return PaperBroker(cfg.resolve_path(cfg.paper.state), account=str(acc.id), feed=feed,
+                               clock=clock, specs=specs, initial_balance=acc.balance or cfg.paper.initial_balance,
+                               currency=cfg.paper.currency, faults=cfg.paper.faults)
         if acc.broker == "mt5":
             try:
                 from scalper.brokers.mt5 import MT5Broker
@@ -85,8 +83,6 @@ def build_engine(cfg: Config, *, ledger: str | None, now: str | None, dry_run: b
         raise BadInput("--now replays history; it works with the csv/builtin feeds and the paper broker only",
                        where="--now", fix="drop --now, or point the config at a csv feed and paper accounts")
     clock = make_clock(now)
-    if any(a.broker == "paper" for a in cfg.accounts):
-        _check_paper_faults(cfg)
     feed = make_feed(cfg)
     return Engine(cfg, ledger_path=ledger_path(cfg, ledger), clock=clock, feed=feed,
                   broker_factory=make_broker_factory(cfg, feed, clock), dry_run=dry_run)
@@ -99,5 +95,4 @@ def _check_paper_faults(cfg: Config) -> None:
     try:
         faults_from_env(cfg.paper.faults)
     except ValueError as exc:
-        raise BadInput(str(exc), where="SCALPER_PAPER_FAULTS",
-                       fix="e.g. retcodes=10004,10004;lost_answer=1 (see README, Drills)") from None
+        raise BadInput(str(exc), fix="e.g. retcodes=10004,10004;lost_answer=1 (see README, Drills)") from None
