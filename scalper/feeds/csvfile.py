@@ -64,13 +64,51 @@ def read_bars(path: str | Path, *, skip_bad_rows: bool = False) -> tuple[Bars, l
 
 @dataclass
 class _Column:
-    """One parsed column: its header name as written, float values, and the raw cells."""
+    """One parsed column: its header name as written, float values, and the raw text of the
+    cells that could not be read (by row), for messages."""
 
     name: str
     values: np.ndarray
     missing: np.ndarray     # empty cell
     unreadable: np.ndarray  # a cell that is not a number / not a time
-    raw: pd.Series
+    raw: dict[int, object]  # row -> cell as written, for unreadable cells only
+
+    @classmethod
+    def of(cls, name: str, values: np.ndarray, missing: np.ndarray, unreadable: np.ndarray,
+           cells: pd.Series) -> "_Column":
+        rows = np.flatnonzero(unreadable)
+        return cls(name, values, missing, unreadable, dict(zip(rows.tolist(), cells.iloc[rows].tolist())))
+
+    @classmethod
+    def join(cls, field: str, chunks: list["_Chunk"]) -> "_Column":
+        """One column from the same column of consecutive chunks of rows."""
+        parts = [c.columns[field] for c in chunks]
+        if len(parts) == 1:
+            return parts[0]
+        raw, offset = {}, 0
+        for chunk, part in zip(chunks, parts):
+            raw.update((row + offset, cell) for row, cell in part.raw.items())
+            offset += len(chunk.blank)
+        return cls(parts[0].name, *(np.concatenate([getattr(p, a) for p in parts])
+                                    for a in ("values", "missing", "unreadable")), raw)
+
+
+@dataclass
+class _Chunk:
+    """Consecutive data rows, parsed: blank lines and the columns."""
+
+    blank: np.ndarray
+    columns: dict[str, _Column]
+    epoch: bool | None      # times as integer epoch seconds (None: no time seen yet)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, fields: dict[str, int], names: list[str],
+           epoch: bool | None = None) -> "_Chunk":
+        time_column, epoch = _time_column(frame, fields, names, epoch)
+        columns = {"time": time_column}
+        columns.update((f, _numeric_column(names[i], frame[i])) for f, i in fields.items()
+                       if f not in ("time", "date"))
+        return cls(frame.isna().all(axis=1).to_numpy().copy(), columns, epoch)
 
 
 @dataclass
@@ -88,27 +126,43 @@ class _BarTable:
     # -- parsing --
     @classmethod
     def parse(cls, path: Path) -> "_BarTable":
-        text = _read_text(path)
-        body = text.lstrip()
+        encoding = _check_text(path)
+        head = _head(path, encoding)
+        body = head.lstrip()
         if not body:
             raise DataError("the file is empty", path=str(path), fix=HEADER_FIX)
-        header_line = len(_LINE_END.findall(text[:len(text) - len(body)])) + 1
+        header_line = len(_LINE_END.findall(head[:len(head) - len(body)])) + 1
         header = _LINE_END.split(body, maxsplit=1)[0]
-        if _is_quoted_line_export(header):
-            body = "\n".join(_unquote_line(line) for line in _LINE_END.split(body))
+        quoted = _is_quoted_line_export(header)
+        if quoted:
             header = _unquote_line(header)
         sep = max(SEPARATORS, key=header.count)
         names = [_clean_name(name) for name in header.split(sep)]
         fields = _pick_fields(names, path, header_line)
-        frame, too_wide = _read_frame(path, body, sep, names, fields)
-        blank = frame.isna().all(axis=1).to_numpy().copy()
+        chunks = None
+        if not quoted and encoding != "utf-16":
+            try:  # the common case: the bytes streamed through pandas in chunks
+                chunks, epoch = [], None
+                for frame in _read_chunks(path, sep, names, fields, header_line):
+                    chunks.append(_Chunk.of(frame, fields, names, epoch))
+                    epoch = chunks[-1].epoch
+                too_wide = np.zeros(0, dtype=np.int64)
+            except pd.errors.ParserError:
+                chunks = None  # rows wider than the header, a quote never closed: the careful path
+        if chunks is None:
+            text = _read_text(path)
+            body = text.lstrip()
+            if quoted:
+                body = "\n".join(_unquote_line(line) for line in _LINE_END.split(body))
+            frame, too_wide = _read_frame(path, body, sep, names, fields)
+            del text, body
+            chunks = [_Chunk.of(frame, fields, names)]
+        blank = np.concatenate([c.blank for c in chunks])
         blank[too_wide] = False
         if blank.all():
             raise DataError("no bars: the file has a header line but no data rows", path=str(path),
                             fix="export some bars below the header line")
-        columns = {"time": _time_column(frame, fields, names)}
-        columns.update((f, _numeric_column(names[i], frame[i])) for f, i in fields.items()
-                       if f not in ("time", "date"))
+        columns = {f: _Column.join(f, chunks) for f in chunks[0].columns}
         return cls(path, header_line + 1, blank, too_wide, len(names), columns)
 
     # -- validation --
@@ -181,7 +235,7 @@ class _BarTable:
         if kind in ("bad_time", "not_number"):
             col = next(col for col in c.values() if col.unreadable[row])
             what = f"a time (expected {TIME_FORMATS})" if kind == "bad_time" else "a number"
-            return col.name, f"{col.raw.iloc[row]!r} is not {what}", fix
+            return col.name, f"{col.raw[row]!r} is not {what}", fix
         value = {f: col.values[row] for f, col in c.items()}
         if kind == "non_positive":
             field = next(f for f in PRICE_FIELDS if value[f] <= 0)
@@ -207,11 +261,15 @@ class _BarTable:
 
     def bars(self, keep: np.ndarray) -> Bars:
         c = self.columns
+        every = bool(keep.all())  # no copies of a good file's columns
+
+        def kept(field: str) -> np.ndarray:
+            return c[field].values if every else c[field].values[keep]
+
         return Bars.from_arrays(
-            c["time"].values[keep].astype(np.int64),
-            *(c[f].values[keep] for f in PRICE_FIELDS),
-            volume=c["volume"].values[keep] if "volume" in c else None,
-            spread=c["spread"].values[keep] if "spread" in c else None)
+            kept("time").astype(np.int64), *(kept(f) for f in PRICE_FIELDS),
+            volume=kept("volume") if "volume" in c else None,
+            spread=kept("spread") if "spread" in c else None)
 
 
 _KIND_LABELS = {
@@ -231,15 +289,84 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 # --- helpers --------------------------------------------------------------------
+READ_BLOCK = 1 << 20          # bytes per block when checking that a file is text
+CHUNK_ROWS = 65_536           # rows per pandas chunk: the parse never holds the whole file as text
+
+
+def _open_error(path: Path, exc: OSError) -> DataError:
+    if isinstance(exc, FileNotFoundError):
+        return DataError("file not found", path=str(path), fix="check the path (relative paths in "
+                         "bots.yaml are relative to the file's folder)")
+    return DataError(f"cannot read the file: {exc.strerror or exc}", path=str(path),
+                     fix="check that it is a readable file")
+
+
+def _check_text(path: Path) -> str:
+    """The file's encoding ("utf-16" with its byte-order mark, else "utf-8-sig"), after checking,
+    block by block, that it decodes: ASCII blocks cost one C scan, the rest are decoded."""
+    import codecs
+
+    try:
+        with path.open("rb") as f:
+            first = f.read(READ_BLOCK)
+            if first[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                return "utf-16"  # some Windows tools save UTF-16; decoded whole by the careful path
+            decoder, offset, block = None, 0, first
+            while block:
+                if decoder is None and block.isascii():
+                    offset += len(block)
+                else:
+                    decoder = decoder or codecs.getincrementaldecoder("utf-8-sig")()
+                    _decode_block(decoder, block, offset, path)
+                    offset += len(block)
+                block = f.read(READ_BLOCK)
+            if decoder is not None:
+                _decode_block(decoder, b"", offset, path, final=True)
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    return "utf-8-sig"
+
+
+def _decode_block(decoder, block: bytes, offset: int, path: Path, final: bool = False) -> None:
+    pending = len(decoder.getstate()[0])  # bytes of a character cut by the previous block
+    try:
+        decoder.decode(block, final=final)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not a text file (undecodable byte at offset {offset - pending + exc.start})",
+                        path=str(path), fix="save the bar file as UTF-8 CSV") from None
+
+
+def _head(path: Path, encoding: str) -> str:
+    """The start of the file as text, through its first line that is not blank (the header)."""
+    if encoding == "utf-16":
+        return _read_text(path)
+    size = 1 << 16
+    while True:
+        try:
+            with path.open("rb") as f:
+                data = f.read(size)
+        except OSError as exc:
+            raise _open_error(path, exc) from None
+        text = data.decode("utf-8-sig", errors="ignore")  # checked already; a cut character is harmless
+        body = text.lstrip()
+        if len(data) < size or _LINE_END.search(body):
+            return text
+        size *= 4
+
+
+def _read_chunks(path: Path, sep: str, names: list[str], fields: dict[str, int], header_line: int):
+    """The data rows (every line after the header, blank lines included, columns numbered), as
+    DataFrames of CHUNK_ROWS rows; raises pandas' ParserError on a row wider than the header."""
+    return pd.read_csv(path, sep=sep, header=None, skiprows=header_line, names=range(len(names)),
+                       index_col=False, skip_blank_lines=False, skipinitialspace=True, encoding="utf-8",
+                       dtype={fields[f]: object for f in ("time", "date") if f in fields}, chunksize=CHUNK_ROWS)
+
+
 def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError("file not found", path=str(path), fix="check the path (relative paths in "
-                        "bots.yaml are relative to the file's folder)") from None
     except OSError as exc:
-        raise DataError(f"cannot read the file: {exc.strerror or exc}", path=str(path),
-                        fix="check that it is a readable file") from None
+        raise _open_error(path, exc) from None
     # Some Windows tools save UTF-16 with a byte-order mark; everything else is UTF-8 (BOM or not).
     encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
     try:
@@ -326,11 +453,14 @@ def _numeric_column(name: str, cells: pd.Series) -> _Column:
     else:  # some cell is not a number, so pandas kept the text
         missing = cells.isna().to_numpy()
         values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return _Column(name, values, missing, ~np.isfinite(values) & ~missing, cells)
+    return _Column.of(name, values, missing, ~np.isfinite(values) & ~missing, cells)
 
 
-def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str]) -> _Column:
-    """Open times as float epoch seconds (NaN where unreadable), the file's wall clock read as UTC."""
+def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str],
+                 epoch: bool | None = None) -> tuple[_Column, bool | None]:
+    """Open times as float epoch seconds (NaN where unreadable), the file's wall clock read as UTC,
+    and whether they are written as epoch seconds: the file's first time decides (`epoch`, once
+    an earlier chunk of the file saw one)."""
     cells = frame[fields["time"]]
     name = names[fields["time"]]
     if "date" in fields:  # MT5 terminal export: <DATE> 2025.05.15, <TIME> 07:35:00
@@ -338,7 +468,9 @@ def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str]) 
         name = f"{names[fields['date']]}+{name}"
     missing = cells.isna().to_numpy()
     present = cells[~missing]
-    if len(present) and re.fullmatch(r"\s*\d+\s*", present.iloc[0]):
+    if epoch is None and len(present):
+        epoch = re.fullmatch(r"\s*\d+\s*", present.iloc[0]) is not None
+    if epoch:
         values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         values[(values % 1 != 0) | (values < 0) | (values >= EPOCH_MAX)] = np.nan
     else:
@@ -347,7 +479,7 @@ def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str]) 
         ok = stamps.notna().to_numpy()
         values = np.full(len(cells), np.nan)
         values[ok] = stamps[ok].to_numpy().astype("datetime64[s]").astype(np.int64)
-    return _Column(name, values, missing, np.isnan(values) & ~missing, cells)
+    return _Column.of(name, values, missing, np.isnan(values) & ~missing, cells), epoch
 
 
 def _num(x: float) -> str:
