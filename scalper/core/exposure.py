@@ -83,3 +83,19 @@ def kill_switch_reason(*, unrealized: float, realized_today: float, balance: flo
     if cap is not None and -today >= cap:
         return DAILY_LOSS, f"today's P&L {today:.2f} reached the daily loss limit -{cap:.2f}"
     return None
+
+
+def kill_switch_trips(*, unrealized, realized_today, balance: float, risk: "RiskConfig", limits: RiskLimits):
+    """Vector form of `kill_switch_reason` (numpy arrays of unrealized and realized-today P&L,
+    one balance): True where it would return a reason."""
+    loss = -unrealized
+    tripped = loss != loss   # all False, the arrays' shape
+    if risk.kill_switch_loss is not None:
+        tripped |= loss >= risk.kill_switch_loss
+    if risk.kill_switch_loss_pct is not None and balance > 0:
+        tripped |= loss >= balance * risk.kill_switch_loss_pct / 100.0
+    tripped &= loss > 0
+    cap = daily_loss_cap(limits, balance)
+    if cap is not None:
+        tripped |= -(realized_today + unrealized) >= cap
+    return tripped
