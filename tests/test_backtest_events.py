@@ -89,3 +89,18 @@ def test_the_rules_vector_forms_agree_with_the_scalar_rules():
     got = kill_switch_trips(unrealized=u, realized_today=d, balance=10_000.0, risk=r, limits=limits)
     assert got.tolist() == [kill_switch_reason(unrealized=float(a), realized_today=float(b), balance=10_000.0,
                                                risk=r, limits=limits) is not None for a, b in zip(u, d)]
+
+
+@pytest.mark.parametrize("name", ["XAUUSD", "BTCUSD"])
+def test_a_history_ema_is_the_recurrence_bit_for_bit(name):
+    from itertools import accumulate
+
+    from scalper.core.indicators import LONG_SERIES, ema
+
+    bars, _ = read_bars(shared_file(f"{name}_M1.csv"))
+    assert len(bars) >= LONG_SERIES
+    closes = bars.close.tolist()
+    for period in (2, 9, 20, 21, 50, 100, 200, 2000):
+        a = 2.0 / (period + 1)
+        loop = list(accumulate(closes[1:], lambda e, c: a * c + (1.0 - a) * e, initial=closes[0]))
+        assert ema(bars.close, period).tolist() == loop
