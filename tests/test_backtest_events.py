@@ -104,3 +104,15 @@ def test_a_history_ema_is_the_recurrence_bit_for_bit(name):
         a = 2.0 / (period + 1)
         loop = list(accumulate(closes[1:], lambda e, c: a * c + (1.0 - a) * e, initial=closes[0]))
         assert ema(bars.close, period).tolist() == loop
+
+
+@pytest.mark.parametrize("name", ["XAUUSD", "BTCUSD"])
+def test_a_scan_in_parts_is_the_scan_in_one_pass(monkeypatch, name):
+    from scalper.core import scan
+
+    bars, _ = read_bars(shared_file(f"{name}_M1.csv"))
+    whole = scan.scan_history(bars)
+    monkeypatch.setattr(scan, "SEGMENT_WINDOWS", 997)
+    parts = scan.scan_history(bars)
+    assert parts.signals == whole.signals and parts.skips == whole.skips
+    assert parts.evaluated == whole.evaluated == len(bars) - 99

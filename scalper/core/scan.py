@@ -11,6 +11,7 @@ import time
 from typing import Iterable, Mapping
 
 from scalper.core.bars import Bars
+from scalper.core.indicators import ema, window_count
 from scalper.core.signals import Signal
 from scalper.core.strategies import STRATEGY_NAMES, ScanResult, get, resolve_params
 from scalper.core.strategies.views import HistoryView
@@ -18,6 +19,7 @@ from scalper.core.strategies.views import HistoryView
 __all__ = ["ScanResult", "format_bar_time", "scan_history", "signals_to_rows"]
 
 _ORDER = {name: i for i, name in enumerate(STRATEGY_NAMES)}
+SEGMENT_WINDOWS = 1 << 16   # windows scanned at once
 
 
 def scan_history(history: Bars, strategies: list[str] | None = None,
@@ -33,13 +35,30 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
     params = dict(params or {})
     for name in [*names, *params]:
         get(name)  # unknown names fail here, listing the valid ones
-    view = HistoryView(history, lookback)  # shared: indicators are computed once
-    result = ScanResult(evaluated=view.count)
-    for name in names:
-        part = get(name).STRATEGY.scan_view(view, resolve_params(name, params.get(name), lookback))
-        result.signals.extend(part.signals)
-        for reason, count in part.skips.items():
-            result.skips[reason] = result.skips.get(reason, 0) + count
+    resolved = {name: resolve_params(name, params.get(name), lookback) for name in names}
+    count = window_count(len(history), lookback)
+    result = ScanResult(evaluated=count)
+    # The windows go in parts of SEGMENT_WINDOWS (each with the lookback-1 bars before it), so
+    # that the per-window arrays of a long history are never all held at once; the history
+    # EMAs are computed once over the whole history, so every value is what one pass gives.
+    emas: dict[int, object] = {}
+
+    def history_ema(period: int):
+        if period not in emas:
+            emas[period] = ema(history.close, period)
+        return emas[period]
+
+    for first in range(0, max(count, 1), SEGMENT_WINDOWS):
+        part_end = min(count, first + SEGMENT_WINDOWS)
+        whole = first == 0 and part_end == count
+        view = HistoryView(history if whole else history.slice(first, part_end + lookback - 1), lookback,
+                           None if whole else (lambda period, first=first: history_ema(period)[first:]))
+        for name in names:  # the view is shared: indicators are computed once per part
+            part = get(name).STRATEGY.scan_view(view, resolved[name])
+            result.signals.extend(part.signals)
+            for reason, n in part.skips.items():
+                result.skips[reason] = result.skips.get(reason, 0) + n
+        del view
     result.signals.sort(key=lambda s: (s.bar_time, _ORDER[s.strategy]))
     return result
 
