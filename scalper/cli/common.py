@@ -35,9 +35,29 @@ LedgerOpt = typer.Option(None, "--ledger", envvar="SCALPER_LEDGER", show_envvar=
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout (human text goes to stderr).")
 
 
+LONG_LIST = 200   # items from which a top-level list is written one compact item per line
+
+
 def emit_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.write(dumps(doc) + "\n")
     sys.stdout.flush()
+
+
+def dumps(doc: Any) -> str:
+    """JSON indented by 2, except that a long list under a top-level key (a backtest's trades)
+    has one item per line, written by json's C encoder: `indent` makes json use its pure-Python
+    encoder, 1.5 s for 16,210 trades. A document without a long list reads as before."""
+    if not isinstance(doc, dict) or not any(isinstance(v, list) and len(v) >= LONG_LIST for v in doc.values()):
+        return json.dumps(doc, indent=2, default=str)
+    lines = []
+    for key, value in doc.items():
+        if isinstance(value, list) and len(value) >= LONG_LIST:
+            items = ",\n    ".join(json.dumps(item, default=str) for item in value)
+            text = "[\n    " + items + "\n  ]"
+        else:
+            text = json.dumps(value, indent=2, default=str).replace("\n", "\n  ")
+        lines.append(f"  {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(lines) + "\n}"
 
 
 def out_console(as_json: bool) -> "Console":

@@ -1,0 +1,33 @@
+"""--json output: valid JSON always; indented by 2 as before, a long top-level list one item per line."""
+
+from __future__ import annotations
+
+import json
+
+from scalper.cli.common import LONG_LIST, dumps
+from tests.clikit import cli
+
+
+def test_a_document_without_a_long_list_is_written_as_before():
+    doc = {"run_id": "x", "orders": [{"id": 1, "status": "filled"}], "nested": {"a": [1, 2], "b": None},
+           "text": "line\nbreak é", "n": 1.5}
+    assert dumps(doc) == json.dumps(doc, indent=2)
+
+
+def test_a_long_list_is_one_item_per_line_and_parses_back():
+    doc = {"symbol": "XAUUSD", "totals": {"trades": 2, "rejected": {}},
+           "trades": [{"entry": 1.0 + i, "strategy": "a\"b", "pnl": -0.1} for i in range(LONG_LIST + 5)],
+           "empty": []}
+    text = dumps(doc)
+    assert json.loads(text) == doc
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    assert sum(line.startswith('    {"entry"') for line in lines) == LONG_LIST + 5
+
+
+def test_backtest_json_parses_with_its_trades_one_per_line(capsys, xau_csv):
+    r = cli(capsys, "backtest", "--data", str(xau_csv), "--symbol", "XAUUSD", "--json")
+    assert r.code == 0
+    doc = json.loads(r.out)
+    assert len(doc["trades"]) > LONG_LIST
+    assert len(r.out.splitlines()) < 200 + len(doc["trades"])
