@@ -100,7 +100,7 @@ def main() -> int:
             (args.dir / f"{name}.out").write_bytes(data)
         print(f"saved {len(got)} outputs to {args.dir}")
         return 0
-    got = run_all(args.dir / "work-compare")
+    got = run_all(args.dir / "work")   # the same paths as when saved
     bad = 0
     for name, data in got.items():
         ref_path = args.dir / f"{name}.out"

@@ -127,18 +127,7 @@ class _BarTable:
     @classmethod
     def parse(cls, path: Path) -> "_BarTable":
         encoding = _check_text(path)
-        head = _head(path, encoding)
-        body = head.lstrip()
-        if not body:
-            raise DataError("the file is empty", path=str(path), fix=HEADER_FIX)
-        header_line = len(_LINE_END.findall(head[:len(head) - len(body)])) + 1
-        header = _LINE_END.split(body, maxsplit=1)[0]
-        quoted = _is_quoted_line_export(header)
-        if quoted:
-            header = _unquote_line(header)
-        sep = max(SEPARATORS, key=header.count)
-        names = [_clean_name(name) for name in header.split(sep)]
-        fields = _pick_fields(names, path, header_line)
+        header_line, quoted, sep, names, fields = _header(path, _head(path, encoding))
         chunks = None
         if not quoted and encoding != "utf-16":
             try:  # the common case: the bytes streamed through pandas in chunks
@@ -336,6 +325,22 @@ def _decode_block(decoder, block: bytes, offset: int, path: Path, final: bool = 
                         path=str(path), fix="save the bar file as UTF-8 CSV") from None
 
 
+def _header(path: Path, head: str) -> tuple[int, bool, str, list[str], dict[str, int]]:
+    """From the start of the file: the header's line number, whether lines are quoted whole,
+    the separator, the column names and the field -> column index."""
+    body = head.lstrip()
+    if not body:
+        raise DataError("the file is empty", path=str(path), fix=HEADER_FIX)
+    header_line = len(_LINE_END.findall(head[:len(head) - len(body)])) + 1
+    header = _LINE_END.split(body, maxsplit=1)[0]
+    quoted = _is_quoted_line_export(header)
+    if quoted:
+        header = _unquote_line(header)
+    sep = max(SEPARATORS, key=header.count)
+    names = [_clean_name(name) for name in header.split(sep)]
+    return header_line, quoted, sep, names, _pick_fields(names, path, header_line)
+
+
 def _head(path: Path, encoding: str) -> str:
     """The start of the file as text, through its first line that is not blank (the header)."""
     if encoding == "utf-16":
@@ -496,13 +501,21 @@ def _mask_of(rows: np.ndarray, n: int) -> np.ndarray:
 # --- the feed ---------------------------------------------------------------------
 # Files loaded by this process, keyed by resolved path; reloaded only if the file changes.
 _LOADED: dict[Path, tuple[tuple[int, int], Bars]] = {}
+# Tails read by this process: (path, bytes from the end) -> (file version, bars).
+_TAILS: dict[tuple[Path, int], tuple[tuple[int, int], Bars | None]] = {}
+TAIL_BYTES = 1 << 16        # a live pass reads this much of the end of a file first
+TAIL_LINE_BYTES = 160       # room per bar when a window needs more
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
 
 
 def load_bars(path: Path) -> Bars:
     """read_bars, once per process per file version (bad rows raise)."""
     key = path.resolve()
-    stat = key.stat()
-    stamp = (stat.st_mtime_ns, stat.st_size)
+    stamp = _stamp(key)
     cached = _LOADED.get(key)
     if cached is None or cached[0] != stamp:
         bars, _ = read_bars(key)
@@ -512,9 +525,70 @@ def load_bars(path: Path) -> Bars:
     return cached[1]
 
 
+def load_tail(path: Path, nbytes: int) -> Bars | None:
+    """The bars in the last `nbytes` of the file (from its first whole line there), once per
+    process per file version; None when the file is not larger (read it whole), or when the
+    tail cannot be read on its own — a UTF-16 or quoted-line export, a row this fast path
+    does not parse, a bad row: the whole file is read then, and names the line."""
+    key = path.resolve()
+    try:
+        stamp = _stamp(key)
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    if stamp[1] <= nbytes:
+        return None
+    cached = _TAILS.get((key, nbytes))
+    if cached is None or cached[0] != stamp:
+        bars = _read_tail(key, nbytes, stamp[1])
+        if bars is not None:
+            for array in vars(bars).values():
+                array.flags.writeable = False
+        _TAILS[(key, nbytes)] = cached = (stamp, bars)
+    return cached[1]
+
+
+def _read_tail(path: Path, nbytes: int, size: int) -> Bars | None:
+    try:
+        with path.open("rb") as f:
+            start = f.read(READ_BLOCK)
+            f.seek(size - nbytes)
+            data = f.read(nbytes)
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return None
+    cut = min((k for k in (data.find(b"\n"), data.find(b"\r")) if k >= 0), default=-1)
+    if cut < 0:
+        return None
+    data = data[cut + 1:].lstrip(b"\r\n")   # from the first whole line
+    try:
+        if not data.isascii():
+            data.decode("utf-8")
+        _, quoted, sep, names, fields = _header(path, start.decode("utf-8-sig", errors="ignore"))
+    except (UnicodeDecodeError, DataError):
+        return None
+    if quoted:
+        return None
+    try:
+        frame = pd.read_csv(io.BytesIO(data), sep=sep, header=None, names=range(len(names)), index_col=False,
+                            skip_blank_lines=False, skipinitialspace=True,
+                            dtype={fields[f]: object for f in ("time", "date") if f in fields})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    chunk = _Chunk.of(frame, fields, names)
+    table = _BarTable(path, 0, chunk.blank, np.zeros(0, dtype=np.int64), len(names), chunk.columns)
+    if table.problems() or chunk.blank.all():
+        return None
+    return table.bars(~chunk.blank)
+
+
 class CsvFeed:
     """Bars from CSV files: `files` maps symbols to files; `pattern` is a path with
-    `{symbol}` in it (or one file for every symbol)."""
+    `{symbol}` in it (or one file for every symbol).
+
+    A live pass needs the end of a file: it reads the file's last bytes (TAIL_BYTES, or
+    enough for the window), and the whole file only when they do not hold what is asked
+    (a replay at an earlier --now, a long span, a bad row)."""
 
     name = "csv"
 
@@ -547,14 +621,25 @@ class CsvFeed:
         """Every bar in the symbol's file."""
         return load_bars(self.path_for(symbol))
 
+    def _recent(self, symbol: str, covers, need_bytes: int = 0) -> Bars:
+        """The file's last bars if they hold what `covers(bars)` asks, else every bar."""
+        path = self.path_for(symbol)
+        tail = load_tail(path, max(TAIL_BYTES, need_bytes))
+        if tail is not None and len(tail) and covers(tail):
+            return tail
+        return load_bars(path)
+
     def closed_bars(self, symbol: str, count: int, now: float) -> Bars:
-        return self.bars(symbol).closed_at(now).tail(count)
+        def covers(bars: Bars) -> bool:
+            return len(bars.closed_at(now)) >= count
+
+        return self._recent(symbol, covers, (count + 2) * TAIL_LINE_BYTES).closed_at(now).tail(count)
 
     def bars_between(self, symbol: str, start: float, now: float) -> Bars:
-        return self.bars(symbol).closed_at(now).between(start, None)
+        return self._recent(symbol, lambda bars: bars.time[0] <= start).closed_at(now).between(start, None)
 
     def price_at(self, symbol: str, now: float) -> float | None:
-        bars = self.bars(symbol)
+        bars = self._recent(symbol, lambda bars: bars.time[0] <= now - BAR_SECONDS)
         forming = bars.index_of(int(now // BAR_SECONDS) * BAR_SECONDS)
         if forming is not None:
             return float(bars.open[forming])
