@@ -12,9 +12,10 @@ run-once pass takes at that instant:
    meeting `risk.decide` with the Exposure of the simulated book
    (`core.exposure.build_exposure`); an approved one is sized
    (`sizing.order_volume`), its SL/TP rounded as an order's are, and filled at
-   the latest price plus or minus half the spread (`fills.entry_price`) unless
-   the broker would refuse its stops (`core.stops.stops_valid`); a position
-   opened by an earlier strategy counts against the later ones;
+   the latest price plus or minus half the spread (`fills.entry_price`); risk's
+   last check refuses one whose stops that quote has already passed
+   (`risk_stops_beyond_quote`, as `run-once` checks the broker's quote); a
+   position opened by an earlier strategy counts against the later ones;
 3. position upkeep: trailing stops (`upkeep.trailing_stop` at the latest
    price) and the kill-switch (`core.exposure.kill_switch_reason`), which
    closes every position at the latest price and halts new entries.
@@ -316,11 +317,13 @@ class _Replay:
         # Today's P&L as the ledger holds it during the pass: the positions open
         # before it valued at the latest price; those it opens count 0 until its upkeep.
         pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(float(self.latest[i]))
+        quote = self._quote(i)   # what the paper broker quotes then: the stops are checked against it
         for k, s in signals:
             exposure = build_exposure(((ACCOUNT, self.setup.symbol, p.direction) for p in self.book),
                                       symbol=self.setup.symbol, balance=self.balance, pnl_today=pnl_today,
                                       spread_points=float(self.spread[i]),
-                                      kill_switch_engaged=self.kill_engaged_day is not None)
+                                      kill_switch_engaged=self.kill_engaged_day is not None, quote=quote,
+                                      price_digits=self.spec.digits, stops_min_distance=self.stop_distance)
             decision = risk.decide(s, exposure, self.limits, now)
             self.decisions[s.strategy][decision.reason] += 1
             if decision.approved:

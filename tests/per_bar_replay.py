@@ -145,7 +145,9 @@ class PerBarReplay:
             exposure = build_exposure(((ACCOUNT, self.setup.symbol, p.direction) for p in self.book),
                                       symbol=self.setup.symbol, balance=self.balance, pnl_today=pnl_today,
                                       spread_points=self.spread[i],
-                                      kill_switch_engaged=self.kill_engaged_day is not None)
+                                      kill_switch_engaged=self.kill_engaged_day is not None,
+                                      quote=self._quote(i), price_digits=self.spec.digits,
+                                      stops_min_distance=self.stop_distance)
             decision = risk.decide(s, exposure, self.limits, now)
             self.decisions[s.strategy][decision.reason] += 1
             if decision.approved:
