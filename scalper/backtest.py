@@ -51,6 +51,7 @@ from scalper.core.scan import scan_history
 from scalper.core.signals import Signal
 from scalper.core.sizing import order_volume
 from scalper.core.stops import stops_valid
+from scalper.memory import give_back
 from scalper.symbols import SymbolSpec
 
 DECISION_DELAY_S = 5          # a run-once starts a few seconds after the bar closes
@@ -78,7 +79,7 @@ class Setup:
     balance: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trade:
     strategy: str
     direction: str
@@ -144,6 +145,7 @@ def run_backtest(history: Bars, setup: Setup, *, start: float | None = None, end
     Bars before `start` are still read by the windows that need them.
     """
     scanned = scan_history(history, list(setup.strategies), setup.params, setup.lookback)
+    give_back()   # the scan's per-window arrays
     return _Replay(history, setup, scanned.signals, start, end).run(progress)
 
 
@@ -171,8 +173,11 @@ class _Replay:
         self.time = history.time
         self.open_, self.high, self.low = history.open, history.high, history.low
         self.latest = _latest_prices(history)
-        self.spread = np.where(np.isnan(history.spread), setup.spec.spread_points, history.spread)
-        self.now = history.time + (BAR_SECONDS + DECISION_DELAY_S)
+        missing = np.isnan(history.spread)
+        # A file without a spread column: the symbol's typical spread, as a view (no array).
+        self.spread = (np.broadcast_to(np.float64(setup.spec.spread_points), (n,)) if missing.all() else
+                       np.where(missing, setup.spec.spread_points, history.spread))
+        del missing
 
         self.first = max(setup.lookback - 1, 0 if start is None else int(np.searchsorted(history.time, start)))
         self.last = n - 1 if end is None else int(np.searchsorted(history.time, end, side="right")) - 1
@@ -235,7 +240,7 @@ class _Replay:
             final_balance=self.balance)
 
     def _now(self, i: int) -> int:
-        return int(self.now[i])
+        return int(self.time[i]) + BAR_SECONDS + DECISION_DELAY_S
 
     def _step(self, i: int) -> None:
         """Bar i as one run-once pass at its close: the broker's sync, the decisions, the upkeep."""
@@ -271,7 +276,7 @@ class _Replay:
         unrealized = np.zeros(j - i)
         for p in self.book:   # the same sum, in the same order, as _unrealized
             unrealized = unrealized + profit(p.direction, p.entry, price, p.volume, cs)
-        days = (self.now[i:j] // DAY_SECONDS) * DAY_SECONDS
+        days = ((self.time[i:j] + (BAR_SECONDS + DECISION_DELAY_S)) // DAY_SECONDS) * DAY_SECONDS
         realized_today = np.zeros(j - i)
         for d in np.unique(days).tolist():
             realized_today[days == d] = self.realized_by_day.get(float(d), 0.0)

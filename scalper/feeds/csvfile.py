@@ -23,6 +23,7 @@ from pandas.api.types import is_numeric_dtype
 from scalper.clock import bar_iso
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.errors import DataError
+from scalper.memory import give_back
 from scalper.symbols import root_symbol
 
 PRICE_FIELDS = ("open", "high", "low", "close")
@@ -59,7 +60,10 @@ def read_bars(path: str | Path, *, skip_bad_rows: bool = False) -> tuple[Bars, l
     if not keep.any():
         raise DataError("no valid bars: every data row is bad", path=str(table.path),
                         fix="check that this is an M1 bar file; " + "; ".join(table.warnings(problems)))
-    return table.bars(keep), table.warnings(problems)
+    bars, warnings = table.bars(keep), table.warnings(problems)
+    del table
+    give_back()   # the parse's temporaries
+    return bars, warnings
 
 
 @dataclass
@@ -151,7 +155,11 @@ class _BarTable:
         if blank.all():
             raise DataError("no bars: the file has a header line but no data rows", path=str(path),
                             fix="export some bars below the header line")
-        columns = {f: _Column.join(f, chunks) for f in chunks[0].columns}
+        columns = {}
+        for f in list(chunks[0].columns):   # one column at a time, its parts let go as it is joined
+            columns[f] = _Column.join(f, chunks)
+            for chunk in chunks:
+                del chunk.columns[f]
         return cls(path, header_line + 1, blank, too_wide, len(names), columns)
 
     # -- validation --
@@ -279,7 +287,7 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 
 # --- helpers --------------------------------------------------------------------
 READ_BLOCK = 1 << 20          # bytes per block when checking that a file is text
-CHUNK_ROWS = 65_536           # rows per pandas chunk: the parse never holds the whole file as text
+CHUNK_ROWS = 32_768           # rows per pandas chunk: the parse never holds the whole file as text
 
 
 def _open_error(path: Path, exc: OSError) -> DataError:
