@@ -23,7 +23,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("SCALPER_SHARED", HERE.parents[1] / "shared"))
 SMALL = SHARED / "data" / "XAUUSD_M1.csv"
-BYTES_PER_BAR = 56
 
 PASS = r"""
 import json, resource, sys, time
@@ -44,11 +43,32 @@ print(json.dumps({"imports": t1 - t0, "pass": t3 - t2, "bars": len(window),
 
 
 def ensure(mb: int) -> Path:
+    """bench/out/xau_<MB>mb.csv: the 370,000 tiled bars (tile_bars.py), then copies of them
+    shifted in time, streamed line by line (tile_bars.py holds every row in memory)."""
     out = HERE / "out" / f"xau_{mb}mb.csv"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(SHARED / "tools" / "tile_bars.py"), str(SMALL), str(out),
-                        str(mb * 1_000_000 // BYTES_PER_BAR)], check=True)
+    if out.exists():
+        return out
+    base = HERE / "out" / "xau_370k.csv"
+    if not base.exists():
+        base.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(SHARED / "tools" / "tile_bars.py"), str(SMALL), str(base), "370000"],
+                       check=True)
+    from datetime import datetime, timedelta
+
+    lines = base.read_text().splitlines()
+    first, last = (datetime.fromisoformat(lines[k].split(",", 1)[0]) for k in (1, -1))
+    span = last - first + timedelta(minutes=1)
+    tmp = out.with_suffix(".part")
+    with tmp.open("w") as f:
+        f.write(lines[0] + "\n")
+        copy = 0
+        while f.tell() < mb * 1_000_000:
+            shift = span * copy
+            for line in lines[1:]:
+                stamp, rest = line.split(",", 1)
+                f.write(f"{(datetime.fromisoformat(stamp) + shift).isoformat(sep=' ')},{rest}\n")
+            copy += 1
+    tmp.rename(out)
     return out
 
 
