@@ -112,7 +112,7 @@ class _Chunk:
         columns = {"time": time_column}
         columns.update((f, _numeric_column(names[i], frame[i])) for f, i in fields.items()
                        if f not in ("time", "date"))
-        return cls(frame.isna().all(axis=1).to_numpy().copy(), columns, epoch)
+        return cls(_blank_rows(frame), columns, epoch)
 
 
 @dataclass
@@ -193,6 +193,8 @@ class _BarTable:
     def _order_problems(self) -> list[tuple[str, np.ndarray]]:
         """Duplicate times (the first is kept) and rows that go back in time, among good rows."""
         t = self.columns["time"].values[self.good]
+        if len(t) < 2 or bool(np.all(t[1:] > t[:-1])):   # the usual file: strictly rising times
+            return [("duplicate", self.good[:0]), ("out_of_order", self.good[:0])]
         duplicate = pd.Series(t).duplicated(keep="first").to_numpy()
         latest_before = np.concatenate(([-np.inf], np.maximum.accumulate(t)[:-1]))
         backwards = (t < latest_before) & ~duplicate
@@ -493,6 +495,25 @@ def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str],
         values = np.full(len(cells), np.nan)
         values[ok] = stamps[ok].to_numpy().astype("datetime64[s]").astype(np.int64)
     return _Column.of(name, values, missing, np.isnan(values) & ~missing, cells), epoch
+
+
+def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose every cell is empty: numeric columns first (cheap), text cells only where
+    those are all empty."""
+    blank = np.ones(len(frame), dtype=bool)
+    text = []
+    for col in frame.columns:
+        cells = frame[col]
+        if is_numeric_dtype(cells.dtype):
+            blank &= np.isnan(cells.to_numpy(dtype=np.float64, na_value=np.nan))
+        else:
+            text.append(cells)
+    for cells in text:
+        rows = np.flatnonzero(blank)
+        if not len(rows):
+            break
+        blank[rows] = cells.iloc[rows].isna().to_numpy()
+    return blank
 
 
 def _num(x: float) -> str:
