@@ -1,6 +1,6 @@
 """Benchmark: scalper's backtest and scan side by side with backtesting.py 0.6.6 and vectorbt.
 
-usage: python bench/bench_peers.py [--rounds 3] [--bars 370000]
+usage: python bench/bench_peers.py [--rounds 3] [--warmup 1] [--bars 370000]
 
 Whole processes, alternated round by round (each round runs every scenario once, in
 turn), medians of the wall times, peak RSS of each process from the kernel (wait4). On
@@ -84,6 +84,8 @@ def trades(name: str, out: str) -> int | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted (numba's "
+                                                                "compile cache, the OS file cache)")
     parser.add_argument("--bars", type=int, default=370_000)
     args = parser.parse_args()
     data = ensure(args.bars)
@@ -96,6 +98,9 @@ def main() -> None:
     walls: dict[str, list[float]] = {n: [] for n in todo}
     peaks: dict[str, float] = {n: 0.0 for n in todo}
     counts: dict[str, int | None] = {}
+    for _ in range(args.warmup):
+        for cmd in todo.values():
+            run(cmd)
     for _ in range(args.rounds):
         for name, cmd in todo.items():
             wall, peak, out = run(cmd)
