@@ -31,8 +31,7 @@ from pathlib import Path
 from scalper.feeds.csvfile import CsvFeed
 t1 = time.perf_counter()
 feed = CsvFeed({"XAUUSD": Path(sys.argv[1])})
-last = feed._recent("XAUUSD", lambda bars: True).time[-1]   # the newest bar, from the tail
-now = float(last) + 65
+now = float(sys.argv[2]) + 65   # just after the newest bar closed
 t2 = time.perf_counter()
 window = feed.closed_bars("XAUUSD", 100, now)
 price = feed.price_at("XAUUSD", now)
@@ -72,8 +71,19 @@ def ensure(mb: int) -> Path:
     return out
 
 
+def newest_bar(path: Path) -> int:
+    """The open time of the file's last bar (epoch seconds, the file's clock read as UTC)."""
+    from datetime import datetime, timezone
+
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - 200))
+        last = f.read().decode().strip().splitlines()[-1]
+    return int(datetime.fromisoformat(last.split(",")[0]).replace(tzinfo=timezone.utc).timestamp())
+
+
 def run(path: Path) -> dict:
-    p = subprocess.run([sys.executable, "-c", PASS, str(path)], capture_output=True, text=True, check=True)
+    p = subprocess.run([sys.executable, "-c", PASS, str(path), str(newest_bar(path))], capture_output=True,
+                       text=True, check=True)
     return json.loads(p.stdout)
 
 
