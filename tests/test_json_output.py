@@ -31,3 +31,11 @@ def test_backtest_json_parses_with_its_trades_one_per_line(capsys, xau_csv):
     doc = json.loads(r.out)
     assert len(doc["trades"]) > LONG_LIST
     assert len(r.out.splitlines()) < 200 + len(doc["trades"])
+
+
+def test_long_list_items_are_written_as_json_dumps_writes_them():
+    items = [{"t": "2025-05-15 09:14:00", "x": 0.1 + i / 3, "n": None, "ok": True, "inf": 1e300 * 10, "u": "é\n"}
+             for i in range(LONG_LIST)]
+    text = dumps({"rows": items})
+    lines = text.splitlines()[2:-2]
+    assert [line.strip().rstrip(",") for line in lines] == [json.dumps(i) for i in items]
