@@ -115,6 +115,39 @@ class FeedConfig(Strict):
         return self
 
 
+class BridgeTlsConfig(Strict):
+    """TLS to a terminal server: its CA (to check the server), and this client's certificate."""
+
+    ca: str = Field(description="the CA certificate (PEM) that signed the terminal server's certificate")
+    cert: str = Field(description="this client's certificate (PEM), which the server checks")
+    key: str = Field(description="this client's private key (PEM)")
+    server_name: str | None = Field(None, description="the name in the server's certificate; default: host")
+
+
+class TerminalBridgeConfig(Strict):
+    """An MT5 terminal reached through `scalper terminal-server` instead of the local MetaTrader5 package."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 18812
+    token_env: str = Field("SCALPER_BRIDGE_TOKEN",
+                           description="name of the environment variable holding the shared token")
+    timeout_s: PosFloat = Field(10.0, description="answer time allowed for a read (quotes, bars, positions)")
+    order_timeout_s: PosFloat = Field(30.0, description="answer time allowed for order_send; past it the order "
+                                                        "is uncertain and looked up, never resent blindly")
+    tls: BridgeTlsConfig | None = None
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        from scalper.config_errors import is_env_name
+
+        if not is_env_name(v):
+            raise Problem("must be the NAME of an environment variable, not the token itself",
+                          fix="write e.g. `token_env: SCALPER_BRIDGE_TOKEN` and export SCALPER_BRIDGE_TOKEN=... "
+                              "on both ends")
+        return v
+
+
 class AccountConfig(Strict):
     id: int = Field(ge=0)
     name: str | None = None
@@ -127,6 +160,9 @@ class AccountConfig(Strict):
     server_utc_offset_s: Annotated[int, Field(ge=-12 * 3600, le=14 * 3600)] | None = Field(
         None, description="mt5: broker server time minus UTC, in seconds (e.g. 10800 for UTC+3); "
                           "estimated from live quotes when left out")
+    terminal: TerminalBridgeConfig | None = Field(
+        None, description="mt5: reach the terminal through `scalper terminal-server` at host:port (e.g. from "
+                          "Linux to a Windows VPS) instead of importing MetaTrader5 here")
 
     @model_validator(mode="before")
     @classmethod
@@ -152,6 +188,13 @@ class AccountConfig(Strict):
                           fix="write e.g. `password_env: MT5_PASSWORD_7` and export MT5_PASSWORD_7=... "
                               "in the environment that runs scalper")
         return v
+
+    @model_validator(mode="after")
+    def _terminal_is_for_mt5(self):
+        if self.terminal is not None and self.broker != "mt5":
+            raise Problem("`terminal` (a terminal server to trade through) is for mt5 accounts only",
+                          loc=("terminal",), fix="set `broker: mt5` on this account, or remove `terminal`")
+        return self
 
     @property
     def label(self) -> str:
