@@ -34,7 +34,7 @@ from scalper.bridge import protocol as p
 
 log = logging.getLogger("scalper.bridge")
 
-RECONNECT_DELAYS_S = (0.0, 0.25, 0.5, 1.0, 2.0)     # backoff between reconnect attempts
+RECONNECT_DELAYS_S = (0.0, 0.2, 0.5, 1.0)            # backoff between reconnect attempts
 IDLE_CHECK_S = 2.0                                  # ping an idle connection before an order
 
 
