@@ -393,3 +393,33 @@ def test_an_unreachable_server_makes_run_once_exit_3(tmp_path, monkeypatch):
     out = subprocess.run(scalper_command() + ["run-once", "-c", str(config)], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 3 and f"${TOKEN_ENV}" in out.stderr and "is not set" in out.stderr
+
+
+def test_check_reports_the_bridge(tmp_path, child, monkeypatch):
+    child.set_clock(time.time())
+    config = write_bots(tmp_path, {"host": "127.0.0.1", "port": child.port, "token_env": TOKEN_ENV})
+
+    def check() -> dict:
+        out = subprocess.run(scalper_command() + ["check", "--json", "-c", str(config)], capture_output=True,
+                             text=True, timeout=60)
+        doc = json.loads(out.stdout)
+        assert out.returncode == doc["exit_code"]
+        return {i["what"]: i for i in doc["items"]}
+
+    items = check()
+    bridge = items[f"terminal server 127.0.0.1:{child.port} (mt5-demo)"]
+    assert bridge["ok"] and items["account mt5-demo (mt5)"]["ok"]
+    assert bridge["detail"].startswith("reachable, token accepted, terminal connected to the trade server, "
+                                       "trading allowed, ")
+    assert 0 < bridge["bridge"]["latency_ms"] < 100
+
+    child.control("set", target="fake", attr="algo_trading", value=False)
+    items = check()
+    assert not items["account mt5-demo (mt5)"]["ok"] and "Algo Trading is off" in items["account mt5-demo (mt5)"][
+        "detail"]
+
+    monkeypatch.setenv(TOKEN_ENV, "a-wrong-token-000000000000")
+    items = check()
+    bridge = items[f"terminal server 127.0.0.1:{child.port} (mt5-demo)"]
+    assert not bridge["ok"] and "reachable" in bridge["detail"] and "refused the token" in bridge["detail"]
+    assert "token accepted" not in bridge["detail"]

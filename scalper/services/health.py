@@ -66,16 +66,53 @@ def check(config: str | None, ledger_option: str | None) -> dict:
         used = sorted({a for b in runnable for a in b.accounts})
         for acc_id in used:
             acc = cfg.account(acc_id)
+            bridged = acc.broker == "mt5" and acc.terminal is not None
+            probe = None
             try:
                 broker = factory(acc)
                 broker.connect()
                 info = broker.account_info()
+                probe = _bridge_probe(cfg, acc) if bridged else None   # while the terminal is initialized
                 broker.close()
                 add(f"account {acc.label} ({acc.broker})", True,
                     f"balance {info.balance:,.2f} {info.currency}, equity {info.equity:,.2f}")
             except ScalperError as exc:
                 add(f"account {acc.label} ({acc.broker})", False, str(exc), exc.exit_code)
+            if bridged:
+                _bridge_item(acc, probe or _bridge_probe(cfg, acc), items, add)
     return {"ok": exit_code == 0, "exit_code": exit_code, "items": items}
+
+
+def _bridge_probe(cfg, acc) -> dict:
+    """The terminal server of an account: reachable, token accepted, terminal connected, trading
+    allowed, latency (see RemoteTerminal.probe)."""
+    try:
+        return wiring.terminal_module(cfg, acc).probe()
+    except ScalperError as exc:
+        return {"reachable": None, "token_accepted": None, "latency_ms": None, "terminal_connected": None,
+                "trade_allowed": None, "error": str(exc)}
+
+
+def _bridge_item(acc, probe: dict, items: list, add) -> None:
+    t = acc.terminal
+    facts = []
+    if probe["reachable"]:
+        facts.append("reachable")
+    if probe["token_accepted"]:
+        facts.append("token accepted")
+    if probe["terminal_connected"] is not None:
+        facts.append("terminal connected to the trade server" if probe["terminal_connected"]
+                     else "terminal NOT connected to the trade server")
+    if probe["trade_allowed"] is not None:
+        facts.append("trading allowed" if probe["trade_allowed"] else "trading NOT allowed (Algo Trading off)")
+    if probe["latency_ms"] is not None:
+        facts.append(f"{probe['latency_ms']:.2f} ms per call")
+    if probe["error"]:
+        facts.append(probe["error"])
+    ok = bool(probe["token_accepted"]) and probe["terminal_connected"] is not False \
+        and probe["trade_allowed"] is not False and not probe["error"]
+    add(f"terminal server {t.host}:{t.port} ({acc.label})", ok, ", ".join(facts), 3)
+    items[-1]["bridge"] = probe
 
 
 def _engine_state_items(path: Path, add) -> None:
