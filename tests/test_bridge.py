@@ -182,7 +182,14 @@ def test_a_wrong_token_is_refused_and_the_connection_closed_at_once(child):
     assert s.recv(16) == b"NO\n" and s.recv(16) == b""
     assert time.monotonic() - start < 1
     s.close()
+    assert "refused a connection from 127.0.0.1" in child.log.read_text()
     # a client that says nothing is dropped after the handshake timeout, not kept forever
+    from scalper.bridge.server import HANDSHAKE_TIMEOUT_S
+
+    s = socket.create_connection(("127.0.0.1", child.port), timeout=HANDSHAKE_TIMEOUT_S + 5)
+    start = time.monotonic()
+    assert s.recv(16) == b"" and time.monotonic() - start < HANDSHAKE_TIMEOUT_S + 2
+    s.close()
     good = remote(child)
     assert good.initialize(login=DEMO_LOGIN, password=DEMO_PASSWORD, server=DEMO_SERVER) is True
 
@@ -272,6 +279,30 @@ def test_tls_with_a_client_certificate(tmp_path, monkeypatch):
         assert "TLS on" in c.log.read_text()
     finally:
         c.stop()
+
+
+def test_clients_are_served_one_call_at_a_time_each_with_its_own_last_error(child):
+    """Two processes' worth of clients at once (a loop and a `scalper check`): every answer carries the
+    last_error() of its own call, never the other client's."""
+    import threading
+
+    a, b = remote(child), remote(child)
+    assert a.initialize() and b.initialize()
+    seen = {"a": [], "b": []}
+
+    def hammer(r, key, call):
+        for _ in range(150):
+            value = call(r)
+            seen[key].append((value is None, r.last_error()))
+
+    threads = [threading.Thread(target=hammer, args=(a, "a", lambda r: r.symbol_info("NOPE"))),
+               threading.Thread(target=hammer, args=(b, "b", lambda r: r.account_info()))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert set(seen["a"]) == {(True, (-4, "Terminal: Not found"))}
+    assert set(seen["b"]) == {(False, (1, "Success"))}
 
 
 # --- timeouts, lost answers, restarts ------------------------------------------------------------------------------
@@ -372,6 +403,22 @@ def test_a_restarted_server_is_reconnected_and_the_terminal_reinitialized(child)
         broker.positions()
     child.start()
     assert broker.positions() == []                      # a new fake terminal: nothing open
+
+
+def test_an_order_on_a_connection_that_died_while_idle_goes_out_once_on_a_new_one(child):
+    """The server restarted between two passes of `scalper loop`: the order must not be written into the dead
+    connection (an uncertain answer for nothing); an idle connection is checked before an order."""
+    from scalper.bridge.client import IDLE_CHECK_S
+
+    r = remote(child)
+    assert r.initialize(login=DEMO_LOGIN, password=DEMO_PASSWORD, server=DEMO_SERVER)
+    child.restart()
+    child.set_quote("XAUUSDm", 3129.00, 3129.20)
+    time.sleep(IDLE_CHECK_S + 0.1)
+    result = r.order_send({"action": 1, "symbol": "XAUUSDm", "volume": 0.01, "type": 0, "price": 3129.2,
+                           "type_filling": 0, "magic": 5, "comment": "after-restart"})
+    assert result is not None and result.retcode == 10009, r.last_error()
+    assert r.reconnects == 1 and len(child.order_requests()) == 1
 
 
 def test_an_unreachable_server_makes_run_once_exit_3(tmp_path, monkeypatch):

@@ -117,9 +117,11 @@ def make_authenticator(token: bytes, tls: ssl.SSLContext | None):
             offered = hello[len(p.HELLO):] if hello.startswith(p.HELLO) else b""
             if not p.token_ok(offered, token):
                 _say(sock, b"NO\n")
+                log.warning("refused a connection from %s: wrong token", _peer(sock))
                 raise AuthenticationError("wrong token")
             sock.sendall(b"OK\n")
         except (OSError, ValueError) as exc:   # ssl.SSLError is an OSError
+            log.warning("refused a connection from %s: %s", _peer(sock), exc)
             _close(sock)
             raise AuthenticationError(str(exc)) from None
         except AuthenticationError:
@@ -129,6 +131,14 @@ def make_authenticator(token: bytes, tls: ssl.SSLContext | None):
         return sock, None
 
     return authenticate
+
+
+def _peer(sock) -> str:
+    try:
+        host, port = sock.getpeername()[:2]
+        return f"{host}:{port}"
+    except OSError:
+        return "?"
 
 
 def _read_line(sock) -> bytes:
@@ -195,6 +205,15 @@ def is_loopback(host: str) -> bool:
     return all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
+def _log_to_stderr() -> None:
+    """Refused connections and failed calls, one line each, for the operator watching the console."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    logging.getLogger("scalper.bridge.rpyc").setLevel(logging.ERROR)   # not one line per connection
+
+
 def faults_from_env() -> Faults:
     return Faults.parse(os.environ.get(FAULTS_ENV))
 
@@ -243,6 +262,7 @@ def serve(*, host: str, port: int, token_env: str, tls_cert: str | None = None, 
     if not is_loopback(host) and tls is None:
         announce(f"warning: listening on {host} without TLS: keep this port inside a VPN or SSH/WireGuard "
                  "tunnel, or give --tls-cert/--tls-key/--tls-client-ca")
+    _log_to_stderr()
     announce(f"terminal-server listening on {host}:{server.port} (token from ${token_env}; "
              f"TLS {'on, client certificates required' if tls else 'off'}; pid {os.getpid()})")
     server.start()
