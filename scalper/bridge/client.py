@@ -41,9 +41,10 @@ IDLE_CHECK_S = 2.0                                  # ping an idle connection be
 class BridgeDown(Exception):
     """The server cannot be reached or refused us; `code` is the last_error code to report."""
 
-    def __init__(self, text: str, code: int = p.LINK_DOWN):
+    def __init__(self, text: str, code: int = p.LINK_DOWN, *, retry: bool = True):
         super().__init__(text)
         self.code = code
+        self.retry = retry          # False: trying again cannot help (token refused, TLS refused)
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ class RemoteTerminal:
                 break
             except BridgeDown as exc:
                 last = exc
-                if exc.code != p.LINK_DOWN or "token" in str(exc):
+                if not exc.retry:
                     break
         else:
             raise last
@@ -223,6 +224,7 @@ class RemoteTerminal:
             raise BridgeDown(f"{lost.text} (bridge {self.address.where}, initialize after reconnecting)",
                              lost.code) from None
         if value is not True:
+            self._drop()                   # so that the next call tries again from the start
             raise BridgeDown(f"re-initializing the terminal after reconnecting failed ({error[0]} {error[1]})")
 
     def _connect(self) -> None:
@@ -244,19 +246,24 @@ class RemoteTerminal:
         except ssl.SSLError as exc:
             _close(sock)
             raise BridgeDown(f"No IPC connection (TLS with the terminal server at {a.where} failed: "
-                             f"{exc.reason or exc})") from None
+                             f"{exc.reason or exc})", retry=False) from None
         except socket.timeout:
             _close(sock)
             raise BridgeDown(f"No IPC connection (the terminal server at {a.where} did not answer within "
-                             f"{a.timeout_s:g} s)", p.TIMED_OUT) from None
+                             f"{a.timeout_s:g} s)", p.TIMED_OUT, retry=False) from None
         except OSError as exc:
             _close(sock)
             raise BridgeDown(f"No IPC connection (the terminal server at {a.where} closed the connection: "
                              f"{exc.strerror or exc})") from None
+        if reply == b"":
+            _close(sock)
+            raise BridgeDown(f"No IPC connection (the terminal server at {a.where} closed the connection during "
+                             "the handshake: a TLS client certificate it does not accept, TLS on one end only, "
+                             "or not a terminal server)", retry=False)
         if reply != b"OK\n":
             _close(sock)
             raise BridgeDown(f"No IPC connection (the terminal server at {a.where} refused the token: "
-                             "set the same token on both ends)")
+                             "set the same token on both ends)", retry=False)
         sock.settimeout(None)
         config = dict(allow_public_attrs=False, allow_all_attrs=False, allow_pickle=False, allow_setattr=False,
                       allow_delattr=False, import_custom_exceptions=False, instantiate_custom_exceptions=False,
