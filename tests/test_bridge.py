@@ -208,6 +208,9 @@ def test_only_the_allowed_calls_with_plain_values_cross(child):
     r._ensure_connected()
     assert r._remote_call("eval", (), ())[1][0] == -7        # the server refuses it too
     assert r._remote_call("order_calc_margin", (), ())[1][0] == -7
+    # a list would travel as a remote reference: refused before the terminal sees it
+    assert r._remote_call("symbol_info", (["XAUUSDm"],), ()) == (None, (-2, "Invalid arguments"))
+    assert r._remote_call("order_send", (("dict", (("volume", [1]),)),), ()) == (None, (-2, "Invalid arguments"))
     with pytest.raises(Exception):
         r._conn.root.exposed_call.__globals__                # no attribute walking on the server
     # numpy integers are refused as the package refuses them; numpy floats are floats
