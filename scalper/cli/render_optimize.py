@@ -63,13 +63,13 @@ def summary(con: Console, r: dict) -> None:
                   + "; below is the best so far.")
     t = Table(title="best trials" + (" (all folds, in sample)" if r["walk_forward"] else ""), title_justify="left",
               show_edge=False, pad_edge=False)
-    for col in ("#", *(["fold"] if r["walk_forward"] else []), r["objective"], "trades", "win", "PF", "net",
-                "max DD", "parameters"):
+    for col in ("#", *(["fold"] if r["walk_forward"] else []), r["objective"], "trades", "PF", "net",
+                "parameters"):
         t.add_column(col, justify="left" if col == "parameters" else "right")
     for row in r["best_trials"]:
         t.add_row(str(row["number"]), *([str(row.get("fold"))] if r["walk_forward"] else []), _num(row["value"]),
-                  _num(row.get("trades")), _pct(row.get("win_rate")), _num(row.get("profit_factor"), 3),
-                  _money(row.get("net_pnl") or 0), _money(row.get("max_drawdown") or 0), esc(_params(row["params"])))
+                  _num(row.get("trades")), _num(row.get("profit_factor"), 3), _money(row.get("net_pnl") or 0),
+                  esc(_params(row["params"])))
     con.print(t)
     if r["walk_forward"]:
         _folds(con, r)
@@ -104,6 +104,11 @@ def summary(con: Console, r: dict) -> None:
         con.print(f"[yellow]warning:[/] {esc(w)}")
 
 
+def _span(window: dict) -> str:
+    """'05-20 23:09': month-day hour:minute of a window's first bar (the JSON has both ends)."""
+    return window["from"][5:16]
+
+
 def _pct(x) -> str:
     return "—" if x is None else f"{x:.0%}"
 
@@ -113,16 +118,16 @@ def _folds(con: Console, r: dict) -> None:
 
     t = Table(title="walk-forward" + (" (anchored)" if r["anchored"] else " (rolling)"), title_justify="left",
               show_edge=False, pad_edge=False)
-    for col in ("fold", "in sample", "IS trades", "IS net", "out of sample", "OOS trades", "OOS net", "OOS PF",
-                "WFE", "PBO", "chosen"):
-        t.add_column(col, justify="left" if col in ("in sample", "out of sample", "chosen") else "right")
+    for col in ("fold", "IS from", "OOS from", "IS trades", "IS net", "OOS trades", "OOS net", "WFE", "PBO"):
+        t.add_column(col, justify="left" if "from" in col else "right", no_wrap="from" in col)
     for f in r["folds"]:
         i, o = f["in_sample"], f["out_of_sample"]
-        t.add_row(str(f["fold"]), f"{i['from'][:16]} → {i['to'][:16]}", _num(i.get("trades")),
-                  _money(i.get("net_pnl") or 0), f"{o['from'][:16]} → {o['to'][:16]}", _num(o.get("trades")),
-                  _money(o.get("net_pnl") or 0), _num(o.get("profit_factor"), 3),
-                  _pct(f["walk_forward_efficiency"]), _num(f["pbo"], 2), esc(_params(f["chosen"])))
+        t.add_row(str(f["fold"]), _span(i), _span(o), _num(i.get("trades")), _money(i.get("net_pnl") or 0),
+                  _num(o.get("trades")), _money(o.get("net_pnl") or 0), _pct(f["walk_forward_efficiency"]),
+                  _num(f["pbo"], 2))
     con.print(t)
-    w = r["walk_forward"]
+    for f in r["folds"]:
+        con.print(f"  fold {f['fold']} chose: {esc(_params(f['chosen']))}")
+    w = r["walk_forward_totals"]
     con.print(f"stitched out of sample: net {_money(w['out_of_sample_net'])} over {w['out_of_sample_trades']:,} trades "
               f"in {w['folds_done']} fold(s); walk-forward efficiency {_pct(w['walk_forward_efficiency'])}")

@@ -173,6 +173,7 @@ class SearchResult:
     study_name: str
     trials: list[TrialRecord] = field(default_factory=list)   # complete ones, in trial order
     resumed: int = 0            # trials found in the study already
+    min_trades: int = 0
     interrupted: bool = False
 
     @property
@@ -217,7 +218,7 @@ def run_search(runner: Runner, dims: list[Dimension], *, start: int, end: int, t
         raise BadInput(f"the study file already holds a search {study_name!r} of other data, space, "
                        "objective or settings", where="--study",
                        fix="give another --study file (or delete this one) to start a new search")
-    result = SearchResult(study_name)
+    result = SearchResult(study_name, min_trades=max(min_trades, 1))
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         result.trials.append(_record(t))
     result.resumed = len(result.trials)

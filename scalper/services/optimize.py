@@ -145,8 +145,12 @@ def _storage(study: str | None):
 
 def _judge(search, chosen) -> dict:
     distinct = search.distinct()
-    if chosen is None or not distinct:
-        return {"pbo": None, "dsr": None, "notes": ["no finished trial"], "configurations": len(distinct)}
+    if not distinct:
+        return {"pbo": None, "dsr": None, "notes": ["no finished trial"], "configurations": 0}
+    if chosen is None:
+        return {"pbo": None, "dsr": None, "configurations": len(distinct),
+                "notes": [f"no trial reached --min-trades ({search.min_trades} trades): lower it, widen the "
+                          "space or give more data"]}
     lengths = {len(t.periods) for t in distinct}
     usable = [t for t in distinct if len(t.periods) == max(lengths)]
     if chosen.values not in [t.values for t in usable]:
@@ -200,7 +204,7 @@ def _walk_forward_doc(history, setup, results) -> dict:
     pbo = sum(pbos) / len(pbos) if pbos else None
     dsr = last_judged["dsr"]["dsr"] if last_judged and last_judged["dsr"] else None
     label, words = overfit.verdict_words(pbo, dsr, totals["walk_forward_efficiency"])
-    return {"folds": folds, "walk_forward": totals | {"folds": len(results)},
+    return {"folds": folds, "walk_forward_totals": totals | {"folds": len(results)},
             "trials_done": sum(len(r.search.trials) for r in results),
             "best": results[-1].chosen.to_dict() if results and results[-1].chosen else None,
             "equity": equity, "fold_boundaries": [(float(history.time[r.fold.oos_start]), f"fold {r.fold.number}")
