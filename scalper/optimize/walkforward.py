@@ -80,8 +80,9 @@ def efficiency(is_net: float, is_bars: int, oos_net: float, oos_bars: int) -> fl
 
 def run_fold(runner: Runner, dims: list[Dimension], fold: Fold, *, trials: int, seed: int | None, objective: str,
              min_trades: int, storage=None, stamp: str = "", stop: StopFlag | None = None, progress=None,
-             done_before: int = 0, total: int | None = None) -> FoldResult:
-    """Search on the fold's in-sample window; replay the winner out of sample (unless interrupted)."""
+             done_before: int = 0, total: int | None = None, out_of_sample: bool = True) -> FoldResult:
+    """Search on the fold's in-sample window; replay the winner out of sample (unless interrupted,
+    or `out_of_sample` is False: the history may then end with the in-sample window)."""
     stop = stop or StopFlag()
     search = run_search(runner, dims, start=fold.is_start, end=fold.is_end, trials=trials,
                         seed=None if seed is None else seed + fold.number, objective=objective,
@@ -89,7 +90,7 @@ def run_fold(runner: Runner, dims: list[Dimension], fold: Fold, *, trials: int, 
                         stop=stop, progress=progress, done_before=done_before, total=total)
     chosen = search.best
     result = FoldResult(fold, search, chosen)
-    if chosen is not None and not search.interrupted:
+    if chosen is not None and not search.interrupted and out_of_sample:
         out = runner.map(fold.oos_start, fold.oos_end, [chosen.values], StopFlag(), trades=True)[0]
         result.oos = out
         result.oos_trades = out.pop("trades", [])
