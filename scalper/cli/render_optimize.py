@@ -96,8 +96,12 @@ def summary(con: Console, r: dict) -> None:
             con.print(f"{esc(change['config'])} already holds these values.")
         else:
             con.print(esc(change["diff"].rstrip("\n")), highlight=False)
-            con.print(f"[green]written to {esc(change['config'])}[/]" if change["applied"] else
-                      "[dim]not written: add --apply to write this change[/]")
+            if change["applied"]:
+                con.print(f"[green]written to {esc(change['config'])}[/]")
+            elif change.get("refused_interrupted"):
+                con.print("[yellow]not written: the search was interrupted; finish it (same command) to apply[/]")
+            else:
+                con.print("[dim]not written: add --apply to write this change[/]")
     if r.get("chart"):
         con.print(f"chart: {esc(r['chart'])}")
     for w in r.get("warnings", []):

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -58,19 +56,7 @@ def diff(path: Path, before: str, after: str) -> str:
 
 
 def write(path: Path, text: str) -> None:
-    """Replace the file atomically (temp file, fsync, rename), keeping its permissions."""
-    mode = path.stat().st_mode & 0o777
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Replace the file atomically, keeping its permissions: setup-bot's own write."""
+    from scalper.services.setup import _atomic_write
+
+    _atomic_write(path, text)

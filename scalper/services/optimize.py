@@ -123,7 +123,9 @@ def optimize(*, data: str, space: str, bot: str | None = None, symbol: str | Non
     doc["best_trials"] = sorted((t for t in all_trials if t["value"] is not None),
                                 key=lambda t: -t["value"])[:10]
     if bot_name and chosen is not None:
-        doc["change"] = _change(config, bot_name, dims, chosen.values, apply)
+        # An interrupted search shows its best so far but never writes it: rerun to finish.
+        doc["change"] = _change(config, bot_name, dims, chosen.values, apply and not interrupted)
+        doc["change"]["refused_interrupted"] = bool(apply and interrupted)
     else:
         doc["change"] = None
     if chart:
