@@ -80,6 +80,19 @@ def test_deflated_sharpe_unmasks_the_best_of_many_noise_trials():
     assert overfit.deflated_sharpe(real, np.append(srs, overfit.sharpe(real))).dsr > 0.95
 
 
+@pytest.mark.parametrize("pbo, dsr, wfe, label", [
+    (0.6, 0.99, None, "likely overfit"),
+    (0.1, 0.99, -0.2, "likely overfit"),          # lost money out of sample
+    (0.1, 0.97, 0.8, "likely genuine"),
+    (0.05, 0.2, None, "no proven edge"),          # consistent ranking, edge within luck
+    (0.35, 0.8, None, "inconclusive"),
+    (None, None, None, "unknown"),
+])
+def test_verdict_labels(pbo, dsr, wfe, label):
+    got, words = overfit.verdict_words(pbo, dsr, wfe)
+    assert got == label and words.endswith(".")
+
+
 def test_moments_of_a_normal_sample():
     skew, kurt = overfit.moments(np.random.default_rng(4).normal(0, 1, 200_000))
     assert abs(skew) < 0.02 and kurt == pytest.approx(3.0, abs=0.05)

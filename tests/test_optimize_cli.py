@@ -58,7 +58,7 @@ def test_json_search_is_reproducible_and_complete(capsys, xau_csv):
     for key in ("best", "best_trials", "verdict", "chosen", "equity", "space", "objective"):
         assert key in doc
     assert set(doc["chosen"]) == {"doji_breakout.rr", "doji_breakout.sl_buffer_atr"}
-    assert doc["verdict"]["label"] in ("likely overfit", "likely genuine", "inconclusive")
+    assert doc["verdict"]["label"] in ("likely overfit", "likely genuine", "no proven edge", "inconclusive")
     assert doc["verdict"]["dsr"]["trials"] >= 2 and 0 <= doc["verdict"]["pbo"]["pbo"] <= 1
     again = cli(capsys, *args).json()
     assert [t["params"] for t in again["trials"]] == [t["params"] for t in doc["trials"]]

@@ -211,12 +211,14 @@ def verdict_words(pbo: float | None, dsr: float | None, wfe: float | None = None
         parts.append(f"out of sample it kept {wfe:.0%} of its in-sample profit per bar")
     if pbo is None and dsr is None:
         return "unknown", "too little data to judge overfitting."
-    bad = (pbo is not None and pbo >= 0.5) or (dsr is not None and dsr < 0.5) or (wfe is not None and wfe <= 0)
-    good = (pbo is None or pbo <= 0.2) and (dsr is None or dsr >= 0.95) and (wfe is None or wfe >= 0.5)
-    if bad:
-        label, lead = "likely overfit", "The winner is likely an accident of the search: do not trade it on this evidence"
-    elif good:
-        label, lead = "likely genuine", "The winner looks genuine, not an accident of the search"
-    else:
-        label, lead = "inconclusive", "Not clearly overfit, but not convincing either: test on more data"
-    return label, lead + " (" + "; ".join(parts) + ")."
+    detail = " (" + "; ".join(parts) + ")."
+    if (pbo is not None and pbo >= 0.5) or (wfe is not None and wfe <= 0):
+        return ("likely overfit", "The winner is likely an accident of the search: do not trade it on this evidence"
+                + detail)
+    if (pbo is None or pbo <= 0.2) and (dsr is None or dsr >= 0.95) and (wfe is None or wfe >= 0.5):
+        return "likely genuine", "The winner looks genuine, not an accident of the search" + detail
+    if dsr is not None and dsr < 0.5:
+        lead = "The parameters rank consistently, but" if pbo is not None and pbo <= 0.2 else "Not clearly overfit, but"
+        return ("no proven edge", lead + " the winner's edge is too small to tell from luck after this many trials: "
+                "do not count on it" + detail)
+    return "inconclusive", "Not clearly overfit, but not convincing either: test on more data" + detail
