@@ -93,6 +93,13 @@ def test_verdict_labels(pbo, dsr, wfe, label):
     assert got == label and words.endswith(".")
 
 
+def test_a_walk_forward_that_lost_out_of_sample_is_overfit():
+    # In-sample P&L not positive: no efficiency, but the stitched out-of-sample loss decides.
+    label, words = overfit.verdict_words(0.3, 0.9, None, oos_net=-20.31)
+    assert label == "likely overfit" and "lost 20.31 out of sample" in words
+    assert overfit.verdict_words(0.1, 0.97, None, oos_net=5.0)[0] == "inconclusive"
+
+
 def test_moments_of_a_normal_sample():
     skew, kurt = overfit.moments(np.random.default_rng(4).normal(0, 1, 200_000))
     assert abs(skew) < 0.02 and kurt == pytest.approx(3.0, abs=0.05)

@@ -199,8 +199,10 @@ def judge(period_returns: list[list[float]], winner: int, blocks: int = DEFAULT_
     return doc
 
 
-def verdict_words(pbo: float | None, dsr: float | None, wfe: float | None = None) -> tuple[str, str]:
-    """(short label, a sentence a trader understands)."""
+def verdict_words(pbo: float | None, dsr: float | None, wfe: float | None = None,
+                  oos_net: float | None = None) -> tuple[str, str]:
+    """(short label, a sentence a trader understands); `wfe` and `oos_net` (the stitched
+    out-of-sample P&L) with a walk-forward."""
     parts = []
     if pbo is not None:
         parts.append(f"in {pbo:.0%} of the ways the history can be split in halves, the best parameters on one "
@@ -209,13 +211,16 @@ def verdict_words(pbo: float | None, dsr: float | None, wfe: float | None = None
         parts.append(f"after allowing for the number of trials, the chance the winner's edge is real is {dsr:.0%}")
     if wfe is not None:
         parts.append(f"out of sample it kept {wfe:.0%} of its in-sample profit per bar")
+    elif oos_net is not None:
+        parts.append(f"the walk-forward {'lost' if oos_net <= 0 else 'made'} {abs(oos_net):,.2f} out of sample")
     if pbo is None and dsr is None:
         return "unknown", "too little data to judge overfitting."
     detail = " (" + "; ".join(parts) + ")."
-    if (pbo is not None and pbo >= 0.5) or (wfe is not None and wfe <= 0):
+    if (pbo is not None and pbo >= 0.5) or (wfe is not None and wfe <= 0) or (oos_net is not None and oos_net <= 0):
         return ("likely overfit", "The winner is likely an accident of the search: do not trade it on this evidence"
                 + detail)
-    if (pbo is None or pbo <= 0.2) and (dsr is None or dsr >= 0.95) and (wfe is None or wfe >= 0.5):
+    if ((pbo is None or pbo <= 0.2) and (dsr is None or dsr >= 0.95) and (wfe is None or wfe >= 0.5)
+            and (oos_net is None or wfe is not None)):
         return "likely genuine", "The winner looks genuine, not an accident of the search" + detail
     if dsr is not None and dsr < 0.5:
         lead = "The parameters rank consistently, but" if pbo is not None and pbo <= 0.2 else "Not clearly overfit, but"

@@ -205,7 +205,8 @@ def _walk_forward_doc(history, setup, results) -> dict:
     totals = summary(results)
     pbo = sum(pbos) / len(pbos) if pbos else None
     dsr = last_judged["dsr"]["dsr"] if last_judged and last_judged["dsr"] else None
-    label, words = overfit.verdict_words(pbo, dsr, totals["walk_forward_efficiency"])
+    label, words = overfit.verdict_words(pbo, dsr, totals["walk_forward_efficiency"],
+                                         totals["out_of_sample_net"] if totals["folds_done"] else None)
     return {"folds": folds, "walk_forward_totals": totals | {"folds": len(results)},
             "trials_done": sum(len(r.search.trials) for r in results),
             "best": results[-1].chosen.to_dict() if results and results[-1].chosen else None,
