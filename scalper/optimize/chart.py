@@ -45,8 +45,9 @@ def draw(path: str | Path, *, title: str, equity: Sequence[tuple[float, float]],
         if chosen is not None:
             ax.axvline(chosen[name], color="#c62828", linewidth=1.0, label="chosen")
             ax.legend(fontsize=7, loc="best")
-        ax.set_title("in-sample trials" + (", colour = fold" if len(set(order)) > 1 else ""), fontsize=8,
-                     loc="left")
+        folds = sorted(set(order))
+        ax.set_title("in-sample trials" + (f" by fold: purple = {folds[0]} … yellow = {folds[-1]}"
+                                           if len(folds) > 1 else ""), fontsize=8, loc="left")
         ax.set_xlabel(name, fontsize=8)
         ax.set_ylabel(objective, fontsize=8)
         ax.grid(alpha=0.3)
