@@ -54,6 +54,7 @@ def test_json_search_is_reproducible_and_complete(capsys, xau_csv):
     assert first.code == 0, first.err
     doc = first.json()
     assert first.err == ""                                    # no progress bar off a terminal
+    assert "Infinity" not in first.out and "NaN" not in first.out   # strict JSON for other tools
     assert doc["trials_done"] == 8 and len(doc["trials"]) == 8
     for key in ("best", "best_trials", "verdict", "chosen", "equity", "space", "objective"):
         assert key in doc
@@ -202,6 +203,12 @@ def test_a_study_of_another_search_is_refused(capsys, xau_csv, tmp_path):
     other = cli(capsys, "optimize", "--data", str(xau_csv), *BASE, "--objective", "net", "--trials", "2",
                 "--study", str(study))
     assert other.code == 2 and "another --study file" in other.err
+
+
+def test_without_optuna_the_command_says_how_to_install_it(capsys, xau_csv, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)               # import optuna -> ImportError
+    r = cli(capsys, "optimize", "--data", str(xau_csv), *BASE)
+    assert r.code == 2 and "optuna" in r.err and "'.[optimize]'" in r.err
 
 
 def test_run_once_never_imports_optuna(tmp_path):

@@ -57,7 +57,7 @@ def optimize(
     optuna's seeded TPE sampler proposes the trials. With --walk-forward K each fold searches its in-sample
     window only and is judged on the next one. The verdict gives the probability of backtest overfitting
     (CSCV) and the deflated Sharpe ratio of the winner. Ctrl-C stops after the running trials and reports the
-    best so far (exit 130). Needs the optimize extra: pip install 'scalper[optimize]'.
+    best so far (exit 130). Needs optuna: pip install '.[optimize]' in the scalper checkout.
     """
     import sys
 

@@ -16,7 +16,7 @@ from scalper.errors import BadInput
 from scalper.optimize import overfit
 from scalper.optimize.search import OBJECTIVES, Progress, Runner, fingerprint, graceful_interrupt, run_search
 
-INSTALL_FIX = "install it with: pip install 'scalper[optimize]' (or pip install 'optuna>=3.6')"
+INSTALL_FIX = "pip install 'optuna>=3.6' (or, in the scalper checkout, pip install '.[optimize]')"
 
 
 def optimize(*, data: str, space: str, bot: str | None = None, symbol: str | None = None,
