@@ -157,9 +157,10 @@ def test_progress_bar_with_eta_in_a_terminal_and_nothing_on_a_pipe(xau_csv, tmp_
     assert "verdict:" in piped.stdout and "\x1b[" not in piped.stdout
 
 
-def test_ctrl_c_keeps_finished_trials_reports_the_best_and_resumes(xau_csv, tmp_path):
+@pytest.mark.parametrize("jobs, whole_group", [("2", True), ("1", False)])
+def test_ctrl_c_keeps_finished_trials_reports_the_best_and_resumes(xau_csv, tmp_path, jobs, whole_group):
     study = tmp_path / "study.db"
-    args = [*SCALPER, "optimize", "--data", str(xau_csv), *BASE, "--trials", "400", "--jobs", "2",
+    args = [*SCALPER, "optimize", "--data", str(xau_csv), *BASE, "--trials", "400", "--jobs", jobs,
             "--study", str(study), "--json"]
     # Its own process group, as a terminal's foreground job: Ctrl-C reaches the workers too.
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path,
@@ -177,7 +178,8 @@ def test_ctrl_c_keeps_finished_trials_reports_the_best_and_resumes(xau_csv, tmp_
             except Exception:
                 done = 0
     assert done >= 6, "the search did not start"
-    os.killpg(proc.pid, signal.SIGINT)
+    # Ctrl-C in a terminal signals the whole foreground group (workers included); `kill -INT` the one process.
+    (os.killpg if whole_group else os.kill)(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     doc = json.loads(out)
