@@ -25,6 +25,13 @@ class _StderrConsole:
             _StderrConsole._console = Console(stderr=True, highlight=False)
         return getattr(_StderrConsole._console, name)
 
+    # rich's Live (progress bars) enters the console as a context manager; dunders bypass __getattr__.
+    def __enter__(self):
+        return self.__getattr__("__enter__")()
+
+    def __exit__(self, *exc):
+        return self.__getattr__("__exit__")(*exc)
+
 
 err = _StderrConsole()
 
