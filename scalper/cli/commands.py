@@ -163,3 +163,4 @@ def backtest(
 
 
 from scalper.cli import ops  # noqa: E402,F401  (operator commands: status, kill-switch, rollback, …)
+from scalper.cli import notify_cmd  # noqa: E402,F401  (notify test)
