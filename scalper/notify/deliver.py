@@ -7,6 +7,7 @@ and reduced to a short cause ("HTTP 500", "timed out", …) that holds no part o
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import threading
@@ -25,20 +26,24 @@ class Job:
     timeout_s: float
 
 
+_job_messages: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("notify_job", default=None)
+
+
 class _Capture(logging.Handler):
-    """apprise's warnings and errors, per thread, never written anywhere."""
+    """apprise's log records, per delivery, never written anywhere (only read for the cause). apprise may log from
+    its own worker thread; it carries the caller's context there, so a context variable (not the
+    thread) tells which delivery a record belongs to."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.by_thread: dict[int, list[str]] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.WARNING:
+        sink = _job_messages.get()
+        if sink is not None:
             try:
-                text = record.getMessage()
+                sink.append(record.getMessage())
             except Exception:
-                text = str(record.msg)
-            self.by_thread.setdefault(record.thread, []).append(text)
+                sink.append(str(record.msg))
 
 
 _capture = _Capture()
@@ -51,7 +56,10 @@ def _quiet_apprise() -> None:
         if _capture not in log.handlers:
             log.addHandler(_capture)
             log.propagate = False        # never to the root logger, a file or stderr
-            log.setLevel(logging.WARNING)
+            log.setLevel(logging.DEBUG)  # the cause of a failure (a read timeout) is logged at debug level
+            http = logging.getLogger("urllib3")   # logs request paths, which carry tokens
+            http.addHandler(logging.NullHandler())
+            http.propagate = False
 
 
 def cause(messages: list[str]) -> str:
@@ -78,8 +86,8 @@ def _send(job: Job) -> tuple[bool, str]:
     import apprise
 
     _quiet_apprise()
-    me = threading.get_ident()
-    _capture.by_thread.pop(me, None)
+    messages: list[str] = []
+    _job_messages.set(messages)
     try:
         plugin = apprise.Apprise.instantiate(job.url, suppress_exceptions=True)
         if plugin is None:
@@ -91,8 +99,6 @@ def _send(job: Job) -> tuple[bool, str]:
         ok = a.notify(body=job.body, title=job.title, body_format=apprise.NotifyFormat.TEXT)
     except Exception as exc:   # a plugin bug must not escape; its text may quote the URL: name the type only
         return False, f"delivery failed ({type(exc).__name__})"
-    finally:
-        messages = _capture.by_thread.pop(me, [])
     return (True, "") if ok else (False, cause(messages))
 
 
@@ -106,7 +112,7 @@ def send_all(jobs: list[Job], *, deadline_s: float | None = None) -> dict[str, t
     results: dict[str, tuple[bool, str]] = {}
 
     def work(job: Job) -> None:
-        results[job.target] = _send(job)
+        results[job.target] = contextvars.Context().run(_send, job)   # a fresh context per delivery
 
     threads = [threading.Thread(target=work, args=(j,), name=f"notify-{j.target}", daemon=True) for j in jobs]
     end = time.monotonic() + deadline_s
