@@ -282,7 +282,7 @@ class NotifyTarget(Strict):
     events: list[str] = Field(default_factory=lambda: list(NOTIFY_EVENTS), min_length=1)
     bots: list[str] | None = Field(None, description="only these bots' events (default: every bot)")
     daily_summary_at: str = Field("21:00", description="UTC time of day after which the daily summary goes out")
-    timeout_s: Annotated[float, Field(gt=0, le=30)] = Field(5.0, description="per delivery (connect, and read)")
+    timeout_s: Annotated[float, Field(gt=0, le=15)] = Field(5.0, description="per delivery (connect, and read)")
     max_tries: Annotated[int, Field(ge=1, le=1000)] = Field(
         40, description="an alert that failed this many deliveries is dropped (with an audit row)")
 

@@ -53,6 +53,8 @@ def check(config: str | None, ledger_option: str | None, *, max_age: str | None 
     if max_age_s is not None:
         from scalper.services.notify import stall_watch
 
+        if notify and not cfg.notify:
+            add("alerts", False, "--notify, but bots.yaml has no `notify:` targets: nobody would be told")
         item = stall_watch(cfg, ledger_path, max_age_s, notify=notify)
         add(item["what"], item["ok"], item["detail"])
         for note in item["notes"]:

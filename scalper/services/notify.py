@@ -203,7 +203,8 @@ def _job(t: NotifyTarget, url: str, batch: list[dict]):
     from scalper.notify.deliver import Job
 
     kinds = sorted({r["event"] for r in batch})
-    title = f"{TITLE}: " + (batch[0]["text"].split(" ", 1)[0].lower() if len(batch) == 1
+    first = batch[0]["text"].splitlines()[0]
+    title = f"{TITLE}: " + (first[:60] + ("…" if len(first) > 60 else "") if len(batch) == 1
                             else f"{len(batch)} alerts ({', '.join(kinds)})")
     return Job(target=t.label, url=url, title=title, body="\n\n".join(r["text"] for r in batch),
                timeout_s=t.timeout_s)
