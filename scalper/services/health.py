@@ -58,7 +58,7 @@ def check(config: str | None, ledger_option: str | None, *, max_age: str | None 
         item = stall_watch(cfg, ledger_path, max_age_s, notify=notify)
         add(item["what"], item["ok"], item["detail"])
         for note in item["notes"]:
-            add("alert delivery", False, note)
+            add("alert delivery", False, note.removeprefix("alerts: "))
         return {"ok": exit_code == 0, "exit_code": exit_code, "items": items}
 
     clock = SystemClock()
