@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from scalper import wiring
@@ -45,8 +46,6 @@ def check(config: str | None, ledger_option: str | None, *, max_age: str | None 
     elif ledger_path.exists():
         _engine_state_items(ledger_path, add)
     for t in cfg.notify:
-        import os
-
         present = bool(os.environ.get(t.url_env))
         add(f"alerts {t.label}", present, f"${t.url_env} is set; events: {', '.join(t.events)}" if present else
             f"${t.url_env} is not set in this environment: alerts wait in the ledger, unsent")
@@ -140,8 +139,6 @@ def _ledger_item(path: Path) -> dict:
 
 
 def _writable_dir(d: Path) -> bool:
-    import os
-
     while not d.exists():
         d = d.parent
     return os.access(d, os.W_OK)
