@@ -21,6 +21,7 @@ import numpy as np
 from scalper.config import AccountConfig
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.errors import DataError, FeedUnavailable
+from scalper.feeds import plausible
 from scalper.feeds.factory import MT5_MISSING
 from scalper.mt5_terminal import IPC_ERRORS, Terminal, TerminalAccount, UnknownSymbol, describe_failure, load_package
 
@@ -74,4 +75,5 @@ class Mt5Feed:
                                 volume=rates["tick_volume"], spread=rates["spread"])
         if len(bars) and int(bars.time[-1]) + BAR_SECONDS > now:
             bars = bars.slice(0, len(bars) - 1)
+        plausible.check_bars(bars, f"feed {name}")   # a bad tick in the terminal's history
         return bars

@@ -32,12 +32,16 @@ def check(config: str | None, ledger_option: str | None) -> dict:
     add("config", True, f"{cfg.source}: {len(cfg.bots)} bot(s), {len(runnable)} to run, "
                         f"{len(cfg.accounts)} account(s)")
 
-    ledger_path = wiring.ledger_path(cfg, ledger_option)
-    items.append(_ledger_item(ledger_path))
-    if not items[-1]["ok"] and exit_code == 0:
-        exit_code = 1
-    elif ledger_path.exists():
-        _engine_state_items(ledger_path, add)
+    try:
+        ledger_path = wiring.ledger_path(cfg, ledger_option)
+    except ScalperError as exc:   # a path under a file, a file that is not a ledger
+        add("ledger", False, str(exc), exc.exit_code)
+    else:
+        items.append(_ledger_item(ledger_path))
+        if not items[-1]["ok"] and exit_code == 0:
+            exit_code = 1
+        elif ledger_path.exists():
+            _engine_state_items(ledger_path, add)
 
     clock = SystemClock()
     now = clock.now()

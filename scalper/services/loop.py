@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import sys
 import threading
 import time
 
+from scalper import jsonout
 from scalper.errors import LockHeld, ScalperError
 
 
@@ -31,7 +31,7 @@ def run_loop(*, config: str | None, ledger: str | None, interval: float, max_run
                 # bots.yaml is re-read each time: an edit applies from the next run
                 summary = run_once(config=config, ledger=ledger)
                 last_code = summary.exit_code
-                print(json.dumps({"run_id": summary.run_id, "started_at": summary.started_at,
+                print(jsonout.dumps({"run_id": summary.run_id, "started_at": summary.started_at,
                                   "duration_s": summary.duration_s, "signals": summary.signals,
                                   "orders": summary.orders, "errors": summary.errors}), file=out, flush=True)
             except LockHeld as exc:
@@ -51,4 +51,7 @@ def run_loop(*, config: str | None, ledger: str | None, interval: float, max_run
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-    return last_code
+    # Stopped by Ctrl-C/SIGTERM: a clean stop, whatever the last pass met (a lock held by a
+    # manual run-once, an outage): the supervisor must not read it as a failure and restart.
+    # Otherwise (--max-runs) the last pass's exit code.
+    return 0 if stop.is_set() else last_code

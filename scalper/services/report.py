@@ -18,12 +18,12 @@ def report(*, config: str | None, ledger: str | None, since: str, bot: str | Non
     from scalper.report import charts, ledger_report
     from scalper.services.control import parse_since
 
+    start = parse_since(since, time.time())   # bad arguments first, whatever the ledger
     cfg, path = _config_and_ledger(config, ledger)
     if not path.exists():
         raise BadInput(f"no ledger at {path}", where="--ledger",
                        fix="run `scalper run-once` first, or point --ledger (or `ledger:` in bots.yaml) at the "
                            "ledger file")
-    start = parse_since(since, time.time())
     if chart:
         charts.require()
     with Ledger(path, readonly=True) as led:
@@ -55,7 +55,9 @@ def _config_and_ledger(config: str | None, ledger: str | None):
 
     chosen = ledger or os.environ.get(wiring.LEDGER_ENV)
     if chosen and not config and not wiring.config_path(None).exists():
-        return None, Path(chosen)
+        from scalper.ledger.paths import check_ledger_path
+
+        return None, check_ledger_path(chosen)
     cfg = wiring.load(config)
     return cfg, wiring.ledger_path(cfg, ledger)
 
