@@ -45,7 +45,7 @@ def too_large(*prices: np.ndarray) -> np.ndarray:
 
 def wide_bar(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     """Rows whose high is more than JUMP_FACTOR times the low (both assumed > 0)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return high > low * JUMP_FACTOR
 
 
@@ -71,7 +71,7 @@ def spikes(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
         # every median lies in [lowest low, highest high]: no price can be that far from one
         return np.zeros(len(close), dtype=bool)
     ref = neighbour_median(close)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return (high > ref * JUMP_FACTOR) | (low * JUMP_FACTOR < ref)
 
 
