@@ -300,3 +300,12 @@ def test_check_lists_a_ledger_path_under_a_file(tmp_path, capsys, xau_csv):
     assert r.code == 2
     item = next(i for i in strict_json(r.out)["items"] if i["what"] == "ledger")
     assert not item["ok"] and "which is a file, not a folder" in item["detail"]
+
+
+def test_the_csv_feed_names_a_fifo_instead_of_reading_it(tmp_path, capsys):
+    fifo = tmp_path / "XAUUSD_M1.csv"
+    os.mkfifo(fifo)
+    config = write_config(tmp_path, fifo)
+    r = cli(capsys, "run-once", "--config", str(config), "--now", "2025-05-15T09:16:05", "--json")
+    assert r.code == 2
+    assert any("not a bar file: it is a named pipe (FIFO)" in e for e in strict_json(r.out)["errors"])

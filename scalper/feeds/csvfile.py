@@ -505,6 +505,8 @@ class CsvFeed:
         for path in tried:
             if path.is_file():
                 return path
+            if path.exists():   # a folder, a FIFO, a device: say so rather than "no bar file"
+                raise _not_a_regular_file(path, path.stat().st_mode)
         looked = f"tried {', '.join(str(p) for p in tried)}" if tried else "no file is configured for it"
         raise DataError(f"no bar file for symbol {symbol}: {looked}", where="feed",
                         fix=f"map it under `feed.files` in bots.yaml (e.g. `{symbol}: data/{root}_M1.csv`) "
