@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import signal
 import sqlite3
@@ -156,6 +157,8 @@ def test_an_infinite_pnl_in_an_old_ledger_never_reaches_json_or_metrics(tmp_path
     r = cli(capsys, "report", "--since", "2025-05-01", "--config", str(config), "--json")
     totals = strict_json(r.out)["totals"]
     assert totals["net_pnl"] == 0 and totals["trades_without_pnl"] == 1
+    human = cli(capsys, "report", "--since", "2025-05-01", "--config", str(config))
+    assert human.code == 0 and not re.search(r"(?<![a-z_])(inf|nan)(?![a-z])", human.out.lower()), human.out
 
 
 def test_emit_json_writes_null_for_non_finite_numbers(capsys):
