@@ -119,7 +119,8 @@ def test_the_mt5_feed_refuses_a_bad_tick_in_the_terminal_history():
     clock = FixedClock(t0 + 20)
     term = demo_terminal(clock, symbols=[xauusd("XAUUSD")])
     term.load_bars("XAUUSD", bars)
-    with pytest.raises(DataError, match=r"feed XAUUSD: the bar at 2025-05-20 09:56:00 has a price above"):
+    with pytest.raises(DataError, match=r"terminal history of XAUUSD: the bar at 2025-05-20 09:56:00 has a price "
+                                        r"above"):
         Mt5Feed(module=term, server_offset_s=0).closed_bars("XAUUSD", 9, clock.now())
 
 
@@ -128,7 +129,7 @@ def test_the_builtin_feed_refuses_prices_out_of_range(monkeypatch):
     monkeypatch.setitem(builtin._MARKETS, "XAUUSD", builtin.Market(5e10, 0.012, False, 120))
     builtin._day_bars.cache_clear()
     try:
-        with pytest.raises(DataError, match="builtin feed XAUUSD.*price above"):
+        with pytest.raises(DataError, match="builtin feed: the bar at .* has a price above"):
             builtin.BuiltinFeed(seed=7).closed_bars("XAUUSD", 100, 1_747_735_200)
     finally:
         builtin._day_bars.cache_clear()

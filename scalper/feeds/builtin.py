@@ -185,7 +185,7 @@ def _day_bars(seed: int, root: str, digits: int, spread_points: float, day: int)
     bars = Bars.from_arrays(day * DAY_SECONDS + minute * BAR_SECONDS, *price,
                             volume=np.maximum(1.0, np.round(ticks)), spread=np.maximum(1.0, np.round(spread)))
     # a seed or symbol table that drives the path out of range must not reach the books
-    plausible.check_bars(bars, f"builtin feed {root}")
+    plausible.check_bars(bars, "builtin feed")
     for array in vars(bars).values():
         array.flags.writeable = False  # cached: every caller gets views of these arrays
     return bars

@@ -75,5 +75,5 @@ class Mt5Feed:
                                 volume=rates["tick_volume"], spread=rates["spread"])
         if len(bars) and int(bars.time[-1]) + BAR_SECONDS > now:
             bars = bars.slice(0, len(bars) - 1)
-        plausible.check_bars(bars, f"feed {name}")   # a bad tick in the terminal's history
+        plausible.check_bars(bars, f"terminal history of {name}")   # a bad tick in it
         return bars

@@ -76,11 +76,12 @@ def build(ledger: Ledger, *, since: float, bot: str | None = None) -> dict:
         "orders": _orders_by_status(ledger, start, bot),
         "totals": totals,
         "per_strategy": per_strategy,
-        "daily_pnl": _finite_rows(ledger, "SELECT day, bot, account_id, realized, trades, wins, losses FROM pnl_daily "
-                                   "WHERE day >= ? {bot} ORDER BY day, bot, account_id", (start[:10],), bot),
-        "open_positions": _finite_rows(ledger, "SELECT bot, strategy, account_id, ticket, symbol, side, volume, price_open, "
-                                        "sl, tp, opened_at, last_price, unrealized FROM positions "
-                                        "WHERE status = 'open' {bot} ORDER BY opened_at, id", (), bot),
+        "daily_pnl": _finite_rows(ledger, "SELECT day, bot, account_id, realized, trades, wins, losses "
+                                          "FROM pnl_daily WHERE day >= ? {bot} ORDER BY day, bot, account_id",
+                                  (start[:10],), bot),
+        "open_positions": _finite_rows(ledger, "SELECT bot, strategy, account_id, ticket, symbol, side, volume, "
+                                               "price_open, sl, tp, opened_at, last_price, unrealized FROM positions "
+                                               "WHERE status = 'open' {bot} ORDER BY opened_at, id", (), bot),
     }
 
 
