@@ -313,3 +313,16 @@ def test_the_csv_feed_names_a_fifo_instead_of_reading_it(tmp_path, capsys):
     r = cli(capsys, "run-once", "--config", str(config), "--now", "2025-05-15T09:16:05", "--json")
     assert r.code == 2
     assert any("not a bar file: it is a named pipe (FIFO)" in e for e in strict_json(r.out)["errors"])
+
+
+@pytest.mark.parametrize("args", [["run-once", "--bot"], ["report", "--bot"], ["kill-switch", "engage", "--bot"],
+                                  ["scan", "--data", "DATA", "--strategies"], ["scan", "--data", "DATA", "--bot"]])
+def test_a_huge_argument_is_quoted_cut_in_the_message(args, tmp_path, capsys, xau_csv):
+    config = write_config(tmp_path, xau_csv)
+    if args[0] == "report":   # report needs a ledger to look the bot up in
+        cli(capsys, "run-once", "--config", str(config))
+    huge = "x\x1b[31m" + "y" * 500_000
+    argv = [str(xau_csv) if a == "DATA" else a for a in args]
+    r = cli(capsys, *argv, huge, "--config", str(config))
+    assert r.code == 2, r.err
+    assert "'x\\x1b[31myyy" in r.err and "(500,006 characters)" in r.err and len(r.err) < 800, r.err[:300]

@@ -38,11 +38,11 @@ def kill_switch(
     (by hand, unrealized loss limit, daily loss limit).
     """
     from scalper import wiring
-    from scalper.errors import BadInput
+    from scalper.errors import BadInput, quote
     from scalper.services.control import kill_switch as service
 
     if action not in ("engage", "release", "status"):
-        raise BadInput(f"unknown action {action!r}", where="kill-switch", fix="use engage, release or status")
+        raise BadInput(f"unknown action {quote(action)}", where="kill-switch", fix="use engage, release or status")
     if bot and all_bots:
         raise BadInput("--bot and --all exclude each other", where="--all", fix="pass one of them")
     cfg = wiring.load(config)

@@ -41,7 +41,7 @@ def _bots(cfg: Config, bot: str | None, all_bots: bool) -> list:
         try:
             return [cfg.bot(bot)]
         except KeyError:
-            raise BadInput(f"no bot named {bot!r}", where="--bot",
+            raise BadInput(f"no bot named {quote(bot)}", where="--bot",
                            fix=f"use one of: {', '.join(b.name for b in cfg.bots)}") from None
     if all_bots:
         return list(cfg.bots)

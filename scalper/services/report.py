@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from scalper.core.bars import BAR_SECONDS
-from scalper.errors import BadInput, ScalperError
+from scalper.errors import BadInput, ScalperError, quote
 
 CANDLE_FEEDS = ("csv", "builtin")   # feeds read without a terminal; mt5 would need one
 
@@ -30,7 +30,7 @@ def report(*, config: str | None, ledger: str | None, since: str, bot: str | Non
         if bot:
             known = ledger_report.known_bots(led) | {b.name for b in (cfg.bots if cfg else [])}
             if bot not in known:
-                raise BadInput(f"no bot named {bot!r} in the config or the ledger", where="--bot",
+                raise BadInput(f"no bot named {quote(bot)} in the config or the ledger", where="--bot",
                                fix=f"use one of: {', '.join(sorted(known)) or '(none yet)'}")
         doc = ledger_report.build(led, since=start, bot=bot)
         marks = ledger_report.chart_marks(led, since=start, bot=bot) if chart else None
