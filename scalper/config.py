@@ -261,9 +261,9 @@ class BotConfig(Strict):
 class SymbolOverride(Strict):
     digits: Annotated[int, Field(ge=0, le=8)]
     contract_size: Annotated[float, Field(gt=0, le=MAX_CONTRACT_SIZE)]
-    volume_min: PosFloat = 0.01
-    volume_max: PosFloat = 100.0
-    volume_step: PosFloat = 0.01
+    volume_min: Lots = 0.01
+    volume_max: Lots = 100.0
+    volume_step: Lots = 0.01
     spread_points: NonNegFloat = 20.0
     stops_level: Annotated[int, Field(ge=0)] = 0
     currency: str = "USD"

@@ -124,6 +124,17 @@ def test_the_mt5_feed_refuses_a_bad_tick_in_the_terminal_history():
         Mt5Feed(module=term, server_offset_s=0).closed_bars("XAUUSD", 9, clock.now())
 
 
+def test_the_mt5_feed_refuses_an_absurd_live_quote():
+    clock = FixedClock(1_747_735_220)
+    term = demo_terminal(clock, symbols=[xauusd("XAUUSD")])
+    term.set_quote("XAUUSD", 3000.0, 3000.3)
+    feed = Mt5Feed(module=term, server_offset_s=0)
+    assert feed.price_at("XAUUSD", clock.now()) == pytest.approx(3000.15)
+    term.set_quote("XAUUSD", 1e308, 1e308)   # bid + ask overflows to inf
+    with pytest.raises(DataError, match="quote of XAUUSD: implausible price inf"):
+        feed.price_at("XAUUSD", clock.now())
+
+
 def test_the_builtin_feed_refuses_prices_out_of_range(monkeypatch):
     # a market table entry gone wrong (a level in the wrong unit) must not reach the books
     monkeypatch.setitem(builtin._MARKETS, "XAUUSD", builtin.Market(5e10, 0.012, False, 120))

@@ -56,7 +56,7 @@ class Mt5Feed:
             return None
         if tick.bid <= 0 or tick.ask <= 0:
             return None  # no quote yet
-        return (tick.bid + tick.ask) / 2
+        return plausible.check_price((tick.bid + tick.ask) / 2, f"quote of {name}")
 
     def _symbol(self, symbol: str) -> str:
         self._t.open(self, self._access, hold=False)

@@ -93,6 +93,18 @@ def problems(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.nda
     return out
 
 
+def check_price(price: float, source: str) -> float:
+    """A single quote (a live price): DataError unless finite, > 0 and at most PRICE_MAX."""
+    import math
+
+    from scalper.errors import DataError
+
+    if not (math.isfinite(price) and 0 < price <= PRICE_MAX):
+        raise DataError(f"implausible price {price!r}; not trading on it", where=source,
+                        fix="check the feed's quotes for this symbol, then run again")
+    return price
+
+
 def check_bars(bars, source: str) -> None:
     """Raise DataError naming `source` and the first bar that is not finite, not > 0 or implausible.
     For feeds without a file (builtin, mt5): their bars are checked as a whole."""
