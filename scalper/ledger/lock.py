@@ -55,7 +55,7 @@ def lock_path(ledger_path: Path) -> Path:
 @contextmanager
 def run_lock(ledger_path: Path, *, wait_s: float = 0.0, poll_s: float = 0.05):
     """Hold the ledger's run lock, waiting up to `wait_s`; LockHeld (exit 75) if it stays taken."""
-    check_ledger_path(ledger_path)   # a wrong path: refuse before creating the lock beside it
+    check_ledger_path(ledger_path, deep=False)   # a wrong path: refuse before creating the lock beside it
     path = lock_path(Path(ledger_path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

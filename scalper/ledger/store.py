@@ -110,7 +110,7 @@ class Ledger:
 
     # --- connection ---------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        check_ledger_path(self.path)
+        check_ledger_path(self.path, deep=False)   # the schema check in _migrate tells a foreign database
         if self.readonly:
             if not self.path.exists():
                 raise LedgerError(f"no ledger at {self.path} yet; run `scalper run-once` first")
