@@ -219,7 +219,7 @@ class _BarTable:
             return None, (f"implausible bar: high {_num(value['high'])} is more than "
                           f"{plausible.JUMP_FACTOR:g}x low {_num(value['low'])} within one minute"), fix
         if kind == "spike":
-            near = self.good[np.abs(self.good - row) <= plausible.NEIGHBOUR_WINDOW]
+            near = self.good[np.abs(self.good - row) <= plausible.NEIGHBOUR_WINDOW // 2]
             ref = float(np.median(c["close"].values[near])) if len(near) else float("nan")
             field = max(PRICE_FIELDS, key=lambda f: max(value[f] / ref, ref / value[f]))
             return c[field].name, (f"implausible price {_num(value[field])}: more than "
