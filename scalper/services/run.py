@@ -14,11 +14,12 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
     from scalper import wiring
 
     cfg = wiring.load(config)
+    # built first: it refuses a bad --now or ledger path before anything (the log file) is written
+    engine = wiring.build_engine(cfg, ledger=ledger, now=now, dry_run=dry_run)
     if not dry_run:
         from scalper import logsetup
 
         logsetup.configure(cfg)
-    engine = wiring.build_engine(cfg, ledger=ledger, now=now, dry_run=dry_run)
     try:
         summary = engine.run_once(bots)
     except Exception as exc:
