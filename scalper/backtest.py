@@ -51,6 +51,7 @@ from scalper.core.scan import scan_history
 from scalper.core.signals import Signal
 from scalper.core.sizing import order_volume
 from scalper.core.stops import stops_valid
+from scalper.core.strategies.views import HistoryView
 from scalper.memory import give_back
 from scalper.symbols import SymbolSpec
 
@@ -139,13 +140,15 @@ class _Position:
 
 
 def run_backtest(history: Bars, setup: Setup, *, start: float | None = None, end: float | None = None,
-                 progress: Progress | None = None) -> BacktestResult:
+                 progress: Progress | None = None, view: HistoryView | None = None) -> BacktestResult:
     """Replay the signal bars whose open time is in [start, end] (bounds optional).
 
-    Bars before `start` are still read by the windows that need them.
+    Bars before `start` are still read by the windows that need them. `view`: a
+    HistoryView of `history` kept across calls (see scan_history).
     """
-    scanned = scan_history(history, list(setup.strategies), setup.params, setup.lookback)
-    give_back()   # the scan's per-window arrays
+    scanned = scan_history(history, list(setup.strategies), setup.params, setup.lookback, view=view)
+    if view is None:
+        give_back()   # the scan's per-window arrays
     return _Replay(history, setup, scanned.signals, start, end).run(progress)
 
 

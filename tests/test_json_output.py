@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from scalper.cli.common import LONG_LIST, dumps
+from scalper.jsonout import finite
 from tests.clikit import cli
 
 
@@ -34,8 +35,9 @@ def test_backtest_json_parses_with_its_trades_one_per_line(capsys, xau_csv):
 
 
 def test_long_list_items_are_written_as_json_dumps_writes_them():
-    items = [{"t": "2025-05-15 09:14:00", "x": 0.1 + i / 3, "n": None, "ok": True, "inf": 1e300 * 10, "u": "é\n"}
+    items = [{"t": "2025-05-15 09:14:00", "x": 0.1 + i / 3, "n": None, "ok": True, "inf": float("inf"), "u": "é\n"}
              for i in range(LONG_LIST)]
     text = dumps({"rows": items})
     lines = text.splitlines()[2:-2]
-    assert [line.strip().rstrip(",") for line in lines] == [json.dumps(i) for i in items]
+    assert [line.strip().rstrip(",") for line in lines] == [json.dumps(finite(i)) for i in items]
+    assert '"inf": null' in text   # never Infinity (scalper.jsonout)

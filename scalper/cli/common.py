@@ -25,6 +25,13 @@ class _StderrConsole:
             _StderrConsole._console = Console(stderr=True, highlight=False)
         return getattr(_StderrConsole._console, name)
 
+    # rich's Live (progress bars) enters the console as a context manager; dunders bypass __getattr__.
+    def __enter__(self):
+        return self.__getattr__("__enter__")()
+
+    def __exit__(self, *exc):
+        return self.__getattr__("__exit__")(*exc)
+
 
 err = _StderrConsole()
 
@@ -33,6 +40,31 @@ ConfigOpt = typer.Option(None, "--config", "-c", envvar="SCALPER_CONFIG", show_e
 LedgerOpt = typer.Option(None, "--ledger", envvar="SCALPER_LEDGER", show_envvar=True,
                          help="The SQLite ledger (overrides `ledger:` in the bots file).", metavar="PATH")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout (human text goes to stderr).")
+
+
+def number(low: float, high: float):
+    """A parser for a number option: finite (nan, inf and 1e309 are refused, which a plain
+    `float` option with min/max lets through) and within [low, high]; usage error (exit 2)
+    quoting the value as typed otherwise."""
+    def parse(text) -> float:
+        import math
+
+        from scalper.errors import quote
+
+        if isinstance(text, (int, float)):   # a default value
+            return float(text)
+        try:
+            value = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"{quote(text)} is not a number") from None
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{quote(text)} is not a finite number")
+        if not low <= value <= high:
+            raise typer.BadParameter(f"{quote(text)} is out of range: use {low:g} to {high:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
 
 
 LONG_LIST = 200   # items from which a top-level list is written one compact item per line
@@ -55,18 +87,23 @@ def _item_encoder():
     builds one per call, which is half its time on a small item); json.dumps where there is none."""
     from json import encoder
 
+    from scalper.jsonout import dumps as finite_dumps, finite
+
     if encoder.c_make_encoder is None:
-        return lambda item: json.dumps(item, default=str)
-    make = encoder.c_make_encoder(None, str, encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True)
-    return lambda item: "".join(make(item, 0))
+        return finite_dumps
+    make = encoder.c_make_encoder(None, str, encoder.encode_basestring_ascii, None, ": ", ", ", False, False, False)
+    return lambda item: "".join(make(finite(item), 0))
 
 
 def json_pieces(doc: Any):
     """JSON indented by 2, except that a long list under a top-level key (a backtest's trades)
     has one item per line, written by json's C encoder: `indent` makes json use its pure-Python
-    encoder, 1.5 s for 16,210 trades. A document without a long list reads as before."""
+    encoder, 1.5 s for 16,210 trades. A document without a long list reads as before. Never
+    Infinity/NaN (scalper.jsonout), item by item: no copy of a long document."""
+    from scalper.jsonout import dumps as finite_dumps
+
     if not isinstance(doc, dict) or not any(isinstance(v, list) and len(v) >= LONG_LIST for v in doc.values()):
-        yield json.dumps(doc, indent=2, default=str)
+        yield finite_dumps(doc, indent=2)
         return
     yield "{"
     for n, (key, value) in enumerate(doc.items()):
@@ -78,7 +115,7 @@ def json_pieces(doc: Any):
                 yield f"{',' if k else ''}\n    {encode(item)}"
             yield "\n  ]"
         else:
-            yield json.dumps(value, indent=2, default=str).replace("\n", "\n  ")
+            yield finite_dumps(value, indent=2).replace("\n", "\n  ")
     yield "\n}"
 
 

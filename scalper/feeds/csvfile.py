@@ -22,7 +22,8 @@ from pandas.api.types import is_numeric_dtype
 
 from scalper.clock import bar_iso
 from scalper.core.bars import BAR_SECONDS, Bars
-from scalper.errors import DataError
+from scalper.errors import DataError, quote
+from scalper.feeds import plausible
 from scalper.memory import give_back
 from scalper.symbols import root_symbol
 
@@ -75,13 +76,14 @@ class _Column:
     values: np.ndarray
     missing: np.ndarray     # empty cell
     unreadable: np.ndarray  # a cell that is not a number / not a time
-    raw: dict[int, object]  # row -> cell as written, for unreadable cells only
+    raw: dict[int, object]  # row -> cell as parsed (text, or a number), for unreadable cells only
+    index: int | None = None  # the column's position in a line (None: built from two columns)
 
     @classmethod
     def of(cls, name: str, values: np.ndarray, missing: np.ndarray, unreadable: np.ndarray,
-           cells: pd.Series) -> "_Column":
+           cells: pd.Series, index: int | None = None) -> "_Column":
         rows = np.flatnonzero(unreadable)
-        return cls(name, values, missing, unreadable, dict(zip(rows.tolist(), cells.iloc[rows].tolist())))
+        return cls(name, values, missing, unreadable, dict(zip(rows.tolist(), cells.iloc[rows].tolist())), index)
 
     @classmethod
     def join(cls, field: str, chunks: list["_Chunk"]) -> "_Column":
@@ -94,7 +96,7 @@ class _Column:
             raw.update((row + offset, cell) for row, cell in part.raw.items())
             offset += len(chunk.blank)
         return cls(parts[0].name, *(np.concatenate([getattr(p, a) for p in parts])
-                                    for a in ("values", "missing", "unreadable")), raw)
+                                    for a in ("values", "missing", "unreadable")), raw, parts[0].index)
 
 
 @dataclass
@@ -110,7 +112,7 @@ class _Chunk:
            epoch: bool | None = None) -> "_Chunk":
         time_column, epoch = _time_column(frame, fields, names, epoch)
         columns = {"time": time_column}
-        columns.update((f, _numeric_column(names[i], frame[i])) for f, i in fields.items()
+        columns.update((f, _numeric_column(names[i], frame[i], i)) for f, i in fields.items()
                        if f not in ("time", "date"))
         return cls(_blank_rows(frame), columns, epoch)
 
@@ -125,6 +127,7 @@ class _BarTable:
     too_wide: np.ndarray     # row indices with more fields than the header
     n_header_fields: int
     columns: dict[str, _Column]  # time, open, high, low, close[, volume][, spread]
+    sep: str = ","
     good: np.ndarray | None = None  # rows that passed the per-row checks (set by problems())
 
     # -- parsing --
@@ -136,9 +139,10 @@ class _BarTable:
         if not quoted and encoding != "utf-16":
             try:  # the common case: the bytes streamed through pandas in chunks
                 chunks, epoch = [], None
-                for frame in _read_chunks(path, sep, names, fields, header_line):
-                    chunks.append(_Chunk.of(frame, fields, names, epoch))
-                    epoch = chunks[-1].epoch
+                with open_regular_file(path) as source:
+                    for frame in _read_chunks(source, sep, names, fields, header_line):
+                        chunks.append(_Chunk.of(frame, fields, names, epoch))
+                        epoch = chunks[-1].epoch
                 too_wide = np.zeros(0, dtype=np.int64)
             except pd.errors.ParserError:
                 chunks = None  # rows wider than the header, a quote never closed: the careful path
@@ -160,7 +164,7 @@ class _BarTable:
             columns[f] = _Column.join(f, chunks)
             for chunk in chunks:
                 del chunk.columns[f]
-        return cls(path, header_line + 1, blank, too_wide, len(names), columns)
+        return cls(path, header_line + 1, blank, too_wide, len(names), columns, sep)
 
     # -- validation --
     def problems(self) -> list[tuple[str, np.ndarray]]:
@@ -178,6 +182,8 @@ class _BarTable:
                 ("non_positive", np.minimum.reduce([o, h, lo, cl]) <= 0),
                 ("high_below_low", h < lo),
                 ("outside_range", (o < lo) | (o > h) | (cl < lo) | (cl > h)),
+                ("too_large", plausible.too_large(o, h, lo, cl)),
+                ("wide_bar", plausible.wide_bar(h, lo)),
                 ("negative", np.logical_or.reduce([v < 0 for v in counts]) if counts else np.zeros(n, bool)),
             ]
         bad = self.blank.copy()
@@ -187,8 +193,18 @@ class _BarTable:
             bad[rows] = True
             found.append((kind, rows))
         self.good = np.flatnonzero(~bad)
+        found += self._spike_problems()
         found += self._order_problems()
         return [(kind, rows) for kind, rows in found if len(rows)]
+
+    def _spike_problems(self) -> list[tuple[str, np.ndarray]]:
+        """Good rows priced far away from the rows around them (see scalper.feeds.plausible);
+        they leave the good rows."""
+        h, lo, cl = (self.columns[f].values[self.good] for f in ("high", "low", "close"))
+        spike = plausible.spikes(h, lo, cl)
+        rows = self.good[spike]
+        self.good = self.good[~spike]
+        return [("spike", rows)]
 
     def _order_problems(self) -> list[tuple[str, np.ndarray]]:
         """Duplicate times (the first is kept) and rows that go back in time, among good rows."""
@@ -233,8 +249,12 @@ class _BarTable:
             return col.name, "missing value", fix
         if kind in ("bad_time", "not_number"):
             col = next(col for col in c.values() if col.unreadable[row])
-            what = f"a time (expected {TIME_FORMATS})" if kind == "bad_time" else "a number"
-            return col.name, f"{col.raw[row]!r} is not {what}", fix
+            written = self._as_written(col, row)
+            if kind == "bad_time":
+                what = f"a time (expected {TIME_FORMATS})"
+            else:
+                what = "a finite number" if _is_float(written) else "a number"
+            return col.name, f"{quote(written)} is not {what}", fix
         value = {f: col.values[row] for f, col in c.items()}
         if kind == "non_positive":
             field = next(f for f in PRICE_FIELDS if value[f] <= 0)
@@ -245,6 +265,20 @@ class _BarTable:
             field = "open" if not value["low"] <= value["open"] <= value["high"] else "close"
             return None, (f"{field} {_num(value[field])} is outside "
                           f"[low {_num(value['low'])}, high {_num(value['high'])}]"), fix
+        if kind == "too_large":
+            field = next(f for f in PRICE_FIELDS if value[f] > plausible.PRICE_MAX)
+            return c[field].name, (f"implausible price {_num(value[field])}: above "
+                                   f"{plausible.PRICE_MAX:.0e}, more than any instrument is quoted at"), fix
+        if kind == "wide_bar":
+            return None, (f"implausible bar: high {_num(value['high'])} is more than "
+                          f"{plausible.JUMP_FACTOR:g}x low {_num(value['low'])} within one minute"), fix
+        if kind == "spike":
+            near = self.good[np.abs(self.good - row) <= plausible.NEIGHBOUR_WINDOW // 2]
+            ref = float(np.median(c["close"].values[near])) if len(near) else float("nan")
+            field = max(PRICE_FIELDS, key=lambda f: max(value[f] / ref, ref / value[f]))
+            return c[field].name, (f"implausible price {_num(value[field])}: more than "
+                                   f"{plausible.JUMP_FACTOR:g}x away from the bars around it (median close "
+                                   f"{_num(ref)})"), fix
         if kind == "negative":
             field = next(f for f in ("volume", "spread") if f in value and value[f] < 0)
             return c[field].name, f"negative {field} {_num(value[field])}", fix
@@ -257,6 +291,19 @@ class _BarTable:
         latest = int(earlier[np.argmax(t[earlier])])
         return None, (f"time {bar_iso(int(t[row]))} goes back in time: line {self.line(latest)} is already at "
                       f"{bar_iso(int(t[latest]))}"), f"sort the rows by time, {SKIP_HINT}"
+
+    def _as_written(self, col: _Column, row: int) -> str:
+        """The cell as the file has it: pandas may have read a whole column as numbers, and a
+        2 MB run of digits as inf. Error path only: the line is read again from the file."""
+        cell = col.raw.get(row)
+        if isinstance(cell, str) or col.index is None:
+            return str(cell)
+        try:
+            lines = _LINE_END.split(_read_text(self.path))
+            fields = lines[self.line(row) - 1].split(self.sep)
+            return fields[col.index].strip()
+        except (DataError, IndexError):
+            return str(cell)
 
     def bars(self, keep: np.ndarray) -> Bars:
         c = self.columns
@@ -280,6 +327,7 @@ _KIND_LABELS = {
     "high_below_low": "high < low",
     "outside_range": "open or close outside [low, high]",
     "negative": "a negative volume or spread",
+    **plausible.KIND_LABELS,
     "duplicate": "a duplicate time (the first was kept)",
     "out_of_order": "a time that goes back (rows must be sorted by time)",
 }
@@ -306,7 +354,7 @@ def _check_text(path: Path) -> str:
     import codecs
 
     try:
-        with path.open("rb") as f:
+        with open_regular_file(path) as f:   # a FIFO or a device refused before any read
             first = f.read(READ_BLOCK)
             if first[:2] in (b"\xff\xfe", b"\xfe\xff"):
                 return "utf-16"  # some Windows tools save UTF-16; decoded whole by the careful path
@@ -358,7 +406,7 @@ def _head(path: Path, encoding: str) -> str:
     size = 1 << 16
     while True:
         try:
-            with path.open("rb") as f:
+            with open_regular_file(path) as f:
                 data = f.read(size)
         except OSError as exc:
             raise _open_error(path, exc) from None
@@ -369,17 +417,54 @@ def _head(path: Path, encoding: str) -> str:
         size *= 4
 
 
-def _read_chunks(path: Path, sep: str, names: list[str], fields: dict[str, int], header_line: int):
+def _read_chunks(source, sep: str, names: list[str], fields: dict[str, int], header_line: int):
     """The data rows (every line after the header, blank lines included, columns numbered), as
     DataFrames of CHUNK_ROWS rows; raises pandas' ParserError on a row wider than the header."""
-    return pd.read_csv(path, sep=sep, header=None, skiprows=header_line, names=range(len(names)),
+    return pd.read_csv(source, sep=sep, header=None, skiprows=header_line, names=range(len(names)),
                        index_col=False, skip_blank_lines=False, skipinitialspace=True, encoding="utf-8",
                        dtype={fields[f]: object for f in ("time", "date") if f in fields}, chunksize=CHUNK_ROWS)
 
 
+def open_regular_file(path: Path):
+    """`path` opened for binary reading, refused (DataError) unless it is a regular file.
+
+    Decided before opening (a FIFO would block the open, then the read, for good;
+    /dev/zero would fill the memory; a directory gives a cryptic error) and again on the
+    descriptor, opened non-blocking. Raises OSError for the caller to explain (missing, no access)."""
+    import os
+    import stat
+
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise _not_a_regular_file(path, mode)
+    # checked again on the descriptor: the path may have been swapped in between
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_a_regular_file(path, mode)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _not_a_regular_file(path: Path, mode: int) -> DataError:
+    import stat
+
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    return DataError(f"not a bar file: it is {kind}", path=str(path),
+                     fix="point --data (or the feed's path) at a CSV file saved on disk")
+
+
 def _read_text(path: Path) -> str:
     try:
-        data = path.read_bytes()
+        with open_regular_file(path) as f:
+            data = f.read()
     except OSError as exc:
         raise _open_error(path, exc) from None
     # Some Windows tools save UTF-16 with a byte-order mark; everything else is UTF-8 (BOM or not).
@@ -412,7 +497,7 @@ def _read_frame(path: Path, body: str, sep: str, names: list[str],
     try:
         return parse("\n".join(lines)), np.array(too_wide, dtype=np.int64)
     except pd.errors.ParserError as exc:  # e.g. a quote that never closes
-        raise DataError(f"cannot parse the file: {exc}", path=str(path),
+        raise DataError(f"cannot parse the file: {quote(str(exc), 200)}", path=str(path),
                         fix='look for a double quote (") that is never closed') from None
 
 
@@ -452,7 +537,7 @@ def _pick_fields(names: list[str], path: Path, header_line: int) -> dict[str, in
     missing = [f for f in ("time",) + PRICE_FIELDS if f not in fields]
     if missing:
         raise DataError(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-                        f"the header has: {', '.join(n for n in names if n) or 'nothing'}",
+                        f"the header has: {_header_names(names)}",
                         path=str(path), line=header_line, fix=HEADER_FIX)
     for field, aliases in (("volume", VOLUME_NAMES), ("spread", SPREAD_NAMES)):
         found = next((index[n] for n in aliases if n in index), None)
@@ -461,14 +546,21 @@ def _pick_fields(names: list[str], path: Path, header_line: int) -> dict[str, in
     return fields
 
 
-def _numeric_column(name: str, cells: pd.Series) -> _Column:
+def _header_names(names: list[str], most: int = 12) -> str:
+    """The header's names for a message: plain when short and printable, else quoted and cut."""
+    shown = [n if n.isprintable() and len(n) <= 40 else quote(n, 40) for n in names if n]
+    more = f", … ({len(shown) - most} more)" if len(shown) > most else ""
+    return ", ".join(shown[:most]) + more if shown else "nothing"
+
+
+def _numeric_column(name: str, cells: pd.Series, index: int | None = None) -> _Column:
     if is_numeric_dtype(cells.dtype):
         values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
         missing = np.isnan(values)
     else:  # some cell is not a number, so pandas kept the text
         missing = cells.isna().to_numpy()
         values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return _Column.of(name, values, missing, ~np.isfinite(values) & ~missing, cells)
+    return _Column.of(name, values, missing, ~np.isfinite(values) & ~missing, cells, index)
 
 
 def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str],
@@ -514,6 +606,14 @@ def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
             break
         blank[rows] = cells.iloc[rows].isna().to_numpy()
     return blank
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _num(x: float) -> str:
@@ -578,7 +678,7 @@ def load_tail(path: Path, nbytes: int) -> Bars | None:
 
 def _read_tail(path: Path, nbytes: int, size: int) -> Bars | None:
     try:
-        with path.open("rb") as f:
+        with open_regular_file(path) as f:
             start = f.read(READ_BLOCK)
             f.seek(size - nbytes)
             data = f.read(nbytes)
@@ -641,6 +741,8 @@ class CsvFeed:
         for path in tried:
             if path.is_file():
                 return path
+            if path.exists():   # a folder, a FIFO, a device: say so rather than "no bar file"
+                raise _not_a_regular_file(path, path.stat().st_mode)
         looked = f"tried {', '.join(str(p) for p in tried)}" if tried else "no file is configured for it"
         raise DataError(f"no bar file for symbol {symbol}: {looked}", where="feed",
                         fix=f"map it under `feed.files` in bots.yaml (e.g. `{symbol}: data/{root}_M1.csv`) "
