@@ -166,11 +166,9 @@ class _Pass:
             self._finish("error")
             raise
         finally:
-            for b in self.brokers.values():
-                try:
-                    b.close()
-                except Exception:
-                    pass
+            close_brokers(self.brokers)
+        if s.exit_code == 2 and status == "ok":
+            status = "error"      # bad feed data: not a clean run, whatever else went well
         if self.unreachable and not s.exit_code:
             s.exit_code = 3
             status = "unavailable"
@@ -390,18 +388,29 @@ class _Pass:
         """One order per broker account of the bot."""
         for acc_id in bot.accounts:
             broker = self.brokers.get(acc_id)
-            spec = self._spec(broker, bot.symbol)
-            volume = order_volume(qty=bot.volume, spec=spec, risk_percent=bot.risk.risk_percent,
-                                  balance=self.balances.get(acc_id), risk_per_unit=signal.risk)
-            order, created = self.desk.record_intent(
-                signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
-                side=signal.direction, volume=volume, sl=spec.round_price(signal.sl),
-                tp=spec.round_price(signal.tp), magic=bot.magic_number)
+            problem = None
+            if broker is None or acc_id in self.unreachable:
+                problem = f"account {acc_id} unreachable: {self.unreachable.get(acc_id, '')}"
+                spec = None
+            else:
+                spec, problem = self._broker_spec(broker, acc_id, bot.symbol)
+            if spec is None:
+                # Never sized from a guessed contract size: the order is recorded and refused here.
+                order, created = self.desk.record_intent(
+                    signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
+                    side=signal.direction, volume=bot.volume, sl=signal.sl, tp=signal.tp, magic=bot.magic_number)
+            else:
+                volume = order_volume(qty=bot.volume, spec=spec, risk_percent=bot.risk.risk_percent,
+                                      balance=self.balances.get(acc_id), risk_per_unit=signal.risk)
+                order, created = self.desk.record_intent(
+                    signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
+                    side=signal.direction, volume=volume, sl=spec.round_price(signal.sl),
+                    tp=spec.round_price(signal.tp), magic=bot.magic_number)
             if created:
                 self.summary.orders_created += 1
             crash_point("after_intent")
-            if broker is None or acc_id in self.unreachable:
-                self._fail_order(order, f"account {acc_id} unreachable: {self.unreachable.get(acc_id, '')}")
+            if problem is not None:
+                self._fail_order(order, problem)
                 continue
             self.desk.send(broker, order)
 
@@ -411,15 +420,31 @@ class _Pass:
         with self.ledger.tx() as c:
             self.ledger.update(c, "orders", order["id"], {"status": "error", "message": message,
                                                           "updated_at": iso(self.now)})
-        self.orders["error"] += 1
+            self.ledger.audit(c, self.now, "order_error", f"order {order['client_order_id']} not sent: {message}",
+                              run_id=self.run_id, bot=order["bot"], account_id=order["account_id"])
+        log.warning("order %s (%s, account %s) not sent: %s", order["client_order_id"], order["bot"],
+                    order["account_id"], message)
+        self._on_event("order_status", {"status": "error", "order": order, "message": message})
+
+    def _broker_spec(self, broker: Broker, acc_id: int, symbol: str):
+        """(the broker's spec, None) or (None, why not). Orders are sized with the broker's own spec only."""
+        try:
+            return broker.symbol_spec(symbol), None
+        except BrokerUnavailable as exc:
+            self._on_event("broker_unreachable", {"account_id": acc_id, "message": str(exc)})
+            return None, f"account {acc_id} unreachable while reading the {symbol} spec: {exc}"
+        except ScalperError as exc:
+            return None, f"the broker's {symbol} spec could not be read ({exc}); not sized from a guess"
 
     def _spec(self, broker: Broker | None, symbol: str):
+        """A spec to round prices with (trailing stops, spread): the broker's, else the configured table."""
         if broker is not None:
             try:
                 return broker.symbol_spec(symbol)
-            except Exception:
-                pass
-        return spec_for(symbol, self.specs)
+            except ScalperError as exc:
+                log.warning("symbol spec of %s from %s: %s; rounding with the configured table", symbol,
+                            getattr(broker, "account", "?"), exc)
+        return spec_for(symbol, self.e.specs)
 
     # --- exposure for the risk decision ----------------------------------------
     def _exposure(self, bot: BotConfig, window: Bars) -> risk.Exposure:
@@ -479,7 +504,9 @@ class _Pass:
             "GROUP BY bot", (iso(day_start(self.now)),))}
         engaged = {r["bot"] for r in self.ledger.query("SELECT bot FROM kill_switches WHERE engaged = 1")}
         for bot in bots:
-            if bot.risk.kill_switch and bot.name not in engaged:
+            if bot.name in engaged:
+                self._enforce_kill_switch(bot, by_bot.get(bot.name, []))
+            elif bot.risk.kill_switch:
                 self._check_kill_switch(bot, by_bot.get(bot.name, []), realized.get(bot.name, 0.0))
         self._update_daily_pnl()
 
@@ -526,30 +553,59 @@ class _Pass:
         self.summary.kill_switches.append({"bot": bot.name, "source": source, "reason": reason,
                                            "positions_closed": closed})
 
+    def _enforce_kill_switch(self, bot: BotConfig, positions: list[dict]) -> None:
+        """An engaged switch means no position of the bot stays open: close what a crash, a refused
+        close or an unreachable account left open, on every pass until none is."""
+        positions = [p for p in positions if p["account_id"] in self.brokers]
+        if not positions:
+            return
+        closed = close_bot_positions(self.ledger, self.desk, self.brokers, bot, positions)
+        self.summary.kill_switches.append({"bot": bot.name, "source": "engaged", "reason": "still engaged: "
+                                           f"{len(positions)} open position(s) closed again",
+                                           "positions_closed": closed})
+
     def _update_daily_pnl(self) -> None:
         update_daily_pnl(self.ledger, day_start(self.now))
 
 
 def close_bot_positions(ledger: Ledger, desk: OrderDesk, brokers: dict[int, Broker], bot: BotConfig,
                         positions: list[dict]) -> int:
-    """Close positions through the desk (intent first, like any order). Returns how many closed."""
+    """Close positions of `bot` through the desk (intent first, like any order). Returns how many
+    closed (or were found closed already). Only these positions are touched: other bots sharing
+    the account keep theirs, in the ledger as at the broker. A position on an account that is
+    not reachable is left open, audited, and closed by a later pass while the switch is engaged."""
     closed = 0
     for p in positions:
         broker = brokers.get(p["account_id"])
         if broker is None:
+            message = (f"position {p['ticket']} of {bot.name} left open: account {p['account_id']} is not "
+                       "reachable; a later pass closes it")
+            log.warning(message)
+            with ledger.tx() as c:
+                ledger.audit(c, desk.clock.now(), "close_skipped", message, run_id=desk.run_id, bot=bot.name,
+                             account_id=p["account_id"], data={"ticket": p["ticket"]})
             continue
-        order, _ = desk.record_intent(signal_id=p["signal_id"], dedupe_key=f"close|{p['account_id']}|{p['ticket']}",
-                                      account_id=p["account_id"], bot=bot.name, symbol=p["symbol"],
-                                      side="sell" if p["side"] == "buy" else "buy", volume=p["volume"],
-                                      sl=None, tp=None, magic=bot.magic_number, kind="close",
-                                      position_ticket=p["ticket"])
-        row = desk.send(broker, order)
+        try:
+            row = desk.close_position(broker, p, bot=bot.name, magic=bot.magic_number)
+        except BrokerUnavailable as exc:
+            message = f"position {p['ticket']} of {bot.name}: account {p['account_id']} lost while closing: {exc}"
+            log.warning(message)
+            with ledger.tx() as c:
+                ledger.audit(c, desk.clock.now(), "close_skipped", message, run_id=desk.run_id, bot=bot.name,
+                             account_id=p["account_id"], data={"ticket": p["ticket"]})
+            continue
         if row["status"] == "filled" or row["code"] == 10036:
             closed += 1
-    for acc_id in {p["account_id"] for p in positions}:
-        if acc_id in brokers:
-            desk.sync_positions(brokers[acc_id], acc_id, {bot.magic_number: bot.name})
     return closed
+
+
+def close_brokers(brokers: dict[int, Broker]) -> None:
+    """Disconnect every broker; a failure is logged (the pass's work is already recorded)."""
+    for acc_id, b in brokers.items():
+        try:
+            b.close()
+        except (ScalperError, OSError) as exc:
+            log.warning("account %s: closing the broker connection failed: %s", acc_id, exc)
 
 
 def update_daily_pnl(ledger: Ledger, since: float) -> None:

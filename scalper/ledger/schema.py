@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class SchemaError(Exception):
@@ -158,8 +158,18 @@ CREATE INDEX IF NOT EXISTS positions_bot_closed ON positions (bot, status, close
 CREATE INDEX IF NOT EXISTS decisions_run ON decisions (run_id);
 """
 
+
+def _v3_position_closing_state() -> str:
+    """v3: a position gone at the broker whose closing deal the history does not show yet is
+    closed with close_state 'closing' (P&L pending) and completed by a later pass."""
+    return """
+ALTER TABLE positions ADD COLUMN close_state TEXT;   -- NULL | closing
+CREATE INDEX IF NOT EXISTS positions_closing ON positions (close_state, account_id);
+"""
+
+
 # MIGRATIONS[v] brings a ledger from version v-1 to v. Version 1 is the base.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _v3_position_closing_state()}
 
 
 def current_version(conn: sqlite3.Connection) -> int:
