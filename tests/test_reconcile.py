@@ -122,5 +122,5 @@ def test_a_position_gone_at_the_broker_without_a_deal_waits_as_closing_then_is_g
     [pos] = rows(tmp_path / "ledger.db", "SELECT * FROM positions WHERE account_id = 1")
     assert (pos["status"], pos["close_state"], pos["close_reason"], pos["profit"]) == (
         "closed", None, "missing_at_broker", None)
-    [audit] = rows(tmp_path / "ledger.db", "SELECT * FROM audit WHERE kind = 'position_closed'")
-    assert "no closing deal in the broker's history" in audit["message"]
+    audits = rows(tmp_path / "ledger.db", "SELECT * FROM audit WHERE kind = 'position_closed' AND account_id = 1")
+    assert len(audits) == 1 and "no closing deal in the broker's history" in audits[0]["message"]
