@@ -526,9 +526,13 @@ class _Pass:
             if p.sl is not None and abs(new_sl - p.sl) < 1e-12:
                 continue
             result = broker.modify_stops(p.ticket, new_sl, p.tp)
+            levels = (new_sl, p.tp) if result.ok else None
+            if result.kind == "uncertain":
+                # The answer was lost: the change may stand. The broker's own levels are the truth.
+                levels = next(((q.sl, q.tp) for q in broker.positions() if q.ticket == p.ticket), None)
             with self.ledger.tx() as c:
-                if result.ok:
-                    c.execute("UPDATE positions SET sl = ? WHERE id = ?", (new_sl, row["id"]))
+                if levels is not None:
+                    c.execute("UPDATE positions SET sl = ?, tp = ? WHERE id = ?", (*levels, row["id"]))
                 self.ledger.audit(c, self.now, "trailing_stop",
                                   f"position {p.ticket}: SL {p.sl} → {new_sl} ({result.code} {result.message})",
                                   run_id=self.run_id, bot=bot.name, account_id=acc_id)
