@@ -33,11 +33,14 @@ INITIAL = 10_000.0
 
 # Three bots, two accounts: gold-a and gold-b share account 1 and the symbol; btc shares account 2 with gold-a.
 BOTS = [
-    {"name": "gold-a", "symbol": GOLD, "accounts": [1, 2], "strategies": ["trend_pullback", "doji_breakout"],
+    {"name": "gold-a", "symbol": GOLD, "accounts": [1, 2],
+     "strategies": ["trend_pullback", "doji_breakout", "price_action_pinbar", "range_reversion"],
      "risk": {"max_concurrent": 3, "max_per_symbol": 2, "kill_switch": True, "kill_switch_loss": 60.0}},
-    {"name": "gold-b", "symbol": GOLD, "accounts": [1], "strategies": ["trend_pullback", "range_reversion"],
+    {"name": "gold-b", "symbol": GOLD, "accounts": [1],
+     "strategies": ["range_reversion", "trend_pullback", "price_action_pinbar"],
+     "strategy_params": {"trend_pullback": {"rr": 4.0}},
      "risk": {"max_concurrent": 3, "max_per_symbol": 2, "kill_switch": False}},
-    {"name": "btc", "symbol": BTC, "accounts": [2], "strategies": ["trend_pullback", "doji_breakout"],
+    {"name": "btc", "symbol": BTC, "accounts": [2], "strategies": ["trend_pullback", "doji_breakout", "range_reversion"],
      "qty": 0.01, "risk": {"max_concurrent": 3, "max_per_symbol": 1, "kill_switch": False}},
 ]
 

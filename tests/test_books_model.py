@@ -44,7 +44,7 @@ ACCOUNTS = [1, 2]
 RETCODES = [10004, 10006, 10018, 10019, 10021, 10031, 10012]
 ENGINE_CRASH_POINTS = ["after_signal", "after_decision", "after_intent", "after_fill"]
 
-STATS = {"steps": 0, "sequences": 0, "divergences": 0}
+STATS = {"steps": 0, "sequences": 0, "divergences": 0, "shared_states": 0, "open_seen": 0, "closing_seen": 0}
 
 
 class SimulatedCrash(BaseException):
@@ -103,7 +103,7 @@ class Books(RuleBasedStateMachine):
         self.unsynced &= self.world.down
 
     # --- the engine ------------------------------------------------------------------------------
-    @rule(minutes=st.integers(1, 12))
+    @rule(minutes=st.integers(1, 6))
     def run_once(self, minutes):
         self._advance(minutes * 60)
         self._step(f"run_once +{minutes}m")
@@ -111,11 +111,18 @@ class Books(RuleBasedStateMachine):
         assert s.exit_code in (0, 3), (s.errors, s.exit_code)
         self._ran(s)
 
-    @rule(hours=st.integers(1, 6))
-    def time_passes(self, hours):
+    @rule(minutes=st.integers(2, 10))
+    def trade(self, minutes):
+        """`scalper loop`: a pass every minute, the books checked after each."""
+        for _ in range(minutes):
+            self.run_once(1)
+            self.books_agree()
+
+    @rule(minutes=st.integers(15, 240))
+    def time_passes(self, minutes):
         """SL/TP are hit at the broker while nobody runs (paper: booked by the next sync)."""
-        self._advance(hours * 3600)
-        self._step(f"time_passes +{hours}h")
+        self._advance(minutes * 60)
+        self._step(f"time_passes +{minutes}m")
 
     @rule(point=st.sampled_from(ENGINE_CRASH_POINTS + ["during_send"]), minutes=st.integers(0, 2))
     def crash_in_run_once(self, point, minutes):
@@ -129,17 +136,13 @@ class Books(RuleBasedStateMachine):
                 self.unsynced |= set(ACCOUNTS)
 
     # --- the operator ------------------------------------------------------------------------------
-    @rule(bot=st.sampled_from(BOT_NAMES + [None]), close=st.booleans())
-    def kill_switch_engage(self, bot, close):
-        self._step(f"kill-switch engage {bot or '--all'} close={close}")
-        out = self.world.kill_switch("engage", bot, close=close)
+    @rule(action=st.sampled_from(["engage", "release", "release"]), bot=st.sampled_from(BOT_NAMES + [None]),
+          close=st.booleans())
+    def kill_switch(self, action, bot, close):
+        self._step(f"kill-switch {action} {bot or '--all'}" + ("" if close else " --no-close"))
+        out = self.world.kill_switch(action, bot, close=close)
         for entry in out["bots"]:
-            assert entry["engaged"]
-
-    @rule(bot=st.sampled_from(BOT_NAMES + [None]))
-    def kill_switch_release(self, bot):
-        self._step(f"kill-switch release {bot or '--all'}")
-        self.world.kill_switch("release", bot)
+            assert entry["engaged"] == (action == "engage")
 
     @rule(bot=st.sampled_from(BOT_NAMES), point=st.sampled_from(["after_fill", "during_send"]))
     def crash_in_kill_switch(self, bot, point):
@@ -150,10 +153,13 @@ class Books(RuleBasedStateMachine):
             except SimulatedCrash:
                 self.unsynced |= set(ACCOUNTS)
 
-    @rule(since=st.sampled_from(["5m", "30m", "2h", "1d"]), close=st.booleans())
-    def rollback(self, since, close):
-        self._step(f"rollback --since {since} close={close}")
+    @rule(since=st.sampled_from(["5m", "30m", "2h", "1d"]), close=st.booleans(), resume=st.booleans())
+    def rollback(self, since, close, resume):
+        self._step(f"rollback --since {since}" + (" --close-positions" if close else "")
+                   + (" then resume" if resume else ""))
         self.world.rollback(since, close)
+        if resume:
+            self.world.resume()
 
     @rule()
     def resume(self):
@@ -199,6 +205,10 @@ class Books(RuleBasedStateMachine):
     # --- the invariant ----------------------------------------------------------------------------
     @invariant()
     def books_agree(self):
+        open_rows = self.world.ledger("SELECT bot, account_id FROM positions WHERE status = 'open'")
+        STATS["open_seen"] += bool(open_rows)
+        STATS["shared_states"] += any(len({r["bot"] for r in open_rows if r["account_id"] == a}) > 1 for a in ACCOUNTS)
+        STATS["closing_seen"] += bool(self.world.ledger("SELECT id FROM positions WHERE close_state = 'closing'"))
         problems = self.world.check_books(synced=set(ACCOUNTS) - self.unsynced)
         if problems:
             STATS["divergences"] += 1
