@@ -74,6 +74,7 @@ class World:
         bots = bots or BOTS
         accounts = sorted({a for b in bots for a in b["accounts"]})
         symbols = sorted({b["symbol"] for b in bots})
+        self.symbols = set(symbols)
         data = {GOLD: shared_file("XAUUSD_M1.csv"), BTC: shared_file("BTCUSD_M1.csv")}
         if kind == "paper":
             accs = [{"id": a, "broker": "paper", "balance": INITIAL} for a in accounts]
@@ -151,6 +152,8 @@ class World:
         """MT5: the terminals quote the feed's price now (the server closes what crosses SL/TP)."""
         for t in self.terminals.values():
             for name, s in t.symbols.items():
+                if name not in self.symbols:
+                    continue
                 mid = self.feed.price_at(name, self.clock.now())
                 if mid is None:
                     continue
