@@ -41,28 +41,32 @@ def open_of(w: World, bot: str) -> list[dict]:
 @pytest.mark.parametrize("kind", ["paper", "mt5"])
 @pytest.mark.parametrize("how", ["kill_switch", "rollback", "auto"])
 def test_closing_one_bot_leaves_the_other_bots_positions_on_the_shared_account(tmp_path, kind, how):
-    bots = SHARED
     if how == "auto":   # gold-b trips its switch on any floating loss (the spread alone is one)
         bots = [SHARED[0], {**SHARED[1], "risk": {**SHARED[1]["risk"], "kill_switch": True,
                                                   "kill_switch_loss": 0.01}}]
-    w = shared_world(tmp_path, kind, bots=bots) if how != "auto" else None
-    if how == "auto":
         w = World(tmp_path / kind, kind, SIGNAL_AT, bots=bots)
         s = w.run_once()
         assert [k["bot"] for k in s.kill_switches] == ["gold-b"], s.kill_switches
         assert s.kill_switches[0]["positions_closed"] == 1
     elif how == "kill_switch":
+        w = shared_world(tmp_path, kind)
         out = w.kill_switch("engage", "gold-b")
         assert out["bots"][0]["positions_closed"] == 1
-    else:   # gold-b's position is the newest: roll back only its minute... both opened at once, so
-        # close every recent position, then check nothing of the other accounts' books was lost
-        out = w.rollback("1h", True)
-        assert out["positions_closed"] == 3
+    else:
+        # gold-a opens at 09:11:05 (the 09:10 bar's sell), gold-b a minute later; roll back the last 30 s
+        w = World(tmp_path / kind, kind, ts("2025-05-15 09:11:05"), bots=SHARED)
+        assert w.run_once(["gold-a"]).exit_code == 0
+        w.advance(60)
+        assert w.run_once(["gold-b"]).exit_code == 0
+        assert {p["bot"] for p in w.ledger("SELECT * FROM positions WHERE status = 'open'")} == {"gold-a", "gold-b"}
+        w.advance(10)
+        out = w.rollback("30s", True)
+        assert out["positions_closed"] == 1
+        w.resume()
     assert w.check_books() == []
-    if how != "rollback":
-        assert open_of(w, "gold-b") == []
-        assert {p["account_id"] for p in open_of(w, "gold-a")} == {1, 2}
-        assert set(w.broker_positions(1)) == {p["ticket"] for p in open_of(w, "gold-a") if p["account_id"] == 1}
+    assert open_of(w, "gold-b") == []
+    assert {p["account_id"] for p in open_of(w, "gold-a")} == {1, 2}
+    assert set(w.broker_positions(1)) == {p["ticket"] for p in open_of(w, "gold-a") if p["account_id"] == 1}
     closed = w.ledger("SELECT * FROM positions WHERE status = 'closed'")
     assert closed and all(p["close_reason"] != "missing_at_broker" for p in closed)
     assert all(p["profit"] is not None or p["close_state"] == CLOSING for p in closed)
