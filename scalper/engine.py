@@ -34,6 +34,7 @@ from scalper.symbols import spec_for
 log = logging.getLogger("scalper.engine")
 
 BrokerFactory = Callable[[AccountConfig], Broker]
+KEEP_POSITIONS = "manual_no_close"   # kill-switch source of `engage --no-close` (scalper.services.control)
 RESUME_WINDOW_S = 86_400   # how far back a run looks for signals an interrupted run left undecided
 
 
@@ -502,10 +503,12 @@ class _Pass:
         realized = {r["bot"]: float(r["p"]) for r in self.ledger.query(
             "SELECT bot, COALESCE(SUM(profit), 0) AS p FROM positions WHERE status = 'closed' AND closed_at >= ? "
             "GROUP BY bot", (iso(day_start(self.now)),))}
-        engaged = {r["bot"] for r in self.ledger.query("SELECT bot FROM kill_switches WHERE engaged = 1")}
+        engaged = {r["bot"]: r["source"] for r in self.ledger.query(
+            "SELECT bot, source FROM kill_switches WHERE engaged = 1")}
         for bot in bots:
             if bot.name in engaged:
-                self._enforce_kill_switch(bot, by_bot.get(bot.name, []))
+                if engaged[bot.name] != KEEP_POSITIONS:
+                    self._enforce_kill_switch(bot, by_bot.get(bot.name, []))
             elif bot.risk.kill_switch:
                 self._check_kill_switch(bot, by_bot.get(bot.name, []), realized.get(bot.name, 0.0))
         self._update_daily_pnl()

@@ -231,6 +231,16 @@ class OrderDesk:
             signal_id=position["signal_id"], dedupe_key=f"close|{acc}|{ticket}", account_id=acc, bot=bot,
             symbol=position["symbol"], side="sell" if position["side"] == "buy" else "buy",
             volume=position["volume"], sl=None, tp=None, magic=magic, kind="close", position_ticket=ticket)
+        if not created and order["status"] == "sent":
+            # An earlier attempt died with the order in flight: ask the broker what became of it.
+            found = broker.find_order(order["client_order_id"], magic, since=_since(order))
+            if found is not None and found.state == "filled":
+                return self._settle(broker, order, _found_result(found, "found at the broker (earlier attempt)"),
+                                    order["attempts"])
+            if not any(p.ticket == ticket for p in broker.positions()):
+                self.settle_gone(broker, acc, ticket)
+                return self._row(order["id"])
+            order = dict(order, status="failed", message="not found at the broker; the position is still open")
         if not created and order["status"] in RETRYABLE_CLOSE:
             now = self.clock.now()
             with self.ledger.tx() as c:

@@ -222,7 +222,8 @@ class Books(RuleBasedStateMachine):
         paused = self.world.ledger("SELECT value FROM engine_state WHERE key = 'paused'")
         if paused and paused[0]["value"] == "1":
             return
-        engaged = {r["bot"] for r in self.world.ledger("SELECT bot FROM kill_switches WHERE engaged = 1")}
+        engaged = {r["bot"] for r in self.world.ledger("SELECT bot FROM kill_switches WHERE engaged = 1 "
+                                                       "AND source != 'manual_no_close'")}
         still = [p for p in self.world.ledger("SELECT * FROM positions WHERE status = 'open'") if p["bot"] in engaged]
         if self.world.faults:
             return   # a refused close is retried on the next pass

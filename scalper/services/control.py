@@ -79,7 +79,7 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
     `close` is False) — also when the switch was engaged already and some are still open (a crash
     or a refused close left them). `clock` and `broker_factory` default to the wall clock (or the
     replay's, see books_clock) and the config's brokers."""
-    from scalper.engine import close_bot_positions, close_brokers
+    from scalper.engine import KEEP_POSITIONS, close_bot_positions, close_brokers
 
     given_clock = clock
     clock = clock or SystemClock()
@@ -99,15 +99,20 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
             out["note"] = note
             now = clock.now()
         for b in bots:
-            was_engaged = ledger.kill_switch(b.name) is not None
+            switch = ledger.kill_switch(b.name)
+            was_engaged = switch is not None
             positions = [p for p in ledger.open_positions(b.accounts) if p["bot"] == b.name]
             unchanged = was_engaged == (action == "engage")
+            # engaged with --no-close, engaged again with closing: from now on it closes
+            if unchanged and action == "engage" and close and switch["source"] == KEEP_POSITIONS:
+                unchanged = False
             entry = {"bot": b.name, "engaged": action == "engage", "positions_closed": 0, "unchanged": unchanged}
             if not unchanged:
                 with ledger.tx() as c:
-                    ledger.set_kill_switch(c, b.name, action == "engage", source="manual",
-                                           reason="engaged by hand" if action == "engage" else "released by hand",
-                                           now=now)
+                    source = "manual" if action != "engage" or close else KEEP_POSITIONS
+                    reason = ("released by hand" if action != "engage" else "engaged by hand"
+                              + ("" if close else " (--no-close: its positions are kept open)"))
+                    ledger.set_kill_switch(c, b.name, action == "engage", source=source, reason=reason, now=now)
                     ledger.audit(c, now, "kill_switch", f"{action}d by hand", run_id=run_id, bot=b.name)
             if action == "engage" and close and positions:
                 brokers, errors = _connect_brokers(cfg, {p["account_id"] for p in positions}, clock, broker_factory)
