@@ -24,7 +24,8 @@ from scalper.core.exposure import build_exposure, day_start, kill_switch_reason,
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.signals import Signal, Skip
 from scalper.core.sizing import order_volume
-from scalper.errors import BadInput, BrokerUnavailable, DataError, FeedUnavailable, ScalperError
+from scalper.errors import (BadInput, BrokerUnavailable, DataError, FeedUnavailable, ScalperError,
+                            ServerClockUncertain)
 from scalper.faults import crash_point
 from scalper.feeds.base import Feed
 from scalper.ledger import Ledger, run_lock
@@ -277,6 +278,11 @@ class _Pass:
         for symbol, count in need.items():
             try:
                 bars = self.e.feed.closed_bars(symbol, count, self.now)
+            except ServerClockUncertain as exc:
+                self.summary.errors.append(f"feed {symbol}: {exc}")
+                out[symbol] = "server_time_uncertain"
+                self.summary.exit_code = 3
+                continue
             except FeedUnavailable as exc:
                 self.summary.errors.append(f"feed {symbol}: {exc}")
                 out[symbol] = "feed_unavailable"
@@ -296,8 +302,37 @@ class _Pass:
                     f"feed {symbol}: newest closed bar is {human_age(age)} old (limit {max_age} s); not trading on it")
                 out[symbol] = "feed_stale"
                 continue
+            if getattr(self.e.feed, "name", "") == "mt5" and not self._same_bar_times(symbol, bars):
+                out[symbol] = "server_time_uncertain"
+                self.summary.exit_code = 3
+                continue
             out[symbol] = bars
         return out
+
+    def _same_bar_times(self, symbol: str, bars: Bars) -> bool:
+        """Has no bar already seen come back under another time? The newest bar of each pass is
+        remembered; when the feed's UTC times rest on an estimated server offset that moved (stale
+        quotes in a break), the remembered bar's time holds another bar: refuse the window, and
+        never record a signal on a bar that was seen before under another time."""
+        key = f"last_bar|{symbol}"
+        newest = [int(bars.time[-1]), float(bars.open[-1]), float(bars.high[-1]), float(bars.low[-1]),
+                  float(bars.close[-1])]
+        seen = self.ledger.state(key)
+        if seen is not None:
+            t, *ohlc = json.loads(seen)
+            i = bars.index_of(t)
+            if i is not None and not np.allclose(ohlc, [bars.open[i], bars.high[i], bars.low[i], bars.close[i]]):
+                self.summary.errors.append(
+                    f"feed {symbol}: the bar seen before at {iso(t)} now comes with other prices: the trade "
+                    "server's UTC offset moved (estimated from a stale quote?); not trading on these bars — "
+                    "set server_utc_offset_s on the account in bots.yaml")
+                return False
+            if i is None and t > newest[0]:
+                return True   # an older window (a replay): nothing to compare, nothing to remember
+        if not self.e.dry_run and newest != (json.loads(seen) if seen else None):
+            with self.ledger.tx() as c:
+                self.ledger.set_state(c, key, json.dumps(newest), self.now)
+        return True
 
     # --- one bot --------------------------------------------------------------
     def _run_bot(self, bot: BotConfig, window: Bars) -> None:

@@ -65,7 +65,8 @@ class Faults:
 
 
 class World:
-    def __init__(self, folder: Path, kind: str, start: float, *, bots=None, history_lag: int = 0):
+    def __init__(self, folder: Path, kind: str, start: float, *, bots=None, history_lag: int = 0,
+                 server_offset: bool = True):
         assert kind in ("paper", "mt5")
         self.folder, self.kind = folder, kind
         self.clock = FixedClock(start)
@@ -81,7 +82,7 @@ class World:
         else:
             os.environ[PASSWORD_ENV] = PASSWORD
             accs = [{"id": a, "broker": "mt5", "login": 700 + a, "server": "Fake-Demo", "password_env": PASSWORD_ENV,
-                     "server_utc_offset_s": OFFSET_H * 3600} for a in accounts]
+                     **({"server_utc_offset_s": OFFSET_H * 3600} if server_offset else {})} for a in accounts]
         cfg = {"ledger": "ledger.db", "engine": {"log_file": None, "retry_attempts": 3, "retry_budget_s": 2},
                "feed": {"type": "csv", "files": {s: str(data[s]) for s in symbols}, "max_bar_age_s": 180},
                "paper": {"state": "paper.db", "initial_balance": INITIAL},

@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
+from scalper.brokers.mt5 import MT5Broker
+from scalper.engine import Engine
 from scalper.orders import CLOSING
 from tests.bookkit import GOLD, World
 from tests.enginekit import ts
@@ -239,3 +242,57 @@ def test_opened_at_is_the_brokers_deal_time_and_adopted_positions_get_their_open
 def _iso_ms(ts_: float) -> str:
     from scalper.clock import iso
     return iso(ts_)
+
+
+# --- 3. an estimated server offset never moves a bar seen before ---------------------------------------------------
+@pytest.mark.parametrize("restart_each_pass", [False, True])
+def test_a_market_break_never_brings_a_traded_bar_back_under_another_time(tmp_path, restart_each_pass):
+    """Gold's daily break: no quote after 09:15:59 server-side; `server_utc_offset_s` left out. Before,
+    the offset was estimated from the stale quote (2.5 h, then 2 h instead of 3 h) and the last bars
+    came back with new UTC times and were traded again. Each pass is a new process when
+    `restart_each_pass` (run-once from cron): only the ledger remembers."""
+    from scalper import mt5_terminal
+    from scalper.feeds.mt5 import Mt5Feed
+
+    bots = [{**SHARED[0], "accounts": [1]}]
+    w = World(tmp_path / "mt5", "mt5", SIGNAL_AT - 6, bots=bots, server_offset=False)
+    t = w.terminals[1]
+    history = w.feed.closed_bars(GOLD, 500, ts("2025-05-15 09:16:00"))
+    t.load_bars(GOLD, history)
+    for s in t.symbols.values():      # the last quotes before the break
+        s.bid, s.ask, s.tick_msc = 0.0, 0.0, 0
+    gold = t.symbols[GOLD]
+    gold.bid, gold.ask, gold.tick_msc = float(history.close[-1]) - 0.1, float(history.close[-1]) + 0.1, \
+        int((ts("2025-05-15 09:15:59") + 3 * 3600) * 1000)
+    w.clock.instant = SIGNAL_AT
+    acc = w.cfg.account(1)
+    skipped, created = Counter(), 0
+    for minute in range(0, 100):
+        if restart_each_pass:
+            mt5_terminal._STATES.pop(t, None)
+        feed = Mt5Feed(account=acc, module=t)
+        eng = Engine(w.cfg, ledger_path=w.ledger_path, clock=w.clock, feed=feed,
+                     broker_factory=lambda a: MT5Broker.from_account(a, clock=w.clock, module=t),
+                     sleep=lambda s: None)
+        s = eng.run_once()
+        created += s.orders_created
+        skipped.update(b["reason"] for b in s.bots_skipped)
+        if s.exit_code == 3:
+            assert any("server_utc_offset_s" in e for e in s.errors), s.errors
+        w.clock.instant += 60
+    opens = [o for o in t.accounts[701].history_orders if o[1].position_id == o[1].ticket]
+    assert created == 1 and len(opens) == 1 and len(w.ledger("SELECT * FROM orders")) == 1
+    assert len(w.ledger("SELECT * FROM signals")) == 1
+    if restart_each_pass:    # a fresh process estimated 2.5 h and 2 h at times; the bars told it
+        assert skipped["server_time_uncertain"] >= 1
+
+
+def test_check_says_to_set_the_server_offset_when_it_cannot_be_estimated(tmp_path):
+    from scalper.feeds.mt5 import Mt5Feed
+    from scalper.errors import ServerClockUncertain
+
+    w = World(tmp_path / "mt5", "mt5", SIGNAL_AT, bots=[{**SHARED[0], "accounts": [1]}], server_offset=False)
+    t = w.terminals[1]
+    w.clock.instant += 45 * 60                   # 45 minutes without a quote
+    with pytest.raises(ServerClockUncertain, match="set server_utc_offset_s"):
+        Mt5Feed(account=w.cfg.account(1), module=t).closed_bars(GOLD, 10, w.clock.now())
