@@ -296,3 +296,21 @@ def test_check_says_to_set_the_server_offset_when_it_cannot_be_estimated(tmp_pat
     w.clock.instant += 45 * 60                   # 45 minutes without a quote
     with pytest.raises(ServerClockUncertain, match="set server_utc_offset_s"):
         Mt5Feed(account=w.cfg.account(1), module=t).closed_bars(GOLD, 10, w.clock.now())
+
+
+# --- 8. check refuses what run-once refuses; a bad-data run is not `ok` --------------------------------------------
+def test_check_refuses_two_mt5_accounts_on_one_terminal_like_run_once(tmp_path, monkeypatch):
+    from scalper.brokers import mt5 as mt5_broker
+    from scalper.services.health import check
+
+    w = World(tmp_path / "mt5", "mt5", SIGNAL_AT, bots=SHARED)
+    t = w.terminals[1]
+    t.add_account(w.terminals[2].accounts[702])      # both logins on ONE terminal (one MetaTrader5 module)
+    monkeypatch.setattr(mt5_broker, "load_package", lambda error, message: t)
+    from tests.enginekit import engine_at
+    s = engine_at(w.config, SIGNAL_AT).run_once()  # run-once: the second account is refused
+    assert s.exit_code == 3 and any("one account at a time" in e for e in s.errors), s.errors
+    doc = check(str(w.config), str(tmp_path / "other-ledger.db"))
+    accounts = [i for i in doc["items"] if i["what"].startswith("account")]
+    assert [i["ok"] for i in accounts] == [True, False]
+    assert "one account at a time" in accounts[1]["detail"] and doc["exit_code"] == 3

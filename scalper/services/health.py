@@ -64,17 +64,25 @@ def check(config: str | None, ledger_option: str | None) -> dict:
 
         factory = wiring.make_broker_factory(cfg, feed, clock)
         used = sorted({a for b in runnable for a in b.accounts})
-        for acc_id in used:
-            acc = cfg.account(acc_id)
-            try:
-                broker = factory(acc)
-                broker.connect()
-                info = broker.account_info()
-                broker.close()
-                add(f"account {acc.label} ({acc.broker})", True,
-                    f"balance {info.balance:,.2f} {info.currency}, equity {info.equity:,.2f}")
-            except ScalperError as exc:
-                add(f"account {acc.label} ({acc.broker})", False, str(exc), exc.exit_code)
+        # Held open together, as run-once holds them: what one process cannot do together
+        # (two mt5 accounts on one terminal) fails here as it would there.
+        held = []
+        try:
+            for acc_id in used:
+                acc = cfg.account(acc_id)
+                try:
+                    broker = factory(acc)
+                    broker.connect()
+                    held.append(broker)
+                    info = broker.account_info()
+                    add(f"account {acc.label} ({acc.broker})", True,
+                        f"balance {info.balance:,.2f} {info.currency}, equity {info.equity:,.2f}")
+                except ScalperError as exc:
+                    add(f"account {acc.label} ({acc.broker})", False, str(exc), exc.exit_code)
+        finally:
+            from scalper.engine import close_brokers
+
+            close_brokers(dict(enumerate(held)))
     return {"ok": exit_code == 0, "exit_code": exit_code, "items": items}
 
 
