@@ -89,23 +89,47 @@ class Engine:
         if unknown:
             raise BadInput(f"no bot named {unknown[0]!r}", where="--bot",
                            fix=f"use one of: {', '.join(b.name for b in self.cfg.bots) or '(no bots defined)'}")
+        now = self.clock.now()
+        # The bars are read before anything is opened or written: when every symbol's data is bad,
+        # the run is bad input (exit 2) and leaves no file behind, like a bad config.
+        bars = self._read_bars(bot_names, now)
+        bad = [v for v in bars.values() if isinstance(v, DataError)]
+        if bars and len(bad) == len(bars):
+            raise bad[0]
         with run_lock(self.ledger_path):
             if self.dry_run:
                 ledger = Ledger.snapshot(self.ledger_path)
             else:
                 ledger = Ledger(self.ledger_path)
             with ledger:
-                return _Pass(self, ledger, bot_names).run()
+                return _Pass(self, ledger, bot_names, now=now, bars=bars).run()
+
+    def _read_bars(self, bot_names: list[str] | None, now: float) -> dict[str, Bars | ScalperError]:
+        """Closed bars once per symbol of the bots that would run (the most any bot on it needs),
+        or the feed's error."""
+        need: dict[str, int] = defaultdict(int)
+        for b in self.cfg.bots:
+            if (not bot_names or b.name in bot_names) and b.enabled and b.engine_mode == "scalper":
+                need[b.symbol] = max(need[b.symbol], b.lookback)
+        out: dict[str, Bars | ScalperError] = {}
+        for symbol, count in need.items():
+            try:
+                out[symbol] = self.feed.closed_bars(symbol, count, now)
+            except (FeedUnavailable, DataError) as exc:
+                out[symbol] = exc
+        return out
 
 
 class _Pass:
     """The state of one run-once pass."""
 
-    def __init__(self, engine: Engine, ledger: Ledger, bot_names: list[str] | None):
+    def __init__(self, engine: Engine, ledger: Ledger, bot_names: list[str] | None, *, now: float | None = None,
+                 bars: dict | None = None):
         self.e = engine
         self.cfg = engine.cfg
         self.ledger = ledger
-        self.now = engine.clock.now()
+        self.now = engine.clock.now() if now is None else now
+        self.bars = bars
         self.t0 = time.perf_counter()
         self.run_id = uuid.uuid4().hex[:16]
         self.summary = RunSummary(run_id=self.run_id, started_at=iso(time.time()), as_of=iso(self.now),
@@ -277,7 +301,11 @@ class _Pass:
         max_age = self.cfg.feed.max_bar_age_s
         for symbol, count in need.items():
             try:
-                bars = self.e.feed.closed_bars(symbol, count, self.now)
+                bars = (self.bars or {}).get(symbol)
+                if isinstance(bars, ScalperError):
+                    raise bars
+                if bars is None:
+                    bars = self.e.feed.closed_bars(symbol, count, self.now)
             except ServerClockUncertain as exc:
                 self.summary.errors.append(f"feed {symbol}: {exc}")
                 out[symbol] = "server_time_uncertain"

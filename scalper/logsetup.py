@@ -104,9 +104,17 @@ class OwnerOnlyRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """RotatingFileHandler whose files (the live one and each new one after a rollover) are 0600."""
 
     def _open(self):
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return os.fdopen(fd, self.mode if "a" in self.mode else "a", encoding=self.encoding,
                          errors=self.errors)
+
+
+def _existing_parent(path: Path) -> Path:
+    p = path.parent
+    while not p.exists():
+        p = p.parent
+    return p
 
 
 def configure(cfg: Any, *, level: int = logging.INFO, extra_secrets: Iterable[str] = (),
@@ -127,9 +135,11 @@ def configure(cfg: Any, *, level: int = logging.INFO, extra_secrets: Iterable[st
         return None
     path = Path(cfg.resolve_path(log_file)) if hasattr(cfg, "resolve_path") else Path(log_file)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # opened at the first record: a run refused as bad input leaves no file behind
         handler = OwnerOnlyRotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT,
-                                               encoding="utf-8")
+                                               encoding="utf-8", delay=True)
+        if not os.access(path.parent if path.parent.exists() else _existing_parent(path), os.W_OK):
+            raise PermissionError(13, "Permission denied", str(path))
     except OSError as exc:
         print(f"warning: log file {path} cannot be opened ({exc.strerror or exc}); logging to it is off",
               file=stderr or sys.stderr)

@@ -314,3 +314,44 @@ def test_check_refuses_two_mt5_accounts_on_one_terminal_like_run_once(tmp_path, 
     accounts = [i for i in doc["items"] if i["what"].startswith("account")]
     assert [i["ok"] for i in accounts] == [True, False]
     assert "one account at a time" in accounts[1]["detail"] and doc["exit_code"] == 3
+
+
+def _bad_feed_config(folder, symbols_ok: bool):
+    import yaml
+    folder.mkdir(parents=True, exist_ok=True)
+    bad = folder / "bad.csv"
+    bad.write_text("time,Open,High,Low,Close,Volume\n2025-05-15 09:00:00,3145.5,3146.6,3145.1,oops,10\n")
+    from tests.conftest import shared_file
+    files = {"XAUUSDm": str(bad)}
+    bots = [{"name": "gold", "symbol": "XAUUSDm", "accounts": [1]}]
+    if symbols_ok:
+        files["BTCUSD"] = str(shared_file("BTCUSD_M1.csv"))
+        bots.append({"name": "btc", "symbol": "BTCUSD", "accounts": [1]})
+    cfg = {"ledger": "var/ledger.db", "engine": {"log_file": "var/scalper.log", "metrics_file": "var/m.prom"},
+           "feed": {"type": "csv", "files": files}, "paper": {"state": "var/paper.db"},
+           "accounts": [{"id": 1, "broker": "paper"}], "bots": bots}
+    (folder / "bots.yaml").write_text(yaml.safe_dump(cfg))
+    return folder / "bots.yaml"
+
+
+def test_run_once_on_bad_feed_data_exits_2_and_creates_no_file(tmp_path):
+    config = _bad_feed_config(tmp_path / "w", symbols_ok=False)
+    r = subprocess.run([sys.executable, "-m", "scalper", "--config", str(config), "run-once",
+                        "--now", "2025-05-22T09:00:05Z"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "oops" in r.stdout + r.stderr
+    assert sorted(p.name for p in (tmp_path / "w").rglob("*")) == ["bad.csv", "bots.yaml"]
+
+
+def test_a_run_with_bad_feed_data_for_one_symbol_is_recorded_as_an_error(tmp_path):
+    from scalper.services.control import status
+
+    config = _bad_feed_config(tmp_path / "w", symbols_ok=True)
+    r = subprocess.run([sys.executable, "-m", "scalper", "--config", str(config), "run-once", "--json",
+                        "--now", "2025-05-22T09:00:05Z"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    from scalper.config import load_config
+    doc = status(load_config(config), tmp_path / "w" / "var" / "ledger.db")
+    assert doc["last_run"]["status"] == "error"
+    prom = (tmp_path / "w" / "var" / "m.prom").read_text()
+    assert 'status="error"' in prom and 'status="ok"' not in prom
