@@ -111,8 +111,9 @@ class OwnerOnlyRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
 
 def _existing_parent(path: Path) -> Path:
+    """The nearest folder (or whatever is in its place) of `path` that exists."""
     p = path.parent
-    while not p.exists():
+    while not p.exists() and p != p.parent:
         p = p.parent
     return p
 
@@ -138,8 +139,11 @@ def configure(cfg: Any, *, level: int = logging.INFO, extra_secrets: Iterable[st
         # opened at the first record: a run refused as bad input leaves no file behind
         handler = OwnerOnlyRotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT,
                                                encoding="utf-8", delay=True)
-        if not os.access(path.parent if path.parent.exists() else _existing_parent(path), os.W_OK):
-            raise PermissionError(13, "Permission denied", str(path))
+        folder = _existing_parent(path)
+        if not folder.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(folder))
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(13, "Permission denied", str(folder))
     except OSError as exc:
         print(f"warning: log file {path} cannot be opened ({exc.strerror or exc}); logging to it is off",
               file=stderr or sys.stderr)
