@@ -355,3 +355,18 @@ def test_a_run_with_bad_feed_data_for_one_symbol_is_recorded_as_an_error(tmp_pat
     assert doc["last_run"]["status"] == "error"
     prom = (tmp_path / "w" / "var" / "m.prom").read_text()
     assert 'status="error"' in prom and 'status="ok"' not in prom
+
+
+# --- bad input: a manual kill-switch on a replayed ledger ------------------------------------------------------
+def test_a_manual_kill_switch_in_a_replayed_ledger_closes_at_the_replays_price(tmp_path):
+    from scalper.clock import iso
+    from scalper.services import control
+
+    w = shared_world(tmp_path)                     # replayed with --now 2025-05-15T09:16:05
+    out = control.kill_switch(w.cfg, w.ledger_path, "engage", bot="gold-a", all_bots=False)  # the CLI's call
+    assert "replay" in out["note"] and out["bots"][0]["positions_closed"] == 2
+    mid = w.feed.price_at(GOLD, SIGNAL_AT)
+    for p in w.ledger("SELECT * FROM positions WHERE bot = 'gold-a'"):
+        assert p["closed_at"] == iso(SIGNAL_AT)
+        assert abs(p["close_price"] - mid) < 1.0, (p["close_price"], mid)   # not today's price
+    assert w.check_books() == []
