@@ -144,6 +144,14 @@ class Books(RuleBasedStateMachine):
         for entry in out["bots"]:
             assert entry["engaged"] == (action == "engage")
 
+    @rule(bot=st.sampled_from(BOT_NAMES[:2]))
+    def kill_switch_on_a_shared_account(self, bot):
+        """(weight) engage then release one of the two bots that share account 1 and the symbol."""
+        self._step(f"kill-switch engage {bot}, then release")
+        self.world.kill_switch("engage", bot)
+        self.books_agree()
+        self.world.kill_switch("release", bot)
+
     @rule(bot=st.sampled_from(BOT_NAMES), point=st.sampled_from(["after_fill", "during_send"]))
     def crash_in_kill_switch(self, bot, point):
         self._step(f"crash kill-switch engage {bot} at {point}")
