@@ -104,18 +104,20 @@ class Engine:
             with ledger:
                 return _Pass(self, ledger, bot_names, now=now, bars=bars).run()
 
-    def _read_bars(self, bot_names: list[str] | None, now: float) -> dict[str, Bars | ScalperError]:
+    def _read_bars(self, bot_names: list[str] | None, now: float) -> dict[str, Bars | Exception]:
         """Closed bars once per symbol of the bots that would run (the most any bot on it needs),
         or the feed's error."""
         need: dict[str, int] = defaultdict(int)
         for b in self.cfg.bots:
             if (not bot_names or b.name in bot_names) and b.enabled and b.engine_mode == "scalper":
                 need[b.symbol] = max(need[b.symbol], b.lookback)
-        out: dict[str, Bars | ScalperError] = {}
+        out: dict[str, Bars | Exception] = {}
         for symbol, count in need.items():
             try:
                 out[symbol] = self.feed.closed_bars(symbol, count, now)
             except (FeedUnavailable, DataError) as exc:
+                out[symbol] = exc
+            except Exception as exc:  # noqa: BLE001 - not swallowed: re-raised inside the pass, which records the run
                 out[symbol] = exc
         return out
 
@@ -302,7 +304,7 @@ class _Pass:
         for symbol, count in need.items():
             try:
                 bars = (self.bars or {}).get(symbol)
-                if isinstance(bars, ScalperError):
+                if isinstance(bars, Exception):
                     raise bars
                 if bars is None:
                     bars = self.e.feed.closed_bars(symbol, count, self.now)
