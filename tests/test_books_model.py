@@ -264,8 +264,8 @@ def _settings(examples: int, steps: int) -> settings:
                     suppress_health_check=list(HealthCheck), print_blob=True)
 
 
-CI_EXAMPLES = int(os.environ.get("SCALPER_BOOKS_EXAMPLES", "6"))
-CI_STEPS = int(os.environ.get("SCALPER_BOOKS_STEPS", "25"))
+CI_EXAMPLES = int(os.environ.get("SCALPER_BOOKS_EXAMPLES", "10"))
+CI_STEPS = int(os.environ.get("SCALPER_BOOKS_STEPS", "30"))
 
 TestPaperBooks = Books.TestCase
 TestPaperBooks.settings = _settings(CI_EXAMPLES, CI_STEPS)
