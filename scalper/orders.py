@@ -11,7 +11,6 @@ of sending again.
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -23,8 +22,6 @@ from scalper.clock import iso, parse_instant
 from scalper.errors import BrokerUnavailable
 from scalper.faults import crash_point
 from scalper.ledger import Ledger
-
-log = logging.getLogger("scalper.engine")
 
 CLIENT_ID_PREFIX = "sc"
 # A position gone at the broker whose closing deal the history does not show yet stays `closing`
