@@ -87,7 +87,9 @@ class Engine:
     def run_once(self, bot_names: list[str] | None = None) -> RunSummary:
         unknown = [n for n in (bot_names or []) if n not in {b.name for b in self.cfg.bots}]
         if unknown:
-            raise BadInput(f"no bot named {unknown[0]!r}", where="--bot",
+            from scalper.errors import quote
+
+            raise BadInput(f"no bot named {quote(unknown[0])}", where="--bot",
                            fix=f"use one of: {', '.join(b.name for b in self.cfg.bots) or '(no bots defined)'}")
         now = self.clock.now()
         # The bars are read before anything is opened or written: when every symbol's data is bad,

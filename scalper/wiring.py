@@ -9,7 +9,7 @@ from pathlib import Path
 
 from scalper.clock import Clock, FixedClock, SystemClock, parse_instant_option
 from scalper.config import AccountConfig, Config, load_config
-from scalper.errors import BadInput, BrokerUnavailable
+from scalper.errors import BadInput, BrokerUnavailable, quote
 from scalper.symbols import spec_for
 
 CONFIG_ENV = "SCALPER_CONFIG"
@@ -25,18 +25,22 @@ def load(option: str | None) -> Config:
 
 
 def ledger_path(cfg: Config, option: str | None) -> Path:
+    """The ledger's path; NotALedger (exit 2) when it lies under a file or names a file that is
+    not an SQLite database, before any command creates anything beside it."""
+    from scalper.ledger.paths import check_ledger_path
+
     chosen = option or os.environ.get(LEDGER_ENV)
-    return Path(chosen) if chosen else cfg.resolve_path(cfg.ledger)
+    return check_ledger_path(Path(chosen) if chosen else cfg.resolve_path(cfg.ledger))
 
 
 def make_clock(now: str | None) -> Clock:
-    if not now:
+    if now is None:   # an empty --now "" is refused by parse_instant_option, not read as "live"
         return SystemClock()
     instant = parse_instant_option(now, "--now")
     if instant > time.time() + 60:
         # a replay records what it does in the ledger: trades stamped in the future would
         # corrupt today's P&L, limits and reports
-        raise BadInput(f"{now} is in the future", where="--now",
+        raise BadInput(f"{quote(now)} is in the future", where="--now",
                        fix="replay history only: pass an instant up to now (UTC unless an offset is given)")
     return FixedClock(instant)
 
@@ -45,7 +49,20 @@ def make_feed(cfg: Config):
     from scalper.feeds.factory import build_feed
 
     mt5_account = next((a for a in cfg.accounts if a.broker == "mt5"), None)
+    if cfg.feed.type == "mt5" and mt5_account is not None and mt5_account.terminal is not None:
+        from scalper.errors import FeedUnavailable
+
+        module = terminal_module(cfg, mt5_account, FeedUnavailable)
+        return build_feed(cfg.feed, lambda p: cfg.resolve_path(p), mt5_account, module=module)
     return build_feed(cfg.feed, lambda p: cfg.resolve_path(p), mt5_account)
+
+
+def terminal_module(cfg: Config, acc: AccountConfig, error=BrokerUnavailable):
+    """The `MetaTrader5` stand-in for an account with `terminal:` (a terminal server); rpyc is
+    imported only here, for accounts that use one."""
+    from scalper.bridge.client import remote_terminal
+
+    return remote_terminal(acc.terminal, cfg.resolve_path, error=error)
 
 
 def make_broker_factory(cfg: Config, feed, clock: Clock):
@@ -70,7 +87,8 @@ def make_broker_factory(cfg: Config, feed, clock: Clock):
             except ImportError as exc:
                 raise BrokerUnavailable(f"the mt5 broker is not available here ({exc}); "
                                         "install it on Windows with: pip install 'scalper[mt5]'") from None
-            return MT5Broker.from_account(acc, clock=clock)  # the terminal's own symbol specs win
+            module = terminal_module(cfg, acc) if acc.terminal is not None else None
+            return MT5Broker.from_account(acc, clock=clock, module=module)  # the terminal's own symbol specs win
         raise BadInput(f"unknown broker {acc.broker!r}", where=f"accounts[{acc.id}].broker")
 
     return factory

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from scalper.clock import parse_span_options
-from scalper.errors import BadInput
+from scalper.errors import BadInput, quote
 
 
 def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, strategies: str | None = None,
@@ -57,7 +57,7 @@ def _selection(bot: str | None, strategies: str | None, config: str | None, look
         try:
             b = cfg.bot(bot)
         except KeyError:
-            raise BadInput(f"no bot named {bot!r} in {wiring.config_path(config)}", where="--bot") from None
+            raise BadInput(f"no bot named {quote(bot)} in {wiring.config_path(config)}", where="--bot") from None
         names = list(b.strategies)
         lb = lookback or b.lookback
         params = {n: b.params_for(n) for n in names}
@@ -65,7 +65,7 @@ def _selection(bot: str | None, strategies: str | None, config: str | None, look
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         for n in names:
             if n not in registry.STRATEGY_NAMES:
-                raise BadInput(f"unknown strategy {n!r}", where="--strategies",
+                raise BadInput(f"unknown strategy {quote(n)}", where="--strategies",
                                fix=f"use some of: {', '.join(registry.STRATEGY_NAMES)}")
     for n in names:
         try:
