@@ -147,11 +147,10 @@ def backtest(
     and the rejections by reason. Fills follow the paper broker: the next bar's open plus or minus half the
     spread; SL/TP checked on each later bar. The kill-switch re-arms at the next UTC midnight.
     """
-    import sys
-
+    from scalper.cli.progress import progress as progress_bar
     from scalper.services.backtest import backtest as service
 
-    with render.progress_bar(enabled=not as_json and sys.stderr.isatty()) as progress:
+    with progress_bar(None, "replaying", lazy=True) as progress:   # stderr, only in a terminal
         doc = service(data=data, bot=bot, symbol=symbol, strategies=strategies, since=since, until=until,
                       signals_out=signals_out, trades_out=trades_out, chart=chart, balance=balance, qty=qty,
                       lookback=lookback, skip_bad_rows=skip_bad_rows, config=config, progress=progress)

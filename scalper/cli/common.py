@@ -19,11 +19,17 @@ class _StderrConsole:
     _console = None
 
     def __getattr__(self, name):
-        if _StderrConsole._console is None:
-            from rich.console import Console
+        return getattr(stderr_console(), name)
 
-            _StderrConsole._console = Console(stderr=True, highlight=False)
-        return getattr(_StderrConsole._console, name)
+
+def stderr_console() -> "Console":
+    """The real rich Console on stderr (built once). Pass this, not `err`, wherever rich
+    needs a Console object (Progress, Live, `with console:`): `err` is only a proxy."""
+    if _StderrConsole._console is None:
+        from rich.console import Console
+
+        _StderrConsole._console = Console(stderr=True, highlight=False)
+    return _StderrConsole._console
 
 
 err = _StderrConsole()

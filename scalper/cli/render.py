@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # rich is imported when something is drawn, not at start-up
@@ -134,22 +133,6 @@ def _strategy_table(title: str, rows: dict, totals: dict) -> Table:
     for label, cell in lines:
         t.add_row(label, *(cell(r) for r in columns.values()))
     return t
-
-
-@contextmanager
-def progress_bar(enabled: bool, label: str = "replaying"):
-    """A rich progress bar on stderr; yields the callback (done, total), or None when disabled."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from scalper.cli.common import err
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def backtest_summary(con: Console, r: dict) -> None:
