@@ -13,7 +13,7 @@ from scalper.cli import render
 
 @app.command("run-once")
 def run_once(
-    bot: Optional[List[str]] = typer.Option(None, "--bot", "-b", help="Run only this bot (repeatable)."),
+    bot: Optional[List[str]] = typer.Option(None, "--bot", "-b", metavar="NAME", help="Run only this bot (repeatable)."),
     now: Optional[str] = typer.Option(None, "--now", metavar="ISO",
                                       help="Evaluate as if the clock were at this instant (csv/builtin feed and "
                                            "paper broker only), to replay history minute by minute."),
@@ -36,15 +36,15 @@ def run_once(
 
 @app.command("scan")
 def scan(
-    data: str = typer.Option(..., "--data", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
-    symbol: Optional[str] = typer.Option(None, "--symbol", help="Symbol the file holds (for a bot's parameters)."),
-    bot: Optional[str] = typer.Option(None, "--bot", help="Use this bot's strategies, parameters and lookback."),
+    data: str = typer.Option(..., "--data", metavar="FILE.csv", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
+    symbol: Optional[str] = typer.Option(None, "--symbol", metavar="SYMBOL", help="Symbol the file holds (for a bot's parameters)."),
+    bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="Use this bot's strategies, parameters and lookback."),
     strategies: Optional[str] = typer.Option(None, "--strategies", help="Comma-separated strategy names.",
                                              metavar="a,b"),
     since: Optional[str] = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
     until: Optional[str] = typer.Option(None, "--to", metavar="ISO", help="Last signal bar time (file clock)."),
     out: Optional[str] = typer.Option(None, "--out", help="Write the signals to this CSV file.", metavar="FILE.csv"),
-    lookback: Optional[int] = typer.Option(None, "--lookback", min=15, help="Window length in bars [default: 100]."),
+    lookback: Optional[int] = typer.Option(None, "--lookback", metavar="BARS", min=15, help="Window length in bars [default: 100]."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
     config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
@@ -65,22 +65,31 @@ def scan(
 
 @app.command("setup-bot")
 def setup_bot(
-    symbol: str = typer.Option(..., "--symbol", help="Broker symbol, e.g. XAUUSD, XAUUSDm, EURUSD."),
-    name: Optional[str] = typer.Option(None, "--name", help="Bot name [default: <symbol>-scalper]."),
-    user_id: Optional[int] = typer.Option(None, "--user-id", help="Owner's user id (kept for reports)."),
-    account_id: Optional[List[int]] = typer.Option(None, "--account-id", help="Broker account id (repeatable)."),
+    symbol: str = typer.Option(..., "--symbol", metavar="SYMBOL", help="Broker symbol, e.g. XAUUSD, XAUUSDm, EURUSD."),
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME",
+                                       help="Bot name [default: the symbol in lower case + -scalper, "
+                                            "e.g. xauusd-scalper]."),
+    update: bool = typer.Option(False, "--update", help="Allow changing the symbol of an existing bot of that name."),
+    user_id: Optional[int] = typer.Option(None, "--user-id", metavar="N", help="Owner's user id (kept for reports)."),
+    account_id: Optional[List[int]] = typer.Option(None, "--account-id", metavar="ID", help="Broker account id (repeatable)."),
     auto_trade: Optional[bool] = typer.Option(None, "--auto-trade/--no-auto-trade",
                                               help="Send orders, or only record signals and decisions."),
     strategies: Optional[str] = typer.Option(None, "--strategies", metavar="a,b,c",
                                              help="Strategies in order [default: all four]."),
-    qty: Optional[float] = typer.Option(None, "--qty", help="Lots per order [default: 0.01 metals, 0.10 FX]."),
+    qty: Optional[float] = typer.Option(None, "--qty", metavar="LOTS", help="Lots per order [default: 0.01 metals, 0.10 FX]."),
     config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
-    """Add a bot to bots.yaml, or update the bot of that name, keeping the file's comments."""
+    """Add a bot to bots.yaml, or update the bot of that name, keeping the file's comments.
+
+    A bot of that name trading another symbol is refused unless --update is given. The file is
+    validated first, then replaced atomically; the previous version is kept as bots.yaml.bak.
+    A read-only file is refused (exit 2, nothing written).
+    """
     from scalper.services.setup import setup_bot as service
 
     bot, created, path = service(config=config, symbol=symbol, name=name, user_id=user_id,
-                                 account_ids=account_id, auto_trade=auto_trade, strategies=strategies, qty=qty)
+                                 account_ids=account_id, auto_trade=auto_trade, strategies=strategies, qty=qty,
+                                 update=update)
     if as_json:
         emit_json({"created": created, "config": str(path), "bot": bot})
     else:
@@ -90,8 +99,8 @@ def setup_bot(
 
 @app.command("report")
 def report(
-    since: str = typer.Option("24h", "--since", help="How far back: 30m, 24h, 7d or an ISO time (UTC)."),
-    bot: Optional[str] = typer.Option(None, "--bot", help="Only this bot."),
+    since: str = typer.Option("24h", "--since", metavar="SPAN", help="How far back: 30m, 24h, 7d or an ISO time (UTC)."),
+    bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="Only this bot."),
     as_csv: bool = typer.Option(False, "--csv", help="Print the per-strategy table as CSV on stdout."),
     chart: Optional[str] = typer.Option(None, "--chart", metavar="FILE.png",
                                         help="Draw the equity curve, with signals and trades over price candles "
@@ -120,10 +129,10 @@ def report(
 
 @app.command("backtest")
 def backtest(
-    data: str = typer.Option(..., "--data", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
-    bot: Optional[str] = typer.Option(None, "--bot", help="Replay this bot of bots.yaml: its strategies, "
+    data: str = typer.Option(..., "--data", metavar="FILE.csv", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
+    bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="Replay this bot of bots.yaml: its strategies, "
                                                           "parameters, lookback, qty and risk settings."),
-    symbol: Optional[str] = typer.Option(None, "--symbol", help="Replay this symbol with the default settings."),
+    symbol: Optional[str] = typer.Option(None, "--symbol", metavar="SYMBOL", help="Replay this symbol with the default settings."),
     strategies: Optional[str] = typer.Option(None, "--strategies", metavar="a,b",
                                              help="Comma-separated strategy names, in order."),
     since: Optional[str] = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
@@ -133,10 +142,10 @@ def backtest(
     trades_out: Optional[str] = typer.Option(None, "--trades-out", metavar="FILE.csv", help="Write the trades."),
     chart: Optional[str] = typer.Option(None, "--chart", metavar="FILE.png",
                                         help="Draw the last bars with signals and trades, and the equity curve."),
-    balance: Optional[float] = typer.Option(None, "--balance", min=0.01,
+    balance: Optional[float] = typer.Option(None, "--balance", metavar="MONEY", min=0.01,
                                             help="Starting balance (default: the bot's paper balance, else 10000)."),
-    qty: Optional[float] = typer.Option(None, "--qty", min=0.0001, help="Lots per order (default: the bot's, else 0.01 metals, 0.10 FX)."),
-    lookback: Optional[int] = typer.Option(None, "--lookback", min=15, help="Window length in bars "
+    qty: Optional[float] = typer.Option(None, "--qty", metavar="LOTS", min=0.0001, help="Lots per order (default: the bot's, else 0.01 metals, 0.10 FX)."),
+    lookback: Optional[int] = typer.Option(None, "--lookback", metavar="BARS", min=15, help="Window length in bars "
                                                                             "(default: the bot's, else 100)."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
     config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
