@@ -114,7 +114,7 @@ def check(config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, 
 
 @app.command("loop")
 def loop(
-    interval: float = typer.Option(45.0, "--interval", metavar="SECONDS", min=1.0, help="Seconds between run starts."),
+    interval: float = typer.Option(45.0, "--interval", min=1.0, help="Seconds between run starts."),
     max_runs: Optional[int] = typer.Option(None, "--max-runs", metavar="N", min=1, help="Stop after this many runs."),
     config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt,
 ) -> int:
