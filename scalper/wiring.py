@@ -69,7 +69,7 @@ def make_broker_factory(cfg: Config, feed, clock: Clock):
                 from scalper.brokers.mt5 import MT5Broker
             except ImportError as exc:
                 raise BrokerUnavailable(f"the mt5 broker is not available here ({exc}); "
-                                        "install it on Windows with: pip install 'scalper[mt5]'") from None
+                                        "on Windows: pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')") from None
             return MT5Broker.from_account(acc, clock=clock)  # the terminal's own symbol specs win
         raise BadInput(f"unknown broker {acc.broker!r}", where=f"accounts[{acc.id}].broker")
 

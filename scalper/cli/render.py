@@ -139,8 +139,9 @@ def backtest_summary(con: Console, r: dict) -> None:
     con.print(f"[bold]backtest[/] {r['data']}  {r['symbol']}" + (f"  bot {r['bot']}" if r["bot"] else "")
               + f"  bars {r['bars']:,} ({r['from']} → {r['to']})  {r['duration_s']:.2f} s")
     con.print(f"strategies {', '.join(r['strategies'])}  lookback {r['lookback']}  qty {r['qty']}"
-              + (f"  risk {r['risk_percent']}%/trade" if r["risk_percent"] else "")
-              + f"  balance {_money(r['start_balance'])} → {_money(r['final_balance'])}")
+              + (f"  risk {r['risk_percent']}%/trade" if r["risk_percent"] else ""))
+    con.print(f"balance {_money(r['start_balance'])} → {_money(r['final_balance'])} {r.get('currency', '')}"
+              + (f"  (start: {esc(r['balance_source'])})" if r.get("balance_source") else ""))
     con.print(_strategy_table("per strategy", r["per_strategy"], r["totals"]))
     if r["totals"]["rejected"]:
         con.print(_kv_table("rejected by reason", r["totals"]["rejected"]))
