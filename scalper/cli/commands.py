@@ -101,7 +101,11 @@ def setup_bot(
 def report(
     since: str = typer.Option("24h", "--since", metavar="SPAN", help="How far back: 30m, 24h, 7d or an ISO time (UTC)."),
     bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="Only this bot."),
-    as_csv: bool = typer.Option(False, "--csv", help="Print the per-strategy table as CSV on stdout."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print the per-strategy table as CSV on stdout "
+                                                     "(with --journal: the closed trades)."),
+    journal: bool = typer.Option(False, "--journal", help="List every closed trade (entry/exit time and price, "
+                                                          "R multiple, time held, exit reason, P&L), not only "
+                                                          "the last 20; with --csv, as CSV."),
     chart: Optional[str] = typer.Option(None, "--chart", metavar="FILE.png",
                                         help="Draw the equity curve, with signals and trades over price candles "
                                              "when the config's csv/builtin feed has the bars."),
@@ -121,9 +125,9 @@ def report(
     if as_json:
         emit_json(doc)
     elif as_csv:
-        render.report_csv(doc)
+        render.journal_csv(doc["trades"]) if journal else render.report_csv(doc)
     else:
-        render.report(out_console(False), doc)
+        render.report(out_console(False), doc, all_trades=journal)
     return 0
 
 

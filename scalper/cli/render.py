@@ -160,7 +160,7 @@ def backtest_summary(con: Console, r: dict) -> None:
             con.print(f"wrote {what} to {r[key]}")
 
 
-def report(con: Console, r: dict) -> None:
+def report(con: Console, r: dict, all_trades: bool = False) -> None:
     from rich.table import Table
 
     con.print(f"[bold]report[/] {r['ledger']}  since {r['since']}" + (f"  bot {r['bot']}" if r["bot"] else ""))
@@ -181,13 +181,83 @@ def report(con: Console, r: dict) -> None:
             t.add_row(d["day"], d["bot"], str(d["account_id"]), _money(d["realized"]), str(d["trades"]),
                       str(d["wins"]), str(d["losses"]))
         con.print(t)
+    missing = r["totals"].get("trades_without_pnl") or 0
+    if missing:
+        con.print(f"[yellow]{missing:,} closed trade(s) without a P&L[/] (the broker's closing deal was not found): "
+                  "listed below, left out of the trades, win rate and P&L above")
+    journal(con, r.get("trades", []), limit=None if all_trades else JOURNAL_ROWS)
     con.print(f"open positions: {len(r['open_positions']) or 'none'}")
     for p in r["open_positions"]:
-        con.print(f"  {p['bot']} {p['strategy'] or '(adopted)'} {p['side']} {p['volume']} {p['symbol']} "
-                  f"@ {p['price_open']}  sl {p['sl']}  tp {p['tp']}  opened {p['opened_at']}  "
-                  f"unrealized {_money(p['unrealized'])}  (account {p['account_id']})")
+        d = p.get("digits")
+        con.print(f"  {esc(p['bot'])} {esc(p['strategy'] or '(adopted)')} {p['side']} {p['volume']} "
+                  f"{esc(p['symbol'])} @ {_price(p['price_open'], d)} sl {_price(p['sl'], d)} "
+                  f"tp {_price(p['tp'], d)} since {_when(p['opened_at'])} P&L {_money(p['unrealized'])} "
+                  f"(acct {p['account_id']})", soft_wrap=True)
     if r.get("chart"):
         con.print(f"wrote chart to {r['chart']}" + (f" ({r['chart_note']})" if r.get("chart_note") else ""))
+
+
+JOURNAL_ROWS = 20
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "—"
+    m, sec = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s"
+
+
+def _price(x, digits=None) -> str:
+    """A price with thousands separators and the symbol's decimals (2 when unknown)."""
+    return "—" if x is None else f"{x:,.{2 if digits is None else digits}f}"
+
+
+def _when(text) -> str:
+    """'2025-05-27T08:35:05Z' → '05-27 08:35' (UTC)."""
+    return str(text).replace("T", " ")[5:16] if text else "—"
+
+
+def journal(con: Console, trades: list[dict], limit: int | None = JOURNAL_ROWS) -> None:
+    """Closed trades, the latest last; `limit` shows only the last ones (None: all).
+    A table when the terminal is wide, one line per trade otherwise (80 columns)."""
+    from rich.table import Table
+
+    if not trades:
+        con.print("closed trades: none in the span")
+        return
+    shown = trades if limit is None else trades[-limit:]
+    title = f"closed trades (UTC): {len(trades):,}" + (f", the last {len(shown):,} (--journal lists all)"
+                                                       if len(shown) < len(trades) else "")
+    cells = [(_when(x["exit_time"]), esc(x["bot"]), esc(x["strategy"]), x["side"],
+              _price(x["entry"], x.get("digits")), _price(x["exit"], x.get("digits")),
+              "—" if x["r_multiple"] is None else f"{x['r_multiple']:+.2f}R", _duration(x["duration_s"]),
+              esc(x["exit_reason"] or "—"), _money(x["pnl"])) for x in shown]
+    if con.width < 120:
+        con.print(title)
+        for c in cells:
+            con.print(f"  {c[0]} {c[1]} {c[2]} {c[3]} {c[4]} → {c[5]} {c[6]} {c[7]} {c[8]} [bold]{c[9]}[/]",
+                      soft_wrap=True)
+        return
+    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for name, justify in (("closed", "left"), ("bot", "left"), ("strategy", "left"), ("side", "left"),
+                          ("entry", "right"), ("exit", "right"), ("R", "right"), ("held", "right"),
+                          ("why", "left"), ("P&L", "right")):
+        t.add_column(name, justify=justify, no_wrap=True)
+    for c in cells:
+        t.add_row(*c)
+    con.print(t)
+
+
+def journal_csv(trades: list[dict]) -> None:
+    import csv
+    import sys
+
+    from scalper.report.journal import JOURNAL_FIELDS
+
+    w = csv.DictWriter(sys.stdout, fieldnames=JOURNAL_FIELDS, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    w.writerows(trades)
 
 
 REPORT_CSV_FIELDS = ["strategy", "signals", "approved", "rejected", "trades", "wins", "losses", "win_rate",
