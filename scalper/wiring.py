@@ -48,10 +48,13 @@ def make_feed(cfg: Config):
     return build_feed(cfg.feed, lambda p: cfg.resolve_path(p), mt5_account)
 
 
-def make_broker_factory(cfg: Config, feed, clock: Clock):
+def make_broker_factory(cfg: Config, feed, clock: Clock, *, dry_run: bool = False):
     if any(a.broker == "paper" for a in cfg.accounts):
         _check_paper_faults(cfg)   # before any broker exists, so nothing is recorded on a bad spec
     overrides = cfg.symbol_overrides()
+    paper_state = cfg.resolve_path(cfg.paper.state)
+    if dry_run and any(a.broker == "paper" for a in cfg.accounts):
+        paper_state = _throwaway_copy(paper_state)
 
     @functools.lru_cache(maxsize=None)   # asked per position on every valuation; the table is fixed
     def specs(symbol: str):
@@ -61,7 +64,7 @@ def make_broker_factory(cfg: Config, feed, clock: Clock):
         if acc.broker == "paper":
             from scalper.brokers.paper import PaperBroker
 
-            return PaperBroker(cfg.resolve_path(cfg.paper.state), account=str(acc.id), feed=feed,
+            return PaperBroker(paper_state, account=str(acc.id), feed=feed,
                                clock=clock, specs=specs, initial_balance=acc.balance or cfg.paper.initial_balance,
                                currency=cfg.paper.currency, faults=cfg.paper.faults)
         if acc.broker == "mt5":
@@ -85,7 +88,29 @@ def build_engine(cfg: Config, *, ledger: str | None, now: str | None, dry_run: b
     clock = make_clock(now)
     feed = make_feed(cfg)
     return Engine(cfg, ledger_path=ledger_path(cfg, ledger), clock=clock, feed=feed,
-                  broker_factory=make_broker_factory(cfg, feed, clock), dry_run=dry_run)
+                  broker_factory=make_broker_factory(cfg, feed, clock, dry_run=dry_run), dry_run=dry_run)
+
+
+def _throwaway_copy(state: Path) -> Path:
+    """A dry run's paper books: a copy of the state file in a temporary folder (removed at
+    exit), so that the run creates and changes nothing beside the config."""
+    import atexit
+    import shutil
+    import sqlite3
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="scalper-dry-run-")
+    atexit.register(shutil.rmtree, folder, True)
+    copy = Path(folder) / state.name
+    if state.exists():
+        src = sqlite3.connect(f"file:{state.resolve()}?mode=ro", uri=True)
+        dst = sqlite3.connect(copy)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+    return copy
 
 
 def _check_paper_faults(cfg: Config) -> None:

@@ -18,6 +18,8 @@ def run_once(
                                       help="Evaluate as if the clock were at this instant (csv/builtin feed and "
                                            "paper broker only), to replay history minute by minute."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Record nothing and send nothing; show what would happen."),
+    allow_backwards: bool = typer.Option(False, "--allow-backwards",
+                                         help="Let --now go earlier than the ledger's last run (refused otherwise)."),
     config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """One engine pass: bars → strategies → ledger → risk → orders → position upkeep.
@@ -26,7 +28,8 @@ def run_once(
     """
     from scalper.services.run import run_once as service
 
-    summary = service(config=config, ledger=ledger, now=now, dry_run=dry_run, bots=bot or None)
+    summary = service(config=config, ledger=ledger, now=now, dry_run=dry_run, bots=bot or None,
+                      allow_backwards=allow_backwards)
     if as_json:
         emit_json(summary.to_dict())
     else:

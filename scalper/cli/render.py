@@ -62,6 +62,8 @@ def run_summary(con: Console, s) -> None:
                   f"{esc(p['message'])}")
     for note in s.reconciled:
         con.print(f"[cyan]reconciled:[/] {esc(note)}")
+    for w in getattr(s, "warnings", []):
+        con.print(f"[yellow]warning:[/] {esc(w)}")
     for e in s.errors:
         con.print(f"[red]error:[/] {esc(e)}")
 
