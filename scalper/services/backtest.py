@@ -130,11 +130,9 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
         if balance is None:
             balance = (cfg.paper if cfg else PaperConfig()).initial_balance
     if strategies:
-        names = [s.strip() for s in strategies.split(",") if s.strip()]
-        unknown = [n for n in names if n not in registry.STRATEGY_NAMES]
-        if unknown or not names:
-            raise BadInput(f"unknown strategy {unknown[0]!r}" if unknown else "no strategy given",
-                           where="--strategies", fix=f"use some of: {', '.join(registry.STRATEGY_NAMES)}")
+        from scalper.services.options import strategy_list
+
+        names = strategy_list(strategies)
     params = {}
     for n in names:
         try:

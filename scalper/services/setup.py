@@ -107,7 +107,9 @@ def setup_bot(*, config: str | None, symbol: str, name: str | None = None, user_
 
 
 def _names(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
+    from scalper.services.options import strategy_list
+
+    return strategy_list(text)
 
 
 def _flow(items: list) -> CommentedSeq:
