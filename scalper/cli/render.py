@@ -23,7 +23,7 @@ def _kv_table(title: str, data: dict, key: str = "reason", value: str = "count")
     t.add_column(key)
     t.add_column(value, justify="right")
     for k, v in sorted(data.items(), key=lambda kv: (-kv[1], kv[0]) if isinstance(kv[1], (int, float)) else kv[0]):
-        t.add_row(str(k), str(v))
+        t.add_row(str(k), f"{v:,}" if isinstance(v, int) else str(v))
     return t
 
 
@@ -118,15 +118,26 @@ def _factor(row: dict) -> str:
     return _ratio(row["profit_factor"])
 
 
-def _strategy_table(title: str, rows: dict, totals: dict) -> Table:
+def _header(name: str, narrow: bool) -> str:
+    """A strategy name as a column header: split after its last underscore when the
+    terminal is narrow (price_action_ / pinbar), never in the middle of a word."""
+    if not narrow or "_" not in name:
+        return name
+    head, _, tail = name.rpartition("_")
+    return f"{head}_\n{tail}"
+
+
+def _strategy_table(title: str, rows: dict, totals: dict, width: int = 200) -> Table:
     """One column per strategy and one for all of them: it stays readable in 80 columns."""
     from rich.table import Table
 
     t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     t.add_column("")
     columns = {**rows, "all": totals}
+    natural = 16 + sum(max(len(n), 9) + 3 for n in columns)
     for name in columns:
-        t.add_column(name, justify="right", overflow="fold", style="bold" if name == "all" else None)
+        t.add_column(_header(name, natural > width), justify="right", no_wrap=True,
+                     style="bold" if name == "all" else None)
     lines = (("signals", lambda r: f"{r['signals']:,}"), ("approved", lambda r: f"{r['approved']:,}"),
              ("rejected", lambda r: f"{r['rejected_total']:,}"),
              ("trades", lambda r: f"{r['trades']:,}"), ("win rate", lambda r: _pct(r["win_rate"])),
@@ -144,7 +155,7 @@ def backtest_summary(con: Console, r: dict) -> None:
               + (f"  risk {r['risk_percent']}%/trade" if r["risk_percent"] else ""))
     con.print(f"balance {_money(r['start_balance'])} → {_money(r['final_balance'])} {r.get('currency', '')}"
               + (f"  (start: {esc(r['balance_source'])})" if r.get("balance_source") else ""))
-    con.print(_strategy_table("per strategy", r["per_strategy"], r["totals"]))
+    con.print(_strategy_table("per strategy", r["per_strategy"], r["totals"], con.width))
     if r["totals"]["rejected"]:
         con.print(_kv_table("rejected by reason", r["totals"]["rejected"]))
     if r["exit_reasons"]:
@@ -166,7 +177,8 @@ def report(con: Console, r: dict, all_trades: bool = False) -> None:
     from rich.table import Table
 
     con.print(f"[bold]report[/] {r['ledger']}  since {r['since']}" + (f"  bot {r['bot']}" if r["bot"] else ""))
-    con.print(_strategy_table("signals → decisions → trades, per strategy", r["per_strategy"], r["totals"]))
+    con.print(_strategy_table("signals → decisions → trades, per strategy", r["per_strategy"], r["totals"],
+                              con.width))
     # Decisions and orders side by side.
     parts = [_kv_table("decisions", r["decisions"])]
     parts += [_kv_table(f"{kind} orders", counts, "status") for kind, counts in sorted(r["orders"].items())]
