@@ -24,6 +24,11 @@ class Seen:
     text: str         # what a person reads: escape codes and carriage returns removed
     err: str = ""     # piped runs only: stderr apart
 
+    @property
+    def out(self) -> str:
+        """stdout (piped runs); in a terminal, everything shown."""
+        return self.text
+
 
 def _env(columns: int, lines: int, extra: dict | None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCALPER_")}
@@ -38,8 +43,9 @@ def _command(args) -> list[str]:
 
 
 def in_terminal(*args, cwd=None, columns: int = 100, lines: int = 40, env: dict | None = None,
-                timeout: float = 120.0) -> Seen:
-    """`scalper ARGS` with stdin, stdout and stderr on one pseudo-terminal of the given size."""
+                timeout: float = 120.0, typed: str | None = None) -> Seen:
+    """`scalper ARGS` with stdin, stdout and stderr on one pseudo-terminal of the given size;
+    `typed` is what the person types (sent at once: the terminal holds it until read)."""
     import fcntl
     import struct
     import termios
@@ -49,6 +55,8 @@ def in_terminal(*args, cwd=None, columns: int = 100, lines: int = 40, env: dict 
     proc = subprocess.Popen(_command(args), stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
                             env=_env(columns, lines, env), close_fds=True, start_new_session=True)
     os.close(slave)
+    if typed:
+        os.write(master, typed.encode())
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:

@@ -64,6 +64,13 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), exc.exit_code, wants_json)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except SystemExit as exc:
+        if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            # typer's click turned a broken pipe into exit 1 (it wraps stdout to say so): the
+            # reader left after the work was done (`run-once --json | true`), which is no failure
+            _stdout_to_devnull()
+            sys.exit(0)
+        raise
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
     except BrokenPipeError:

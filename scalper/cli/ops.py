@@ -150,6 +150,10 @@ def metrics(
     path = wiring.ledger_path(cfg, ledger)
     if not path.exists():
         raise BadInput(f"no ledger at {path} yet", where="--ledger", fix="run `scalper run-once` first")
+    if out:
+        from scalper.outputs import check_output
+
+        check_output(out, "--out")
     with Ledger(path, readonly=True) as led:
         if out:
             m.write(led, Path(out))
