@@ -111,14 +111,14 @@ def _log_unexpected(args: list[str]):
     from scalper import logsetup
 
     log = logging.getLogger("scalper")
-    if logsetup.current_path() is None:
-        try:
-            from scalper import wiring
+    where = None
+    try:
+        from scalper import wiring
 
-            logsetup.configure(wiring.load(_config_option(args)))
-        except Exception:
-            pass
-    if logsetup.current_path() is None:
+        where = logsetup.configure(wiring.load(_config_option(args)))
+    except Exception:
+        pass
+    if where is None:
         logsetup.attach(logsetup.fallback_path())
     where = logsetup.current_path()
     log.exception("unexpected failure: scalper %s", " ".join(args))

@@ -280,7 +280,7 @@ def _equity(ax, dd_ax, equity: Sequence[tuple[float, float]], label: str, curren
                        label=f"drawdown from the running peak ({currency})")
     dd_ax.step(_x(times), drawdown, where="post", color=LOSS, linewidth=0.8)
     worst = float(drawdown.min())
-    dd_ax.set_title(f"max drawdown {-worst:,.2f} {currency}", loc="left", fontsize=10)
+    dd_ax.set_title(f"max drawdown {abs(worst):,.2f} {currency}", loc="left", fontsize=10)
     dd_ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, borderaxespad=0)
     dd_ax.set_ylim(min(worst * 1.15, -0.01), max(-worst * 0.05, 0.01))
     pad = (hi - lo) * 0.02
