@@ -1,0 +1,28 @@
+"""scripts/ holds files that work where they are used (issue 9)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from tests.conftest import ROOT
+
+TASK_NS = "{http://schemas.microsoft.com/windows/2004/02/mit/task}"
+
+
+def test_the_task_scheduler_file_is_a_task_definition_that_runs_the_loop():
+    path = ROOT / "scripts" / "scalper-task.xml"
+    path.read_bytes().decode("ascii")                       # no encoding surprises on import
+    root = ET.parse(path).getroot()
+    assert root.tag == f"{TASK_NS}Task" and root.get("version") == "1.2"
+    assert root.find(f"{TASK_NS}Triggers/{TASK_NS}LogonTrigger") is not None
+    assert root.findtext(f"{TASK_NS}Principals/{TASK_NS}Principal/{TASK_NS}LogonType") == "InteractiveToken"
+    assert root.findtext(f"{TASK_NS}Settings/{TASK_NS}MultipleInstancesPolicy") == "IgnoreNew"
+    assert root.findtext(f"{TASK_NS}Settings/{TASK_NS}ExecutionTimeLimit") == "PT0S"   # the loop runs for ever
+    exec_ = root.find(f"{TASK_NS}Actions/{TASK_NS}Exec")
+    assert exec_.findtext(f"{TASK_NS}Command") == "powershell.exe"
+    script = exec_.findtext(f"{TASK_NS}Arguments").split("-File ", 1)[1].strip()
+    assert script.endswith(r"scripts\scalper-loop.ps1") and (ROOT / "scripts" / "scalper-loop.ps1").exists()
+    # Actions is the one part the schema requires; every child is a known part of a task
+    assert {c.tag.removeprefix(TASK_NS) for c in root} <= {"RegistrationInfo", "Triggers", "Settings", "Data",
+                                                          "Principals", "Actions"}
+    assert not (ROOT / "scripts" / "scalper-task.xml.md").exists()
