@@ -297,3 +297,21 @@ def test_scan_watched_finds_what_scan_unwatched_finds():
     plain = run_scan(data=_xau())
     assert watched["rows"] == plain["rows"] and watched["skips"] == plain["skips"]
     assert seen == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_scan_output_prices_to_the_digits(tmp_path, capsys):
+    from scalper.core.scan import price_decimals
+    from scalper.feeds.csvfile import read_bars
+
+    btc = str(shared_file("BTCUSD_M1.csv"))
+    assert price_decimals(read_bars(btc)[0]) == 2
+    out = tmp_path / "s.csv"
+    assert cli(capsys, "scan", "--data", btc, "--out", str(out)).code == 0
+    text = out.read_text()
+    assert re.search(r"\d\.\d*0000000\d|\d\.\d*9999999\d|-0\.0\b", text) is None
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) > 100
+    assert all(len(r[k].split(".")[-1]) <= 2 for r in rows for k in ("entry", "sl", "tp"))
+    assert all(len(r["score"].split(".")[-1]) <= 4 for r in rows)
+    doc = cli(capsys, "scan", "--data", btc, "--json").json()
+    assert all(_decimals(r["sl"]) <= 2 for r in doc["rows"])

@@ -64,7 +64,7 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     if signals_out:
         from scalper.core.scan import signals_to_rows
 
-        _write_csv(signals_out, SIGNAL_FIELDS, signals_to_rows(result.signals))
+        _write_csv(signals_out, SIGNAL_FIELDS, signals_to_rows(result.signals, setup.spec.digits))
     if trades_out:
         _write_csv(trades_out, TRADE_FIELDS, trade_rows)
     else:

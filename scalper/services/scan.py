@@ -30,7 +30,7 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     result = _scan(bars, names, params, lb, progress)
     signals = [s for s in result.signals
                if (lo is None or s.bar_time >= lo) and (hi is None or s.bar_time <= hi)]
-    rows = signals_to_rows(signals)
+    rows = signals_to_rows(signals, signal_digits(bars, symbol, bot, config))
     if out:
         with Path(out).open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=["bar_time", "strategy", "direction", "entry", "sl", "tp", "score"])
@@ -46,6 +46,22 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     if not out:
         doc["rows"] = rows
     return doc
+
+
+def signal_digits(bars, symbol: str | None, bot: str | None = None, config: str | None = None) -> int:
+    """Decimals of the prices written: the symbol's digits when it is known (--symbol or
+    the bot's), else as many as the file's prices carry."""
+    from scalper.core.scan import price_decimals
+
+    if bot and not symbol:
+        from scalper import wiring
+
+        symbol = wiring.load(config).bot(bot).symbol
+    if symbol:
+        from scalper.symbols import spec_for
+
+        return spec_for(symbol).digits
+    return price_decimals(bars)
 
 
 def _scan(bars, names, params, lookback, progress):
