@@ -26,3 +26,16 @@ def test_the_task_scheduler_file_is_a_task_definition_that_runs_the_loop():
     assert {c.tag.removeprefix(TASK_NS) for c in root} <= {"RegistrationInfo", "Triggers", "Settings", "Data",
                                                           "Principals", "Actions"}
     assert not (ROOT / "scripts" / "scalper-task.xml.md").exists()
+
+
+def test_install_hints_name_what_can_be_installed():
+    """`pip install 'scalper[...]'` could pull another project's package from the public index."""
+    from scalper.brokers.mt5 import MISSING_PACKAGE
+    from scalper.feeds.factory import MT5_MISSING
+    from scalper.report.charts import INSTALL_FIX
+
+    for hint in (INSTALL_FIX, MISSING_PACKAGE, MT5_MISSING):
+        assert "scalper[" not in hint and "'.[" in hint, hint
+    for path in (ROOT / "scalper").rglob("*.py"):
+        text = path.read_text()
+        assert "pip install 'scalper[" not in text, path

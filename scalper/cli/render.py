@@ -41,16 +41,16 @@ def run_summary(con: Console, s) -> None:
     if s.bots_skipped:
         con.print("bots skipped: " + ", ".join(f"{esc(b['bot'])} ({esc(b['reason'])})" for b in s.bots_skipped[:8])
                   + (" …" if len(s.bots_skipped) > 8 else ""))
-    line = f"signals: {s.signals} new"
+    line = f"signals: {s.signals:,} new"
     if s.signals_by_strategy:
         line += " (" + _counts(s.signals_by_strategy) + ")"
     if s.duplicate_signals:
-        line += f", {s.duplicate_signals} already recorded"
+        line += f", {s.duplicate_signals:,} already recorded"
     con.print(line)
     if s.decisions:
         con.print("decisions: " + _counts(s.decisions))
     if s.orders_final:
-        con.print(f"orders: {s.orders_created} created; now " + _counts(s.orders_final))
+        con.print(f"orders: {s.orders_created:,} created; now " + _counts(s.orders_final))
     if s.positions:
         con.print("positions: " + _counts(s.positions))
     for k in s.kill_switches:

@@ -96,10 +96,10 @@ def kill_switch(con: Console, d: dict) -> None:
 def rollback(con: Console, d: dict) -> None:
     con.print(f"[bold]engine paused[/] (scalper resume lifts it). Since {d['since']}:")
     a = d["activity"]
-    con.print(f"  runs {a['runs']}, signals {a['signals']}, approved {a['approved']}, rejected {a['rejected']}, "
-              f"positions opened {a['positions_opened']}")
-    con.print("  orders: " + (", ".join(f"{k} {v}" for k, v in a["orders"].items()) or "none"))
-    con.print(f"  canceled {d['orders_canceled']} unsent order(s); closed {d['positions_closed']} position(s)")
+    con.print(f"  runs {a['runs']:,}, signals {a['signals']:,}, approved {a['approved']:,}, "
+              f"rejected {a['rejected']:,}, positions opened {a['positions_opened']:,}")
+    con.print("  orders: " + (", ".join(f"{k} {v:,}" for k, v in a["orders"].items()) or "none"))
+    con.print(f"  canceled {d['orders_canceled']:,} unsent order(s); closed {d['positions_closed']:,} position(s)")
     for e in d["errors"]:
         con.print(f"[red]error:[/] {esc(e)}")
 

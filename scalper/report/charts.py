@@ -22,7 +22,7 @@ from scalper.errors import BadInput
 
 MAX_CANDLES = 300           # candles stay readable; the equity curve is always drawn in full
 UP, DOWN = "#26a69a", "#ef5350"
-# not `pip install 'scalper[charts]'`: on the public index that name is another project
+# not the project's name with [charts] after it: on the public index that name is another project
 INSTALL_FIX = "pip install matplotlib (or, in the scalper checkout, pip install '.[charts]')"
 WIN, LOSS = "#1565c0", "#ef6c00"          # trade lines: not the candles' green/red
 SL_COLOR, TP_COLOR = "#c62828", "#2e7d32"
