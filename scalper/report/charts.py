@@ -273,7 +273,7 @@ def _equity(ax, dd_ax, equity: Sequence[tuple[float, float]], label: str, curren
     ax.step(_x(times), values, where="post", color=WIN, linewidth=1.4, label=f"{label} ({currency})")
     if len(points) <= 60:   # a few closes: each one marked
         ax.scatter(_x(times[1:-1]), values[1:-1], s=10, color=WIN, zorder=3)
-    ax.set_title(f"{label}: {values[0]:,.2f} → {values[-1]:,.2f} {currency} over {len(points) - 1:,} close(s)",
+    ax.set_title(f"{label}: {values[0]:,.2f} → {values[-1]:,.2f} {currency} over {len(equity) - 1:,} close(s)",
                  loc="left", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, borderaxespad=0)
     dd_ax.fill_between(_x(times), drawdown, 0, step="post", color=LOSS, alpha=0.35, linewidth=0,

@@ -258,25 +258,16 @@ def _risk_at_stop(p: dict, spec) -> float:
 
 def _engine_state(paused: bool, last: dict | None, interval_s: float) -> dict:
     """state: paused | never_run | stalled | failing | running, with the words a person reads."""
+    from scalper.clock import human_age
+
     if paused:
         return {"state": "paused", "detail": "paused by rollback; `scalper resume` lifts it"}
     if last is None:
         return {"state": "never_run", "detail": "no run-once recorded in this ledger yet"}
     age = last["age_s"]
     if age > STALE_RUNS * interval_s:
-        return {"state": "stalled", "detail": f"last run {_ago(age)} ago (expected every {interval_s:g} s): "
+        return {"state": "stalled", "detail": f"last run {human_age(age)} ago (expected every {interval_s:g} s): "
                                               "is `scalper loop` (or its scheduler) running?"}
     if last["status"] not in ("ok", "running"):
-        return {"state": "failing", "detail": f"last run ended {last['status']} {_ago(age)} ago"}
-    return {"state": "running", "detail": f"last run {last['status']} {_ago(age)} ago"}
-
-
-def _ago(seconds: float) -> str:
-    s = int(seconds)
-    if s < 120:
-        return f"{s} s"
-    if s < 7200:
-        return f"{s // 60} min"
-    if s < 172_800:
-        return f"{s // 3600} h"
-    return f"{s // 86400:,} days"
+        return {"state": "failing", "detail": f"last run ended {last['status']} {human_age(age)} ago"}
+    return {"state": "running", "detail": f"last run {last['status']} {human_age(age)} ago"}
