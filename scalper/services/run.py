@@ -42,8 +42,11 @@ def _refuse_going_back(ledger_path, instant: float, text: str) -> None:
 
     if not Path(ledger_path).exists():
         return
-    with Ledger(ledger_path, readonly=True) as led:
-        row = led.one("SELECT MAX(as_of) AS t FROM runs WHERE dry_run = 0")
+    try:
+        with Ledger(ledger_path, readonly=True) as led:
+            row = led.one("SELECT MAX(as_of) AS t FROM runs WHERE dry_run = 0")
+    except ScalperError:   # not a ledger yet (empty file, older schema): the run itself says what is wrong
+        return
     if row and row["t"] and instant < parse_instant(row["t"]):
         raise BadInput(f"--now {text} ({iso(instant)}) is earlier than this ledger's last run ({row['t']}); "
                        "nothing done", where="--now",
