@@ -77,3 +77,26 @@ def test_trades_without_pnl_are_explained(ledger, tmp_path, capsys):
                    "WHERE status = 'closed')")
     r = cli(capsys, "report", "-c", str(tmp_path / "bots.yaml"), "--since", "2025-05-01")
     assert r.code == 0 and "1 closed trade(s) without a P&L" in r.out and "left out of" in r.out
+
+
+def test_reason_codes_are_never_cut_at_80_columns(tmp_path, capsys):
+    """The kill-switch's close orders add a third table beside the decisions: at 80
+    columns they go one under the other rather than cutting reason codes."""
+    from rich.console import Console
+
+    from scalper.cli import render
+
+    doc = {"ledger": "l.db", "since": "2025-05-01T00:00:00Z", "bot": None, "per_strategy": {},
+           "totals": {"signals": 0, "approved": 0, "rejected_total": 0, "trades": 0, "win_rate": None,
+                      "profit_factor": None, "gross_profit": 0, "expectancy": None, "net_pnl": 0,
+                      "max_drawdown": 0, "trades_without_pnl": 0},
+           "decisions": {"risk_max_positions_per_symbol_exceeded": 1234, "risk_correlation_group_exposed": 5,
+                         "open": 40},
+           "orders": {"open": {"filled": 40, "rejected": 2}, "close": {"filled": 12, "failed": 1}},
+           "daily_pnl": [], "trades": [], "open_positions": []}
+    out = io.StringIO()
+    render.report(Console(file=out, width=80, color_system=None), doc)
+    text = out.getvalue()
+    assert "risk_max_positions_per_symbol_exceeded" in text and "risk_correlation_group_exposed" in text
+    assert "…" not in text and "1,234" in text and "close orders" in text
+    assert max(len(line) for line in text.splitlines()) <= 80

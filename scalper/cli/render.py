@@ -180,13 +180,20 @@ def report(con: Console, r: dict, all_trades: bool = False) -> None:
     con.print(_strategy_table("signals → decisions → trades, per strategy", r["per_strategy"], r["totals"],
                               con.width))
     # Decisions and orders side by side.
+    from rich.measure import Measurement
+
     parts = [_kv_table("decisions", r["decisions"])]
     parts += [_kv_table(f"{kind} orders", counts, "status") for kind, counts in sorted(r["orders"].items())]
-    side = Table.grid(padding=(0, 4))
-    for _ in parts:
-        side.add_column()
-    side.add_row(*parts)
-    con.print(side)
+    wide = sum(Measurement.get(con, con.options, p).maximum for p in parts) + 4 * (len(parts) - 1)
+    if wide <= con.width:
+        side = Table.grid(padding=(0, 4))
+        for _ in parts:
+            side.add_column()
+        side.add_row(*parts)
+        con.print(side)
+    else:   # one under the other rather than reason codes cut
+        for part in parts:
+            con.print(part)
     if r["daily_pnl"]:
         t = Table(title="daily P&L", title_justify="left", show_edge=False, pad_edge=False)
         for name in ("day", "bot", "account", "realized", "trades", "wins", "losses"):
