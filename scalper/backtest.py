@@ -49,6 +49,7 @@ from scalper.core.scan import scan_history
 from scalper.core.signals import Signal
 from scalper.core.sizing import order_volume
 from scalper.core.stops import stops_valid
+from scalper.core.strategies.views import HistoryView
 from scalper.symbols import SymbolSpec
 
 DECISION_DELAY_S = 5          # a run-once starts a few seconds after the bar closes
@@ -130,12 +131,13 @@ class _Position:
 
 
 def run_backtest(history: Bars, setup: Setup, *, start: float | None = None, end: float | None = None,
-                 progress: Progress | None = None) -> BacktestResult:
+                 progress: Progress | None = None, view: HistoryView | None = None) -> BacktestResult:
     """Replay the signal bars whose open time is in [start, end] (bounds optional).
 
-    Bars before `start` are still read by the windows that need them.
+    Bars before `start` are still read by the windows that need them. `view`: a
+    HistoryView of `history` kept across calls (see scan_history).
     """
-    scanned = scan_history(history, list(setup.strategies), setup.params, setup.lookback)
+    scanned = scan_history(history, list(setup.strategies), setup.params, setup.lookback, view=view)
     return _Replay(history, setup, scanned.signals, start, end).run(progress)
 
 

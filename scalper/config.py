@@ -115,6 +115,39 @@ class FeedConfig(Strict):
         return self
 
 
+class BridgeTlsConfig(Strict):
+    """TLS to a terminal server: its CA (to check the server), and this client's certificate."""
+
+    ca: str = Field(description="the CA certificate (PEM) that signed the terminal server's certificate")
+    cert: str = Field(description="this client's certificate (PEM), which the server checks")
+    key: str = Field(description="this client's private key (PEM)")
+    server_name: str | None = Field(None, description="the name in the server's certificate; default: host")
+
+
+class TerminalBridgeConfig(Strict):
+    """An MT5 terminal reached through `scalper terminal-server` instead of the local MetaTrader5 package."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 18812
+    token_env: str = Field("SCALPER_BRIDGE_TOKEN",
+                           description="name of the environment variable holding the shared token")
+    timeout_s: PosFloat = Field(10.0, description="answer time allowed for a read (quotes, bars, positions)")
+    order_timeout_s: PosFloat = Field(30.0, description="answer time allowed for order_send; past it the order "
+                                                        "is uncertain and looked up, never resent blindly")
+    tls: BridgeTlsConfig | None = None
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        from scalper.config_errors import is_env_name
+
+        if not is_env_name(v):
+            raise Problem("must be the NAME of an environment variable, not the token itself",
+                          fix="write e.g. `token_env: SCALPER_BRIDGE_TOKEN` and export SCALPER_BRIDGE_TOKEN=... "
+                              "on both ends")
+        return v
+
+
 class AccountConfig(Strict):
     id: int = Field(ge=0)
     name: str | None = None
@@ -127,6 +160,9 @@ class AccountConfig(Strict):
     server_utc_offset_s: Annotated[int, Field(ge=-12 * 3600, le=14 * 3600)] | None = Field(
         None, description="mt5: broker server time minus UTC, in seconds (e.g. 10800 for UTC+3); "
                           "estimated from live quotes when left out")
+    terminal: TerminalBridgeConfig | None = Field(
+        None, description="mt5: reach the terminal through `scalper terminal-server` at host:port (e.g. from "
+                          "Linux to a Windows VPS) instead of importing MetaTrader5 here")
 
     @model_validator(mode="before")
     @classmethod
@@ -152,6 +188,13 @@ class AccountConfig(Strict):
                           fix="write e.g. `password_env: MT5_PASSWORD_7` and export MT5_PASSWORD_7=... "
                               "in the environment that runs scalper")
         return v
+
+    @model_validator(mode="after")
+    def _terminal_is_for_mt5(self):
+        if self.terminal is not None and self.broker != "mt5":
+            raise Problem("`terminal` (a terminal server to trade through) is for mt5 accounts only",
+                          loc=("terminal",), fix="set `broker: mt5` on this account, or remove `terminal`")
+        return self
 
     @property
     def label(self) -> str:
@@ -270,6 +313,82 @@ class EngineConfig(Strict):
     retry_attempts: Annotated[int, Field(ge=1, le=20)] = 5
 
 
+NOTIFY_EVENTS = ("fills", "closes", "kill_switch", "errors", "stale", "daily_summary")
+
+
+class NotifyTarget(Strict):
+    """Where alerts go (`notify:`). The URL carries a token: it lives only in the environment."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")] | None = Field(
+        None, description="how output and the ledger name this target; default: the url_env name")
+    url_env: str = Field(description="name of the environment variable holding the apprise URL")
+    events: list[str] = Field(default_factory=lambda: list(NOTIFY_EVENTS), min_length=1)
+    bots: list[str] | None = Field(None, description="only these bots' events (default: every bot)")
+    daily_summary_at: str = Field("21:00", description="UTC time of day after which the daily summary goes out")
+    timeout_s: Annotated[float, Field(gt=0, le=15)] = Field(5.0, description="per delivery (connect, and read)")
+    max_tries: Annotated[int, Field(ge=1, le=1000)] = Field(
+        40, description="an alert that failed this many deliveries is dropped (with an audit row)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_url_in_file(cls, data: Any):
+        # The value is never echoed: it carries the token.
+        from scalper.config_errors import looks_secret
+
+        if isinstance(data, dict):
+            for key in data:
+                if str(key).lower() in ("url", "urls", "uri", "webhook") or looks_secret(key):
+                    raise Problem(f"`{key}` must not be written in bots.yaml: a notification URL carries a token",
+                                  loc=(str(key),), fix="export the URL in an environment variable and name "
+                                  "it here, e.g. `url_env: SCALPER_TELEGRAM_URL`")
+        return data
+
+    @field_validator("url_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        from scalper.config_errors import is_env_name
+
+        if not is_env_name(v):
+            raise Problem("must be the NAME of an environment variable (letters, digits and _), not the URL itself",
+                          fix="write e.g. `url_env: SCALPER_TELEGRAM_URL` and export SCALPER_TELEGRAM_URL=... "
+                              "in the environment that runs scalper")
+        return v
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, v: list[str]) -> list[str]:
+        for i, e in enumerate(v):
+            if e not in NOTIFY_EVENTS:
+                import difflib
+
+                near = difflib.get_close_matches(str(e), NOTIFY_EVENTS, n=1, cutoff=0.5)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise Problem(f"unknown event {e!r}", loc=(i,),
+                              fix=f"{hint}valid events: {', '.join(NOTIFY_EVENTS)}")
+            if e in v[:i]:
+                raise Problem(f"{e!r} is listed twice", loc=(i,), fix="list each event once")
+        return v
+
+    @field_validator("daily_summary_at", mode="before")
+    @classmethod
+    def _time_of_day(cls, v: Any) -> str:
+        import re
+
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 24 * 60:
+            v = f"{v // 60}:{v % 60:02d}"   # YAML 1.1 reads an unquoted 21:00 as 1260 (base 60)
+        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", str(v).strip())
+        if not m:
+            raise Problem(f"{v!r} is not a time of day", fix='write HH:MM in UTC, quoted, e.g. "21:00"')
+        return f"{int(m[1]):02d}:{m[2]}"
+
+    @property
+    def label(self) -> str:
+        return self.name or self.url_env
+
+    def wants(self, event: str, bot: str | None) -> bool:
+        return event in self.events and (bot is None or self.bots is None or bot in self.bots)
+
+
 class Config(Strict):
     version: Literal[1] = 1
     ledger: str = "var/ledger.db"
@@ -280,6 +399,7 @@ class Config(Strict):
     symbols: dict[str, SymbolOverride] = Field(default_factory=dict)
     correlation_groups: dict[str, list[str]] = Field(default_factory=dict)
     bots: list[BotConfig] = Field(default_factory=list)
+    notify: list[NotifyTarget] = Field(default_factory=list, description="alert targets (see README, Alerts)")
 
     # set by the loader, not by the file
     source: str | None = Field(None, exclude=True)
@@ -319,6 +439,21 @@ class Config(Strict):
                 raise Problem(f"correlation group {bot.correlation_group!r} is not defined under "
                               f"`correlation_groups:` ({groups})", loc=("bots", i, "correlation_group"),
                               fix="define it under `correlation_groups:` or remove the line")
+        return self
+
+    @model_validator(mode="after")
+    def _notify_checks(self):
+        names = {b.name for b in self.bots}
+        first: dict[str, int] = {}
+        for j, t in enumerate(self.notify):
+            if t.label in first:
+                raise Problem(f"the target name {t.label!r} is already used by notify[{first[t.label]}]",
+                              loc=("notify", j, "name"), fix="give each target its own `name:`")
+            first[t.label] = j
+            for k, b in enumerate(t.bots or []):
+                if b not in names:
+                    raise Problem(f"no bot named {b!r}", loc=("notify", j, "bots", k),
+                                  fix=f"use one of: {', '.join(sorted(names)) or '(no bots defined)'}")
         return self
 
     # --- helpers -------------------------------------------------------------
@@ -408,6 +543,10 @@ def load_config(path: str | os.PathLike) -> Config:
         if key:
             _cache_write(key, cfg.model_dump(mode="json"))
     cfg.source = str(p)
+    if cfg.notify:
+        from scalper.notify.urls import check_targets
+
+        check_targets(cfg, p)   # the URLs live in the environment: checked on every load, not cached
     return cfg
 
 

@@ -17,6 +17,7 @@ CRASH_POINTS = (
     "after_intent",      # order row committed (status new), nothing sent
     "during_send",       # broker received the request, has not filled it
     "after_fill",        # broker filled and committed; the ledger has not heard
+    "after_notify_send", # an alert was delivered; the outbox has not marked it sent
 )
 
 _ENV = "SCALPER_CRASH_AT"

@@ -51,13 +51,14 @@ def add_secret(value: str | None) -> None:
 
 
 def secrets_from_config(cfg: Any, environ: dict | None = None) -> list[str]:
-    """The values of the environment variables the config's accounts name with password_env."""
+    """The values of the environment variables the config's accounts name with password_env (and
+    terminal.token_env: the terminal bridge's token)."""
     env = os.environ if environ is None else environ
     out = []
     for acc in getattr(cfg, "accounts", ()) or ():
-        name = getattr(acc, "password_env", None)
-        if name and env.get(name):
-            out.append(env[name])
+        for name in (getattr(acc, "password_env", None), getattr(getattr(acc, "terminal", None), "token_env", None)):
+            if name and env.get(name):
+                out.append(env[name])
     return out
 
 

@@ -45,7 +45,20 @@ def make_feed(cfg: Config):
     from scalper.feeds.factory import build_feed
 
     mt5_account = next((a for a in cfg.accounts if a.broker == "mt5"), None)
+    if cfg.feed.type == "mt5" and mt5_account is not None and mt5_account.terminal is not None:
+        from scalper.errors import FeedUnavailable
+
+        module = terminal_module(cfg, mt5_account, FeedUnavailable)
+        return build_feed(cfg.feed, lambda p: cfg.resolve_path(p), mt5_account, module=module)
     return build_feed(cfg.feed, lambda p: cfg.resolve_path(p), mt5_account)
+
+
+def terminal_module(cfg: Config, acc: AccountConfig, error=BrokerUnavailable):
+    """The `MetaTrader5` stand-in for an account with `terminal:` (a terminal server); rpyc is
+    imported only here, for accounts that use one."""
+    from scalper.bridge.client import remote_terminal
+
+    return remote_terminal(acc.terminal, cfg.resolve_path, error=error)
 
 
 def make_broker_factory(cfg: Config, feed, clock: Clock, *, dry_run: bool = False):
@@ -73,7 +86,8 @@ def make_broker_factory(cfg: Config, feed, clock: Clock, *, dry_run: bool = Fals
             except ImportError as exc:
                 raise BrokerUnavailable(f"the mt5 broker is not available here ({exc}); "
                                         "on Windows: pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')") from None
-            return MT5Broker.from_account(acc, clock=clock)  # the terminal's own symbol specs win
+            module = terminal_module(cfg, acc) if acc.terminal is not None else None
+            return MT5Broker.from_account(acc, clock=clock, module=module)  # the terminal's own symbol specs win
         raise BadInput(f"unknown broker {acc.broker!r}", where=f"accounts[{acc.id}].broker")
 
     return factory

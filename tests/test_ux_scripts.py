@@ -9,8 +9,13 @@ from tests.conftest import ROOT
 TASK_NS = "{http://schemas.microsoft.com/windows/2004/02/mit/task}"
 
 
-def test_the_task_scheduler_file_is_a_task_definition_that_runs_the_loop():
-    path = ROOT / "scripts" / "scalper-task.xml"
+import pytest
+
+
+@pytest.mark.parametrize("name, script", [("scalper-task.xml", "scalper-loop.ps1"),
+                                          ("scalper-terminal-server-task.xml", "scalper-terminal-server.ps1")])
+def test_the_task_scheduler_files_are_task_definitions_that_run_the_scripts(name, script):
+    path = ROOT / "scripts" / name
     path.read_bytes().decode("ascii")                       # no encoding surprises on import
     root = ET.parse(path).getroot()
     assert root.tag == f"{TASK_NS}Task" and root.get("version") == "1.2"
@@ -20,8 +25,8 @@ def test_the_task_scheduler_file_is_a_task_definition_that_runs_the_loop():
     assert root.findtext(f"{TASK_NS}Settings/{TASK_NS}ExecutionTimeLimit") == "PT0S"   # the loop runs for ever
     exec_ = root.find(f"{TASK_NS}Actions/{TASK_NS}Exec")
     assert exec_.findtext(f"{TASK_NS}Command") == "powershell.exe"
-    script = exec_.findtext(f"{TASK_NS}Arguments").split("-File ", 1)[1].strip()
-    assert script.endswith(r"scripts\scalper-loop.ps1") and (ROOT / "scripts" / "scalper-loop.ps1").exists()
+    runs = exec_.findtext(f"{TASK_NS}Arguments").split("-File ", 1)[1].strip()
+    assert runs.endswith("\\scripts\\" + script) and (ROOT / "scripts" / script).exists()
     # Actions is the one part the schema requires; every child is a known part of a task
     assert {c.tag.removeprefix(TASK_NS) for c in root} <= {"RegistrationInfo", "Triggers", "Settings", "Data",
                                                           "Principals", "Actions"}

@@ -181,3 +181,6 @@ def backtest(
 
 
 from scalper.cli import ops  # noqa: E402,F401  (operator commands: status, kill-switch, rollback, …)
+from scalper.cli import bridge  # noqa: E402,F401  (terminal-server)
+from scalper.cli import optimize_cmd  # noqa: E402,F401  (scalper optimize)
+from scalper.cli import notify_cmd  # noqa: E402,F401  (notify test)

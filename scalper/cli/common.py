@@ -21,6 +21,13 @@ class _StderrConsole:
     def __getattr__(self, name):
         return getattr(stderr_console(), name)
 
+    # rich's Live (progress bars) enters the console as a context manager; dunders bypass __getattr__.
+    def __enter__(self):
+        return self.__getattr__("__enter__")()
+
+    def __exit__(self, *exc):
+        return self.__getattr__("__exit__")(*exc)
+
 
 def _console(**kwargs) -> "Console":
     """A rich Console whose reader leaving (`scalper report | head -1`) raises BrokenPipeError

@@ -100,14 +100,22 @@ def resume(config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt,
 
 
 @app.command("check")
-def check(config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt) -> int:
+def check(
+    max_age: Optional[str] = typer.Option(None, "--max-age", metavar="AGE",
+                                          help="Stall watch: fail when the last successful pass is older than "
+                                               "this (3m, 90s, 1h); brokers and feeds are not contacted."),
+    notify: bool = typer.Option(False, "--notify", help="With --max-age: send a `stale` alert once per stall, "
+                                                        "and a recovery message when passes succeed again."),
+    config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
+) -> int:
     """Validate the config and ledger, reach the brokers and the feed; say what is wrong.
 
-    Exit 0 when all is well; 2 bad config; 3 broker or feed unreachable; 1 anything else.
+    Exit 0 when all is well; 2 bad config; 3 broker or feed unreachable; 1 anything else (a stall
+    too). From cron, every minute: `scalper check --max-age 3m --notify`.
     """
     from scalper.services.health import check as service
 
-    doc = service(config, ledger)
+    doc = service(config, ledger, max_age=max_age, notify=notify)
     emit_json(doc) if as_json else render.check(out_console(False), doc)
     return doc["exit_code"]
 

@@ -23,11 +23,14 @@ _ORDER = {name: i for i, name in enumerate(STRATEGY_NAMES)}
 
 
 def scan_history(history: Bars, strategies: list[str] | None = None,
-                 params: Mapping[str, Mapping] | None = None, lookback: int = 100) -> ScanResult:
+                 params: Mapping[str, Mapping] | None = None, lookback: int = 100,
+                 view: HistoryView | None = None) -> ScanResult:
     """Scan `history` with `strategies` (default: all, canonical order).
 
     `params` maps a strategy name to its overrides; they are validated like a
-    config's (ValueError saying what to fix).
+    config's (ValueError saying what to fix). `view`: a HistoryView of this very
+    history and lookback, kept by a caller that scans it many times (the optimiser),
+    so its indicators are computed once.
     """
     if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1:
         raise ValueError(f"lookback={lookback!r} must be a whole number of bars of at least 1")
@@ -35,7 +38,10 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
     params = dict(params or {})
     for name in [*names, *params]:
         get(name)  # unknown names fail here, listing the valid ones
-    view = HistoryView(history, lookback)  # shared: indicators are computed once
+    if view is None:
+        view = HistoryView(history, lookback)  # shared: indicators are computed once
+    elif view.history is not history or view.lookback != lookback:
+        raise ValueError("the view given is not of this history and lookback")
     result = ScanResult(evaluated=view.count)
     for name in names:
         part = get(name).STRATEGY.scan_view(view, resolve_params(name, params.get(name), lookback))

@@ -14,9 +14,11 @@ from scalper.feeds.builtin import BuiltinFeed
 MT5_MISSING = "the mt5 feed needs the MetaTrader5 package (Windows): pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')"
 
 
-def build_feed(feed_cfg: FeedConfig, resolve_path: Callable[[str], Path], mt5_account=None) -> Feed:
+def build_feed(feed_cfg: FeedConfig, resolve_path: Callable[[str], Path], mt5_account=None, *,
+               module=None) -> Feed:
     """`resolve_path` turns a path written in bots.yaml into a real one (relative to the file);
-    `mt5_account` (an AccountConfig) is the terminal the mt5 feed reads from."""
+    `mt5_account` (an AccountConfig) is the terminal the mt5 feed reads from; `module` stands in for
+    the MetaTrader5 package (a terminal bridge client)."""
     if feed_cfg.type == "builtin":
         return BuiltinFeed(seed=feed_cfg.seed)
     if feed_cfg.type == "csv":
@@ -33,4 +35,4 @@ def build_feed(feed_cfg: FeedConfig, resolve_path: Callable[[str], Path], mt5_ac
             raise
         raise FeedUnavailable(MT5_MISSING) from None
     offset = mt5_account.server_utc_offset_s if mt5_account is not None else None
-    return mt5.Mt5Feed(account=mt5_account, server_offset_s=offset)
+    return mt5.Mt5Feed(account=mt5_account, server_offset_s=offset, module=module)

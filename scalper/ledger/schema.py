@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class SchemaError(Exception):
@@ -158,8 +158,33 @@ CREATE INDEX IF NOT EXISTS positions_bot_closed ON positions (bot, status, close
 CREATE INDEX IF NOT EXISTS decisions_run ON decisions (run_id);
 """
 
+
+def _v3_notify_outbox() -> str:
+    """v3: alerts. The outbox holds one row per (target, event): pending until delivered,
+    then sent, or dropped after too many tries. notify_state keeps the cursors of what has
+    been turned into events already and the stall-watch state."""
+    return """
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,               -- the target's name in bots.yaml (never its URL)
+    event_key TEXT NOT NULL,            -- what happened, e.g. fill:12, close:88, stale:<run id>
+    event TEXT NOT NULL,                -- fills | closes | kill_switch | errors | stale | daily_summary
+    bot TEXT,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'dropped')),
+    tries INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at TEXT,
+    UNIQUE (target, event_key)
+);
+CREATE INDEX IF NOT EXISTS notify_outbox_pending ON notify_outbox (status, target, id);
+CREATE TABLE IF NOT EXISTS notify_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
+"""
+
+
 # MIGRATIONS[v] brings a ledger from version v-1 to v. Version 1 is the base.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _v3_notify_outbox()}
 
 
 def current_version(conn: sqlite3.Connection) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from scalper import wiring
@@ -10,10 +11,16 @@ from scalper.core.bars import BAR_SECONDS
 from scalper.errors import ScalperError
 
 
-def check(config: str | None, ledger_option: str | None) -> dict:
+def check(config: str | None, ledger_option: str | None, *, max_age: str | None = None,
+          notify: bool = False) -> dict:
     """A list of {what, ok, detail}. Never raises for a failed item: it reports it.
 
+    With max_age (e.g. "3m"), the stall watch: is the last successful pass older? Brokers and
+    feeds are then left alone (a cron line runs it every minute beside the engine); with
+    notify, a `stale` alert goes out once per stall, and a recovery message after it.
+
     exit_code: 0 all good; 2 config invalid; 3 broker or feed unreachable; 1 anything else."""
+    max_age_s = _max_age(max_age, notify)
     items: list[dict] = []
     exit_code = 0
 
@@ -38,6 +45,20 @@ def check(config: str | None, ledger_option: str | None) -> dict:
         exit_code = 1
     elif ledger_path.exists():
         _engine_state_items(ledger_path, add)
+    for t in cfg.notify:
+        present = bool(os.environ.get(t.url_env))
+        add(f"alerts {t.label}", present, f"${t.url_env} is set; events: {', '.join(t.events)}" if present else
+            f"${t.url_env} is not set in this environment: alerts wait in the ledger, unsent")
+    if max_age_s is not None:
+        from scalper.services.notify import stall_watch
+
+        if notify and not cfg.notify:
+            add("alerts", False, "--notify, but bots.yaml has no `notify:` targets: nobody would be told")
+        item = stall_watch(cfg, ledger_path, max_age_s, notify=notify)
+        add(item["what"], item["ok"], item["detail"])
+        for note in item["notes"]:
+            add("alert delivery", False, note.removeprefix("alerts: "))
+        return {"ok": exit_code == 0, "exit_code": exit_code, "items": items}
 
     clock = SystemClock()
     now = clock.now()
@@ -66,16 +87,53 @@ def check(config: str | None, ledger_option: str | None) -> dict:
         used = sorted({a for b in runnable for a in b.accounts})
         for acc_id in used:
             acc = cfg.account(acc_id)
+            bridged = acc.broker == "mt5" and acc.terminal is not None
+            probe = None
             try:
                 broker = factory(acc)
                 broker.connect()
                 info = broker.account_info()
+                probe = _bridge_probe(cfg, acc) if bridged else None   # while the terminal is initialized
                 broker.close()
                 add(f"account {acc.label} ({acc.broker})", True,
                     f"balance {info.balance:,.2f} {info.currency}, equity {info.equity:,.2f}")
             except ScalperError as exc:
                 add(f"account {acc.label} ({acc.broker})", False, str(exc), exc.exit_code)
+            if bridged:
+                _bridge_item(acc, probe or _bridge_probe(cfg, acc), items, add)
     return {"ok": exit_code == 0, "exit_code": exit_code, "items": items}
+
+
+def _bridge_probe(cfg, acc) -> dict:
+    """The terminal server of an account: reachable, token accepted, terminal connected, trading
+    allowed, latency (see RemoteTerminal.probe)."""
+    try:
+        return wiring.terminal_module(cfg, acc).probe()
+    except ScalperError as exc:
+        return {"reachable": None, "token_accepted": None, "latency_ms": None, "terminal_connected": None,
+                "trade_allowed": None, "error": str(exc)}
+
+
+def _bridge_item(acc, probe: dict, items: list, add) -> None:
+    t = acc.terminal
+    facts = []
+    if probe["reachable"]:
+        facts.append("reachable")
+    if probe["token_accepted"]:
+        facts.append("token accepted")
+    if probe["terminal_connected"] is not None:
+        facts.append("terminal connected to the trade server" if probe["terminal_connected"]
+                     else "terminal NOT connected to the trade server")
+    if probe["trade_allowed"] is not None:
+        facts.append("trading allowed" if probe["trade_allowed"] else "trading NOT allowed (Algo Trading off)")
+    if probe["latency_ms"] is not None:
+        facts.append(f"{probe['latency_ms']:.2f} ms per call")
+    if probe["error"]:
+        facts.append(probe["error"])
+    ok = bool(probe["token_accepted"]) and probe["terminal_connected"] is not False \
+        and probe["trade_allowed"] is not False and not probe["error"]
+    add(f"terminal server {t.host}:{t.port} ({acc.label})", ok, ", ".join(facts), 3)
+    items[-1]["bridge"] = probe
 
 
 def _engine_state_items(path: Path, add) -> None:
@@ -118,8 +176,26 @@ def _ledger_item(path: Path) -> dict:
 
 
 def _writable_dir(d: Path) -> bool:
-    import os
-
     while not d.exists():
         d = d.parent
     return os.access(d, os.W_OK)
+
+
+def _max_age(text: str | None, notify: bool) -> float | None:
+    from scalper.errors import BadInput
+
+    if text is None:
+        if notify:
+            raise BadInput("--notify goes with --max-age", where="--notify",
+                           fix="e.g. `scalper check --max-age 3m --notify` (the stall watch)")
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip()
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except (ValueError, KeyError):
+        value = -1.0
+    if not value > 0:
+        raise BadInput(f"cannot read {text!r} as an age", where="--max-age",
+                       fix="write e.g. 3m, 90s or 1h (about 4 × the loop interval)")
+    return value

@@ -21,13 +21,20 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
         from scalper import logsetup
 
         logsetup.configure(cfg)
-    summary = engine.run_once(bots)
+    try:
+        summary = engine.run_once(bots)
+    except Exception as exc:
+        if not dry_run and not isinstance(exc, ScalperError):
+            _alerts(cfg, engine.ledger_path, None)   # the pass recorded its failure: tell it now
+        raise
     log.info("run %s: %d signal(s), decisions %s, orders %s, %.3fs, exit %d", summary.run_id, summary.signals,
              summary.decisions, summary.orders, summary.duration_s, summary.exit_code)
     for e in summary.errors:
         log.warning("run %s: %s", summary.run_id, e)
     if cfg.engine.metrics_file and not dry_run:
         _write_metrics(cfg, engine.ledger_path, summary)
+    if not dry_run:
+        summary.errors.extend(_alerts(cfg, engine.ledger_path, summary))
     return summary
 
 
@@ -52,6 +59,15 @@ def _refuse_going_back(ledger_path, instant: float, text: str) -> None:
                        "nothing done", where="--now",
                        fix="replay forward from there, use another --ledger for an earlier span, "
                            "or add --allow-backwards if you mean it")
+
+
+def _alerts(cfg, ledger_path, summary) -> list[str]:
+    """After the pass, never inside it: alerts from what the ledger recorded (see services/notify)."""
+    if not cfg.notify:
+        return []
+    from scalper.services.notify import after_pass
+
+    return after_pass(cfg, ledger_path, summary)
 
 
 def _write_metrics(cfg, ledger_path, summary) -> None:
