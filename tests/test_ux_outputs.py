@@ -223,7 +223,7 @@ def test_equity_of_closes_sharing_a_timestamp_spans_an_hour_not_years():
     t = 1_748_336_400.0
     fig = Figure()
     ax, dd = fig.subplots(2, 1)
-    charts._equity(ax, dd, [(t, 0.0), (t, 5.0), (t, -3.0), (t, 2.0)], "realized P&L", "USD", None)
+    charts._equity_and_drawdown(ax, dd, [(t, 0.0), (t, 5.0), (t, -3.0), (t, 2.0)], "realized P&L", "USD", None)
     lo, hi = ax.get_xlim()
     assert 0 < (hi - lo) * 86_400 <= 2 * 3600                             # an hour around it, not 2023→2027
     assert charts._collapse([(t, 0.0), (t, 5.0), (t + 60, 7.0)]) == [(t, 5.0), (t + 60, 7.0)]

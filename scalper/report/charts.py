@@ -100,7 +100,7 @@ def draw_panels(path: str | Path, *, title: str, panels: Sequence[SymbolPanel],
         _price_panel(ax, panel, max_candles)
     equity_ax, dd_ax = axes[n], axes[n + 1]
     dd_ax.sharex(equity_ax)
-    _equity(equity_ax, dd_ax, equity, equity_label, currency, span)
+    _equity_and_drawdown(equity_ax, dd_ax, equity, equity_label, currency, span)
     from scalper.outputs import CHART_FORMATS
 
     out = Path(path)
@@ -247,8 +247,22 @@ def _collapse(equity: Sequence[tuple[float, float]]) -> list[tuple[float, float]
     return out
 
 
-def _equity(ax, dd_ax, equity: Sequence[tuple[float, float]], label: str, currency: str,
-            span: tuple[float, float] | None) -> None:
+def _equity(ax, equity: Sequence[tuple[float, float]], label: str) -> None:
+    """An equity curve alone on `ax` (scalper optimize's chart): one step per instant."""
+    ax.set_ylabel(label)
+    points = _collapse(equity)
+    if not points:
+        ax.text(0.5, 0.5, "no closed trades", transform=ax.transAxes, ha="center", va="center")
+        return
+    times, values = zip(*points)
+    ax.step(_x(times), values, where="post", color=WIN, linewidth=1.2)
+    ax.grid(alpha=0.3)
+    _money_ticks(ax)
+    _dates(ax)
+
+
+def _equity_and_drawdown(ax, dd_ax, equity: Sequence[tuple[float, float]], label: str, currency: str,
+                         span: tuple[float, float] | None) -> None:
     ax.set_ylabel(f"{label} ({currency})")
     dd_ax.set_ylabel(f"drawdown ({currency})")
     points = _collapse(equity)
