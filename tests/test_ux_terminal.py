@@ -15,10 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scalper.core.bars import BAR_SECONDS
-from scalper.feeds.csvfile import read_bars
 from tests.conftest import ROOT, shared_file
-from tests.enginekit import engine_at, ts, write_config
+from tests.enginekit import replay_minutes, write_config
 from tests.ptykit import in_terminal, piped
 
 pytestmark = pytest.mark.slow
@@ -41,12 +39,7 @@ def world(tmp_path_factory) -> Path:
     """bots.yaml + ledger.db + paper.db after 150 one-minute passes on 2025-05-27."""
     tmp = tmp_path_factory.mktemp("world")
     cfg = _two_symbol_config(tmp)
-    bars, _ = read_bars(shared_file("XAUUSD_M1.csv"))
-    start = bars.index_of(int(ts("2025-05-27 08:00:00")))
-    engine = engine_at(cfg, 0.0)
-    for i in range(start, start + 150):
-        engine.clock.instant = float(bars.time[i]) + BAR_SECONDS + 5
-        assert engine.run_once().exit_code == 0
+    replay_minutes(cfg, shared_file("XAUUSD_M1.csv"), "2025-05-27 08:00:00", 150)
     return cfg
 
 
