@@ -26,15 +26,37 @@ class FixedClock:
         return self.instant
 
 
+# The instants this tool deals in: bar files, ledgers and replays all live after 1970 and
+# before year 10000 (what datetime, iso() and SQLite's text times can hold).
+EARLIEST = 0.0                 # 1970-01-01T00:00:00Z
+LATEST = 253_402_300_799.0     # 9999-12-31T23:59:59Z
+
+
+class OutOfRange(ValueError):
+    """A well-formed time outside [EARLIEST, LATEST]; the message says so."""
+
+
 def parse_instant(text: str) -> float:
-    """ISO 8601 → epoch seconds. A naive time is read as UTC (bar files carry no offset)."""
+    """ISO 8601 → epoch seconds. A naive time is read as UTC (bar files carry no offset).
+    ValueError if unreadable; OutOfRange (a ValueError) before 1970 or after 9999."""
     s = text.strip()
     if s.endswith("Z"):
         s = s[:-1] + "+00:00"
     dt = datetime.fromisoformat(s)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+    try:
+        ts = dt.timestamp()
+    except (OverflowError, OSError):  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+        ts = float("-inf") if dt.year < 1970 else float("inf")
+    check_in_range(ts)
+    return ts
+
+
+def check_in_range(ts: float) -> float:
+    if not EARLIEST <= ts <= LATEST:
+        raise OutOfRange("before 1970-01-01" if not ts > EARLIEST else "after 9999-12-31")
+    return ts
 
 
 def iso(ts: float | int | None) -> str | None:
@@ -51,16 +73,20 @@ def bar_iso(ts: int) -> str:
 
 def parse_instant_option(text: str | None, option: str) -> float | None:
     """A command-line time option (ISO 8601, UTC unless an offset is given); BadInput if unreadable."""
-    if not text:
+    from scalper.errors import BadInput, quote
+
+    if text is None:
         return None
+    fix = "use ISO 8601, e.g. 2025-05-20 or 2025-05-20T14:30 (UTC; bar files: their own clock)"
+    if not text.strip():
+        raise BadInput(f"{quote(text)} is empty; give a time", where=option, fix=fix)
     try:
         return parse_instant(text)
+    except OutOfRange as exc:
+        raise BadInput(f"{quote(text)} is {exc}, outside the times scalper handles", where=option,
+                       fix=fix) from None
     except ValueError:
-        from scalper.errors import BadInput
-
-        raise BadInput(f"cannot read {text!r} as a time", where=option,
-                       fix="use ISO 8601, e.g. 2025-05-20 or 2025-05-20T14:30 (UTC; bar files: their own clock)"
-                       ) from None
+        raise BadInput(f"cannot read {quote(text)} as a time", where=option, fix=fix) from None
 
 
 def parse_span_options(since: str | None, until: str | None) -> tuple[float | None, float | None]:

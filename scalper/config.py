@@ -27,6 +27,13 @@ PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Percent = Annotated[float, Field(gt=0, le=100)]
+# Upper bounds that keep every money figure (price x lots x contract size, balances) finite:
+# far above any real account, far below float overflow (prices are capped by feeds.plausible).
+MAX_MONEY = 1e12
+MAX_LOTS = 1e5
+MAX_CONTRACT_SIZE = 1e9
+Money = Annotated[float, Field(gt=0, le=MAX_MONEY)]
+Lots = Annotated[float, Field(gt=0, le=MAX_LOTS)]
 
 
 class Problem(ValueError):
@@ -94,7 +101,7 @@ class FaultConfig(Strict):
 
 class PaperConfig(Strict):
     state: str = "var/paper-broker.db"
-    initial_balance: PosFloat = 10_000.0
+    initial_balance: Money = 10_000.0
     currency: str = "USD"
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
@@ -152,7 +159,7 @@ class AccountConfig(Strict):
     id: int = Field(ge=0)
     name: str | None = None
     broker: Literal["paper", "mt5"] = "paper"
-    balance: PosFloat | None = Field(None, description="paper: starting balance")
+    balance: Money | None = Field(None, description="paper: starting balance")
     login: int | None = None
     server: str | None = None
     password_env: str | None = Field(None, description="name of the environment variable holding the password")
@@ -234,7 +241,7 @@ class BotConfig(Strict):
     user_id: int | None = None
     accounts: list[int] = Field(min_length=1)
     auto_trade: bool = True
-    qty: PosFloat | None = None
+    qty: Lots | None = None
     magic: Annotated[int, Field(gt=0, lt=2**63)] | None = None
     strategies: list[str] = Field(default_factory=lambda: list(_strategy_names()), min_length=1)
     strategy_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -296,10 +303,10 @@ class BotConfig(Strict):
 
 class SymbolOverride(Strict):
     digits: Annotated[int, Field(ge=0, le=8)]
-    contract_size: PosFloat
-    volume_min: PosFloat = 0.01
-    volume_max: PosFloat = 100.0
-    volume_step: PosFloat = 0.01
+    contract_size: Annotated[float, Field(gt=0, le=MAX_CONTRACT_SIZE)]
+    volume_min: Lots = 0.01
+    volume_max: Lots = 100.0
+    volume_step: Lots = 0.01
     spread_points: NonNegFloat = 20.0
     stops_level: Annotated[int, Field(ge=0)] = 0
     currency: str = "USD"

@@ -90,7 +90,9 @@ class Engine:
     def run_once(self, bot_names: list[str] | None = None) -> RunSummary:
         unknown = [n for n in (bot_names or []) if n not in {b.name for b in self.cfg.bots}]
         if unknown:
-            raise BadInput(f"no bot named {unknown[0]!r}", where="--bot",
+            from scalper.errors import quote
+
+            raise BadInput(f"no bot named {quote(unknown[0])}", where="--bot",
                            fix=f"use one of: {', '.join(b.name for b in self.cfg.bots) or '(no bots defined)'}")
         # a dry run on a ledger that was never created leaves no lock file behind either
         dry_and_new = self.dry_run and not lock_path(Path(self.ledger_path)).exists()

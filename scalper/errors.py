@@ -5,6 +5,17 @@ Raise these from anywhere; the CLI turns them into a message and an exit code.
 
 from __future__ import annotations
 
+QUOTE_LIMIT = 60  # characters of a bad value shown in a message
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """A bad value as it was written, for a message: quoted, control characters and NUL
+    escaped (repr), and cut to `limit` characters so a 2 MB field gives a one-line message."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text):,} characters)"
+
 
 class ScalperError(Exception):
     """Base class. `exit_code` is what the CLI exits with."""
@@ -77,6 +88,11 @@ class LedgerError(ScalperError):
     """The ledger cannot be written or read (read-only, disk full, corrupt): exit 1."""
 
     exit_code = 1
+
+
+class NotALedger(BadInput, LedgerError):
+    """The ledger path names something that is not a ledger (another file, an SQLite database
+    of something else) or lies under a file (exit 2: fix the path; nothing was written)."""
 
 
 class NotYetAvailable(ScalperError):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from scalper.clock import Clock, FixedClock, SystemClock, parse_instant_option
 from scalper.config import AccountConfig, Config, load_config
-from scalper.errors import BadInput, BrokerUnavailable
+from scalper.errors import BadInput, BrokerUnavailable, quote
 from scalper.symbols import spec_for
 
 CONFIG_ENV = "SCALPER_CONFIG"
@@ -25,18 +25,22 @@ def load(option: str | None) -> Config:
 
 
 def ledger_path(cfg: Config, option: str | None) -> Path:
+    """The ledger's path; NotALedger (exit 2) when it lies under a file or names a file that is
+    not an SQLite database, before any command creates anything beside it."""
+    from scalper.ledger.paths import check_ledger_path
+
     chosen = option or os.environ.get(LEDGER_ENV)
-    return Path(chosen) if chosen else cfg.resolve_path(cfg.ledger)
+    return check_ledger_path(Path(chosen) if chosen else cfg.resolve_path(cfg.ledger))
 
 
 def make_clock(now: str | None) -> Clock:
-    if not now:
+    if now is None:   # an empty --now "" is refused by parse_instant_option, not read as "live"
         return SystemClock()
     instant = parse_instant_option(now, "--now")
     if instant > time.time() + 60:
         # a replay records what it does in the ledger: trades stamped in the future would
         # corrupt today's P&L, limits and reports
-        raise BadInput(f"{now} is in the future", where="--now",
+        raise BadInput(f"{quote(now)} is in the future", where="--now",
                        fix="replay history only: pass an instant up to now (UTC unless an offset is given)")
     return FixedClock(instant)
 

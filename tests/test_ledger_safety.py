@@ -445,23 +445,25 @@ def test_a_file_that_is_not_a_usable_ledger_is_refused_untouched(what, config, t
         code, doc, err = _run(capsys, config, bars[0])
         assert code == 0, err
         shutil.copy2(tmp_path / "paper.db", target)
-        words = "not a scalper ledger"
-    elif what == "garbage":
-        target.write_bytes(os.urandom(8192))
-        words = "damaged"
+        words, expected_code = "not a scalper ledger", 2   # a wrong path is bad input
+    elif what == "garbage":             # not even SQLite: say so, not "damaged"
+        target.write_bytes(b"\x00garbage" + os.urandom(8192))
+        words, expected_code = "not a scalper ledger: it is not an SQLite database", 2
     else:
         _v1_ledger(target)
         con = sqlite3.connect(target)
         con.execute("UPDATE meta SET value = 'one' WHERE key = 'schema_version'")
         con.commit()
         con.close()
-        words = "not a number"
+        words, expected_code = "not a number", 1
     before = _sha(target)
     code, out, err = _cli(capsys, "run-once", "--now", iso(just_after_close(bars[1])), "--config", str(config),
                           "--ledger", str(target))
-    assert code == 1, err
+    assert code == expected_code, err
     assert str(target) in err and words in err and "Traceback" not in err
     assert _sha(target) == before
+    if expected_code == 2:
+        assert not target.with_name(target.name + ".lock").exists(), "nothing is written beside a wrong path"
 
 
 def test_check_reports_a_damaged_ledger_without_a_traceback(config, tmp_path, capsys):

@@ -171,6 +171,8 @@ def test_ctrl_c_keeps_finished_trials_reports_the_best_and_resumes(xau_csv, tmp_
     done = 0
     while time.monotonic() < deadline and done < 6:
         time.sleep(0.5)
+        if proc.poll() is not None:                                # died before the signal: say why
+            raise AssertionError(f"optimize exited {proc.returncode} early: {proc.stderr.read()[-2000:]}")
         if study.exists():
             try:
                 s = optuna.load_study(study_name="search", storage=f"sqlite:///{study}")

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from scalper.cli import app
-from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, out_console
+from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, number, out_console
 from scalper.cli import render
 
 
@@ -152,9 +152,10 @@ def backtest(
     trades_out: Optional[str] = typer.Option(None, "--trades-out", metavar="FILE.csv", help="Write the trades."),
     chart: Optional[str] = typer.Option(None, "--chart", metavar="FILE.png",
                                         help="Draw the last bars with signals and trades, and the equity curve."),
-    balance: Optional[float] = typer.Option(None, "--balance", min=0.01,
+    balance: Optional[float] = typer.Option(None, "--balance", parser=number(0.01, 1e12), metavar="MONEY",
                                             help="Starting balance (default: the bot's paper balance, else 10000)."),
-    qty: Optional[float] = typer.Option(None, "--qty", min=0.0001, help="Lots per order (default: the bot's, else 0.01 metals, 0.10 FX)."),
+    qty: Optional[float] = typer.Option(None, "--qty", parser=number(0.0001, 1e5), metavar="LOTS",
+                                        help="Lots per order (default: the bot's, else 0.01 metals, 0.10 FX)."),
     lookback: Optional[int] = typer.Option(None, "--lookback", metavar="BARS", min=15, help="Window length in bars "
                                                                             "(default: the bot's, else 100)."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -59,8 +58,35 @@ LedgerOpt = typer.Option(None, "--ledger", envvar="SCALPER_LEDGER", show_envvar=
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout (human text goes to stderr).")
 
 
+def number(low: float, high: float):
+    """A parser for a number option: finite (nan, inf and 1e309 are refused, which a plain
+    `float` option with min/max lets through) and within [low, high]; usage error (exit 2)
+    quoting the value as typed otherwise."""
+    def parse(text) -> float:
+        import math
+
+        from scalper.errors import quote
+
+        if isinstance(text, (int, float)):   # a default value
+            return float(text)
+        try:
+            value = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"{quote(text)} is not a number") from None
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{quote(text)} is not a finite number")
+        if not low <= value <= high:
+            raise typer.BadParameter(f"{quote(text)} is out of range: use {low:g} to {high:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 def emit_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
+    from scalper.jsonout import dumps
+
+    sys.stdout.write(dumps(doc, indent=2) + "\n")   # never Infinity/NaN: see scalper.jsonout
     sys.stdout.flush()
 
 

@@ -8,7 +8,7 @@ import typer
 
 from scalper.cli import app
 from scalper.cli import render_ops as render
-from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, err, out_console
+from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, err, number, out_console
 
 
 @app.command("status")
@@ -38,11 +38,11 @@ def kill_switch(
     (by hand, unrealized loss limit, daily loss limit).
     """
     from scalper import wiring
-    from scalper.errors import BadInput
+    from scalper.errors import BadInput, quote
     from scalper.services.control import kill_switch as service
 
     if action not in ("engage", "release", "status"):
-        raise BadInput(f"unknown action {action!r}", where="kill-switch", fix="use engage, release or status")
+        raise BadInput(f"unknown action {quote(action)}", where="kill-switch", fix="use engage, release or status")
     if bot and all_bots:
         raise BadInput("--bot and --all exclude each other", where="--all", fix="pass one of them")
     cfg = wiring.load(config)
@@ -122,14 +122,16 @@ def check(
 
 @app.command("loop")
 def loop(
-    interval: float = typer.Option(45.0, "--interval", min=1.0, help="Seconds between run starts."),
+    interval: float = typer.Option(45.0, "--interval", parser=number(1.0, 86_400.0), metavar="SECONDS",
+                                   help="Seconds between run starts, 1 to 86400.  [default: 45]"),
     max_runs: Optional[int] = typer.Option(None, "--max-runs", metavar="N", min=1, help="Stop after this many runs."),
     config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt,
 ) -> int:
     """Run run-once on a fixed cadence in the foreground.
 
     Drift-free (starts stay on the interval grid), never overlapping, and a clean stop
-    on Ctrl-C or SIGTERM (the current run finishes). bots.yaml is re-read every run.
+    on Ctrl-C or SIGTERM (the current run finishes; exit 0). bots.yaml is re-read every run.
+    With --max-runs, the exit code is the last run's.
     """
     from scalper.services.loop import run_loop
 

@@ -28,6 +28,7 @@ from statistics import NormalDist
 import numpy as np
 
 from scalper.core.bars import BAR_SECONDS, Bars
+from scalper.feeds import plausible
 from scalper.symbols import CRYPTO_ROOTS, is_fx_pair, root_symbol, spec_for
 
 DAY_SECONDS = 86_400
@@ -183,6 +184,8 @@ def _day_bars(seed: int, root: str, digits: int, spread_points: float, day: int)
     price = [np.round(np.exp(x), digits) for x in (open_, high, low, close)]
     bars = Bars.from_arrays(day * DAY_SECONDS + minute * BAR_SECONDS, *price,
                             volume=np.maximum(1.0, np.round(ticks)), spread=np.maximum(1.0, np.round(spread)))
+    # a seed or symbol table that drives the path out of range must not reach the books
+    plausible.check_bars(bars, "builtin feed")
     for array in vars(bars).values():
         array.flags.writeable = False  # cached: every caller gets views of these arrays
     return bars

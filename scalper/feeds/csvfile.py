@@ -22,7 +22,8 @@ from pandas.api.types import is_numeric_dtype
 
 from scalper.clock import bar_iso
 from scalper.core.bars import BAR_SECONDS, Bars
-from scalper.errors import DataError
+from scalper.errors import DataError, quote
+from scalper.feeds import plausible
 from scalper.symbols import root_symbol
 
 PRICE_FIELDS = ("open", "high", "low", "close")
@@ -70,7 +71,8 @@ class _Column:
     values: np.ndarray
     missing: np.ndarray     # empty cell
     unreadable: np.ndarray  # a cell that is not a number / not a time
-    raw: pd.Series
+    raw: pd.Series          # as parsed: text, or numbers when pandas read the whole column as numbers
+    index: int | None = None  # the column's position in a line (None: built from two columns)
 
 
 @dataclass
@@ -83,6 +85,7 @@ class _BarTable:
     too_wide: np.ndarray     # row indices with more fields than the header
     n_header_fields: int
     columns: dict[str, _Column]  # time, open, high, low, close[, volume][, spread]
+    sep: str = ","
     good: np.ndarray | None = None  # rows that passed the per-row checks (set by problems())
 
     # -- parsing --
@@ -107,9 +110,9 @@ class _BarTable:
             raise DataError("no bars: the file has a header line but no data rows", path=str(path),
                             fix="export some bars below the header line")
         columns = {"time": _time_column(frame, fields, names)}
-        columns.update((f, _numeric_column(names[i], frame[i])) for f, i in fields.items()
+        columns.update((f, _numeric_column(names[i], frame[i], i)) for f, i in fields.items()
                        if f not in ("time", "date"))
-        return cls(path, header_line + 1, blank, too_wide, len(names), columns)
+        return cls(path, header_line + 1, blank, too_wide, len(names), columns, sep)
 
     # -- validation --
     def problems(self) -> list[tuple[str, np.ndarray]]:
@@ -127,6 +130,8 @@ class _BarTable:
                 ("non_positive", np.minimum.reduce([o, h, lo, cl]) <= 0),
                 ("high_below_low", h < lo),
                 ("outside_range", (o < lo) | (o > h) | (cl < lo) | (cl > h)),
+                ("too_large", plausible.too_large(o, h, lo, cl)),
+                ("wide_bar", plausible.wide_bar(h, lo)),
                 ("negative", np.logical_or.reduce([v < 0 for v in counts]) if counts else np.zeros(n, bool)),
             ]
         bad = self.blank.copy()
@@ -136,8 +141,18 @@ class _BarTable:
             bad[rows] = True
             found.append((kind, rows))
         self.good = np.flatnonzero(~bad)
+        found += self._spike_problems()
         found += self._order_problems()
         return [(kind, rows) for kind, rows in found if len(rows)]
+
+    def _spike_problems(self) -> list[tuple[str, np.ndarray]]:
+        """Good rows priced far away from the rows around them (see scalper.feeds.plausible);
+        they leave the good rows."""
+        h, lo, cl = (self.columns[f].values[self.good] for f in ("high", "low", "close"))
+        spike = plausible.spikes(h, lo, cl)
+        rows = self.good[spike]
+        self.good = self.good[~spike]
+        return [("spike", rows)]
 
     def _order_problems(self) -> list[tuple[str, np.ndarray]]:
         """Duplicate times (the first is kept) and rows that go back in time, among good rows."""
@@ -180,8 +195,12 @@ class _BarTable:
             return col.name, "missing value", fix
         if kind in ("bad_time", "not_number"):
             col = next(col for col in c.values() if col.unreadable[row])
-            what = f"a time (expected {TIME_FORMATS})" if kind == "bad_time" else "a number"
-            return col.name, f"{col.raw.iloc[row]!r} is not {what}", fix
+            written = self._as_written(col, row)
+            if kind == "bad_time":
+                what = f"a time (expected {TIME_FORMATS})"
+            else:
+                what = "a finite number" if _is_float(written) else "a number"
+            return col.name, f"{quote(written)} is not {what}", fix
         value = {f: col.values[row] for f, col in c.items()}
         if kind == "non_positive":
             field = next(f for f in PRICE_FIELDS if value[f] <= 0)
@@ -192,6 +211,20 @@ class _BarTable:
             field = "open" if not value["low"] <= value["open"] <= value["high"] else "close"
             return None, (f"{field} {_num(value[field])} is outside "
                           f"[low {_num(value['low'])}, high {_num(value['high'])}]"), fix
+        if kind == "too_large":
+            field = next(f for f in PRICE_FIELDS if value[f] > plausible.PRICE_MAX)
+            return c[field].name, (f"implausible price {_num(value[field])}: above "
+                                   f"{plausible.PRICE_MAX:.0e}, more than any instrument is quoted at"), fix
+        if kind == "wide_bar":
+            return None, (f"implausible bar: high {_num(value['high'])} is more than "
+                          f"{plausible.JUMP_FACTOR:g}x low {_num(value['low'])} within one minute"), fix
+        if kind == "spike":
+            near = self.good[np.abs(self.good - row) <= plausible.NEIGHBOUR_WINDOW // 2]
+            ref = float(np.median(c["close"].values[near])) if len(near) else float("nan")
+            field = max(PRICE_FIELDS, key=lambda f: max(value[f] / ref, ref / value[f]))
+            return c[field].name, (f"implausible price {_num(value[field])}: more than "
+                                   f"{plausible.JUMP_FACTOR:g}x away from the bars around it (median close "
+                                   f"{_num(ref)})"), fix
         if kind == "negative":
             field = next(f for f in ("volume", "spread") if f in value and value[f] < 0)
             return c[field].name, f"negative {field} {_num(value[field])}", fix
@@ -204,6 +237,19 @@ class _BarTable:
         latest = int(earlier[np.argmax(t[earlier])])
         return None, (f"time {bar_iso(int(t[row]))} goes back in time: line {self.line(latest)} is already at "
                       f"{bar_iso(int(t[latest]))}"), f"sort the rows by time, {SKIP_HINT}"
+
+    def _as_written(self, col: _Column, row: int) -> str:
+        """The cell as the file has it: pandas may have read a whole column as numbers, and a
+        2 MB run of digits as inf. Error path only: the line is read again from the file."""
+        cell = col.raw.iloc[row]
+        if isinstance(cell, str) or col.index is None:
+            return str(cell)
+        try:
+            lines = _LINE_END.split(_read_text(self.path))
+            fields = lines[self.line(row) - 1].split(self.sep)
+            return fields[col.index].strip()
+        except (DataError, IndexError):
+            return str(cell)
 
     def bars(self, keep: np.ndarray) -> Bars:
         c = self.columns
@@ -223,6 +269,7 @@ _KIND_LABELS = {
     "high_below_low": "high < low",
     "outside_range": "open or close outside [low, high]",
     "negative": "a negative volume or spread",
+    **plausible.KIND_LABELS,
     "duplicate": "a duplicate time (the first was kept)",
     "out_of_order": "a time that goes back (rows must be sorted by time)",
 }
@@ -231,9 +278,46 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 # --- helpers --------------------------------------------------------------------
+def open_regular_file(path: Path):
+    """`path` opened for binary reading, refused (DataError) unless it is a regular file.
+
+    Decided before opening (a FIFO would block the open, then the read, for good;
+    /dev/zero would fill the memory; a directory gives a cryptic error) and again on the
+    descriptor, opened non-blocking. Raises OSError for the caller to explain (missing, no access)."""
+    import os
+    import stat
+
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise _not_a_regular_file(path, mode)
+    # checked again on the descriptor: the path may have been swapped in between
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_a_regular_file(path, mode)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _not_a_regular_file(path: Path, mode: int) -> DataError:
+    import stat
+
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    return DataError(f"not a bar file: it is {kind}", path=str(path),
+                     fix="point --data (or the feed's path) at a CSV file saved on disk")
+
+
 def _read_text(path: Path) -> str:
     try:
-        data = path.read_bytes()
+        with open_regular_file(path) as f:
+            data = f.read()
     except FileNotFoundError:
         raise DataError("file not found", path=str(path), fix="check the path (relative paths in "
                         "bots.yaml are relative to the file's folder)") from None
@@ -270,7 +354,7 @@ def _read_frame(path: Path, body: str, sep: str, names: list[str],
     try:
         return parse("\n".join(lines)), np.array(too_wide, dtype=np.int64)
     except pd.errors.ParserError as exc:  # e.g. a quote that never closes
-        raise DataError(f"cannot parse the file: {exc}", path=str(path),
+        raise DataError(f"cannot parse the file: {quote(str(exc), 200)}", path=str(path),
                         fix='look for a double quote (") that is never closed') from None
 
 
@@ -310,7 +394,7 @@ def _pick_fields(names: list[str], path: Path, header_line: int) -> dict[str, in
     missing = [f for f in ("time",) + PRICE_FIELDS if f not in fields]
     if missing:
         raise DataError(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-                        f"the header has: {', '.join(n for n in names if n) or 'nothing'}",
+                        f"the header has: {_header_names(names)}",
                         path=str(path), line=header_line, fix=HEADER_FIX)
     for field, aliases in (("volume", VOLUME_NAMES), ("spread", SPREAD_NAMES)):
         found = next((index[n] for n in aliases if n in index), None)
@@ -319,14 +403,21 @@ def _pick_fields(names: list[str], path: Path, header_line: int) -> dict[str, in
     return fields
 
 
-def _numeric_column(name: str, cells: pd.Series) -> _Column:
+def _header_names(names: list[str], most: int = 12) -> str:
+    """The header's names for a message: plain when short and printable, else quoted and cut."""
+    shown = [n if n.isprintable() and len(n) <= 40 else quote(n, 40) for n in names if n]
+    more = f", … ({len(shown) - most} more)" if len(shown) > most else ""
+    return ", ".join(shown[:most]) + more if shown else "nothing"
+
+
+def _numeric_column(name: str, cells: pd.Series, index: int | None = None) -> _Column:
     if is_numeric_dtype(cells.dtype):
         values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
         missing = np.isnan(values)
     else:  # some cell is not a number, so pandas kept the text
         missing = cells.isna().to_numpy()
         values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return _Column(name, values, missing, ~np.isfinite(values) & ~missing, cells)
+    return _Column(name, values, missing, ~np.isfinite(values) & ~missing, cells, index)
 
 
 def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str]) -> _Column:
@@ -348,6 +439,14 @@ def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str]) 
         values = np.full(len(cells), np.nan)
         values[ok] = stamps[ok].to_numpy().astype("datetime64[s]").astype(np.int64)
     return _Column(name, values, missing, np.isnan(values) & ~missing, cells)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _num(x: float) -> str:
@@ -406,6 +505,8 @@ class CsvFeed:
         for path in tried:
             if path.is_file():
                 return path
+            if path.exists():   # a folder, a FIFO, a device: say so rather than "no bar file"
+                raise _not_a_regular_file(path, path.stat().st_mode)
         looked = f"tried {', '.join(str(p) for p in tried)}" if tried else "no file is configured for it"
         raise DataError(f"no bar file for symbol {symbol}: {looked}", where="feed",
                         fix=f"map it under `feed.files` in bots.yaml (e.g. `{symbol}: data/{root}_M1.csv`) "

@@ -21,6 +21,7 @@ import numpy as np
 from scalper.config import AccountConfig
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.errors import DataError, FeedUnavailable
+from scalper.feeds import plausible
 from scalper.feeds.factory import MT5_MISSING
 from scalper.mt5_terminal import IPC_ERRORS, Terminal, TerminalAccount, UnknownSymbol, describe_failure, load_package
 
@@ -55,7 +56,7 @@ class Mt5Feed:
             return None
         if tick.bid <= 0 or tick.ask <= 0:
             return None  # no quote yet
-        return (tick.bid + tick.ask) / 2
+        return plausible.check_price((tick.bid + tick.ask) / 2, f"quote of {name}")
 
     def _symbol(self, symbol: str) -> str:
         self._t.open(self, self._access, hold=False)
@@ -74,4 +75,5 @@ class Mt5Feed:
                                 volume=rates["tick_volume"], spread=rates["spread"])
         if len(bars) and int(bars.time[-1]) + BAR_SECONDS > now:
             bars = bars.slice(0, len(bars) - 1)
+        plausible.check_bars(bars, f"terminal history of {name}")   # a bad tick in it
         return bars

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from scalper.errors import LedgerError, LockHeld
+from scalper.ledger.paths import check_ledger_path
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
@@ -54,6 +55,7 @@ def lock_path(ledger_path: Path) -> Path:
 @contextmanager
 def run_lock(ledger_path: Path, *, wait_s: float = 0.0, poll_s: float = 0.05):
     """Hold the ledger's run lock, waiting up to `wait_s`; LockHeld (exit 75) if it stays taken."""
+    check_ledger_path(ledger_path, deep=False)   # a wrong path: refuse before creating the lock beside it
     path = lock_path(Path(ledger_path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

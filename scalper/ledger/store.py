@@ -31,6 +31,7 @@ from typing import Any, Iterator
 
 from scalper.clock import iso
 from scalper.errors import LedgerError
+from scalper.ledger.paths import check_ledger_path, refuse_foreign
 from scalper.ledger.schema import MIGRATIONS, SCHEMA_VERSION, SchemaError, current_version
 
 OPEN_ORDER_STATES = ("new", "sent")
@@ -96,7 +97,7 @@ class Ledger:
     def snapshot(cls, path: str | os.PathLike) -> "Ledger":
         """An in-memory copy to work on and throw away (--dry-run): the file is never written."""
         mem = sqlite3.connect(":memory:", isolation_level=None)
-        p = Path(path)
+        p = check_ledger_path(path)
         if p.exists():
             src = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
             try:
@@ -109,6 +110,7 @@ class Ledger:
 
     # --- connection ---------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        check_ledger_path(self.path, deep=False)   # the schema check in _migrate tells a foreign database
         if self.readonly:
             if not self.path.exists():
                 raise LedgerError(f"no ledger at {self.path} yet; run `scalper run-once` first")
@@ -205,7 +207,7 @@ class Ledger:
         if version == SCHEMA_VERSION:
             return
         if version == 0:
-            _refuse_foreign(self.conn, self.path)
+            refuse_foreign(self.conn, self.path)
         if version > 0 and not self._snapshot:
             self.last_backup = self.backup(f"v{version}")
         with self.tx() as c:
@@ -357,17 +359,6 @@ def _refuse_newer(version: int, path: Path) -> None:
         raise LedgerError(f"the ledger {path} has schema version {version}, newer than this scalper knows "
                           f"({SCHEMA_VERSION}); it was left untouched — upgrade scalper, or point --ledger at "
                           "another file")
-
-
-def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
-    """A file with tables but no schema version is some other database (the paper
-    broker's state, a copy of something else): never build a ledger inside it."""
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                         "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-    if tables:
-        raise LedgerError(f"{path} is an SQLite database but not a scalper ledger (it has the tables "
-                          f"{', '.join(tables[:5])}{', …' if len(tables) > 5 else ''} and no schema version); it was "
-                          "left untouched — point `ledger:` (or --ledger) at another file")
 
 
 def _split_sql(script: str) -> list[str]:

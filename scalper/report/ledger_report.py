@@ -12,6 +12,7 @@ runs SELECTs. The span starts at `since` (UTC epoch seconds):
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 
 from scalper.clock import iso, parse_instant
@@ -56,7 +57,7 @@ def build(ledger: Ledger, *, since: float, bot: str | None = None) -> dict:
                    (ADOPTED, start), bot)
     pnls: dict[str, list[float]] = defaultdict(list)
     for r in closed:
-        if r["profit"] is not None:
+        if _money(r["profit"]) is not None:
             pnls[r["strategy"]].append(r["profit"])
 
     names = [n for n in STRATEGY_NAMES if n in signals or n in pnls]
@@ -66,7 +67,7 @@ def build(ledger: Ledger, *, since: float, bot: str | None = None) -> dict:
     for n in names:
         all_decisions.update(decisions[n])
         all_orders.update(orders[n])
-    all_pnls = [r["profit"] for r in closed if r["profit"] is not None]
+    all_pnls = [r["profit"] for r in closed if _money(r["profit"]) is not None]
     totals = _strategy_row(sum(signals.values()), all_decisions, all_orders, all_pnls)
     totals["trades_without_pnl"] = len(closed) - len(all_pnls)
     return {
@@ -75,11 +76,12 @@ def build(ledger: Ledger, *, since: float, bot: str | None = None) -> dict:
         "orders": _orders_by_status(ledger, start, bot),
         "totals": totals,
         "per_strategy": per_strategy,
-        "daily_pnl": _rows(ledger, "SELECT day, bot, account_id, realized, trades, wins, losses FROM pnl_daily "
-                                   "WHERE day >= ? {bot} ORDER BY day, bot, account_id", (start[:10],), bot),
-        "open_positions": _rows(ledger, "SELECT bot, strategy, account_id, ticket, symbol, side, volume, price_open, "
-                                        "sl, tp, opened_at, last_price, unrealized FROM positions "
-                                        "WHERE status = 'open' {bot} ORDER BY opened_at, id", (), bot),
+        "daily_pnl": _finite_rows(ledger, "SELECT day, bot, account_id, realized, trades, wins, losses "
+                                          "FROM pnl_daily WHERE day >= ? {bot} ORDER BY day, bot, account_id",
+                                  (start[:10],), bot),
+        "open_positions": _finite_rows(ledger, "SELECT bot, strategy, account_id, ticket, symbol, side, volume, "
+                                               "price_open, sl, tp, opened_at, last_price, unrealized FROM positions "
+                                               "WHERE status = 'open' {bot} ORDER BY opened_at, id", (), bot),
     }
 
 
@@ -96,8 +98,9 @@ def chart_marks(ledger: Ledger, *, since: float, bot: str | None = None):
     trades = [charts.TradeMark(parse_instant(p["opened_at"]), p["price_open"],
                                parse_instant(p["closed_at"]) if p["closed_at"] else None, p["close_price"],
                                p["side"], p["profit"]) for p in positions]
-    closes = _rows(ledger, "SELECT closed_at, profit FROM positions WHERE status = 'closed' AND closed_at >= ? "
-                           "AND profit IS NOT NULL {bot} ORDER BY closed_at, id", (start,), bot)
+    closes = [r for r in _rows(ledger, "SELECT closed_at, profit FROM positions WHERE status = 'closed' "
+                                       "AND closed_at >= ? AND profit IS NOT NULL {bot} ORDER BY closed_at, id",
+                               (start,), bot) if _money(r["profit"]) is not None]
     equity = stats.equity_curve((parse_instant(r["closed_at"]), r["profit"]) for r in closes)
     if equity:
         equity.insert(0, (equity[0][0], 0.0))   # the curve starts from zero
@@ -117,6 +120,18 @@ def _orders_by_status(ledger: Ledger, start: str, bot: str | None) -> dict[str, 
                            "GROUP BY kind, status ORDER BY kind, n DESC", (start,), bot):
         out[r["kind"]][r["status"]] = r["n"]
     return dict(out)
+
+
+def _money(value: float | None) -> float | None:
+    """A money figure from the ledger, or None when there is none or it is not finite (a ledger
+    written before prices were checked may hold an infinite P&L: it counts as a trade without P&L)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _finite_rows(ledger: Ledger, sql: str, params: tuple, bot: str | None) -> list[dict]:
+    """_rows with every non-finite number shown as None."""
+    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+            for r in _rows(ledger, sql, params, bot)]
 
 
 def _rows(ledger: Ledger, sql: str, params: tuple, bot: str | None, column: str = "bot") -> list[dict]:

@@ -9,7 +9,9 @@ metrics are rendered, so they survive restarts and never drift from it.
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 from pathlib import Path
 
 from scalper.clock import parse_instant
@@ -28,7 +30,7 @@ class LedgerCollector:
         def family(kind, name, doc, labels, rows, value_key="n"):
             metric = kind(name, doc, labels=labels)
             for r in rows:
-                metric.add_metric([str(r[label]) for label in labels], float(r[value_key] or 0))
+                metric.add_metric([str(r[label]) for label in labels], _finite(r[value_key]))
             return metric
 
         yield family(CounterMetricFamily, "scalper_signals", "Signals recorded, by bot and strategy",
@@ -39,13 +41,13 @@ class LedgerCollector:
                      ["bot", "status"], q("SELECT bot, status, COUNT(*) AS n FROM orders GROUP BY 1, 2"))
         yield family(CounterMetricFamily, "scalper_runs", "run-once passes, by outcome", ["status"],
                      q("SELECT status, COUNT(*) AS n FROM runs WHERE dry_run = 0 GROUP BY 1"))
-        opened = q("SELECT COALESCE(bot, '(adopted)') AS bot, COUNT(*) AS n, COALESCE(SUM(unrealized), 0) AS u "
+        opened = q(f"SELECT COALESCE(bot, '(adopted)') AS bot, COUNT(*) AS n, {_finite_sum('unrealized')} AS u "
                    "FROM positions WHERE status = 'open' GROUP BY 1")
         yield family(GaugeMetricFamily, "scalper_open_positions", "Open positions, by bot", ["bot"], opened)
         yield family(GaugeMetricFamily, "scalper_unrealized_pnl", "Floating P&L of open positions (account currency)",
                      ["bot"], opened, "u")
         yield family(GaugeMetricFamily, "scalper_realized_pnl", "Realized P&L of closed positions (account currency)",
-                     ["bot"], q("SELECT COALESCE(bot, '(adopted)') AS bot, COALESCE(SUM(profit), 0) AS n "
+                     ["bot"], q(f"SELECT COALESCE(bot, '(adopted)') AS bot, {_finite_sum('profit')} AS n "
                                 "FROM positions WHERE status = 'closed' GROUP BY 1"))
         yield family(GaugeMetricFamily, "scalper_kill_switch_engaged", "1 when the bot's kill-switch is engaged",
                      ["bot"], q("SELECT bot, engaged AS n FROM kill_switches"))
@@ -59,6 +61,18 @@ class LedgerCollector:
                                     value=parse_instant(last["started_at"]))
             yield GaugeMetricFamily("scalper_last_run_duration_seconds", "How long the last run-once took",
                                     value=last["duration_s"] or 0)
+
+
+def _finite_sum(column: str) -> str:
+    """SQL summing `column`'s finite values only: SQLite keeps an infinite REAL (a ledger written
+    before prices were checked), and one would make the whole sum +Inf."""
+    return f"COALESCE(SUM(CASE WHEN ABS({column}) <= {sys.float_info.max!r} THEN {column} END), 0)"
+
+
+def _finite(value) -> float:
+    """A sample value: 0 when absent, and never ±Inf/NaN."""
+    x = float(value or 0)
+    return x if math.isfinite(x) else 0.0
 
 
 def render(ledger: Ledger) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from scalper.backtest import BacktestResult, Progress, Setup, Trade, run_backtest
 from scalper.clock import bar_iso, parse_span_options
 from scalper.core.risk import APPROVED
-from scalper.errors import BadInput
+from scalper.errors import BadInput, quote
 from scalper.report import stats
 from scalper import rounding
 
@@ -118,7 +118,7 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
         try:
             b = cfg.bot(bot)
         except KeyError:
-            raise BadInput(f"no bot named {bot!r} in {wiring.config_path(config)}", where="--bot",
+            raise BadInput(f"no bot named {quote(bot)} in {wiring.config_path(config)}", where="--bot",
                            fix=f"use one of: {', '.join(x.name for x in cfg.bots) or '(no bots defined)'}") from None
         symbol, names, risk = b.symbol, list(b.strategies), b.risk
         overrides, lookback, qty = b.strategy_params, lookback or b.lookback, qty or b.volume

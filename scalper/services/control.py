@@ -8,9 +8,9 @@ import uuid
 from pathlib import Path
 
 from scalper import wiring
-from scalper.clock import SystemClock, iso, parse_instant
+from scalper.clock import OutOfRange, SystemClock, check_in_range, iso, parse_instant
 from scalper.config import Config
-from scalper.errors import BadInput, BrokerUnavailable
+from scalper.errors import BadInput, BrokerUnavailable, quote
 from scalper.ledger import Ledger, run_lock
 from scalper.orders import OrderDesk
 
@@ -21,13 +21,19 @@ def parse_since(text: str, now: float) -> float:
     """'30m', '24h', '7d', '90s' or an ISO instant → epoch seconds."""
     t = text.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    fix = "use 30m, 24h, 7d or an ISO time such as 2025-05-20T14:00"
     if t and t[-1] in units and t[:-1].replace(".", "", 1).isdigit():
-        return now - float(t[:-1]) * units[t[-1]]
+        try:
+            return check_in_range(now - float(t[:-1]) * units[t[-1]])
+        except OutOfRange:
+            raise BadInput(f"{quote(text)} reaches back before 1970-01-01", where="--since", fix=fix) from None
     try:
         return parse_instant(t)
+    except OutOfRange as exc:
+        raise BadInput(f"{quote(text)} is {exc}, outside the times scalper handles", where="--since",
+                       fix=fix) from None
     except ValueError:
-        raise BadInput(f"cannot read {text!r} as a span or a time", where="--since",
-                       fix="use 30m, 24h, 7d or an ISO time such as 2025-05-20T14:00") from None
+        raise BadInput(f"cannot read {quote(text)} as a span or a time", where="--since", fix=fix) from None
 
 
 def _bots(cfg: Config, bot: str | None, all_bots: bool) -> list:
@@ -35,7 +41,7 @@ def _bots(cfg: Config, bot: str | None, all_bots: bool) -> list:
         try:
             return [cfg.bot(bot)]
         except KeyError:
-            raise BadInput(f"no bot named {bot!r}", where="--bot",
+            raise BadInput(f"no bot named {quote(bot)}", where="--bot",
                            fix=f"use one of: {', '.join(b.name for b in cfg.bots)}") from None
     if all_bots:
         return list(cfg.bots)

@@ -39,17 +39,24 @@ def check(config: str | None, ledger_option: str | None, *, max_age: str | None 
     add("config", True, f"{cfg.source}: {len(cfg.bots)} bot(s), {len(runnable)} to run, "
                         f"{len(cfg.accounts)} account(s)")
 
-    ledger_path = wiring.ledger_path(cfg, ledger_option)
-    items.append(_ledger_item(ledger_path))
-    if not items[-1]["ok"] and exit_code == 0:
-        exit_code = 1
-    elif ledger_path.exists():
-        _engine_state_items(ledger_path, add)
+    try:
+        ledger_path = wiring.ledger_path(cfg, ledger_option)
+    except ScalperError as exc:   # a path under a file, a file that is not a ledger
+        add("ledger", False, str(exc), exc.exit_code)
+        ledger_path = None
+    else:
+        items.append(_ledger_item(ledger_path))
+        if not items[-1]["ok"] and exit_code == 0:
+            exit_code = 1
+        elif ledger_path.exists():
+            _engine_state_items(ledger_path, add)
     for t in cfg.notify:
         present = bool(os.environ.get(t.url_env))
         add(f"alerts {t.label}", present, f"${t.url_env} is set; events: {', '.join(t.events)}" if present else
             f"${t.url_env} is not set in this environment: alerts wait in the ledger, unsent")
     if max_age_s is not None:
+        if ledger_path is None:     # the stall watch leaves brokers and feeds alone, ledger or not
+            return {"ok": False, "exit_code": exit_code, "items": items}
         from scalper.services.notify import stall_watch
 
         if notify and not cfg.notify:

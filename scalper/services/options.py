@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scalper.errors import BadInput
+from scalper.errors import BadInput, quote
 
 
 def strategy_list(text: str, option: str = "--strategies") -> list[str]:
@@ -15,6 +15,6 @@ def strategy_list(text: str, option: str = "--strategies") -> list[str]:
     for n in names:
         if n not in STRATEGY_NAMES:
             guess = did_you_mean(n)
-            raise BadInput(f"unknown strategy {n!r}" + (f"; did you mean {guess!r}?" if guess else ""),
+            raise BadInput(f"unknown strategy {quote(n)}" + (f"; did you mean {guess!r}?" if guess else ""),
                            where=option, fix=f"use some of: {', '.join(STRATEGY_NAMES)}")
     return names

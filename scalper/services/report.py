@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from scalper.core.bars import BAR_SECONDS
-from scalper.errors import BadInput, ScalperError
+from scalper.errors import BadInput, ScalperError, quote
 
 CANDLE_FEEDS = ("csv", "builtin")   # feeds read without a terminal; mt5 would need one
 
@@ -18,12 +18,12 @@ def report(*, config: str | None, ledger: str | None, since: str, bot: str | Non
     from scalper.report import charts, journal, ledger_report
     from scalper.services.control import parse_since
 
+    start = parse_since(since, time.time())   # bad arguments first, whatever the ledger
     cfg, path = _config_and_ledger(config, ledger)
     if not path.exists():
         raise BadInput(f"no ledger at {path}", where="--ledger",
                        fix="run `scalper run-once` first, or point --ledger (or `ledger:` in bots.yaml) at the "
                            "ledger file")
-    start = parse_since(since, time.time())
     if chart:
         from scalper.outputs import check_chart
 
@@ -33,7 +33,7 @@ def report(*, config: str | None, ledger: str | None, since: str, bot: str | Non
         if bot:
             known = ledger_report.known_bots(led) | {b.name for b in (cfg.bots if cfg else [])}
             if bot not in known:
-                raise BadInput(f"no bot named {bot!r} in the config or the ledger", where="--bot",
+                raise BadInput(f"no bot named {quote(bot)} in the config or the ledger", where="--bot",
                                fix=f"use one of: {', '.join(sorted(known)) or '(none yet)'}")
         doc = ledger_report.build(led, since=start, bot=bot)
         digits_of = _digits_of(cfg)
@@ -109,7 +109,9 @@ def _config_and_ledger(config: str | None, ledger: str | None):
 
     chosen = ledger or os.environ.get(wiring.LEDGER_ENV)
     if chosen and not config and not wiring.config_path(None).exists():
-        return None, Path(chosen)
+        from scalper.ledger.paths import check_ledger_path
+
+        return None, check_ledger_path(chosen)
     cfg = wiring.load(config)
     return cfg, wiring.ledger_path(cfg, ledger)
 

@@ -14,6 +14,7 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
     from scalper import wiring
 
     cfg = wiring.load(config)
+    # built first: it refuses a bad --now or ledger path before anything (the log file) is written
     engine = wiring.build_engine(cfg, ledger=ledger, now=now, dry_run=dry_run)
     if now and not dry_run and not allow_backwards:
         _refuse_going_back(engine.ledger_path, engine.clock.now(), now)

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from scalper.clock import parse_span_options
-from scalper.errors import BadInput
+from scalper.errors import BadInput, quote
 
 
 def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, strategies: str | None = None,
@@ -101,7 +101,7 @@ def _selection(bot: str | None, strategies: str | None, config: str | None, look
         try:
             b = cfg.bot(bot)
         except KeyError:
-            raise BadInput(f"no bot named {bot!r} in {wiring.config_path(config)}", where="--bot") from None
+            raise BadInput(f"no bot named {quote(bot)} in {wiring.config_path(config)}", where="--bot") from None
         names = list(b.strategies)
         lb = lookback or b.lookback
         params = {n: b.params_for(n) for n in names}
