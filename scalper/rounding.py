@@ -1,7 +1,7 @@
 """Numbers as a trader reads them, in every output (human, JSON, CSV): prices to the
 symbol's digits, money to cents, ratios to 4 decimals; never `2303.9700000000003`,
 `0.8600000000000001` or `-0.0`. Only outputs are rounded: the ledger and the core
-keep full precision."""
+keep full precision. A non-finite value (an old ledger's infinite P&L) becomes None."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def _round(value, decimals: int):
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
     if not math.isfinite(value):
-        return value
+        return None          # an infinite or NaN figure (an old ledger) is no number to show
+
     out = round(float(value), decimals)
     return 0.0 if out == 0 else out      # no -0.0
 

@@ -226,6 +226,8 @@ def _duration(seconds) -> str:
         return "—"
     m, sec = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
+    if h >= 48:
+        return f"{h // 24:,}d{h % 24:02d}h"
     return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s"
 
 
