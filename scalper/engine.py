@@ -451,7 +451,22 @@ class _Pass:
             balance=min((self.balances.get(a, 0.0) for a in accounts), default=0.0),
             pnl_today=self._realized_today(bot) + unrealized,
             spread_points=self._spread_points(bot, window, accounts),
-            kill_switch_engaged=self.ledger.kill_switch(bot.name) is not None)
+            kill_switch_engaged=self.ledger.kill_switch(bot.name) is not None,
+            **self._stops_check(bot, accounts))
+
+    def _stops_check(self, bot: BotConfig, accounts: list[int]) -> dict:
+        """The latest quote the order would meet and the symbol's stop rules (risk's last check),
+        from the bot's first account; nothing when no quote can be had (the broker decides)."""
+        if not accounts:
+            return {}
+        broker = self.brokers[accounts[0]]
+        try:
+            q = broker.quote(bot.symbol)
+        except ScalperError:
+            return {}
+        spec = self._spec(broker, bot.symbol)
+        return {"quote": (q.bid, q.ask), "price_digits": spec.digits,
+                "stops_min_distance": spec.stops_level * spec.point}
 
     def _realized_today(self, bot: BotConfig) -> float:
         row = self.ledger.one("SELECT COALESCE(SUM(profit), 0) AS p FROM positions WHERE bot = ? "
