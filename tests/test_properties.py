@@ -212,6 +212,10 @@ def test_scan_equals_evaluate_on_every_window(data, name):
         check_outcome(name, window, f)
 
 
+class _Enough(Exception):
+    pass
+
+
 def test_the_generators_do_reach_signals():
     """Guard against vacuous properties: the windows the tests draw hold signals of every
     strategy and side, and the random walks alone give some too. Derandomized: a fixed check."""
@@ -229,14 +233,21 @@ def test_the_generators_do_reach_signals():
 
         collect()
 
-    @guard
-    @given(walk=walks(100, 220))
+    # hypothesis's derandomized examples still depend on what ran before in the process (seen:
+    # 60 walks without a signal after other test files), so the walks get more room and tries
+    @settings(guard, max_examples=300)
+    @given(walk=walks(100, 400))
     def collect_walks(walk):
         for name in NAMES:
             for s in strategies.get(name).scan(walk, strategies.resolve_params(name), 100).signals:
                 from_walks.add((name, s.direction))
+        if from_walks:
+            raise _Enough   # one signal is all this guard needs
 
-    collect_walks()
+    try:
+        collect_walks()
+    except _Enough:
+        pass
     assert seen == {(n, d) for n in NAMES for d in ("buy", "sell")}
     assert from_walks, "the random walks never give a signal"
 
@@ -345,7 +356,12 @@ def test_decide_is_deterministic_and_names_the_first_failing_limit(sig, ex, lim,
 @settings(max_examples=200, deadline=None)
 @given(sig=signals(), ex=exposures(), lim=limits(), age=st.integers(0, 120))
 def test_decide_does_not_depend_on_the_signal_s_prices(sig, ex, lim, age):
-    """Entry, SL and TP are not risk inputs: moving them changes no decision."""
+    """Entry, SL and TP are risk inputs of one check only, the last: stops against the latest
+    quote (risk_stops_beyond_quote). Moving them changes no other decision."""
     now = sig.bar_time + BAR_SECONDS + age
     moved = Signal(sig.strategy, sig.direction, sig.bar_time, sig.entry * 2, sig.sl * 2, sig.tp * 2, sig.score)
-    assert risk.decide(sig, ex, lim, now) == risk.decide(moved, ex, lim, now)
+    a, b = risk.decide(sig, ex, lim, now), risk.decide(moved, ex, lim, now)
+    if "risk_stops_beyond_quote" not in (a.reason, b.reason):
+        assert a == b
+    else:   # only the quote check tells them apart: every earlier check passed for both
+        assert {a.reason, b.reason} <= {"risk_stops_beyond_quote", "open"}
