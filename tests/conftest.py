@@ -7,6 +7,21 @@ from pathlib import Path
 
 import pytest
 
+from scalper.ledger.store import SYNCHRONOUS_ENV
+
+# The suite's durability switch: the ledger and the paper broker's books run with
+# PRAGMA synchronous=OFF here instead of FULL (fsync on every commit was most of the
+# suite's wall time). What this gives up is only what a power cut would test: both files
+# are in WAL mode, and a commit is in the OS page cache before SQLite returns, so a
+# process that dies after it (SIGKILL, os._exit, an exception) loses nothing, whatever
+# `synchronous` says. The crash tests therefore test the same property under OFF; a
+# power cut is not something a test can make. The real setting is still exercised:
+# - tests that start scalper in a child with a SCALPER_*-free environment (the
+#   SIGKILL / crash-point tests in test_exactly_once, test_notify, test_secrets) run FULL;
+# - @pytest.mark.real_durability runs a test with the switch unset (FULL), and
+#   test_durability_switch checks that production opens both files FULL.
+TEST_SYNCHRONOUS = "OFF"
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SCALPER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -29,10 +44,17 @@ def btc_csv() -> Path:
     return shared_file("BTCUSD_M1.csv")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_durability: run with the production PRAGMA synchronous "
+                                       "(FULL), not the suite's faster setting")
+
+
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path_factory):
+def _clean_env(request, monkeypatch, tmp_path_factory):
     # each test gets its own validated-config cache (scalper.config.load_config)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     for var in ("SCALPER_CONFIG", "SCALPER_LEDGER", "SCALPER_CRASH_AT", "SCALPER_PAPER_FAULTS",
-                "SCALPER_LEDGER_MAX_PAGES"):
+                "SCALPER_LEDGER_MAX_PAGES", SYNCHRONOUS_ENV):
         monkeypatch.delenv(var, raising=False)
+    if request.node.get_closest_marker("real_durability") is None:
+        monkeypatch.setenv(SYNCHRONOUS_ENV, TEST_SYNCHRONOUS)

@@ -212,8 +212,9 @@ def test_failing_target_does_not_hold_up_the_pass_and_gets_the_alerts_later(
     summary = _pass(config, PASSES[0])
     took = time.monotonic() - t0
     assert summary.exit_code == 0
-    # bounded by 2 × timeout_s + 1 s of delivery (plus the pass itself), far from the 8 s hang
-    assert took < 4.5, f"the pass waited {took:.1f}s on a {mode} target"
+    # bounded by 2 × timeout_s + 1 s of delivery (plus the pass itself); the behaviour checked is
+    # that the pass does not sit out the 8 s hang, with room for a loaded machine (speed: bench/)
+    assert took < hook.delay - 1.0, f"the pass waited {took:.1f}s on a {mode} target"
     assert any("phone" in e and ("HTTP 500" in e if mode == "fail" else "timed out" in e)
                for e in summary.errors), summary.errors
     pending = _outbox(tmp_path)
