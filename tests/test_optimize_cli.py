@@ -9,6 +9,7 @@ import os
 import pty
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -174,10 +175,15 @@ def test_ctrl_c_keeps_finished_trials_reports_the_best_and_resumes(xau_csv, tmp_
         if proc.poll() is not None:                                # died before the signal: say why
             raise AssertionError(f"optimize exited {proc.returncode} early: {proc.stderr.read()[-2000:]}")
         if study.exists():
+            # Read the study file as plain SQLite, read-only: optuna.load_study here would create
+            # optuna's tables itself and race the child doing the same ("table ... already exists").
             try:
-                s = optuna.load_study(study_name="search", storage=f"sqlite:///{study}")
-                done = sum(t.state.name == "COMPLETE" for t in s.get_trials(deepcopy=False))
-            except Exception:
+                con = sqlite3.connect(f"file:{study}?mode=ro", uri=True, timeout=1)
+                try:
+                    done = con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+                finally:
+                    con.close()
+            except sqlite3.Error:
                 done = 0
     assert done >= 6, "the search did not start"
     # Ctrl-C in a terminal signals the whole foreground group (workers included); `kill -INT` the one process.
