@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -58,3 +59,32 @@ def _clean_env(request, monkeypatch, tmp_path_factory):
         monkeypatch.delenv(var, raising=False)
     if request.node.get_closest_marker("real_durability") is None:
         monkeypatch.setenv(SYNCHRONOUS_ENV, TEST_SYNCHRONOUS)
+
+
+@pytest.fixture(scope="session")
+def replayed_span(tmp_path_factory):
+    """The engine replaying the real gold export minute by minute (each pass 5 s after its bar
+    closes) over `count` bars from `first_bar`, with the bot `gold`'s `risk`: the bots.yaml of
+    the folder holding its ledger and paper books. One replay per span for the whole session,
+    shared by the tests that read it (report, backtest parity): READ-ONLY, copy it to write."""
+    from scalper.core.bars import BAR_SECONDS
+    from scalper.feeds.csvfile import read_bars
+    from tests.enginekit import engine_at, ts, write_config
+
+    done: dict[str, Path] = {}
+
+    def replay(first_bar: str, count: int, risk: dict) -> Path:
+        key = json.dumps([first_bar, count, risk], sort_keys=True)
+        if key not in done:
+            xau = shared_file("XAUUSD_M1.csv")
+            config = write_config(tmp_path_factory.mktemp("replayed"), xau, risk=risk)
+            bars, _ = read_bars(xau)
+            start = bars.index_of(int(ts(first_bar)))
+            engine = engine_at(config, 0.0)
+            for i in range(start, start + count):
+                engine.clock.instant = float(bars.time[i]) + BAR_SECONDS + 5
+                assert engine.run_once().exit_code == 0
+            done[key] = config
+        return done[key]
+
+    return replay

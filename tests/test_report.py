@@ -20,20 +20,15 @@ from tests.enginekit import engine_at, rows, ts, write_config
 SINCE = "2025-05-01"
 
 
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory) -> Path:
-    """Six hours of two-at-a-time trading that ends with the daily loss limit tripping the kill-switch,
-    so the ledger holds approvals, rejections, open and close orders, closed and open positions."""
-    tmp = tmp_path_factory.mktemp("report")
-    xau = shared_file("XAUUSD_M1.csv")
-    config = write_config(tmp, xau, risk={"daily_loss_limit": 4.0, "max_per_symbol": 2})
-    bars, _ = read_bars(xau)
-    start = bars.index_of(int(ts("2025-05-27 08:00:00")))
-    engine = engine_at(config, 0.0)
-    for i in range(start, start + 360):
-        engine.clock.instant = float(bars.time[i]) + BAR_SECONDS + 5
-        assert engine.run_once().exit_code == 0
-    return config
+# Six hours of two-at-a-time trading that ends with the daily loss limit tripping the kill-switch,
+# so the ledger holds approvals, rejections, open and close orders, closed and open positions.
+# The same replay as test_backtest's parity span "two-at-a-time-and-daily-loss": made once.
+REPLAY = ("2025-05-27 08:00:00", 360, {"daily_loss_limit": 4.0, "max_per_symbol": 2})
+
+
+@pytest.fixture
+def replayed(replayed_span) -> Path:
+    return replayed_span(*REPLAY)
 
 
 def ledger_rows(config: Path, sql: str, params=()) -> list[dict]:
