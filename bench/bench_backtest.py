@@ -8,11 +8,14 @@ load timed apart) with all four strategies and the default risk settings
 bench/out/xau_<BARS>.csv (built with the shared tile_bars.py tool if absent);
 then the whole command, as a user runs it, once on the shared file.
 
-Last result (2-core VM, Python 3.11, numpy 2.4), best of 5:
-- 20,000 bars: 0.128 s (1,713 signals, 875 trades); the whole command 1.2-1.4 s, mostly start-up
-  and imports (`scalper scan --json` takes as long);
-- 370,000 bars: 2.38 s, of which ~0.4 s is the scan (31,818 signals, 16,210 trades), CSV load
-  0.8 s apart. The rest is the per-bar loop, run only while a position is open or a signal is due.
+Last result (2-core VM shared with other developers, load average ~3; Python 3.11, numpy 2.4,
+pandas 3.1), best of 3, after issue 15 (event-driven replay):
+- 20,000 bars: 0.118 s (1,713 signals, 875 trades); the whole command 1.42 s, mostly start-up
+  and imports;
+- 370,000 bars: 2.03 s (median 2.39 s), of which ~0.5 s is the scan (31,818 signals, 16,210
+  trades, 4,436 trailing moves), CSV load 0.56 s apart. The replay steps in Python only through
+  signal and exit bars; positions' exits and trailing stops are found with numpy.
+Before (unloaded machine): 2.38 s, the per-bar loop run while a position was open.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ run-once pass takes at that instant:
    meeting `risk.decide` with the Exposure of the simulated book
    (`core.exposure.build_exposure`); an approved one is sized
    (`sizing.order_volume`), its SL/TP rounded as an order's are, and filled at
-   the latest price plus or minus half the spread (`fills.entry_price`) unless
-   the broker would refuse its stops (`core.stops.stops_valid`); a position
-   opened by an earlier strategy counts against the later ones;
+   the latest price plus or minus half the spread (`fills.entry_price`); risk's
+   last check refuses one whose stops that quote has already passed
+   (`risk_stops_beyond_quote`, as `run-once` checks the broker's quote); a
+   position opened by an earlier strategy counts against the later ones;
 3. position upkeep: trailing stops (`upkeep.trailing_stop` at the latest
    price) and the kill-switch (`core.exposure.kill_switch_reason`), which
    closes every position at the latest price and halts new entries.
@@ -43,13 +44,15 @@ import numpy as np
 from scalper.config import RiskConfig
 from scalper.core import risk, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
-from scalper.core.exposure import build_exposure, day_start, kill_switch_reason, risk_limits
-from scalper.core.fills import bar_exit, entry_price, profit
+from scalper.core.exposure import (DAY_SECONDS, build_exposure, day_start, kill_switch_reason, kill_switch_trips,
+                                   risk_limits)
+from scalper.core.fills import bar_exit, entry_price, exit_bars, profit
 from scalper.core.scan import scan_history
 from scalper.core.signals import Signal
 from scalper.core.sizing import order_volume
 from scalper.core.stops import stops_valid
 from scalper.core.strategies.views import HistoryView
+from scalper.memory import give_back
 from scalper.symbols import SymbolSpec
 
 DECISION_DELAY_S = 5          # a run-once starts a few seconds after the bar closes
@@ -77,7 +80,7 @@ class Setup:
     balance: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trade:
     strategy: str
     direction: str
@@ -128,6 +131,12 @@ class _Position:
     initial_sl: float
     sl: float
     tp: float
+    entry_bar: int = 0
+    exit_bar: int = 0          # where its prices close it (past the last bar replayed: never)
+    exit_sl: float = 0.0       # its stop then (after the last bar's upkeep when never)
+    exit_moves: int = 0        # trailing moves until then
+    worst_pnl: float = 0.0     # its P&L at its worst price before it exits
+    moves: int = 0             # trailing moves counted when it closes
 
 
 def run_backtest(history: Bars, setup: Setup, *, start: float | None = None, end: float | None = None,
@@ -138,11 +147,22 @@ def run_backtest(history: Bars, setup: Setup, *, start: float | None = None, end
     HistoryView of `history` kept across calls (see scan_history).
     """
     scanned = scan_history(history, list(setup.strategies), setup.params, setup.lookback, view=view)
+    if view is None:
+        give_back()   # the scan's per-window arrays
     return _Replay(history, setup, scanned.signals, start, end).run(progress)
 
 
 class _Replay:
-    """The simulated account and book while a history is replayed."""
+    """The simulated account and book while a history is replayed.
+
+    Event-driven. A position's life does not depend on the rest of the book: it fills at the
+    quote of its signal's pass, its trailing stop moves by its own prices, and it exits where
+    the bars reach its stop or target. So every signal's would-be position is followed with
+    numpy, all at once, before the replay (`_Paths`). The replay then steps in Python only
+    through the bars where something needs the whole book — a signal bar or an exit — and
+    checks the kill-switch in between with a bound first and numpy second: Python work per
+    signal and per exit, not per bar.
+    """
 
     def __init__(self, history: Bars, setup: Setup, signals: list[Signal], start: float | None,
                  end: float | None):
@@ -152,23 +172,26 @@ class _Replay:
         self.half_gap = setup.spec.point / 2
         self.stop_distance = setup.spec.stops_level * setup.spec.point
         n = len(history)
-        # Plain lists: the loop reads one element at a time, and numpy scalars are slow for that.
-        self.time = history.time.tolist()
-        self.open_ = history.open.tolist()
-        self.high = history.high.tolist()
-        self.low = history.low.tolist()
-        self.latest = _latest_prices(history).tolist()
-        self.spread = np.where(np.isnan(history.spread), setup.spec.spread_points, history.spread).tolist()
+        # numpy arrays, read one element at a time (as Python numbers) only on stepped bars.
+        self.time = history.time
+        self.open_, self.high, self.low = history.open, history.high, history.low
+        self.latest = _latest_prices(history)
+        missing = np.isnan(history.spread)
+        # A file without a spread column: the symbol's typical spread, as a view (no array).
+        self.spread = (np.broadcast_to(np.float64(setup.spec.spread_points), (n,)) if missing.all() else
+                       np.where(missing, setup.spec.spread_points, history.spread))
+        del missing
 
         self.first = max(setup.lookback - 1, 0 if start is None else int(np.searchsorted(history.time, start)))
         self.last = n - 1 if end is None else int(np.searchsorted(history.time, end, side="right")) - 1
         self.signals = [s for s in signals if self._in_range(s.bar_time)]
+        bar_index = np.searchsorted(history.time, [s.bar_time for s in self.signals]).astype(np.int64)
         # At one bar, the strategies speak in the bot's order.
         order = {name: k for k, name in enumerate(setup.strategies)}
-        self.by_bar: dict[int, list[Signal]] = defaultdict(list)
-        bar_index = np.searchsorted(history.time, [s.bar_time for s in self.signals]).tolist()
-        for i, s in sorted(zip(bar_index, self.signals), key=lambda pair: (pair[0], order[pair[1].strategy])):
-            self.by_bar[i].append(s)
+        self.by_bar: dict[int, list[tuple[int, Signal]]] = defaultdict(list)
+        for k in sorted(range(len(self.signals)), key=lambda k: (bar_index[k], order[self.signals[k].strategy])):
+            self.by_bar[int(bar_index[k])].append((k, self.signals[k]))
+        self.paths = _Paths(self, bar_index)
 
         self.balance = setup.balance
         self.book: list[_Position] = []
@@ -193,43 +216,103 @@ class _Replay:
         reported = first
         i = first
         while i <= last:
-            if not self.book:
-                # Nothing open: nothing happens until the next signal bar.
-                while next_signal < len(signal_bars) and signal_bars[next_signal] < i:
-                    next_signal += 1
-                if next_signal == len(signal_bars):
-                    break
-                i = signal_bars[next_signal]
-            now = self.time[i] + BAR_SECONDS + DECISION_DELAY_S
-            today = day_start(now)
-            self._exits(i)
-            if self.kill_engaged_day is not None and today > self.kill_engaged_day:
-                self.kill_engaged_day = None   # re-armed at UTC midnight (see the module's notes)
-            if i in self.by_bar:
-                self._decide(i, now, today, self.by_bar[i])
-            self._upkeep(i, now, today)
+            while next_signal < len(signal_bars) and signal_bars[next_signal] < i:
+                next_signal += 1
+            due = signal_bars[next_signal] if next_signal < len(signal_bars) else last + 1
+            if self.book:
+                # Nothing but the kill-switch can happen before the next exit or signal bar.
+                due = min(due, min(p.exit_bar for p in self.book))
+                if self._kill_between(i, min(due, last + 1)):
+                    continue
+            if due > last:
+                break
+            i = due
+            self._step(i)
             if progress is not None and i - reported >= report_every:
                 progress(i - first + 1, total)
                 reported = i
             i += 1
         if total:
-            self._close_all(last, self.time[last] + BAR_SECONDS + DECISION_DELAY_S, END_EXIT)
+            self._close_all(last, self._now(last), END_EXIT)
         if progress is not None:
             progress(total, total)
         return BacktestResult(
-            setup=self.setup, bars=total, start=self.time[first] if total else None,
-            end=self.time[last] if total else None, signals=self.signals, decisions=self.decisions,
+            setup=self.setup, bars=total, start=int(self.time[first]) if total else None,
+            end=int(self.time[last]) if total else None, signals=self.signals, decisions=self.decisions,
             refused=self.refused, trades=self.trades, kill_switches=self.kill_switches, trailed=self.trailed,
             final_balance=self.balance)
+
+    def _now(self, i: int) -> int:
+        return int(self.time[i]) + BAR_SECONDS + DECISION_DELAY_S
+
+    def _step(self, i: int) -> None:
+        """Bar i as one run-once pass at its close: the broker's sync, the decisions, the upkeep."""
+        now = self._now(i)
+        today = day_start(now)
+        self._exits(i)
+        if self.kill_engaged_day is not None and today > self.kill_engaged_day:
+            self.kill_engaged_day = None   # re-armed at UTC midnight (see the module's notes)
+        if i in self.by_bar:
+            self._decide(i, now, today, self.by_bar[i])
+        self._upkeep(i, now, today)
+
+    # --- between events: the kill-switch ---------------------------------------------------
+    def _kill_between(self, i: int, j: int) -> bool:
+        """Whether the kill-switch trips in the upkeep of a bar of i .. j-1, the book unchanged
+        there; if so, it is engaged at the first such bar and the book closed."""
+        r = self.setup.risk
+        if j <= i or not r.kill_switch or self.kill_engaged_day is not None:
+            return False
+        # A bound first: every position at its worst price before its exit, today's realized
+        # P&L at the worst of the days spanned (a cent of slack for the rounding of sums).
+        worst = sum(p.worst_pnl for p in self.book) - 0.01
+        day, last_day = day_start(self._now(i)), day_start(self._now(j - 1))
+        realized = self.realized_by_day.get(day, 0.0)
+        while day < last_day:
+            day += DAY_SECONDS
+            realized = min(realized, self.realized_by_day.get(day, 0.0))
+        if kill_switch_reason(unrealized=min(worst, 0.0), realized_today=realized, balance=self.balance, risk=r,
+                              limits=self.limits) is None:
+            return False
+        price = self.latest[i:j]
+        cs = self.spec.contract_size
+        unrealized = np.zeros(j - i)
+        for p in self.book:   # the same sum, in the same order, as _unrealized
+            unrealized = unrealized + profit(p.direction, p.entry, price, p.volume, cs)
+        days = ((self.time[i:j] + (BAR_SECONDS + DECISION_DELAY_S)) // DAY_SECONDS) * DAY_SECONDS
+        realized_today = np.zeros(j - i)
+        for d in np.unique(days).tolist():
+            realized_today[days == d] = self.realized_by_day.get(float(d), 0.0)
+        trips = kill_switch_trips(unrealized=unrealized, realized_today=realized_today, balance=self.balance,
+                                  risk=r, limits=self.limits)
+        if not trips.any():
+            return False
+        k = i + int(np.argmax(trips))
+        for p in self.book:   # the stops as the upkeep of bar k leaves them
+            p.sl, p.moves = self.paths.stop_after(p, k)
+        now = self._now(k)
+        today = day_start(now)
+        found = kill_switch_reason(unrealized=self._unrealized(float(self.latest[k])),
+                                   realized_today=self.realized_by_day.get(today, 0.0), balance=self.balance,
+                                   risk=r, limits=self.limits)
+        closed = len(self.book)
+        self._close_all(k, now, KILL_SWITCH_EXIT)
+        self.kill_engaged_day = today
+        self.kill_switches.append(KillSwitchEvent(now, found[0], found[1], closed))
+        return True
 
     # --- 1. the broker's sync ---------------------------------------------------------
     def _exits(self, i: int) -> None:
         if not self.book:
             return
-        o, h, lo, t = self.open_[i], self.high[i], self.low[i], self.time[i]
+        o, h, lo = float(self.open_[i]), float(self.high[i]), float(self.low[i])
+        t = int(self.time[i])
         still_open = []
         for p in self.book:
-            hit = bar_exit(p.direction, p.sl, p.tp, o, h, lo)
+            hit = None
+            if p.exit_bar == i:   # its stop as the trailing left it, then the fill model's exit
+                p.sl, p.moves = p.exit_sl, p.exit_moves
+                hit = bar_exit(p.direction, p.sl, p.tp, o, h, lo)
             if hit is None:
                 still_open.append(p)
             else:
@@ -238,21 +321,23 @@ class _Replay:
         self.book = still_open
 
     # --- 2. signals and risk decisions --------------------------------------------------
-    def _decide(self, i: int, now: float, today: float, signals: list[Signal]) -> None:
+    def _decide(self, i: int, now: float, today: float, signals: list[tuple[int, Signal]]) -> None:
         # Today's P&L as the ledger holds it during the pass: the positions open
         # before it valued at the latest price; those it opens count 0 until its upkeep.
-        pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(self.latest[i])
-        for s in signals:
+        pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(float(self.latest[i]))
+        quote = self._quote(i)   # what the paper broker quotes then: the stops are checked against it
+        for k, s in signals:
             exposure = build_exposure(((ACCOUNT, self.setup.symbol, p.direction) for p in self.book),
                                       symbol=self.setup.symbol, balance=self.balance, pnl_today=pnl_today,
-                                      spread_points=self.spread[i],
-                                      kill_switch_engaged=self.kill_engaged_day is not None)
+                                      spread_points=float(self.spread[i]),
+                                      kill_switch_engaged=self.kill_engaged_day is not None, quote=quote,
+                                      price_digits=self.spec.digits, stops_min_distance=self.stop_distance)
             decision = risk.decide(s, exposure, self.limits, now)
             self.decisions[s.strategy][decision.reason] += 1
             if decision.approved:
-                self._open(i, now, s)
+                self._open(i, now, s, k)
 
-    def _open(self, i: int, now: float, s: Signal) -> None:
+    def _open(self, i: int, now: float, s: Signal, k: int) -> None:
         spec, r = self.spec, self.setup.risk
         volume = order_volume(qty=self.setup.qty, spec=spec, risk_percent=r.risk_percent, balance=self.balance,
                               risk_per_unit=s.risk)
@@ -261,45 +346,32 @@ class _Replay:
         if not stops_valid(s.direction, sl, tp, bid=bid, ask=ask, min_distance=self.stop_distance):
             self.refused[INVALID_STOPS] += 1
             return
-        self.book.append(_Position(
-            strategy=s.strategy, direction=s.direction, signal_time=s.bar_time, entry_time=now,
-            entry=ask if s.direction == "buy" else bid, volume=volume, initial_sl=sl, sl=sl, tp=tp))
+        p = _Position(strategy=s.strategy, direction=s.direction, signal_time=s.bar_time, entry_time=now,
+                      entry=ask if s.direction == "buy" else bid, volume=volume, initial_sl=sl, sl=sl, tp=tp,
+                      entry_bar=i)
+        p.exit_bar, p.exit_sl, p.exit_moves, worst_price = self.paths.of(k)
+        p.worst_pnl = profit(p.direction, p.entry, worst_price, volume, spec.contract_size)
+        self.book.append(p)
 
     # --- 3. position upkeep --------------------------------------------------------------
     def _upkeep(self, i: int, now: float, today: float) -> None:
-        price = self.latest[i]
-        trailing = self.setup.risk.trailing
-        if trailing.enabled and self.book:
-            self._trail(i, price, trailing.activate_r, trailing.distance_r)
+        # The trailing stops move as each position's path says (`_Paths`); read when it closes.
+        price = float(self.latest[i])
         if self.setup.risk.kill_switch and self.kill_engaged_day is None:
             found = kill_switch_reason(unrealized=self._unrealized(price),
                                        realized_today=self.realized_by_day.get(today, 0.0), balance=self.balance,
                                        risk=self.setup.risk, limits=self.limits)
             if found is not None:
+                for p in self.book:   # the stops as the upkeep of bar i leaves them
+                    p.sl, p.moves = self.paths.stop_after(p, i)
                 closed = len(self.book)
                 self._close_all(i, now, KILL_SWITCH_EXIT)
                 self.kill_engaged_day = today
                 self.kill_switches.append(KillSwitchEvent(now, found[0], found[1], closed))
 
-    def _trail(self, i: int, price: float, activate_r: float, distance_r: float) -> None:
-        for p in self.book:
-            new_sl = upkeep.trailing_stop(p.direction, p.entry, p.initial_sl, p.sl, price,
-                                          activate_r=activate_r, distance_r=distance_r)
-            if new_sl is None:
-                continue
-            new_sl = self.spec.round_price(new_sl)
-            # The broker answers "no changes" within half a point, and refuses a stop past the price.
-            if abs(new_sl - p.sl) < self.half_gap:
-                continue
-            bid, ask = self._quote(i)
-            if not stops_valid(p.direction, new_sl, p.tp, bid=bid, ask=ask, min_distance=self.stop_distance):
-                continue
-            p.sl = new_sl
-            self.trailed += 1
-
     # --- the book ---------------------------------------------------------------------------
     def _quote(self, i: int) -> tuple[float, float]:
-        mid, spread, point = self.latest[i], self.spread[i], self.spec.point
+        mid, spread, point = float(self.latest[i]), float(self.spread[i]), self.spec.point
         return entry_price("sell", mid, spread, point), entry_price("buy", mid, spread, point)
 
     def _unrealized(self, price: float) -> float:
@@ -309,10 +381,13 @@ class _Replay:
     def _close_all(self, i: int, now: float, reason: str) -> None:
         bid, ask = self._quote(i)
         for p in self.book:
+            if reason == END_EXIT:   # never exited: its stop after the last bar's upkeep
+                p.sl, p.moves = p.exit_sl, p.exit_moves
             self._close(p, bid if p.direction == "buy" else ask, reason, now)
         self.book = []
 
     def _close(self, p: _Position, price: float, reason: str, when: float) -> None:
+        self.trailed += p.moves
         pnl = profit(p.direction, p.entry, price, p.volume, self.spec.contract_size)
         self.balance += pnl
         self.realized_by_day[day_start(when)] += pnl
@@ -322,6 +397,135 @@ class _Replay:
             final_sl=p.sl, exit_reason=reason, pnl=pnl))
 
 
+class _Paths:
+    """Each in-range signal's would-be position, followed with numpy from its fill onward:
+    where the fill model closes it, its trailing stop then and how often it moved, and its
+    worst price before (for the kill-switch's bound). Positions are followed all together,
+    bar after bar, while many are open; the last few each in doubling windows of bars.
+
+    The rules are those of the live upkeep, in their vector forms: `upkeep.trailing_candidates`,
+    the price grid of `SymbolSpec.round_price`, `stops.stops_valid` at each bar's quote,
+    `fills.exit_bars`. A stop moves to the rounded candidate when that is past it: levels on
+    the price grid differ by a point or more, so the broker's half-point "no change" and the
+    1e-12 tests of `upkeep.trailing_stop` reduce to "past"."""
+
+    FEW = 16   # positions left: each then followed on its own
+
+    def __init__(self, replay: "_Replay", bar_index: np.ndarray):
+        self.r = replay
+        n = len(replay.signals)
+        self.exit_bar = np.full(n, replay.last + 1, dtype=np.int64)
+        self.exit_sl = np.zeros(n)
+        self.moves = np.zeros(n, dtype=np.int64)
+        self.worst = np.zeros(n)
+        if not n:
+            return
+        spec = replay.spec
+        sl = _round_prices(np.array([s.sl for s in replay.signals]), spec.digits)
+        tp = _round_prices(np.array([s.tp for s in replay.signals]), spec.digits)
+        buy = np.array([s.direction == "buy" for s in replay.signals])
+        price = replay.latest[bar_index]
+        half = 0.5 * replay.spread[bar_index] * spec.point
+        bid, ask = price - half, price + half
+        for direction, mine in (("buy", buy), ("sell", ~buy)):
+            ok = mine & stops_valid(direction, sl, tp, bid=bid, ask=ask, min_distance=replay.stop_distance)
+            rows = np.flatnonzero(ok)
+            if len(rows):
+                entry = (ask if direction == "buy" else bid)[rows]
+                self._follow(direction, rows, bar_index[rows], entry, sl[rows], tp[rows])
+
+    def of(self, k: int) -> tuple[int, float, int, float]:
+        """(exit bar, stop then, trailing moves until then, worst price before) of signal k."""
+        return int(self.exit_bar[k]), float(self.exit_sl[k]), int(self.moves[k]), float(self.worst[k])
+
+    def stop_after(self, p: _Position, k: int) -> tuple[float, int]:
+        """The stop of position p after the upkeep of bar k (k before its exit), and its moves."""
+        trailing = self.r.setup.risk.trailing
+        if not trailing.enabled:
+            return p.initial_sl, 0
+        path = self._window(p.direction, np.array([p.entry]), np.array([p.initial_sl]), np.array([p.tp]),
+                            p.entry_bar, k + 1, p.initial_sl)
+        return float(path[-1]), int(np.count_nonzero(path[1:] != path[:-1]))
+
+    # -- following --
+    def _trail(self, direction: str, entry, initial_sl, sl, tp, bars):
+        """The stops after the upkeep of `bars` (one bar per position), and which moved."""
+        t, r = self.r.setup.risk.trailing, self.r
+        price = r.latest[bars]
+        candidate = upkeep.trailing_candidates(direction, entry, initial_sl, price, activate_r=t.activate_r,
+                                               distance_r=t.distance_r)
+        level = _round_prices(candidate, r.spec.digits)
+        half = 0.5 * r.spread[bars] * r.spec.point
+        moved = stops_valid(direction, level, tp, bid=price - half, ask=price + half, min_distance=r.stop_distance)
+        moved &= (level > sl) if direction == "buy" else (level < sl)   # NaN (not active) compares False
+        return np.where(moved, level, sl), moved
+
+    def _follow(self, direction: str, rows, bars, entry, initial_sl, tp) -> None:
+        r = self.r
+        trailing = r.setup.risk.trailing.enabled
+        worse = np.minimum if direction == "buy" else np.maximum
+        sl, moves = initial_sl.copy(), np.zeros(len(rows), dtype=np.int64)
+        k = bars.copy()
+        if trailing:   # the upkeep of the pass that opened it
+            sl, moved = self._trail(direction, entry, initial_sl, sl, tp, k)
+            moves += moved
+        worst = r.latest[k]
+        while len(rows):
+            if len(rows) <= self.FEW:
+                for m in range(len(rows)):
+                    self._follow_one(direction, int(rows[m]), int(k[m]) + 1, float(entry[m]),
+                                     float(initial_sl[m]), float(sl[m]), float(tp[m]), int(moves[m]),
+                                     float(worst[m]))
+                return
+            k = k + 1
+            past = k > r.last
+            kk = np.minimum(k, r.last)
+            closes = past | exit_bars(direction, sl, tp, r.open_[kk], r.high[kk], r.low[kk])
+            if closes.any():
+                done = rows[closes]
+                self.exit_bar[done] = np.where(past[closes], r.last + 1, k[closes])
+                self.exit_sl[done], self.moves[done], self.worst[done] = sl[closes], moves[closes], worst[closes]
+                keep = ~closes
+                rows, k, entry, initial_sl, sl, tp, moves, worst = (
+                    a[keep] for a in (rows, k, entry, initial_sl, sl, tp, moves, worst))
+            if trailing and len(rows):
+                sl, moved = self._trail(direction, entry, initial_sl, sl, tp, k)
+                moves += moved
+            worst = worse(worst, r.latest[k])
+
+    def _follow_one(self, direction: str, row: int, k: int, entry: float, initial_sl: float, sl: float, tp: float,
+                    moves: int, worst: float) -> None:
+        """One position from bar k on (its stop `sl` before k), in windows that double."""
+        r = self.r
+        trailing = r.setup.risk.trailing.enabled
+        size = 64
+        while k <= r.last:
+            j = min(r.last + 1, k + size)
+            path = (self._window(direction, np.array([entry]), np.array([initial_sl]), np.array([tp]), k, j, sl)
+                    if trailing else np.full(j - k + 1, sl))
+            closes = exit_bars(direction, path[:-1], tp, r.open_[k:j], r.high[k:j], r.low[k:j])
+            x = int(np.argmax(closes)) if closes.any() else j - k   # bars before the exit
+            held = path[:x + 1]
+            moves += int(np.count_nonzero(held[1:] != held[:-1]))
+            sl = float(held[-1])
+            if x:
+                seen = r.latest[k:k + x]
+                worst = float(min(worst, seen.min()) if direction == "buy" else max(worst, seen.max()))
+            if x < j - k:
+                self.exit_bar[row] = k + x
+                break
+            k, size = j, size * 2
+        self.exit_sl[row], self.moves[row], self.worst[row] = sl, moves, worst
+
+    def _window(self, direction: str, entry, initial_sl, tp, k: int, j: int, sl: float) -> np.ndarray:
+        """The stop before bar k, then after the upkeep of each bar k .. j-1: the running best
+        of the accepted candidates."""
+        n, none = j - k, -np.inf if direction == "buy" else np.inf
+        accepted, _ = self._trail(direction, np.repeat(entry, n), np.repeat(initial_sl, n), np.full(n, none),
+                                  np.repeat(tp, n), np.arange(k, j))
+        best = np.maximum.accumulate if direction == "buy" else np.minimum.accumulate
+        return best(np.concatenate(([sl], accepted)))
+
 def _latest_prices(history: Bars) -> np.ndarray:
     """The price at each bar's close + a few seconds: the next bar's open when it
     starts right then, else this bar's close (the paper feed's `price_at`)."""
@@ -329,3 +533,14 @@ def _latest_prices(history: Bars) -> np.ndarray:
     follows = history.time[1:] == history.time[:-1] + BAR_SECONDS
     latest[:-1][follows] = history.open[1:][follows]
     return latest
+
+
+def _round_prices(prices: np.ndarray, digits: int) -> np.ndarray:
+    """`round(price, digits)` (SymbolSpec.round_price) for every price: numpy's rounding, with
+    the values that lie within a hair of a tie rounded by Python, which decides ties exactly."""
+    out = np.round(prices, digits)
+    scaled = prices * 10.0 ** digits
+    near_tie = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
+    if near_tie.any():
+        out[near_tie] = [round(x, digits) if x == x else x for x in prices[near_tie].tolist()]
+    return out

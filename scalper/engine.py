@@ -24,7 +24,8 @@ from scalper.core.exposure import build_exposure, day_start, kill_switch_reason,
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.signals import Signal, Skip
 from scalper.core.sizing import order_volume
-from scalper.errors import BadInput, BrokerUnavailable, DataError, FeedUnavailable, ScalperError
+from scalper.errors import (BadInput, BrokerUnavailable, DataError, FeedUnavailable, ScalperError,
+                            ServerClockUncertain)
 from scalper.faults import crash_point
 from scalper.feeds.base import Feed
 from scalper.ledger import Ledger, run_lock
@@ -34,6 +35,7 @@ from scalper.symbols import spec_for
 log = logging.getLogger("scalper.engine")
 
 BrokerFactory = Callable[[AccountConfig], Broker]
+KEEP_POSITIONS = "manual_no_close"   # kill-switch source of `engage --no-close` (scalper.services.control)
 RESUME_WINDOW_S = 86_400   # how far back a run looks for signals an interrupted run left undecided
 
 
@@ -89,23 +91,49 @@ class Engine:
 
             raise BadInput(f"no bot named {quote(unknown[0])}", where="--bot",
                            fix=f"use one of: {', '.join(b.name for b in self.cfg.bots) or '(no bots defined)'}")
+        now = self.clock.now()
+        # The bars are read before anything is opened or written: when every symbol's data is bad,
+        # the run is bad input (exit 2) and leaves no file behind, like a bad config.
+        bars = self._read_bars(bot_names, now)
+        bad = [v for v in bars.values() if isinstance(v, DataError)]
+        if bars and len(bad) == len(bars):
+            raise bad[0]
         with run_lock(self.ledger_path):
             if self.dry_run:
                 ledger = Ledger.snapshot(self.ledger_path)
             else:
                 ledger = Ledger(self.ledger_path)
             with ledger:
-                return _Pass(self, ledger, bot_names).run()
+                return _Pass(self, ledger, bot_names, now=now, bars=bars).run()
+
+    def _read_bars(self, bot_names: list[str] | None, now: float) -> dict[str, Bars | Exception]:
+        """Closed bars once per symbol of the bots that would run (the most any bot on it needs),
+        or the feed's error."""
+        need: dict[str, int] = defaultdict(int)
+        for b in self.cfg.bots:
+            if (not bot_names or b.name in bot_names) and b.enabled and b.engine_mode == "scalper":
+                need[b.symbol] = max(need[b.symbol], b.lookback)
+        out: dict[str, Bars | Exception] = {}
+        for symbol, count in need.items():
+            try:
+                out[symbol] = self.feed.closed_bars(symbol, count, now)
+            except (FeedUnavailable, DataError) as exc:
+                out[symbol] = exc
+            except Exception as exc:  # noqa: BLE001 - not swallowed: re-raised inside the pass, which records the run
+                out[symbol] = exc
+        return out
 
 
 class _Pass:
     """The state of one run-once pass."""
 
-    def __init__(self, engine: Engine, ledger: Ledger, bot_names: list[str] | None):
+    def __init__(self, engine: Engine, ledger: Ledger, bot_names: list[str] | None, *, now: float | None = None,
+                 bars: dict | None = None):
         self.e = engine
         self.cfg = engine.cfg
         self.ledger = ledger
-        self.now = engine.clock.now()
+        self.now = engine.clock.now() if now is None else now
+        self.bars = bars
         self.t0 = time.perf_counter()
         self.run_id = uuid.uuid4().hex[:16]
         self.summary = RunSummary(run_id=self.run_id, started_at=iso(time.time()), as_of=iso(self.now),
@@ -168,11 +196,9 @@ class _Pass:
             self._finish("error")
             raise
         finally:
-            for b in self.brokers.values():
-                try:
-                    b.close()
-                except Exception:
-                    pass
+            close_brokers(self.brokers)
+        if s.exit_code == 2 and status == "ok":
+            status = "error"      # bad feed data: not a clean run, whatever else went well
         if self.unreachable and not s.exit_code:
             s.exit_code = 3
             status = "unavailable"
@@ -279,7 +305,16 @@ class _Pass:
         max_age = self.cfg.feed.max_bar_age_s
         for symbol, count in need.items():
             try:
-                bars = self.e.feed.closed_bars(symbol, count, self.now)
+                bars = (self.bars or {}).get(symbol)
+                if isinstance(bars, Exception):
+                    raise bars
+                if bars is None:
+                    bars = self.e.feed.closed_bars(symbol, count, self.now)
+            except ServerClockUncertain as exc:
+                self.summary.errors.append(f"feed {symbol}: {exc}")
+                out[symbol] = "server_time_uncertain"
+                self.summary.exit_code = 3
+                continue
             except FeedUnavailable as exc:
                 self.summary.errors.append(f"feed {symbol}: {exc}")
                 out[symbol] = "feed_unavailable"
@@ -299,8 +334,37 @@ class _Pass:
                     f"feed {symbol}: newest closed bar is {human_age(age)} old (limit {max_age} s); not trading on it")
                 out[symbol] = "feed_stale"
                 continue
+            if getattr(self.e.feed, "name", "") == "mt5" and not self._same_bar_times(symbol, bars):
+                out[symbol] = "server_time_uncertain"
+                self.summary.exit_code = 3
+                continue
             out[symbol] = bars
         return out
+
+    def _same_bar_times(self, symbol: str, bars: Bars) -> bool:
+        """Has no bar already seen come back under another time? The newest bar of each pass is
+        remembered; when the feed's UTC times rest on an estimated server offset that moved (stale
+        quotes in a break), the remembered bar's time holds another bar: refuse the window, and
+        never record a signal on a bar that was seen before under another time."""
+        key = f"last_bar|{symbol}"
+        newest = [int(bars.time[-1]), float(bars.open[-1]), float(bars.high[-1]), float(bars.low[-1]),
+                  float(bars.close[-1])]
+        seen = self.ledger.state(key)
+        if seen is not None:
+            t, *ohlc = json.loads(seen)
+            i = bars.index_of(t)
+            if i is not None and not np.allclose(ohlc, [bars.open[i], bars.high[i], bars.low[i], bars.close[i]]):
+                self.summary.errors.append(
+                    f"feed {symbol}: the bar seen before at {iso(t)} now comes with other prices: the trade "
+                    "server's UTC offset moved (estimated from a stale quote?); not trading on these bars — "
+                    "set server_utc_offset_s on the account in bots.yaml")
+                return False
+            if i is None and t > newest[0]:
+                return True   # an older window (a replay): nothing to compare, nothing to remember
+        if not self.e.dry_run and newest != (json.loads(seen) if seen else None):
+            with self.ledger.tx() as c:
+                self.ledger.set_state(c, key, json.dumps(newest), self.now)
+        return True
 
     # --- one bot --------------------------------------------------------------
     def _run_bot(self, bot: BotConfig, window: Bars) -> None:
@@ -392,18 +456,29 @@ class _Pass:
         """One order per broker account of the bot."""
         for acc_id in bot.accounts:
             broker = self.brokers.get(acc_id)
-            spec = self._spec(broker, bot.symbol)
-            volume = order_volume(qty=bot.volume, spec=spec, risk_percent=bot.risk.risk_percent,
-                                  balance=self.balances.get(acc_id), risk_per_unit=signal.risk)
-            order, created = self.desk.record_intent(
-                signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
-                side=signal.direction, volume=volume, sl=spec.round_price(signal.sl),
-                tp=spec.round_price(signal.tp), magic=bot.magic_number)
+            problem = None
+            if broker is None or acc_id in self.unreachable:
+                problem = f"account {acc_id} unreachable: {self.unreachable.get(acc_id, '')}"
+                spec = None
+            else:
+                spec, problem = self._broker_spec(broker, acc_id, bot.symbol)
+            if spec is None:
+                # Never sized from a guessed contract size: the order is recorded and refused here.
+                order, created = self.desk.record_intent(
+                    signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
+                    side=signal.direction, volume=bot.volume, sl=signal.sl, tp=signal.tp, magic=bot.magic_number)
+            else:
+                volume = order_volume(qty=bot.volume, spec=spec, risk_percent=bot.risk.risk_percent,
+                                      balance=self.balances.get(acc_id), risk_per_unit=signal.risk)
+                order, created = self.desk.record_intent(
+                    signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
+                    side=signal.direction, volume=volume, sl=spec.round_price(signal.sl),
+                    tp=spec.round_price(signal.tp), magic=bot.magic_number)
             if created:
                 self.summary.orders_created += 1
             crash_point("after_intent")
-            if broker is None or acc_id in self.unreachable:
-                self._fail_order(order, f"account {acc_id} unreachable: {self.unreachable.get(acc_id, '')}")
+            if problem is not None:
+                self._fail_order(order, problem)
                 continue
             self.desk.send(broker, order)
 
@@ -413,15 +488,31 @@ class _Pass:
         with self.ledger.tx() as c:
             self.ledger.update(c, "orders", order["id"], {"status": "error", "message": message,
                                                           "updated_at": iso(self.now)})
-        self.orders["error"] += 1
+            self.ledger.audit(c, self.now, "order_error", f"order {order['client_order_id']} not sent: {message}",
+                              run_id=self.run_id, bot=order["bot"], account_id=order["account_id"])
+        log.warning("order %s (%s, account %s) not sent: %s", order["client_order_id"], order["bot"],
+                    order["account_id"], message)
+        self._on_event("order_status", {"status": "error", "order": order, "message": message})
+
+    def _broker_spec(self, broker: Broker, acc_id: int, symbol: str):
+        """(the broker's spec, None) or (None, why not). Orders are sized with the broker's own spec only."""
+        try:
+            return broker.symbol_spec(symbol), None
+        except BrokerUnavailable as exc:
+            self._on_event("broker_unreachable", {"account_id": acc_id, "message": str(exc)})
+            return None, f"account {acc_id} unreachable while reading the {symbol} spec: {exc}"
+        except ScalperError as exc:
+            return None, f"the broker's {symbol} spec could not be read ({exc}); not sized from a guess"
 
     def _spec(self, broker: Broker | None, symbol: str):
+        """A spec to round prices with (trailing stops, spread): the broker's, else the configured table."""
         if broker is not None:
             try:
                 return broker.symbol_spec(symbol)
-            except Exception:
-                pass
-        return spec_for(symbol, self.specs)
+            except ScalperError as exc:
+                log.warning("symbol spec of %s from %s: %s; rounding with the configured table", symbol,
+                            getattr(broker, "account", "?"), exc)
+        return spec_for(symbol, self.e.specs)
 
     # --- exposure for the risk decision ----------------------------------------
     def _exposure(self, bot: BotConfig, window: Bars) -> risk.Exposure:
@@ -436,7 +527,22 @@ class _Pass:
             balance=min((self.balances.get(a, 0.0) for a in accounts), default=0.0),
             pnl_today=self._realized_today(bot) + unrealized,
             spread_points=self._spread_points(bot, window, accounts),
-            kill_switch_engaged=self.ledger.kill_switch(bot.name) is not None)
+            kill_switch_engaged=self.ledger.kill_switch(bot.name) is not None,
+            **self._stops_check(bot, accounts))
+
+    def _stops_check(self, bot: BotConfig, accounts: list[int]) -> dict:
+        """The latest quote the order would meet and the symbol's stop rules (risk's last check),
+        from the bot's first account; nothing when no quote can be had (the broker decides)."""
+        if not accounts:
+            return {}
+        broker = self.brokers[accounts[0]]
+        try:
+            q = broker.quote(bot.symbol)
+        except ScalperError:
+            return {}
+        spec = self._spec(broker, bot.symbol)
+        return {"quote": (q.bid, q.ask), "price_digits": spec.digits,
+                "stops_min_distance": spec.stops_level * spec.point}
 
     def _realized_today(self, bot: BotConfig) -> float:
         row = self.ledger.one("SELECT COALESCE(SUM(profit), 0) AS p FROM positions WHERE bot = ? "
@@ -479,9 +585,13 @@ class _Pass:
         realized = {r["bot"]: float(r["p"]) for r in self.ledger.query(
             "SELECT bot, COALESCE(SUM(profit), 0) AS p FROM positions WHERE status = 'closed' AND closed_at >= ? "
             "GROUP BY bot", (iso(day_start(self.now)),))}
-        engaged = {r["bot"] for r in self.ledger.query("SELECT bot FROM kill_switches WHERE engaged = 1")}
+        engaged = {r["bot"]: r["source"] for r in self.ledger.query(
+            "SELECT bot, source FROM kill_switches WHERE engaged = 1")}
         for bot in bots:
-            if bot.risk.kill_switch and bot.name not in engaged:
+            if bot.name in engaged:
+                if engaged[bot.name] != KEEP_POSITIONS:
+                    self._enforce_kill_switch(bot, by_bot.get(bot.name, []))
+            elif bot.risk.kill_switch:
                 self._check_kill_switch(bot, by_bot.get(bot.name, []), realized.get(bot.name, 0.0))
         self._update_daily_pnl()
 
@@ -501,9 +611,13 @@ class _Pass:
             if p.sl is not None and abs(new_sl - p.sl) < 1e-12:
                 continue
             result = broker.modify_stops(p.ticket, new_sl, p.tp)
+            levels = (new_sl, p.tp) if result.ok else None
+            if result.kind == "uncertain":
+                # The answer was lost: the change may stand. The broker's own levels are the truth.
+                levels = next(((q.sl, q.tp) for q in broker.positions() if q.ticket == p.ticket), None)
             with self.ledger.tx() as c:
-                if result.ok:
-                    c.execute("UPDATE positions SET sl = ? WHERE id = ?", (new_sl, row["id"]))
+                if levels is not None:
+                    c.execute("UPDATE positions SET sl = ?, tp = ? WHERE id = ?", (*levels, row["id"]))
                 self.ledger.audit(c, self.now, "trailing_stop",
                                   f"position {p.ticket}: SL {p.sl} → {new_sl} ({result.code} {result.message})",
                                   run_id=self.run_id, bot=bot.name, account_id=acc_id)
@@ -528,30 +642,59 @@ class _Pass:
         self.summary.kill_switches.append({"bot": bot.name, "source": source, "reason": reason,
                                            "positions_closed": closed})
 
+    def _enforce_kill_switch(self, bot: BotConfig, positions: list[dict]) -> None:
+        """An engaged switch means no position of the bot stays open: close what a crash, a refused
+        close or an unreachable account left open, on every pass until none is."""
+        positions = [p for p in positions if p["account_id"] in self.brokers]
+        if not positions:
+            return
+        closed = close_bot_positions(self.ledger, self.desk, self.brokers, bot, positions)
+        self.summary.kill_switches.append({"bot": bot.name, "source": "engaged", "reason": "still engaged: "
+                                           f"{len(positions)} open position(s) closed again",
+                                           "positions_closed": closed})
+
     def _update_daily_pnl(self) -> None:
         update_daily_pnl(self.ledger, day_start(self.now))
 
 
 def close_bot_positions(ledger: Ledger, desk: OrderDesk, brokers: dict[int, Broker], bot: BotConfig,
                         positions: list[dict]) -> int:
-    """Close positions through the desk (intent first, like any order). Returns how many closed."""
+    """Close positions of `bot` through the desk (intent first, like any order). Returns how many
+    closed (or were found closed already). Only these positions are touched: other bots sharing
+    the account keep theirs, in the ledger as at the broker. A position on an account that is
+    not reachable is left open, audited, and closed by a later pass while the switch is engaged."""
     closed = 0
     for p in positions:
         broker = brokers.get(p["account_id"])
         if broker is None:
+            message = (f"position {p['ticket']} of {bot.name} left open: account {p['account_id']} is not "
+                       "reachable; a later pass closes it")
+            log.warning(message)
+            with ledger.tx() as c:
+                ledger.audit(c, desk.clock.now(), "close_skipped", message, run_id=desk.run_id, bot=bot.name,
+                             account_id=p["account_id"], data={"ticket": p["ticket"]})
             continue
-        order, _ = desk.record_intent(signal_id=p["signal_id"], dedupe_key=f"close|{p['account_id']}|{p['ticket']}",
-                                      account_id=p["account_id"], bot=bot.name, symbol=p["symbol"],
-                                      side="sell" if p["side"] == "buy" else "buy", volume=p["volume"],
-                                      sl=None, tp=None, magic=bot.magic_number, kind="close",
-                                      position_ticket=p["ticket"])
-        row = desk.send(broker, order)
+        try:
+            row = desk.close_position(broker, p, bot=bot.name, magic=bot.magic_number)
+        except BrokerUnavailable as exc:
+            message = f"position {p['ticket']} of {bot.name}: account {p['account_id']} lost while closing: {exc}"
+            log.warning(message)
+            with ledger.tx() as c:
+                ledger.audit(c, desk.clock.now(), "close_skipped", message, run_id=desk.run_id, bot=bot.name,
+                             account_id=p["account_id"], data={"ticket": p["ticket"]})
+            continue
         if row["status"] == "filled" or row["code"] == 10036:
             closed += 1
-    for acc_id in {p["account_id"] for p in positions}:
-        if acc_id in brokers:
-            desk.sync_positions(brokers[acc_id], acc_id, {bot.magic_number: bot.name})
     return closed
+
+
+def close_brokers(brokers: dict[int, Broker]) -> None:
+    """Disconnect every broker; a failure is logged (the pass's work is already recorded)."""
+    for acc_id, b in brokers.items():
+        try:
+            b.close()
+        except (ScalperError, OSError) as exc:
+            log.warning("account %s: closing the broker connection failed: %s", acc_id, exc)
 
 
 def update_daily_pnl(ledger: Ledger, since: float) -> None:

@@ -78,6 +78,11 @@ class FeedUnavailable(Unavailable):
     pass
 
 
+class ServerClockUncertain(FeedUnavailable):
+    """The trade server's UTC offset cannot be told for sure (stale quotes, a market break): bars
+    would get wrong UTC times. The fix is to configure the account's server_utc_offset_s."""
+
+
 class LockHeld(ScalperError):
     """Another run-once holds the ledger's run lock (exit 75). Nothing was done."""
 

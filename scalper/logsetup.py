@@ -105,9 +105,18 @@ class OwnerOnlyRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """RotatingFileHandler whose files (the live one and each new one after a rollover) are 0600."""
 
     def _open(self):
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return os.fdopen(fd, self.mode if "a" in self.mode else "a", encoding=self.encoding,
                          errors=self.errors)
+
+
+def _existing_parent(path: Path) -> Path:
+    """The nearest folder (or whatever is in its place) of `path` that exists."""
+    p = path.parent
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
 
 
 def configure(cfg: Any, *, level: int = logging.INFO, extra_secrets: Iterable[str] = (),
@@ -128,9 +137,14 @@ def configure(cfg: Any, *, level: int = logging.INFO, extra_secrets: Iterable[st
         return None
     path = Path(cfg.resolve_path(log_file)) if hasattr(cfg, "resolve_path") else Path(log_file)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # opened at the first record: a run refused as bad input leaves no file behind
         handler = OwnerOnlyRotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT,
-                                               encoding="utf-8")
+                                               encoding="utf-8", delay=True)
+        folder = _existing_parent(path)
+        if not folder.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(folder))
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(13, "Permission denied", str(folder))
     except OSError as exc:
         print(f"warning: log file {path} cannot be opened ({exc.strerror or exc}); logging to it is off",
               file=stderr or sys.stderr)

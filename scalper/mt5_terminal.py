@@ -35,6 +35,9 @@ IPC_ERRORS = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
 OFFSET_STEP_S = 1800                           # server offsets are whole half hours
 OFFSET_TTL_S = 600                             # re-estimate now and then: DST moves it twice a year
 OFFSET_RANGE_S = (-12 * 3600, 14 * 3600)       # a time zone; anything else means stale quotes
+FRESH_QUOTE_S = 90                             # a quote this close to the half-hour grid is taken as live
+OFFSET_FIX = ("set server_utc_offset_s on the account in bots.yaml (the trade server's time minus UTC, "
+              "e.g. 10800 for UTC+3)")
 
 
 class UnknownSymbol(BadInput):
@@ -78,12 +81,14 @@ class _SharedState:
     names: dict[str, str] = field(default_factory=dict)          # name asked for → broker's name
     asked: dict[str, str] = field(default_factory=dict)          # broker's name → first name asked for
     offset: tuple[int, float] | None = None                      # (seconds, when estimated)
+    accepted: int | None = None                                  # the first offset estimated here
 
     def forget_account(self) -> None:
         """Symbol names and the clock belong to one trade server."""
         self.names.clear()
         self.asked.clear()
         self.offset = None
+        self.accepted = None
 
 
 # One state per MetaTrader5 module object: in production the one package; in tests, each fake.
@@ -100,9 +105,11 @@ class Terminal:
     """One user's handle on the process-wide terminal connection. Failures raise `error`
     (BrokerUnavailable for the broker, FeedUnavailable for the feed)."""
 
-    def __init__(self, module, *, error: type[Unavailable], server_offset_s: int | None = None):
+    def __init__(self, module, *, error: type[Unavailable], server_offset_s: int | None = None,
+                 uncertain_error: type[Unavailable] | None = None):
         self.mt5 = module
         self.error = error
+        self.uncertain_error = uncertain_error or error
         self.server_offset_s = server_offset_s
         self._state = _state_of(module)
 
@@ -218,9 +225,12 @@ class Terminal:
 
     # --- the server's clock ------------------------------------------------------------------------
     def offset(self, now: float) -> int:
-        """Seconds the server's clock is ahead of UTC: configured, or estimated as the newest quote
-        time in Market Watch minus `now`, rounded to 30 minutes (a stale quote only makes it smaller,
-        so the newest of all is the best guess)."""
+        """Seconds the server's clock is ahead of UTC: configured, or estimated from the newest quote
+        in Market Watch. Only a live quote tells: its time minus `now` must sit within FRESH_QUOTE_S
+        of a whole or half hour. A stale one (a market break: gold's daily hour, a weekend) would give
+        a smaller offset and move every bar to another UTC time, so it is refused, as is an estimate
+        that differs from the one this process made first (a DST change needs the offset configured).
+        Refusals raise `uncertain_error`, saying to configure server_utc_offset_s."""
         if self.server_offset_s is not None:
             return self.server_offset_s
         s = self._state
@@ -229,13 +239,22 @@ class Terminal:
                 return s.offset[0]
             quoted = [i.time for i in self.need("symbols_get") if i.select and i.time > 0]
             if not quoted:
-                raise self.error("cannot tell the trade server's time zone: no symbol in Market Watch has a "
-                                 "quote yet; wait for quotes, or configure the server's UTC offset")
-            offset = round((max(quoted) - now) / OFFSET_STEP_S) * OFFSET_STEP_S
-            if not OFFSET_RANGE_S[0] <= offset <= OFFSET_RANGE_S[1]:
-                raise self.error(f"the newest quote in Market Watch is {offset / 3600:+.1f} h away from UTC: the "
-                                 "markets look closed, so the trade server's time zone cannot be estimated; "
-                                 "configure the server's UTC offset")
+                raise self.uncertain_error("cannot tell the trade server's time zone: no symbol in Market Watch "
+                                           f"has a quote yet; {OFFSET_FIX}")
+            raw = max(quoted) - now
+            offset = round(raw / OFFSET_STEP_S) * OFFSET_STEP_S
+            lag = offset - raw          # how old the newest quote is, if `offset` is right
+            if not OFFSET_RANGE_S[0] <= offset <= OFFSET_RANGE_S[1] or not -5 <= lag <= FRESH_QUOTE_S:
+                s.offset = None
+                raise self.uncertain_error(
+                    "cannot tell the trade server's time zone: the newest quote in Market Watch is not live "
+                    f"(the markets look closed or in a break); {OFFSET_FIX}")
+            if s.accepted is not None and offset != s.accepted:
+                s.offset = None
+                raise self.uncertain_error(
+                    f"the trade server's time zone now looks like UTC{offset / 3600:+g} h, not "
+                    f"UTC{s.accepted / 3600:+g} h as estimated before; {OFFSET_FIX}")
+            s.accepted = offset
             s.offset = (offset, now)
             return offset
 

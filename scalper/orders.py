@@ -24,6 +24,11 @@ from scalper.faults import crash_point
 from scalper.ledger import Ledger
 
 CLIENT_ID_PREFIX = "sc"
+# A position gone at the broker whose closing deal the history does not show yet stays `closing`
+# (closed, P&L pending) and is completed on a later pass; after this long it is given up as missing.
+HISTORY_WAIT_S = 3 * 86_400
+CLOSING = "closing"
+RETRYABLE_CLOSE = ("rejected", "error", "failed", "canceled")
 
 
 def client_order_id(dedupe_key: str, account_id: int, kind: str = "open") -> str:
@@ -180,6 +185,8 @@ class OrderDesk:
             if result.ok and order["kind"] == "open":
                 self._record_open(c, order, result.position_ticket or result.ticket, result.price,
                                   result.volume or order["volume"], result.time or now, result.deal_ticket)
+            elif result.ok and order["kind"] == "close":
+                self._record_own_close(c, broker, order, result, now)
             self.ledger.audit(c, now, f"order_{status}", f"{order['side']} {order['volume']} {order['symbol']} "
                               f"→ {code_name(result.code)} {result.message}", run_id=self.run_id,
                               bot=order["bot"], account_id=order["account_id"],
@@ -212,7 +219,67 @@ class OrderDesk:
                       (order["id"], order["account_id"], deal_ticket, ticket, order["side"], "in", price,
                        volume, iso(at)))
 
-    # --- reconciliation -----------------------------------------------------
+    def close_position(self, broker: Broker, position: dict, *, bot: str, magic: int) -> dict:
+        """Close one open ledger position at the broker (intent first). A close order an earlier
+        attempt left refused, in error or failed is sent again while the position is open: an
+        engaged kill-switch means no position of the bot stays open. Returns the order row."""
+        acc, ticket = position["account_id"], position["ticket"]
+        order, created = self.record_intent(
+            signal_id=position["signal_id"], dedupe_key=f"close|{acc}|{ticket}", account_id=acc, bot=bot,
+            symbol=position["symbol"], side="sell" if position["side"] == "buy" else "buy",
+            volume=position["volume"], sl=None, tp=None, magic=magic, kind="close", position_ticket=ticket)
+        if not created and order["status"] == "sent":
+            # An earlier attempt died with the order in flight: ask the broker what became of it.
+            found = broker.find_order(order["client_order_id"], magic, since=_since(order))
+            if found is not None and found.state == "filled":
+                return self._settle(broker, order, _found_result(found, "found at the broker (earlier attempt)"),
+                                    order["attempts"])
+            if not any(p.ticket == ticket for p in broker.positions()):
+                self.settle_gone(broker, acc, ticket)
+                return self._row(order["id"])
+            order = dict(order, status="failed", message="not found at the broker; the position is still open")
+        if not created and order["status"] in RETRYABLE_CLOSE:
+            now = self.clock.now()
+            with self.ledger.tx() as c:
+                self.ledger.update(c, "orders", order["id"], {"status": "new", "updated_at": iso(now)})
+                self.ledger.audit(c, now, "close_retry", f"position {ticket}: close order "
+                                  f"{order['client_order_id']} ended {order['status']} ({order['message']}); "
+                                  "sending it again", run_id=self.run_id, bot=bot, account_id=acc)
+            order = self._row(order["id"])
+        row = self.send(broker, order)
+        if row["status"] == "rejected" and row["code"] == POSITION_CLOSED_CODE:
+            # Gone already (SL/TP, by hand): book it from the broker's history.
+            self.settle_gone(broker, acc, ticket)
+        return row
+
+    def settle_gone(self, broker: Broker, account_id: int, ticket: int) -> str | None:
+        """A ledger position the broker no longer holds: closed with its closing deals, or
+        `closing` while the history does not show them yet. Returns the state it ended in."""
+        row = self.ledger.one("SELECT * FROM positions WHERE account_id = ? AND ticket = ? AND "
+                              "(status = 'open' OR close_state = ?)", (account_id, ticket, CLOSING))
+        if row is None:
+            return None
+        deals = self._closing_deals(broker, row)
+        now = self.clock.now()
+        with self.ledger.tx() as c:
+            return self._record_close(c, row, deals, now)
+
+    def _closing_deals(self, broker: Broker, row: dict) -> list[BrokerDeal]:
+        return [d for d in broker.deals(since=parse_instant(row["opened_at"]) - 86400, position=row["ticket"])
+                if d.entry == "out"]
+
+    def _record_own_close(self, c, broker: Broker, order: dict, result: OrderResult, now: float) -> None:
+        """Our close order filled: the position is closed at the result's price; its P&L comes
+        from the closing deal, which a lagging history may not show yet (then: `closing`)."""
+        row = c.execute("SELECT * FROM positions WHERE account_id = ? AND ticket = ? AND status = 'open'",
+                        (order["account_id"], order["position_ticket"])).fetchone()
+        if row is None:
+            return
+        cols = [d[0] for d in c.execute("SELECT * FROM positions LIMIT 0").description]
+        row = dict(zip(cols, row))
+        deals = self._closing_deals(broker, row)
+        self._record_close(c, row, deals, now, result=result, order_id=order["id"])
+
     def reconcile_orders(self, broker: Broker, account_id: int,
                          still_fresh: Callable[[dict], bool] = lambda order: False) -> list[str]:
         """Settle every order an earlier run left `new` or `sent` (a crash, a lost answer).
@@ -258,15 +325,25 @@ class OrderDesk:
 
     def sync_positions(self, broker: Broker, account_id: int, magics: dict[int, str],
                        positions: list[BrokerPosition] | None = None) -> dict[str, int]:
-        """Make the ledger's open positions match the broker's, for our magic numbers.
+        """Make the ledger's open positions match the broker's, for the magic numbers in `magics`
+        only: positions of other magic numbers on the same account are none of this call's business.
 
-        Adopts positions the ledger does not know; closes (with the broker's
-        closing deal) positions the broker no longer has; refreshes SL/TP and
-        floating P&L of the rest."""
-        counts = {"adopted": 0, "closed": 0, "updated": 0}
+        Adopts positions the ledger does not know (with their opening fill); closes positions the
+        broker no longer has, with the broker's closing deals, or marks them `closing` while the
+        history does not show those yet; completes earlier `closing` ones; refreshes SL/TP,
+        volume, open time and floating P&L of the rest."""
+        counts = {"adopted": 0, "closed": 0, "updated": 0, "closing": 0}
         live = positions if positions is not None else broker.positions()
         ours = {p.ticket: p for p in live if p.magic in magics}
-        known = {r["ticket"]: r for r in self.ledger.open_positions([account_id])}
+        known = {r["ticket"]: r for r in self.ledger.open_positions([account_id]) if r["magic"] in magics}
+        pending = [r for r in self.ledger.query(
+            "SELECT * FROM positions WHERE account_id = ? AND close_state = ? ORDER BY id", (account_id, CLOSING))
+            if r["magic"] in magics]
+        # History first, outside the transaction: a broker call may be slow.
+        gone = {t: self._closing_deals(broker, r) for t, r in known.items() if t not in ours}
+        late = {r["id"]: self._closing_deals(broker, r) for r in pending}
+        adopted_in = {t: [d for d in broker.deals(since=p.time_open - 86400, position=t) if d.entry == "in"]
+                      for t, p in ours.items() if t not in known}
         now = self.clock.now()
         with self.ledger.tx() as c:
             for ticket, p in ours.items():
@@ -276,33 +353,51 @@ class OrderDesk:
                                         (account_id, ticket)).fetchone()
                     if any_row:
                         continue  # closed in the ledger already (e.g. by hand); leave it
-                    order = c.execute("SELECT * FROM orders WHERE client_order_id = ? AND account_id = ?",
-                                      (p.comment, account_id)).fetchone()
-                    self.ledger.insert(c, "positions", {
-                        "account_id": account_id, "ticket": ticket, "order_id": order[0] if order else None,
-                        "bot": magics.get(p.magic), "symbol": p.symbol, "side": p.side, "volume": p.volume,
-                        "price_open": p.price_open, "sl": p.sl, "tp": p.tp, "initial_sl": p.sl, "magic": p.magic,
-                        "opened_at": iso(p.time_open), "status": "open", "last_price": p.price_current,
-                        "unrealized": p.profit, "adopted": 1})
-                    self.ledger.audit(c, now, "adopted", f"position {ticket} ({p.side} {p.volume} {p.symbol}) found "
-                                      "at the broker with our magic number but not in the ledger: adopted",
-                                      run_id=self.run_id, bot=magics.get(p.magic), account_id=account_id,
-                                      data={"ticket": ticket, "comment": p.comment})
+                    self._adopt(c, account_id, p, magics, adopted_in.get(ticket, []), now)
                     counts["adopted"] += 1
                 else:
-                    c.execute("UPDATE positions SET sl = ?, tp = ?, volume = ?, last_price = ?, unrealized = ? "
-                              "WHERE id = ?", (p.sl, p.tp, p.volume, p.price_current, p.profit + p.swap, row["id"]))
+                    c.execute("UPDATE positions SET sl = ?, tp = ?, volume = ?, last_price = ?, unrealized = ?, "
+                              "opened_at = ? WHERE id = ?", (p.sl, p.tp, p.volume, p.price_current,
+                                                             p.profit + p.swap, iso(p.time_open), row["id"]))
                     counts["updated"] += 1
-            for ticket, row in known.items():
-                if ticket in ours:
-                    continue
-                deals = [d for d in broker.deals(since=parse_instant(row["opened_at"]) - 86400, position=ticket)
-                         if d.entry == "out"]
-                self._record_close(c, row, deals, now)
-                counts["closed"] += 1
+            for ticket, deals in gone.items():
+                state = self._record_close(c, known[ticket], deals, now)
+                counts["closed" if state == "closed" else "closing"] += 1
+            for r in pending:
+                if late[r["id"]] or now - parse_instant(r["closed_at"]) > HISTORY_WAIT_S:
+                    self._record_close(c, r, late[r["id"]], now)
+                    counts["closed"] += 1
         return counts
 
-    def _record_close(self, c, row: dict, deals: list[BrokerDeal], now: float) -> None:
+    def _adopt(self, c, account_id: int, p: BrokerPosition, magics: dict[int, str], in_deals: list[BrokerDeal],
+               now: float) -> None:
+        order = c.execute("SELECT id FROM orders WHERE client_order_id = ? AND account_id = ?",
+                          (p.comment, account_id)).fetchone()
+        opened = min((d.time for d in in_deals), default=p.time_open)
+        self.ledger.insert(c, "positions", {
+            "account_id": account_id, "ticket": p.ticket, "order_id": order[0] if order else None,
+            "bot": magics.get(p.magic), "symbol": p.symbol, "side": p.side, "volume": p.volume,
+            "price_open": p.price_open, "sl": p.sl, "tp": p.tp, "initial_sl": p.sl, "magic": p.magic,
+            "opened_at": iso(opened), "status": "open", "last_price": p.price_current,
+            "unrealized": p.profit, "adopted": 1})
+        for d in in_deals:   # its opening fill, as for a position we opened
+            c.execute("INSERT OR IGNORE INTO fills (order_id, account_id, deal_ticket, position_ticket, side, "
+                      "entry, price, volume, profit, reason, time) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                      (order[0] if order else None, account_id, d.ticket, p.ticket, d.side, "in", d.price,
+                       d.volume, d.profit, d.reason, iso(d.time)))
+        self.ledger.audit(c, now, "adopted", f"position {p.ticket} ({p.side} {p.volume} {p.symbol}) found "
+                          "at the broker with our magic number but not in the ledger: adopted"
+                          + ("" if in_deals else " (its opening deal is not in the history)"),
+                          run_id=self.run_id, bot=magics.get(p.magic), account_id=account_id,
+                          data={"ticket": p.ticket, "comment": p.comment})
+
+    def _record_close(self, c, row: dict, deals: list[BrokerDeal], now: float, *,
+                      result: OrderResult | None = None, order_id: int | None = None) -> str:
+        """Book a position the broker no longer holds. With its closing deals: closed, with P&L.
+        Without them yet (the history lags): `closing` — closed, at our close order's price when
+        we closed it, P&L pending — completed by a later pass; given up as missing_at_broker only
+        after HISTORY_WAIT_S. Returns "closed" or "closing"."""
+        state = None
         if deals:
             last = max(deals, key=lambda d: d.time)
             profit = sum(d.profit + d.commission + d.swap for d in deals)
@@ -311,19 +406,42 @@ class OrderDesk:
             reason = last.reason
             closed_at = last.time
             for d in deals:
-                c.execute("INSERT OR IGNORE INTO fills (order_id, account_id, deal_ticket, position_ticket, side, "
-                          "entry, price, volume, profit, reason, time) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                          (row["order_id"], row["account_id"], d.ticket, row["ticket"], d.side, "out", d.price,
-                           d.volume, d.profit, d.reason, iso(d.time)))
+                # the broker's deal wins over what a close result said of it (profit, time)
+                c.execute("INSERT INTO fills (order_id, account_id, deal_ticket, position_ticket, side, "
+                          "entry, price, volume, profit, reason, time) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                          "ON CONFLICT (account_id, deal_ticket) DO UPDATE SET price = excluded.price, "
+                          "volume = excluded.volume, profit = excluded.profit, reason = excluded.reason, "
+                          "time = excluded.time",
+                          (order_id or row["order_id"], row["account_id"], d.ticket, row["ticket"], d.side, "out",
+                           d.price, d.volume, d.profit, d.reason, iso(d.time)))
             message = f"position {row['ticket']} closed at the broker ({reason}) at {price}, P&L {profit:.2f}"
+        elif row["close_state"] == CLOSING and now - parse_instant(row["closed_at"]) > HISTORY_WAIT_S:
+            profit, price, reason, closed_at = None, row["close_price"], "missing_at_broker", \
+                parse_instant(row["closed_at"])
+            message = (f"position {row['ticket']}: no closing deal in the broker's history after "
+                       f"{HISTORY_WAIT_S // 3600} h; closed in the ledger without P&L")
         else:
-            profit, price, reason, closed_at = None, None, "missing_at_broker", now
-            message = (f"position {row['ticket']} is gone at the broker and no closing deal was found; "
-                       "closed in the ledger without P&L")
+            state = CLOSING
+            profit, reason = None, row["close_reason"]
+            price = result.price if result is not None else row["close_price"]
+            closed_at = (result.time or now) if result is not None else now
+            if result is not None:
+                reason = "expert"
+                if result.deal_ticket:
+                    c.execute("INSERT OR IGNORE INTO fills (order_id, account_id, deal_ticket, position_ticket, "
+                              "side, entry, price, volume, profit, reason, time) VALUES (?,?,?,?,?,?,?,?,0,?,?)",
+                              (order_id, row["account_id"], result.deal_ticket, row["ticket"],
+                               "sell" if row["side"] == "buy" else "buy", "out", result.price or 0.0,
+                               result.volume or row["volume"], "expert", iso(closed_at)))
+            message = (f"position {row['ticket']} is closed at the broker but its closing deal is not in the "
+                       "history yet: closing (P&L pending), completed on a later pass")
         c.execute("UPDATE positions SET status = 'closed', closed_at = ?, close_price = ?, close_reason = ?, "
-                  "profit = ?, unrealized = 0 WHERE id = ?", (iso(closed_at), price, reason, profit, row["id"]))
-        self.ledger.audit(c, now, "position_closed", message, run_id=self.run_id, bot=row["bot"],
-                          account_id=row["account_id"], data={"ticket": row["ticket"], "reason": reason})
+                  "profit = ?, unrealized = 0, close_state = ? WHERE id = ?",
+                  (iso(closed_at), price, reason, profit, state, row["id"]))
+        self.ledger.audit(c, now, "position_closing" if state else "position_closed", message, run_id=self.run_id,
+                          bot=row["bot"], account_id=row["account_id"], data={"ticket": row["ticket"],
+                                                                               "reason": reason})
+        return "closing" if state else "closed"
 
     # --- helpers ------------------------------------------------------------
     def _set(self, order_id: int, **fields) -> None:
@@ -333,6 +451,9 @@ class OrderDesk:
 
     def _row(self, order_id: int) -> dict:
         return self.ledger.one("SELECT * FROM orders WHERE id = ?", (order_id,))
+
+
+POSITION_CLOSED_CODE = 10036
 
 
 def _since(order: dict) -> float:

@@ -107,8 +107,11 @@ def test_run_once_refuses_the_feed_file_with_an_absurd_bar(tmp_path, capsys, xau
             "--json")
     assert r.code == 2, r.err
     doc = strict_json(r.out)
-    assert any(f"gold.csv:{n}" in e and "implausible price" in e for e in doc["errors"]), doc["errors"]
-    assert doc["signals"] == 0 and not doc["orders_created"]
+    # bad data for every symbol: refused before anything is opened (issue 8: no file, no `ok` run)
+    errors = doc.get("errors") or [doc["error"]]
+    assert any(f"gold.csv:{n}" in e and "implausible price" in e for e in errors), errors
+    assert doc.get("signals", 0) == 0 and not doc.get("orders_created")
+    assert not (tmp_path / "ledger.db").exists()
 
 
 def test_the_mt5_feed_refuses_a_bad_tick_in_the_terminal_history():
@@ -328,7 +331,8 @@ def test_the_csv_feed_names_a_fifo_instead_of_reading_it(tmp_path, capsys):
     config = write_config(tmp_path, fifo)
     r = cli(capsys, "run-once", "--config", str(config), "--now", "2025-05-15T09:16:05", "--json")
     assert r.code == 2
-    assert any("not a bar file: it is a named pipe (FIFO)" in e for e in strict_json(r.out)["errors"])
+    doc = strict_json(r.out)
+    assert any("not a bar file: it is a named pipe (FIFO)" in e for e in doc.get("errors") or [doc["error"]])
 
 
 @pytest.mark.parametrize("args", [["run-once", "--bot"], ["report", "--bot"], ["kill-switch", "engage", "--bot"],

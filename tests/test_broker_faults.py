@@ -97,14 +97,26 @@ def test_a_lost_answer_is_found_by_client_id_and_not_resent(tmp_path):
 
 
 def test_an_uncertain_answer_to_a_refused_request_is_resent_after_the_lookup(tmp_path):
-    # stops_level so wide that the broker refuses the SL; the first answer is TIMEOUT (uncertain).
-    wide = {"XAUUSDm": {"digits": 2, "contract_size": 100, "stops_level": 100_000}}
-    config, s, sleeps, orders = _run(tmp_path, faults={"retcodes": [10012]}, symbols=wide)
-    assert [(o["status"], o["attempts"], o["code"]) for o in orders] == [("rejected", 2, 10016)] * 2
+    # contracts so large that the broker finds no margin for them; the first answer is TIMEOUT (uncertain).
+    # (Stops the quote has passed are refused by the risk decision before any send: see below.)
+    huge = {"XAUUSDm": {"digits": 2, "contract_size": 1e9}}
+    config, s, sleeps, orders = _run(tmp_path, faults={"retcodes": [10012]}, symbols=huge)
+    assert [(o["status"], o["attempts"], o["code"]) for o in orders] == [("rejected", 2, 10019)] * 2
     assert len(sleeps) == 2                        # the lookup found it refused: one resend, after a backoff
     broker = rows(tmp_path / "paper.db", "SELECT * FROM orders")
     assert {o["state"] for o in broker} == {"rejected"} and broker_opens(tmp_path) == []
     assert_books_agree(tmp_path, magic_of(config))
+
+
+def test_stops_the_quote_has_passed_are_refused_before_sending(tmp_path):
+    # stops_level so wide that the broker would refuse the SL: the decision refuses it, nothing is sent.
+    wide = {"XAUUSDm": {"digits": 2, "contract_size": 100, "stops_level": 100_000}}
+    config, s, sleeps, orders = _run(tmp_path, symbols=wide)
+    assert s.exit_code == 0, s.errors
+    decisions = rows(tmp_path / "ledger.db", "SELECT * FROM decisions")
+    assert decisions and {d["reason"] for d in decisions} == {"risk_stops_beyond_quote"}
+    assert all("against bid" in d["detail"] for d in decisions)
+    assert orders == [] and rows(tmp_path / "paper.db", "SELECT * FROM orders") == [] and sleeps == []
 
 
 @pytest.mark.parametrize("code", FINAL_CODES, ids=lambda c: f"{c}-{code_name(c)}")
@@ -122,13 +134,13 @@ def test_a_final_refusal_is_recorded_with_the_brokers_code_and_text_and_not_retr
 
 
 def test_the_brokers_own_refusal_is_recorded_as_rejected(tmp_path):
-    wide = {"XAUUSDm": {"digits": 2, "contract_size": 100, "stops_level": 100_000}}
-    config, s, sleeps, orders = _run(tmp_path, symbols=wide)
+    huge = {"XAUUSDm": {"digits": 2, "contract_size": 1e9}}     # no margin for it
+    config, s, sleeps, orders = _run(tmp_path, symbols=huge)
     assert [(o["status"], o["attempts"], o["code"], o["message"]) for o in orders] == [
-        ("rejected", 1, 10016, "INVALID_STOPS: Invalid stops")] * 2
+        ("rejected", 1, 10019, "NO_MONEY: No money")] * 2
     assert sleeps == []
     assert [(o["state"], o["code"]) for o in rows(tmp_path / "paper.db", "SELECT * FROM orders")] == [
-        ("rejected", 10016)] * 2
+        ("rejected", 10019)] * 2
     assert_books_agree(tmp_path, magic_of(config))
 
 

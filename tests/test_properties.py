@@ -264,7 +264,18 @@ def exposures(draw) -> risk.Exposure:
         directions_on_symbol=frozenset(draw(st.sets(directions))),
         group_directions=frozenset(draw(st.sets(directions))),
         pnl_today=draw(money), spread_points=draw(st.none() | st.floats(0, 500)),
-        engine_paused=draw(st.booleans()), kill_switch_engaged=draw(st.booleans()))
+        engine_paused=draw(st.booleans()), kill_switch_engaged=draw(st.booleans()),
+        **draw(quotes()))
+
+
+@st.composite
+def quotes(draw) -> dict:
+    """No quote, or any quote with the symbol's stop rules."""
+    if draw(st.booleans()):
+        return {}
+    bid = draw(st.floats(0.01, 1e5))
+    return {"bid": bid, "ask": bid + draw(st.floats(0, 10)), "price_digits": draw(st.none() | st.integers(0, 5)),
+            "stops_min_distance": draw(st.floats(0, 10))}
 
 
 @st.composite
@@ -295,7 +306,16 @@ def _checks(sig: Signal, ex: risk.Exposure, lim: risk.RiskLimits, now: float) ->
         (risk.DAILY_LOSS, cap is None or -ex.pnl_today < cap),
         (risk.SPREAD, lim.max_spread_points is None or ex.spread_points is None
          or ex.spread_points <= lim.max_spread_points),
+        (risk.STOPS_BEYOND_QUOTE, ex.bid is None or _stops_ok(sig, ex)),
     ]
+
+
+def _stops_ok(sig: Signal, ex: risk.Exposure) -> bool:
+    d = ex.price_digits
+    sl, tp = (sig.sl, sig.tp) if d is None else (round(sig.sl, d), round(sig.tp, d))
+    if sig.direction == "buy":
+        return sl < ex.bid - ex.stops_min_distance and tp > ex.bid + ex.stops_min_distance
+    return sl > ex.ask + ex.stops_min_distance and tp < ex.ask - ex.stops_min_distance
 
 
 @settings(max_examples=300, deadline=None)

@@ -257,7 +257,18 @@ class PaperBroker:
         return result
 
     def close_position(self, ticket: int, *, comment: str = "", magic: int = 0) -> OrderResult:
+        """Close a whole position at market. Scripted codes answer closes too (a broker refuses
+        a close when the market is closed); 10012/10031 close, then answer."""
         now = self._clock.now()
+        scripted = self._scripted_codes.popleft() if self._scripted_codes else None
+        if scripted is not None and scripted not in UNCERTAIN_CODES:
+            return OrderResult(scripted, _message(scripted), time=now)
+        result = self._close_now(ticket, comment, magic, now)
+        if scripted is not None and result.ok:
+            return OrderResult(scripted, _message(scripted))
+        return result
+
+    def _close_now(self, ticket: int, comment: str, magic: int, now: float) -> OrderResult:
         with self._transaction() as db:
             pos = self._position_row(ticket)
             if pos is None:

@@ -140,6 +140,10 @@ def backtest(
     lookback: Optional[int] = typer.Option(None, "--lookback", min=15, help="Window length in bars "
                                                                             "(default: the bot's, else 100)."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
+    spread: Optional[float] = typer.Option(None, "--spread", parser=number(0, 1e6), metavar="POINTS",
+                                           help="Spread in points for every bar, instead of the file's spread "
+                                                "column or the symbol's typical spread (0: no costs)."),
+    no_trailing: bool = typer.Option(False, "--no-trailing", help="Turn the trailing stop off."),
     config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Replay history through the same strategies, risk rules and position upkeep as run-once.
@@ -155,7 +159,8 @@ def backtest(
     with render.progress_bar(enabled=not as_json and sys.stderr.isatty()) as progress:
         doc = service(data=data, bot=bot, symbol=symbol, strategies=strategies, since=since, until=until,
                       signals_out=signals_out, trades_out=trades_out, chart=chart, balance=balance, qty=qty,
-                      lookback=lookback, skip_bad_rows=skip_bad_rows, config=config, progress=progress)
+                      lookback=lookback, skip_bad_rows=skip_bad_rows, config=config, progress=progress,
+                      spread=spread, trailing=False if no_trailing else None)
     if as_json:
         emit_json(doc)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -66,11 +67,56 @@ def number(low: float, high: float):
     return parse
 
 
-def emit_json(doc: Any) -> None:
-    from scalper.jsonout import dumps
+LONG_LIST = 200   # items from which a top-level list is written one compact item per line
 
-    sys.stdout.write(dumps(doc, indent=2) + "\n")   # never Infinity/NaN: see scalper.jsonout
+
+def emit_json(doc: Any) -> None:
+    write = sys.stdout.write
+    for piece in json_pieces(doc):   # in pieces: a long document is never one string
+        write(piece)
+    write("\n")
     sys.stdout.flush()
+
+
+def dumps(doc: Any) -> str:
+    return "".join(json_pieces(doc))
+
+
+def _item_encoder():
+    """json.dumps(item, default=str) for many items: json's C encoder built once (json.dumps
+    builds one per call, which is half its time on a small item); json.dumps where there is none."""
+    from json import encoder
+
+    from scalper.jsonout import dumps as finite_dumps, finite
+
+    if encoder.c_make_encoder is None:
+        return finite_dumps
+    make = encoder.c_make_encoder(None, str, encoder.encode_basestring_ascii, None, ": ", ", ", False, False, False)
+    return lambda item: "".join(make(finite(item), 0))
+
+
+def json_pieces(doc: Any):
+    """JSON indented by 2, except that a long list under a top-level key (a backtest's trades)
+    has one item per line, written by json's C encoder: `indent` makes json use its pure-Python
+    encoder, 1.5 s for 16,210 trades. A document without a long list reads as before. Never
+    Infinity/NaN (scalper.jsonout), item by item: no copy of a long document."""
+    from scalper.jsonout import dumps as finite_dumps
+
+    if not isinstance(doc, dict) or not any(isinstance(v, list) and len(v) >= LONG_LIST for v in doc.values()):
+        yield finite_dumps(doc, indent=2)
+        return
+    yield "{"
+    for n, (key, value) in enumerate(doc.items()):
+        yield f"{',' if n else ''}\n  {json.dumps(key)}: "
+        if isinstance(value, list) and len(value) >= LONG_LIST:
+            encode = _item_encoder()
+            yield "["
+            for k, item in enumerate(value):
+                yield f"{',' if k else ''}\n    {encode(item)}"
+            yield "\n  ]"
+        else:
+            yield finite_dumps(value, indent=2).replace("\n", "\n  ")
+    yield "\n}"
 
 
 def out_console(as_json: bool) -> "Console":

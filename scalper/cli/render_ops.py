@@ -57,13 +57,21 @@ def kill_switch(con: Console, d: dict) -> None:
                       f"{b['source']}: {b['reason']}" if b["engaged"] else "", b["since"] or "")
         con.print(t)
         return
+    if d.get("note"):
+        con.print(esc(d["note"]))
     for b in d["bots"]:
-        if b.get("unchanged"):
+        left = b.get("positions_left_open", 0)
+        tail = f"; [red]{left} position(s) still open[/] (every run-once tries again)" if left else ""
+        if b.get("unchanged") and not b["positions_closed"] and "positions_left_open" not in b:
             con.print(f"{esc(b['bot'])}: kill-switch already {'engaged' if b['engaged'] else 'off'}; nothing to do")
+            continue
+        if b.get("unchanged"):
+            con.print(f"{esc(b['bot'])}: kill-switch already engaged; {b['positions_closed']} position(s) left open "
+                      f"earlier now closed{tail}")
             continue
         verb = "engaged" if b["engaged"] else "released"
         extra = f", {b['positions_closed']} position(s) closed" if b["engaged"] else ""
-        con.print(f"kill-switch {verb} for {b['bot']}{extra}")
+        con.print(f"kill-switch {verb} for {esc(b['bot'])}{extra}{tail}")
     for e in d.get("errors", []):
         con.print(f"[red]error:[/] {esc(e)}")
 

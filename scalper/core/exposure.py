@@ -39,14 +39,18 @@ def day_start(now: float) -> float:
 
 def build_exposure(open_items: Iterable[tuple[int, str, str]], *, symbol: str, group_symbols: Iterable[str] = (),
                    balance: float, pnl_today: float, spread_points: float | None,
-                   kill_switch_engaged: bool = False, engine_paused: bool = False) -> Exposure:
+                   kill_switch_engaged: bool = False, engine_paused: bool = False,
+                   quote: tuple[float, float] | None = None, price_digits: int | None = None,
+                   stops_min_distance: float = 0.0) -> Exposure:
     """The Exposure of a signal on `symbol`.
 
     `open_items` holds (account_id, symbol, side) for every open position and
     every opening order still in flight on the signal's accounts: counts are
     per account and the worst account counts. `group_symbols` are the members
     of the symbol's correlation groups; `pnl_today` is realized today plus
-    unrealized; `balance` the smallest of the accounts'.
+    unrealized; `balance` the smallest of the accounts'. `quote` is the latest (bid, ask) an
+    order would meet, `price_digits` and `stops_min_distance` the symbol's rounding of
+    SL/TP and its stops level in price.
     """
     group = set(group_symbols)
     group_roots = {root_symbol(m) for m in group} - {root_symbol(symbol)} if group else set()
@@ -64,7 +68,9 @@ def build_exposure(open_items: Iterable[tuple[int, str, str]], *, symbol: str, g
                     open_on_symbol=max(on_symbol.values(), default=0),
                     directions_on_symbol=frozenset(directions), group_directions=frozenset(group_directions),
                     pnl_today=pnl_today, spread_points=spread_points, engine_paused=engine_paused,
-                    kill_switch_engaged=kill_switch_engaged)
+                    kill_switch_engaged=kill_switch_engaged, bid=quote[0] if quote else None,
+                    ask=quote[1] if quote else None, price_digits=price_digits,
+                    stops_min_distance=stops_min_distance)
 
 
 def kill_switch_reason(*, unrealized: float, realized_today: float, balance: float, risk: "RiskConfig",
@@ -83,3 +89,19 @@ def kill_switch_reason(*, unrealized: float, realized_today: float, balance: flo
     if cap is not None and -today >= cap:
         return DAILY_LOSS, f"today's P&L {today:.2f} reached the daily loss limit -{cap:.2f}"
     return None
+
+
+def kill_switch_trips(*, unrealized, realized_today, balance: float, risk: "RiskConfig", limits: RiskLimits):
+    """Vector form of `kill_switch_reason` (numpy arrays of unrealized and realized-today P&L,
+    one balance): True where it would return a reason."""
+    loss = -unrealized
+    tripped = loss != loss   # all False, the arrays' shape
+    if risk.kill_switch_loss is not None:
+        tripped |= loss >= risk.kill_switch_loss
+    if risk.kill_switch_loss_pct is not None and balance > 0:
+        tripped |= loss >= balance * risk.kill_switch_loss_pct / 100.0
+    tripped &= loss > 0
+    cap = daily_loss_cap(limits, balance)
+    if cap is not None:
+        tripped |= -(realized_today + unrealized) >= cap
+    return tripped

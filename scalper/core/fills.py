@@ -45,6 +45,19 @@ def bar_exit(direction: Direction, sl: float | None, tp: float | None,
     return None
 
 
+def exit_bars(direction: Direction, sl, tp: float | None, open_, high, low):
+    """Vector form of `bar_exit` over many bars (numpy arrays; `sl` may vary per bar):
+    True where `bar_exit` would close the position."""
+    import numpy as np
+
+    never = np.zeros(len(open_), dtype=bool)
+    sl_hit = never if sl is None else ((open_ <= sl) | (low <= sl) if direction == "buy"
+                                       else (open_ >= sl) | (high >= sl))
+    tp_hit = never if tp is None else ((open_ >= tp) | (high >= tp) if direction == "buy"
+                                       else (open_ <= tp) | (low <= tp))
+    return sl_hit | tp_hit
+
+
 def profit(direction: Direction, price_open: float, price_close: float, volume: float,
            contract_size: float) -> float:
     """P&L in the symbol's profit currency."""

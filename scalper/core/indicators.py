@@ -59,8 +59,20 @@ def atr(high, low, close, period: int = ATR_PERIOD) -> np.ndarray:
     return out
 
 
+LONG_SERIES = 5_000   # bars from which ema() runs the recurrence in pandas' compiled loop
+
+
 def ema(close, period: int) -> np.ndarray:
-    """e_0 = close_0; e_i = a*close_i + (1-a)*e_{i-1}, a = 2/(period+1)."""
+    """e_0 = close_0; e_i = a*close_i + (1-a)*e_{i-1}, a = 2/(period+1).
+
+    A history (backtest, scan: pandas already read it) goes through pandas' ewm(adjust=False),
+    the same recurrence compiled (bit for bit the Python loop's values on the shared data for
+    every period up to 2,000, and on random walks); a live window (100 bars) stays in Python:
+    run-once does not import pandas."""
+    if len(close) >= LONG_SERIES:
+        import pandas as pd
+
+        return pd.Series(np.asarray(close, dtype=np.float64)).ewm(span=period, adjust=False).mean().to_numpy()
     closes = np.asarray(close, dtype=np.float64).tolist()
     if not closes:
         return np.empty(0)

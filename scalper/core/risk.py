@@ -10,6 +10,7 @@ from typing import Literal
 
 from scalper.core.bars import BAR_SECONDS
 from scalper.core.signals import Signal
+from scalper.core.stops import stops_valid
 
 APPROVED = "open"
 
@@ -25,9 +26,10 @@ OPPOSITE_OPEN = "risk_opposite_position_open"
 CORRELATED = "risk_correlation_group_exposed"
 DAILY_LOSS = "risk_daily_loss_limit_reached"
 SPREAD = "risk_spread_too_wide"
+STOPS_BEYOND_QUOTE = "risk_stops_beyond_quote"
 
 REASONS = (ENGINE_PAUSED, KILL_SWITCH, STALE, LOW_SCORE, NO_BALANCE, MAX_CONCURRENT,
-           MAX_PER_SYMBOL, OPPOSITE_OPEN, CORRELATED, DAILY_LOSS, SPREAD)
+           MAX_PER_SYMBOL, OPPOSITE_OPEN, CORRELATED, DAILY_LOSS, SPREAD, STOPS_BEYOND_QUOTE)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ class Exposure:
     spread_points: float | None = None
     engine_paused: bool = False
     kill_switch_engaged: bool = False
+    # The latest quote the order would meet, and the symbol's rules for its stops: the
+    # broker refuses an SL/TP on the wrong side of it (or nearer than the stops level).
+    bid: float | None = None
+    ask: float | None = None
+    price_digits: int | None = None                  # SL/TP are rounded to these digits when sent
+    stops_min_distance: float = 0.0                  # stops level x point
 
 
 @dataclass(frozen=True)
@@ -116,4 +124,17 @@ def decide(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -
     if (limits.max_spread_points is not None and exposure.spread_points is not None
             and exposure.spread_points > limits.max_spread_points):
         return reject(SPREAD, f"spread {exposure.spread_points:.0f} > {limits.max_spread_points:.0f} points")
+    if exposure.bid is not None and exposure.ask is not None:
+        sl, tp = order_stops(signal, exposure.price_digits)
+        if not stops_valid(signal.direction, sl, tp, bid=exposure.bid, ask=exposure.ask,
+                           min_distance=exposure.stops_min_distance):
+            return reject(STOPS_BEYOND_QUOTE, f"{signal.direction} SL {sl:g} / TP {tp:g} against bid {exposure.bid:g} "
+                                              f"ask {exposure.ask:g}: the price already moved past a level")
     return Decision("open", APPROVED, "")
+
+
+def order_stops(signal: Signal, digits: int | None) -> tuple[float, float]:
+    """The signal's SL and TP as an order carries them: rounded to the symbol's digits."""
+    if digits is None:
+        return signal.sl, signal.tp
+    return round(signal.sl, digits), round(signal.tp, digits)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import time
 from typing import Iterable, Mapping
 
+import numpy as np
+
 from scalper.core.bars import Bars
+from scalper.core.indicators import ema, window_count
 from scalper.core.signals import Signal
 from scalper.core.strategies import STRATEGY_NAMES, ScanResult, get, resolve_params
 from scalper.core.strategies.views import HistoryView
@@ -18,6 +21,7 @@ from scalper.core.strategies.views import HistoryView
 __all__ = ["ScanResult", "format_bar_time", "scan_history", "signals_to_rows"]
 
 _ORDER = {name: i for i, name in enumerate(STRATEGY_NAMES)}
+SEGMENT_WINDOWS = 1 << 15   # windows scanned at once
 
 
 def scan_history(history: Bars, strategies: list[str] | None = None,
@@ -36,18 +40,62 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
     params = dict(params or {})
     for name in [*names, *params]:
         get(name)  # unknown names fail here, listing the valid ones
-    if view is None:
-        view = HistoryView(history, lookback)  # shared: indicators are computed once
-    elif view.history is not history or view.lookback != lookback:
-        raise ValueError("the view given is not of this history and lookback")
-    result = ScanResult(evaluated=view.count)
-    for name in names:
-        part = get(name).STRATEGY.scan_view(view, resolve_params(name, params.get(name), lookback))
-        result.signals.extend(part.signals)
-        for reason, count in part.skips.items():
-            result.skips[reason] = result.skips.get(reason, 0) + count
+    if view is not None:   # a caller's view, kept across scans (the optimiser): one pass over it
+        if view.history is not history or view.lookback != lookback:
+            raise ValueError("the view given is not of this history and lookback")
+        result = ScanResult(evaluated=view.count)
+        for name in names:
+            part = get(name).STRATEGY.scan_view(view, resolve_params(name, params.get(name), lookback))
+            result.signals.extend(part.signals)
+            for reason, n in part.skips.items():
+                result.skips[reason] = result.skips.get(reason, 0) + n
+        result.signals.sort(key=lambda s: (s.bar_time, _ORDER[s.strategy]))
+        return result
+    resolved = {name: resolve_params(name, params.get(name), lookback) for name in names}
+    count = window_count(len(history), lookback)
+    result = ScanResult(evaluated=count)
+    # The windows go in parts of SEGMENT_WINDOWS (each with the lookback-1 bars before it), so
+    # that the per-window arrays of a long history are never all held at once; the history
+    # EMAs run on from part to part, so every value is what one pass over the whole gives.
+    emas = _RunningEma(history.close)
+    for first in range(0, max(count, 1), SEGMENT_WINDOWS):
+        part_end = min(count, first + SEGMENT_WINDOWS)
+        whole = first == 0 and part_end == count
+        stop = part_end + lookback - 1
+        view = HistoryView(history if whole else history.slice(first, stop), lookback,
+                           None if whole else (lambda period, first=first, stop=stop: emas.over(period, first, stop)))
+        for name in names:  # the view is shared: indicators are computed once per part
+            part = get(name).STRATEGY.scan_view(view, resolved[name])
+            result.signals.extend(part.signals)
+            for reason, n in part.skips.items():
+                result.skips[reason] = result.skips.get(reason, 0) + n
+        del view
     result.signals.sort(key=lambda s: (s.bar_time, _ORDER[s.strategy]))
     return result
+
+
+class _RunningEma:
+    """The EMA seeded at the history's first bar, computed part by part for parts that move
+    forward: each part continues the recurrence from the last value of the one before."""
+
+    def __init__(self, close: np.ndarray):
+        self.close = close
+        self.parts: dict[int, tuple[int, np.ndarray]] = {}   # period -> (first bar, values from there)
+
+    def over(self, period: int, start: int, stop: int) -> np.ndarray:
+        """EMA values of bars start .. stop-1 (start never before an earlier call's)."""
+        have = self.parts.get(period)
+        if have is None:
+            first, values = 0, ema(self.close[:stop], period)
+        else:
+            first, values = have
+            done = first + len(values)
+            if stop > done:   # e_i = a*c_i + (1-a)*e_{i-1}, from the last value known
+                more = ema(np.concatenate((values[-1:], self.close[done:stop])), period)[1:]
+                values = np.concatenate((values[start - first:], more))
+                first = start
+        self.parts[period] = (first, values)
+        return values[start - first:stop - first]
 
 
 def format_bar_time(epoch: int) -> str:

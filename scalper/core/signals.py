@@ -8,7 +8,7 @@ from typing import Literal, Mapping
 Direction = Literal["buy", "sell"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # slots: a scan of a year holds ~32,000 of them
 class Signal:
     strategy: str
     direction: Direction

@@ -10,7 +10,15 @@ from typing import Literal
 def stops_valid(side: Literal["buy", "sell"], sl: float | None, tp: float | None, *, bid: float, ask: float,
                 min_distance: float = 0.0) -> bool:
     """A buy is valued at the bid, a sell at the ask; each level must lie on its
-    own side of that price, at least `min_distance` (stops level × point) away."""
+    own side of that price, at least `min_distance` (stops level × point) away.
+
+    Works on numpy arrays of levels and prices too (an array of answers)."""
     if side == "buy":
-        return (sl is None or sl < bid - min_distance) and (tp is None or tp > bid + min_distance)
-    return (sl is None or sl > ask + min_distance) and (tp is None or tp < ask - min_distance)
+        return _beyond(bid - min_distance, sl, below=True) & _beyond(bid + min_distance, tp, below=False)
+    return _beyond(ask + min_distance, sl, below=False) & _beyond(ask - min_distance, tp, below=True)
+
+
+def _beyond(price, level, *, below: bool):
+    if level is None:
+        return True
+    return level < price if below else level > price

@@ -13,22 +13,33 @@ def trailing_stop(direction: Literal["buy", "sell"], entry: float, initial_sl: f
     Trailing starts once the price is `activate_r` R in profit, then keeps the
     stop `distance_r` R behind the price. A stop only ever moves toward profit.
     """
-    r = abs(entry - initial_sl)
-    if r <= 0:
+    candidate = trailing_candidates(direction, entry, initial_sl, price, activate_r=activate_r,
+                                    distance_r=distance_r)
+    if candidate is None:
         return None
     if direction == "buy":
-        if price - entry < activate_r * r:
-            return None
-        candidate = price - distance_r * r
         if current_sl is None or candidate > current_sl + 1e-12:
             return candidate
-    else:
-        if entry - price < activate_r * r:
-            return None
-        candidate = price + distance_r * r
-        if current_sl is None or candidate < current_sl - 1e-12:
-            return candidate
+    elif current_sl is None or candidate < current_sl - 1e-12:
+        return candidate
     return None
+
+
+def trailing_candidates(direction: Literal["buy", "sell"], entry: float, initial_sl: float, price, *,
+                        activate_r: float, distance_r: float):
+    """The stop `distance_r` R behind `price` once it is `activate_r` R in profit, else None.
+
+    `price` may be a numpy array (the backtester's bars): then an array, NaN where not active."""
+    r = abs(entry - initial_sl)
+    if direction == "buy":
+        active, candidate = price - entry >= activate_r * r, price - distance_r * r
+    else:
+        active, candidate = entry - price >= activate_r * r, price + distance_r * r
+    if getattr(active, "shape", ()) == ():   # one price
+        return candidate if active and r > 0 else None
+    import numpy as np
+
+    return np.where(active & (r > 0), candidate, np.nan)
 
 
 def kill_switch_tripped(unrealized: float, balance: float, *, loss_limit: float | None,

@@ -24,6 +24,7 @@ from scalper.clock import bar_iso
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.errors import DataError, quote
 from scalper.feeds import plausible
+from scalper.memory import give_back
 from scalper.symbols import root_symbol
 
 PRICE_FIELDS = ("open", "high", "low", "close")
@@ -60,19 +61,60 @@ def read_bars(path: str | Path, *, skip_bad_rows: bool = False) -> tuple[Bars, l
     if not keep.any():
         raise DataError("no valid bars: every data row is bad", path=str(table.path),
                         fix="check that this is an M1 bar file; " + "; ".join(table.warnings(problems)))
-    return table.bars(keep), table.warnings(problems)
+    bars, warnings = table.bars(keep), table.warnings(problems)
+    del table
+    give_back()   # the parse's temporaries
+    return bars, warnings
 
 
 @dataclass
 class _Column:
-    """One parsed column: its header name as written, float values, and the raw cells."""
+    """One parsed column: its header name as written, float values, and the raw text of the
+    cells that could not be read (by row), for messages."""
 
     name: str
     values: np.ndarray
     missing: np.ndarray     # empty cell
     unreadable: np.ndarray  # a cell that is not a number / not a time
-    raw: pd.Series          # as parsed: text, or numbers when pandas read the whole column as numbers
+    raw: dict[int, object]  # row -> cell as parsed (text, or a number), for unreadable cells only
     index: int | None = None  # the column's position in a line (None: built from two columns)
+
+    @classmethod
+    def of(cls, name: str, values: np.ndarray, missing: np.ndarray, unreadable: np.ndarray,
+           cells: pd.Series, index: int | None = None) -> "_Column":
+        rows = np.flatnonzero(unreadable)
+        return cls(name, values, missing, unreadable, dict(zip(rows.tolist(), cells.iloc[rows].tolist())), index)
+
+    @classmethod
+    def join(cls, field: str, chunks: list["_Chunk"]) -> "_Column":
+        """One column from the same column of consecutive chunks of rows."""
+        parts = [c.columns[field] for c in chunks]
+        if len(parts) == 1:
+            return parts[0]
+        raw, offset = {}, 0
+        for chunk, part in zip(chunks, parts):
+            raw.update((row + offset, cell) for row, cell in part.raw.items())
+            offset += len(chunk.blank)
+        return cls(parts[0].name, *(np.concatenate([getattr(p, a) for p in parts])
+                                    for a in ("values", "missing", "unreadable")), raw, parts[0].index)
+
+
+@dataclass
+class _Chunk:
+    """Consecutive data rows, parsed: blank lines and the columns."""
+
+    blank: np.ndarray
+    columns: dict[str, _Column]
+    epoch: bool | None      # times as integer epoch seconds (None: no time seen yet)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, fields: dict[str, int], names: list[str],
+           epoch: bool | None = None) -> "_Chunk":
+        time_column, epoch = _time_column(frame, fields, names, epoch)
+        columns = {"time": time_column}
+        columns.update((f, _numeric_column(names[i], frame[i], i)) for f, i in fields.items()
+                       if f not in ("time", "date"))
+        return cls(_blank_rows(frame), columns, epoch)
 
 
 @dataclass
@@ -91,27 +133,37 @@ class _BarTable:
     # -- parsing --
     @classmethod
     def parse(cls, path: Path) -> "_BarTable":
-        text = _read_text(path)
-        body = text.lstrip()
-        if not body:
-            raise DataError("the file is empty", path=str(path), fix=HEADER_FIX)
-        header_line = len(_LINE_END.findall(text[:len(text) - len(body)])) + 1
-        header = _LINE_END.split(body, maxsplit=1)[0]
-        if _is_quoted_line_export(header):
-            body = "\n".join(_unquote_line(line) for line in _LINE_END.split(body))
-            header = _unquote_line(header)
-        sep = max(SEPARATORS, key=header.count)
-        names = [_clean_name(name) for name in header.split(sep)]
-        fields = _pick_fields(names, path, header_line)
-        frame, too_wide = _read_frame(path, body, sep, names, fields)
-        blank = frame.isna().all(axis=1).to_numpy().copy()
+        encoding = _check_text(path)
+        header_line, quoted, sep, names, fields = _header(path, _head(path, encoding))
+        chunks = None
+        if not quoted and encoding != "utf-16":
+            try:  # the common case: the bytes streamed through pandas in chunks
+                chunks, epoch = [], None
+                with open_regular_file(path) as source:
+                    for frame in _read_chunks(source, sep, names, fields, header_line):
+                        chunks.append(_Chunk.of(frame, fields, names, epoch))
+                        epoch = chunks[-1].epoch
+                too_wide = np.zeros(0, dtype=np.int64)
+            except pd.errors.ParserError:
+                chunks = None  # rows wider than the header, a quote never closed: the careful path
+        if chunks is None:
+            text = _read_text(path)
+            body = text.lstrip()
+            if quoted:
+                body = "\n".join(_unquote_line(line) for line in _LINE_END.split(body))
+            frame, too_wide = _read_frame(path, body, sep, names, fields)
+            del text, body
+            chunks = [_Chunk.of(frame, fields, names)]
+        blank = np.concatenate([c.blank for c in chunks])
         blank[too_wide] = False
         if blank.all():
             raise DataError("no bars: the file has a header line but no data rows", path=str(path),
                             fix="export some bars below the header line")
-        columns = {"time": _time_column(frame, fields, names)}
-        columns.update((f, _numeric_column(names[i], frame[i], i)) for f, i in fields.items()
-                       if f not in ("time", "date"))
+        columns = {}
+        for f in list(chunks[0].columns):   # one column at a time, its parts let go as it is joined
+            columns[f] = _Column.join(f, chunks)
+            for chunk in chunks:
+                del chunk.columns[f]
         return cls(path, header_line + 1, blank, too_wide, len(names), columns, sep)
 
     # -- validation --
@@ -157,6 +209,8 @@ class _BarTable:
     def _order_problems(self) -> list[tuple[str, np.ndarray]]:
         """Duplicate times (the first is kept) and rows that go back in time, among good rows."""
         t = self.columns["time"].values[self.good]
+        if len(t) < 2 or bool(np.all(t[1:] > t[:-1])):   # the usual file: strictly rising times
+            return [("duplicate", self.good[:0]), ("out_of_order", self.good[:0])]
         duplicate = pd.Series(t).duplicated(keep="first").to_numpy()
         latest_before = np.concatenate(([-np.inf], np.maximum.accumulate(t)[:-1]))
         backwards = (t < latest_before) & ~duplicate
@@ -241,7 +295,7 @@ class _BarTable:
     def _as_written(self, col: _Column, row: int) -> str:
         """The cell as the file has it: pandas may have read a whole column as numbers, and a
         2 MB run of digits as inf. Error path only: the line is read again from the file."""
-        cell = col.raw.iloc[row]
+        cell = col.raw.get(row)
         if isinstance(cell, str) or col.index is None:
             return str(cell)
         try:
@@ -253,11 +307,15 @@ class _BarTable:
 
     def bars(self, keep: np.ndarray) -> Bars:
         c = self.columns
+        every = bool(keep.all())  # no copies of a good file's columns
+
+        def kept(field: str) -> np.ndarray:
+            return c[field].values if every else c[field].values[keep]
+
         return Bars.from_arrays(
-            c["time"].values[keep].astype(np.int64),
-            *(c[f].values[keep] for f in PRICE_FIELDS),
-            volume=c["volume"].values[keep] if "volume" in c else None,
-            spread=c["spread"].values[keep] if "spread" in c else None)
+            kept("time").astype(np.int64), *(kept(f) for f in PRICE_FIELDS),
+            volume=kept("volume") if "volume" in c else None,
+            spread=kept("spread") if "spread" in c else None)
 
 
 _KIND_LABELS = {
@@ -278,6 +336,95 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 # --- helpers --------------------------------------------------------------------
+READ_BLOCK = 1 << 20          # bytes per block when checking that a file is text
+CHUNK_ROWS = 32_768           # rows per pandas chunk: the parse never holds the whole file as text
+
+
+def _open_error(path: Path, exc: OSError) -> DataError:
+    if isinstance(exc, FileNotFoundError):
+        return DataError("file not found", path=str(path), fix="check the path (relative paths in "
+                         "bots.yaml are relative to the file's folder)")
+    return DataError(f"cannot read the file: {exc.strerror or exc}", path=str(path),
+                     fix="check that it is a readable file")
+
+
+def _check_text(path: Path) -> str:
+    """The file's encoding ("utf-16" with its byte-order mark, else "utf-8-sig"), after checking,
+    block by block, that it decodes: ASCII blocks cost one C scan, the rest are decoded."""
+    import codecs
+
+    try:
+        with open_regular_file(path) as f:   # a FIFO or a device refused before any read
+            first = f.read(READ_BLOCK)
+            if first[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                return "utf-16"  # some Windows tools save UTF-16; decoded whole by the careful path
+            decoder, offset, block = None, 0, first
+            while block:
+                if decoder is None and block.isascii():
+                    offset += len(block)
+                else:
+                    decoder = decoder or codecs.getincrementaldecoder("utf-8-sig")()
+                    _decode_block(decoder, block, offset, path)
+                    offset += len(block)
+                block = f.read(READ_BLOCK)
+            if decoder is not None:
+                _decode_block(decoder, b"", offset, path, final=True)
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    return "utf-8-sig"
+
+
+def _decode_block(decoder, block: bytes, offset: int, path: Path, final: bool = False) -> None:
+    pending = len(decoder.getstate()[0])  # bytes of a character cut by the previous block
+    try:
+        decoder.decode(block, final=final)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not a text file (undecodable byte at offset {offset - pending + exc.start})",
+                        path=str(path), fix="save the bar file as UTF-8 CSV") from None
+
+
+def _header(path: Path, head: str) -> tuple[int, bool, str, list[str], dict[str, int]]:
+    """From the start of the file: the header's line number, whether lines are quoted whole,
+    the separator, the column names and the field -> column index."""
+    body = head.lstrip()
+    if not body:
+        raise DataError("the file is empty", path=str(path), fix=HEADER_FIX)
+    header_line = len(_LINE_END.findall(head[:len(head) - len(body)])) + 1
+    header = _LINE_END.split(body, maxsplit=1)[0]
+    quoted = _is_quoted_line_export(header)
+    if quoted:
+        header = _unquote_line(header)
+    sep = max(SEPARATORS, key=header.count)
+    names = [_clean_name(name) for name in header.split(sep)]
+    return header_line, quoted, sep, names, _pick_fields(names, path, header_line)
+
+
+def _head(path: Path, encoding: str) -> str:
+    """The start of the file as text, through its first line that is not blank (the header)."""
+    if encoding == "utf-16":
+        return _read_text(path)
+    size = 1 << 16
+    while True:
+        try:
+            with open_regular_file(path) as f:
+                data = f.read(size)
+        except OSError as exc:
+            raise _open_error(path, exc) from None
+        text = data.decode("utf-8-sig", errors="ignore")  # checked already; a cut character is harmless
+        body = text.lstrip()
+        if len(data) < size or _LINE_END.search(body):
+            return text
+        size *= 4
+
+
+def _read_chunks(source, sep: str, names: list[str], fields: dict[str, int], header_line: int):
+    """The data rows (every line after the header, blank lines included, columns numbered), as
+    DataFrames of CHUNK_ROWS rows; raises pandas' ParserError on a row wider than the header."""
+    return pd.read_csv(source, sep=sep, header=None, skiprows=header_line, names=range(len(names)),
+                       index_col=False, skip_blank_lines=False, skipinitialspace=True, encoding="utf-8",
+                       dtype={fields[f]: object for f in ("time", "date") if f in fields}, chunksize=CHUNK_ROWS)
+
+
 def open_regular_file(path: Path):
     """`path` opened for binary reading, refused (DataError) unless it is a regular file.
 
@@ -318,12 +465,8 @@ def _read_text(path: Path) -> str:
     try:
         with open_regular_file(path) as f:
             data = f.read()
-    except FileNotFoundError:
-        raise DataError("file not found", path=str(path), fix="check the path (relative paths in "
-                        "bots.yaml are relative to the file's folder)") from None
     except OSError as exc:
-        raise DataError(f"cannot read the file: {exc.strerror or exc}", path=str(path),
-                        fix="check that it is a readable file") from None
+        raise _open_error(path, exc) from None
     # Some Windows tools save UTF-16 with a byte-order mark; everything else is UTF-8 (BOM or not).
     encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
     try:
@@ -417,11 +560,14 @@ def _numeric_column(name: str, cells: pd.Series, index: int | None = None) -> _C
     else:  # some cell is not a number, so pandas kept the text
         missing = cells.isna().to_numpy()
         values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return _Column(name, values, missing, ~np.isfinite(values) & ~missing, cells, index)
+    return _Column.of(name, values, missing, ~np.isfinite(values) & ~missing, cells, index)
 
 
-def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str]) -> _Column:
-    """Open times as float epoch seconds (NaN where unreadable), the file's wall clock read as UTC."""
+def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str],
+                 epoch: bool | None = None) -> tuple[_Column, bool | None]:
+    """Open times as float epoch seconds (NaN where unreadable), the file's wall clock read as UTC,
+    and whether they are written as epoch seconds: the file's first time decides (`epoch`, once
+    an earlier chunk of the file saw one)."""
     cells = frame[fields["time"]]
     name = names[fields["time"]]
     if "date" in fields:  # MT5 terminal export: <DATE> 2025.05.15, <TIME> 07:35:00
@@ -429,7 +575,9 @@ def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str]) 
         name = f"{names[fields['date']]}+{name}"
     missing = cells.isna().to_numpy()
     present = cells[~missing]
-    if len(present) and re.fullmatch(r"\s*\d+\s*", present.iloc[0]):
+    if epoch is None and len(present):
+        epoch = re.fullmatch(r"\s*\d+\s*", present.iloc[0]) is not None
+    if epoch:
         values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         values[(values % 1 != 0) | (values < 0) | (values >= EPOCH_MAX)] = np.nan
     else:
@@ -438,7 +586,26 @@ def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str]) 
         ok = stamps.notna().to_numpy()
         values = np.full(len(cells), np.nan)
         values[ok] = stamps[ok].to_numpy().astype("datetime64[s]").astype(np.int64)
-    return _Column(name, values, missing, np.isnan(values) & ~missing, cells)
+    return _Column.of(name, values, missing, np.isnan(values) & ~missing, cells), epoch
+
+
+def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose every cell is empty: numeric columns first (cheap), text cells only where
+    those are all empty."""
+    blank = np.ones(len(frame), dtype=bool)
+    text = []
+    for col in frame.columns:
+        cells = frame[col]
+        if is_numeric_dtype(cells.dtype):
+            blank &= np.isnan(cells.to_numpy(dtype=np.float64, na_value=np.nan))
+        else:
+            text.append(cells)
+    for cells in text:
+        rows = np.flatnonzero(blank)
+        if not len(rows):
+            break
+        blank[rows] = cells.iloc[rows].isna().to_numpy()
+    return blank
 
 
 def _is_float(text: str) -> bool:
@@ -463,13 +630,21 @@ def _mask_of(rows: np.ndarray, n: int) -> np.ndarray:
 # --- the feed ---------------------------------------------------------------------
 # Files loaded by this process, keyed by resolved path; reloaded only if the file changes.
 _LOADED: dict[Path, tuple[tuple[int, int], Bars]] = {}
+# Tails read by this process: (path, bytes from the end) -> (file version, bars).
+_TAILS: dict[tuple[Path, int], tuple[tuple[int, int], Bars | None]] = {}
+TAIL_BYTES = 1 << 16        # a live pass reads this much of the end of a file first
+TAIL_LINE_BYTES = 160       # room per bar when a window needs more
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
 
 
 def load_bars(path: Path) -> Bars:
     """read_bars, once per process per file version (bad rows raise)."""
     key = path.resolve()
-    stat = key.stat()
-    stamp = (stat.st_mtime_ns, stat.st_size)
+    stamp = _stamp(key)
     cached = _LOADED.get(key)
     if cached is None or cached[0] != stamp:
         bars, _ = read_bars(key)
@@ -479,9 +654,70 @@ def load_bars(path: Path) -> Bars:
     return cached[1]
 
 
+def load_tail(path: Path, nbytes: int) -> Bars | None:
+    """The bars in the last `nbytes` of the file (from its first whole line there), once per
+    process per file version; None when the file is not larger (read it whole), or when the
+    tail cannot be read on its own — a UTF-16 or quoted-line export, a row this fast path
+    does not parse, a bad row: the whole file is read then, and names the line."""
+    key = path.resolve()
+    try:
+        stamp = _stamp(key)
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    if stamp[1] <= nbytes:
+        return None
+    cached = _TAILS.get((key, nbytes))
+    if cached is None or cached[0] != stamp:
+        bars = _read_tail(key, nbytes, stamp[1])
+        if bars is not None:
+            for array in vars(bars).values():
+                array.flags.writeable = False
+        _TAILS[(key, nbytes)] = cached = (stamp, bars)
+    return cached[1]
+
+
+def _read_tail(path: Path, nbytes: int, size: int) -> Bars | None:
+    try:
+        with open_regular_file(path) as f:
+            start = f.read(READ_BLOCK)
+            f.seek(size - nbytes)
+            data = f.read(nbytes)
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return None
+    cut = min((k for k in (data.find(b"\n"), data.find(b"\r")) if k >= 0), default=-1)
+    if cut < 0:
+        return None
+    data = data[cut + 1:].lstrip(b"\r\n")   # from the first whole line
+    try:
+        if not data.isascii():
+            data.decode("utf-8")
+        _, quoted, sep, names, fields = _header(path, start.decode("utf-8-sig", errors="ignore"))
+    except (UnicodeDecodeError, DataError):
+        return None
+    if quoted:
+        return None
+    try:
+        frame = pd.read_csv(io.BytesIO(data), sep=sep, header=None, names=range(len(names)), index_col=False,
+                            skip_blank_lines=False, skipinitialspace=True,
+                            dtype={fields[f]: object for f in ("time", "date") if f in fields})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    chunk = _Chunk.of(frame, fields, names)
+    table = _BarTable(path, 0, chunk.blank, np.zeros(0, dtype=np.int64), len(names), chunk.columns)
+    if table.problems() or chunk.blank.all():
+        return None
+    return table.bars(~chunk.blank)
+
+
 class CsvFeed:
     """Bars from CSV files: `files` maps symbols to files; `pattern` is a path with
-    `{symbol}` in it (or one file for every symbol)."""
+    `{symbol}` in it (or one file for every symbol).
+
+    A live pass needs the end of a file: it reads the file's last bytes (TAIL_BYTES, or
+    enough for the window), and the whole file only when they do not hold what is asked
+    (a replay at an earlier --now, a long span, a bad row)."""
 
     name = "csv"
 
@@ -516,14 +752,25 @@ class CsvFeed:
         """Every bar in the symbol's file."""
         return load_bars(self.path_for(symbol))
 
+    def _recent(self, symbol: str, covers, need_bytes: int = 0) -> Bars:
+        """The file's last bars if they hold what `covers(bars)` asks, else every bar."""
+        path = self.path_for(symbol)
+        tail = load_tail(path, max(TAIL_BYTES, need_bytes))
+        if tail is not None and len(tail) and covers(tail):
+            return tail
+        return load_bars(path)
+
     def closed_bars(self, symbol: str, count: int, now: float) -> Bars:
-        return self.bars(symbol).closed_at(now).tail(count)
+        def covers(bars: Bars) -> bool:
+            return len(bars.closed_at(now)) >= count
+
+        return self._recent(symbol, covers, (count + 2) * TAIL_LINE_BYTES).closed_at(now).tail(count)
 
     def bars_between(self, symbol: str, start: float, now: float) -> Bars:
-        return self.bars(symbol).closed_at(now).between(start, None)
+        return self._recent(symbol, lambda bars: bars.time[0] <= start).closed_at(now).between(start, None)
 
     def price_at(self, symbol: str, now: float) -> float | None:
-        bars = self.bars(symbol)
+        bars = self._recent(symbol, lambda bars: bars.time[0] <= now - BAR_SECONDS)
         forming = bars.index_of(int(now // BAR_SECONDS) * BAR_SECONDS)
         if forming is not None:
             return float(bars.open[forming])

@@ -20,7 +20,7 @@ import numpy as np
 
 from scalper.config import AccountConfig
 from scalper.core.bars import BAR_SECONDS, Bars
-from scalper.errors import DataError, FeedUnavailable
+from scalper.errors import DataError, FeedUnavailable, ServerClockUncertain
 from scalper.feeds import plausible
 from scalper.feeds.factory import MT5_MISSING
 from scalper.mt5_terminal import IPC_ERRORS, Terminal, TerminalAccount, UnknownSymbol, describe_failure, load_package
@@ -31,7 +31,8 @@ class Mt5Feed:
 
     def __init__(self, *, account: AccountConfig | None = None, module=None, server_offset_s: int | None = None):
         module = module if module is not None else load_package(FeedUnavailable, MT5_MISSING)
-        self._t = Terminal(module, error=FeedUnavailable, server_offset_s=server_offset_s)
+        self._t = Terminal(module, error=FeedUnavailable, server_offset_s=server_offset_s,
+                           uncertain_error=ServerClockUncertain)
         self._access = TerminalAccount.of(account)
 
     def closed_bars(self, symbol: str, count: int, now: float) -> Bars:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class SchemaError(Exception):
@@ -183,8 +183,17 @@ CREATE TABLE IF NOT EXISTS notify_state (key TEXT PRIMARY KEY, value TEXT NOT NU
 """
 
 
+def _v4_position_closing_state() -> str:
+    """v4: a position gone at the broker whose closing deal the history does not show yet is
+    closed with close_state 'closing' (P&L pending) and completed by a later pass."""
+    return """
+ALTER TABLE positions ADD COLUMN close_state TEXT;   -- NULL | closing
+CREATE INDEX IF NOT EXISTS positions_closing ON positions (close_state, account_id);
+"""
+
+
 # MIGRATIONS[v] brings a ledger from version v-1 to v. Version 1 is the base.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _v3_notify_outbox()}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _v3_notify_outbox(), 4: _v4_position_closing_state()}
 
 
 def current_version(conn: sqlite3.Connection) -> int:

@@ -337,6 +337,15 @@ class Ledger:
         c.execute("INSERT OR REPLACE INTO engine_state (key, value, reason, updated_at) VALUES ('paused', ?, ?, ?)",
                   ("1" if paused else "0", reason, iso(now)))
 
+    def state(self, key: str) -> str | None:
+        """A value the engine keeps between runs (engine_state), or None."""
+        row = self.one("SELECT value FROM engine_state WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    def set_state(self, c: sqlite3.Connection, key: str, value: str, now: float, reason: str | None = None) -> None:
+        c.execute("INSERT OR REPLACE INTO engine_state (key, value, reason, updated_at) VALUES (?, ?, ?, ?)",
+                  (key, value, reason, iso(now)))
+
     def kill_switch(self, bot: str) -> dict[str, Any] | None:
         row = self.one("SELECT * FROM kill_switches WHERE bot = ?", (bot,))
         return row if row and row["engaged"] else None

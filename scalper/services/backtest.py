@@ -5,6 +5,7 @@ sum the outcome up as one JSON-ready document."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,11 +25,16 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
              since: str | None = None, until: str | None = None, signals_out: str | None = None,
              trades_out: str | None = None, chart: str | None = None, balance: float | None = None,
              qty: float | None = None, lookback: int | None = None, skip_bad_rows: bool = False,
-             config: str | None = None, progress: Progress | None = None) -> dict:
+             config: str | None = None, progress: Progress | None = None, spread: float | None = None,
+             trailing: bool | None = None) -> dict:
+    """`spread` (points) replaces the file's spread column and the symbol's typical spread;
+    `trailing` False turns the trailing stop off: with --strategies price_action_pinbar they
+    replay the setup other backtesters use (no costs, no trailing, one position at a time)."""
     from scalper.feeds.csvfile import read_bars
 
     setup, bot_name = resolve_setup(bot=bot, symbol=symbol, strategies=strategies, balance=balance, qty=qty,
                                     lookback=lookback, config=config)
+    setup = with_costs(setup, spread=spread, trailing=trailing)
     start, end = parse_span_options(since, until)
     if start is not None and end is not None and start > end:
         raise BadInput(f"--from {since} is after --to {until}", where="--from", fix="swap them")
@@ -37,6 +43,10 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
 
         charts.require()
     history, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
+    if spread is not None:
+        import numpy as np
+
+        history = dataclasses.replace(history, spread=np.full(len(history), float(spread)))
 
     began = time.perf_counter()
     result = run_backtest(history, setup, start=start, end=end, progress=progress)
@@ -57,6 +67,16 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     if chart:
         _chart(chart, history, result)
     return doc
+
+
+def with_costs(setup: Setup, *, spread: float | None = None, trailing: bool | None = None) -> Setup:
+    """The setup with its spread (points) and trailing stop overridden where given."""
+    if spread is not None:
+        setup = dataclasses.replace(setup, spec=dataclasses.replace(setup.spec, spread_points=float(spread)))
+    if trailing is not None:
+        risk = setup.risk.model_copy(update={"trailing": setup.risk.trailing.model_copy(update={"enabled": trailing})})
+        setup = dataclasses.replace(setup, risk=risk)
+    return setup
 
 
 def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None, balance: float | None,

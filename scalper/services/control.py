@@ -8,13 +8,14 @@ import uuid
 from pathlib import Path
 
 from scalper import wiring
-from scalper.clock import OutOfRange, SystemClock, check_in_range, iso, parse_instant
+from scalper.clock import FixedClock, OutOfRange, SystemClock, check_in_range, iso, parse_instant
 from scalper.config import Config
 from scalper.errors import BadInput, BrokerUnavailable, quote
 from scalper.ledger import Ledger, run_lock
 from scalper.orders import OrderDesk
 
 LOCK_WAIT_S = 60.0
+REPLAY_GAP_S = 3600.0   # a run whose engine clock trailed the wall clock this much was a replay (--now)
 
 
 def parse_since(text: str, now: float) -> float:
@@ -48,9 +49,10 @@ def _bots(cfg: Config, bot: str | None, all_bots: bool) -> list:
     raise BadInput("say which bot", where="--bot", fix="pass --bot NAME or --all")
 
 
-def _connect_brokers(cfg: Config, account_ids: set[int], clock) -> tuple[dict, list[str]]:
-    feed = wiring.make_feed(cfg)
-    factory = wiring.make_broker_factory(cfg, feed, clock)
+def _connect_brokers(cfg: Config, account_ids: set[int], clock, factory=None) -> tuple[dict, list[str]]:
+    if factory is None:
+        feed = wiring.make_feed(cfg)
+        factory = wiring.make_broker_factory(cfg, feed, clock)
     brokers, errors = {}, []
     for acc_id in sorted(account_ids):
         try:
@@ -62,11 +64,31 @@ def _connect_brokers(cfg: Config, account_ids: set[int], clock) -> tuple[dict, l
     return brokers, errors
 
 
-def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None, all_bots: bool,
-                close: bool = True) -> dict:
-    from scalper.engine import close_bot_positions
+def books_clock(ledger: Ledger, clock=None):
+    """The clock operator commands close positions by: the one given, else the wall clock — unless
+    the ledger is a replay (`run-once --now`), whose positions are priced at the replay's instant,
+    never at today's price. → (clock, note or None)."""
+    if clock is not None:
+        return clock, None
+    last = ledger.one("SELECT as_of, started_at FROM runs WHERE dry_run = 0 ORDER BY rowid DESC LIMIT 1")
+    if last is not None:
+        as_of, started = parse_instant(last["as_of"]), parse_instant(last["started_at"])
+        if started - as_of > REPLAY_GAP_S:
+            return FixedClock(as_of), (f"this ledger is a replay (its last run was as of {last['as_of']}); "
+                                      "positions are closed at that instant's prices")
+    return SystemClock(), None
 
-    clock = SystemClock()
+
+def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None, all_bots: bool,
+                close: bool = True, clock=None, broker_factory=None) -> dict:
+    """Engage, release or show kill-switches. Engaging closes the bot's open positions (unless
+    `close` is False) — also when the switch was engaged already and some are still open (a crash
+    or a refused close left them). `clock` and `broker_factory` default to the wall clock (or the
+    replay's, see books_clock) and the config's brokers."""
+    from scalper.engine import KEEP_POSITIONS, close_bot_positions, close_brokers
+
+    given_clock = clock
+    clock = clock or SystemClock()
     now = clock.now()
     if action == "status":
         states = status_of_kill_switches(cfg, ledger_path)
@@ -78,27 +100,36 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
     out = {"action": action, "bots": [], "errors": []}
     with run_lock(ledger_path, wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
         run_id = "manual-" + uuid.uuid4().hex[:8]
+        clock, note = books_clock(ledger, given_clock)
+        if note:
+            out["note"] = note
+            now = clock.now()
         for b in bots:
-            was_engaged = ledger.kill_switch(b.name) is not None
-            if was_engaged == (action == "engage"):
-                out["bots"].append({"bot": b.name, "engaged": was_engaged, "positions_closed": 0,
-                                    "unchanged": True})
-                continue
-            with ledger.tx() as c:
-                ledger.set_kill_switch(c, b.name, action == "engage", source="manual",
-                                       reason="engaged by hand" if action == "engage" else "released by hand",
-                                       now=now)
-                ledger.audit(c, now, "kill_switch", f"{action}d by hand", run_id=run_id, bot=b.name)
-            entry = {"bot": b.name, "engaged": action == "engage", "positions_closed": 0, "unchanged": False}
-            if action == "engage" and close:
-                positions = [p for p in ledger.open_positions(b.accounts) if p["bot"] == b.name]
-                if positions:
-                    brokers, errors = _connect_brokers(cfg, {p["account_id"] for p in positions}, clock)
-                    out["errors"] += errors
+            switch = ledger.kill_switch(b.name)
+            was_engaged = switch is not None
+            positions = [p for p in ledger.open_positions(b.accounts) if p["bot"] == b.name]
+            unchanged = was_engaged == (action == "engage")
+            # engaged with --no-close, engaged again with closing: from now on it closes
+            if unchanged and action == "engage" and close and switch["source"] == KEEP_POSITIONS:
+                unchanged = False
+            entry = {"bot": b.name, "engaged": action == "engage", "positions_closed": 0, "unchanged": unchanged}
+            if not unchanged:
+                with ledger.tx() as c:
+                    source = "manual" if action != "engage" or close else KEEP_POSITIONS
+                    reason = ("released by hand" if action != "engage" else "engaged by hand"
+                              + ("" if close else " (--no-close: its positions are kept open)"))
+                    ledger.set_kill_switch(c, b.name, action == "engage", source=source, reason=reason, now=now)
+                    ledger.audit(c, now, "kill_switch", f"{action}d by hand", run_id=run_id, bot=b.name)
+            if action == "engage" and close and positions:
+                brokers, errors = _connect_brokers(cfg, {p["account_id"] for p in positions}, clock, broker_factory)
+                out["errors"] += errors
+                try:
                     desk = OrderDesk(ledger, clock, run_id=run_id)
                     entry["positions_closed"] = close_bot_positions(ledger, desk, brokers, b, positions)
-                    for br in brokers.values():
-                        br.close()
+                finally:
+                    close_brokers(brokers)
+                entry["positions_left_open"] = len([p for p in ledger.open_positions(b.accounts)
+                                                    if p["bot"] == b.name])
             out["bots"].append(entry)
     return out
 
@@ -117,14 +148,19 @@ def status_of_kill_switches(cfg: Config, ledger_path: Path) -> list[dict]:
     return out
 
 
-def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: bool) -> dict:
-    from scalper.engine import close_bot_positions
+def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: bool, clock=None,
+             broker_factory=None) -> dict:
+    from scalper.engine import close_bot_positions, close_brokers
 
-    clock = SystemClock()
+    given_clock = clock
+    clock = clock or SystemClock()
     now = clock.now()
-    start = parse_since(since, now)
-    start_iso = iso(start)
+    parse_since(since, now)   # bad input is refused before anything is opened
     with run_lock(ledger_path, wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
+        clock, _ = books_clock(ledger, given_clock)
+        now = clock.now()
+        start = parse_since(since, now)
+        start_iso = iso(start)
         run_id = "rollback-" + uuid.uuid4().hex[:8]
         span = activity(ledger, start_iso)
         with ledger.tx() as c:
@@ -140,17 +176,18 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
             by_bot: dict[str, list] = {}
             for p in recent:
                 by_bot.setdefault(p["bot"] or "", []).append(p)
-            brokers, errors = _connect_brokers(cfg, {p["account_id"] for p in recent}, clock)
+            brokers, errors = _connect_brokers(cfg, {p["account_id"] for p in recent}, clock, broker_factory)
             desk = OrderDesk(ledger, clock, run_id=run_id)
-            for name, positions in by_bot.items():
-                try:
-                    b = cfg.bot(name)
-                except KeyError:
-                    errors.append(f"positions of unknown bot {name!r} left open")
-                    continue
-                closed += close_bot_positions(ledger, desk, brokers, b, positions)
-            for br in brokers.values():
-                br.close()
+            try:
+                for name, positions in by_bot.items():
+                    try:
+                        b = cfg.bot(name)
+                    except KeyError:
+                        errors.append(f"positions of unknown bot {name!r} left open")
+                        continue
+                    closed += close_bot_positions(ledger, desk, brokers, b, positions)
+            finally:
+                close_brokers(brokers)
     return {"paused": True, "since": start_iso, "orders_canceled": n_canceled, "positions_closed": closed,
             "activity": span, "errors": errors}
 

@@ -92,22 +92,30 @@ def check(config: str | None, ledger_option: str | None, *, max_age: str | None 
 
         factory = wiring.make_broker_factory(cfg, feed, clock)
         used = sorted({a for b in runnable for a in b.accounts})
-        for acc_id in used:
-            acc = cfg.account(acc_id)
-            bridged = acc.broker == "mt5" and acc.terminal is not None
-            probe = None
-            try:
-                broker = factory(acc)
-                broker.connect()
-                info = broker.account_info()
-                probe = _bridge_probe(cfg, acc) if bridged else None   # while the terminal is initialized
-                broker.close()
-                add(f"account {acc.label} ({acc.broker})", True,
-                    f"balance {info.balance:,.2f} {info.currency}, equity {info.equity:,.2f}")
-            except ScalperError as exc:
-                add(f"account {acc.label} ({acc.broker})", False, str(exc), exc.exit_code)
-            if bridged:
-                _bridge_item(acc, probe or _bridge_probe(cfg, acc), items, add)
+        # Held open together, as run-once holds them: what one process cannot do together
+        # (two mt5 accounts on one local terminal) fails here as it would there.
+        held = []
+        try:
+            for acc_id in used:
+                acc = cfg.account(acc_id)
+                bridged = acc.broker == "mt5" and acc.terminal is not None
+                probe = None
+                try:
+                    broker = factory(acc)
+                    broker.connect()
+                    held.append(broker)
+                    info = broker.account_info()
+                    probe = _bridge_probe(cfg, acc) if bridged else None   # while the terminal is initialized
+                    add(f"account {acc.label} ({acc.broker})", True,
+                        f"balance {info.balance:,.2f} {info.currency}, equity {info.equity:,.2f}")
+                except ScalperError as exc:
+                    add(f"account {acc.label} ({acc.broker})", False, str(exc), exc.exit_code)
+                if bridged:
+                    _bridge_item(acc, probe or _bridge_probe(cfg, acc), items, add)
+        finally:
+            from scalper.engine import close_brokers
+
+            close_brokers(dict(enumerate(held)))
     return {"ok": exit_code == 0, "exit_code": exit_code, "items": items}
 
 

@@ -132,7 +132,8 @@ class Strategy:
             tps = pick(lambda side: self.target(view, p, side, risk[side]))
             scores = pick(lambda side: self.score(view, p, side, risk[side]))
 
-        signals = [Signal(self.name, BUY if b else SELL, t, e, s, tp, sc, dict(p))
+        shared = dict(p)   # one parameters dict for all of this scan's signals (they are frozen)
+        signals = [Signal(self.name, BUY if b else SELL, t, e, s, tp, sc, shared)
                    for b, t, e, s, tp, sc in zip(is_buy.tolist(), view.bar_times[rows].tolist(),
                                                  entry[rows].tolist(), sls, tps, scores)]
         fired_count = int(np.count_nonzero(fired))

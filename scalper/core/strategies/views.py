@@ -96,10 +96,13 @@ class WindowView:
 class HistoryView:
     """Every full window of `lookback` bars of a history, at once."""
 
-    def __init__(self, history: Bars, lookback: int):
+    def __init__(self, history: Bars, lookback: int, history_ema=None):
+        """`history_ema(period)`, when given, supplies the EMA seeded at an earlier first bar
+        (a longer history this one is a part of), for values that do not depend on the part."""
         if lookback < 1:
             raise ValueError(f"lookback={lookback} must be at least 1 bar")
         self.history = history
+        self._history_ema = history_ema
         self.lookback = lookback
         self.count = indicators.window_count(len(history), lookback)
         self.bar_times = history.time[lookback - 1:]
@@ -127,7 +130,8 @@ class HistoryView:
                                                                     self.lookback))
 
     def ema(self, period: int, back: int = 0) -> np.ndarray:
-        full = self._cached(("ema", period), lambda: indicators.ema(self.history.close, period))
+        full = self._cached(("ema", period), lambda: indicators.ema(self.history.close, period)
+                            if self._history_ema is None else self._history_ema(period))
         return self._cached(("window_ema", period, back), lambda: indicators.window_ema(
             self.history.close, period, self.lookback, back, history_ema=full))
 
