@@ -12,19 +12,15 @@ usage: python bench/bench_feeds.py [--repeat N]
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
+
+from bench_scan import SHARED, ensure_series   # this folder is on sys.path when run as a script
 
 from scalper.clock import parse_instant
 from scalper.feeds import builtin
 from scalper.feeds.builtin import BuiltinFeed
 from scalper.feeds.csvfile import read_bars
 
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("SCALPER_SHARED", HERE.parents[1] / "shared"))
 EXPORT_TARGET_S = 0.3
 YEAR_TARGET_S = 3.0
 WINDOW_TARGET_S = 0.010
@@ -34,15 +30,6 @@ def timed(fn, *args) -> float:
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start
-
-
-def year_series(rows: int = 370_000) -> Path:
-    out = HERE / "out" / f"xau_{rows // 1000}k.csv"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(SHARED / "tools" / "tile_bars.py"),
-                        str(SHARED / "data" / "XAUUSD_M1.csv"), str(out), str(rows)], check=True)
-    return out
 
 
 def verdict(seconds: float, target: float) -> str:
@@ -60,7 +47,7 @@ def main() -> None:
         best = min(timed(read_bars, path) for _ in range(args.repeat))
         print(f"read_bars {name:<22} best of {args.repeat}: {verdict(best, EXPORT_TARGET_S)}")
 
-    path = year_series()
+    path = ensure_series(370_000)   # bench/out/xau_370k.csv, shared with bench_scan.py
     bars, _ = read_bars(path)
     best = min(timed(read_bars, path) for _ in range(args.repeat))
     print(f"read_bars {len(bars):,} rows     best of {args.repeat}: {verdict(best, YEAR_TARGET_S)}")

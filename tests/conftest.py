@@ -19,6 +19,8 @@ from scalper.ledger.store import SYNCHRONOUS_ENV
 # power cut is not something a test can make. The real setting is still exercised:
 # - tests that start scalper in a child with a SCALPER_*-free environment (the
 #   SIGKILL / crash-point tests in test_exactly_once, test_notify, test_secrets) run FULL;
+#   children given the test's own environment (test_books' SIGKILL drill) run OFF, which
+#   tests the same thing, for the reason above;
 # - @pytest.mark.real_durability runs a test with the switch unset (FULL), and
 #   test_durability_switch checks that production opens both files FULL.
 TEST_SYNCHRONOUS = "OFF"
