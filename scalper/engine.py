@@ -5,6 +5,7 @@ everything it remembers goes through the ledger; every order through the desk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -29,6 +31,7 @@ from scalper.errors import (BadInput, BrokerUnavailable, DataError, FeedUnavaila
 from scalper.faults import crash_point
 from scalper.feeds.base import Feed
 from scalper.ledger import Ledger, run_lock
+from scalper.ledger.lock import lock_path
 from scalper.orders import OrderDesk, RetryPolicy
 from scalper.symbols import spec_for
 
@@ -37,6 +40,7 @@ log = logging.getLogger("scalper.engine")
 BrokerFactory = Callable[[AccountConfig], Broker]
 KEEP_POSITIONS = "manual_no_close"   # kill-switch source of `engage --no-close` (scalper.services.control)
 RESUME_WINDOW_S = 86_400   # how far back a run looks for signals an interrupted run left undecided
+FEED_SKIPS = ("feed_stale", "feed_no_bars", "feed_unavailable")   # a bot skipped for want of bars
 
 
 @dataclass
@@ -61,6 +65,7 @@ class RunSummary:
     reconciled: list[str] = field(default_factory=list)
     order_problems: list[dict] = field(default_factory=list)   # rejected / error / failed, with the broker's words
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)   # e.g. one symbol's stale bars while other bots ran
     exit_code: int = 0
 
     def to_dict(self) -> dict:
@@ -98,7 +103,9 @@ class Engine:
         bad = [v for v in bars.values() if isinstance(v, DataError)]
         if bars and len(bad) == len(bars):
             raise bad[0]
-        with run_lock(self.ledger_path):
+        # a dry run on a ledger that was never created leaves no lock file behind either
+        dry_and_new = self.dry_run and not lock_path(Path(self.ledger_path)).exists()
+        with (contextlib.nullcontext() if dry_and_new else run_lock(self.ledger_path)):
             if self.dry_run:
                 ledger = Ledger.snapshot(self.ledger_path)
             else:
@@ -200,6 +207,13 @@ class _Pass:
         if s.exit_code == 2 and status == "ok":
             status = "error"      # bad feed data: not a clean run, whatever else went well
         if self.unreachable and not s.exit_code:
+            s.exit_code = 3
+            status = "unavailable"
+        if not s.bots_run and not s.exit_code and any(b["reason"] in FEED_SKIPS for b in s.bots_skipped):
+            # no bot could run for want of fresh bars: the feed is unavailable (contract: exit 3)
+            s.errors += s.warnings
+            s.warnings = []
+            s.errors.append("no bot could run: the feed gave no fresh bars (feed unavailable)")
             s.exit_code = 3
             status = "unavailable"
         self._finish(status)
@@ -326,11 +340,12 @@ class _Pass:
                 self.summary.exit_code = 2
                 continue
             if len(bars) == 0:
+                self.summary.warnings.append(f"feed {symbol}: no closed bar up to {iso(self.now)}; not trading it")
                 out[symbol] = "feed_no_bars"
                 continue
             age = self.now - (int(bars.time[-1]) + BAR_SECONDS)
             if age > max_age:
-                self.summary.errors.append(
+                self.summary.warnings.append(
                     f"feed {symbol}: newest closed bar is {human_age(age)} old (limit {max_age} s); not trading on it")
                 out[symbol] = "feed_stale"
                 continue

@@ -136,6 +136,30 @@ def configure(cfg: Any, *, level: int = logging.INFO, extra_secrets: Iterable[st
     if not log_file:
         return None
     path = Path(cfg.resolve_path(log_file)) if hasattr(cfg, "resolve_path") else Path(log_file)
+    return attach(path, level=level, stderr=stderr)
+
+
+def current_path() -> Path | None:
+    """The file the `scalper` logger writes to, if `configure`/`attach` set one."""
+    for h in logging.getLogger("scalper").handlers:
+        if getattr(h, _MARK, False):
+            return Path(h.baseFilename)
+    return None
+
+
+def fallback_path() -> Path:
+    """Where a failure is logged when no config names a log file: the user's cache folder."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "scalper" / "scalper.log"
+
+
+def attach(path: Path, *, level: int = logging.INFO, stderr=None) -> Path | None:
+    """Send the `scalper` loggers to `path` (owner-only, rotated, secrets masked)."""
+    logger = logging.getLogger("scalper")
+    for h in list(logger.handlers):
+        if getattr(h, _MARK, False):
+            logger.removeHandler(h)
+            h.close()
     try:
         # opened at the first record: a run refused as bad input leaves no file behind
         handler = OwnerOnlyRotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT,

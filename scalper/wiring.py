@@ -65,10 +65,13 @@ def terminal_module(cfg: Config, acc: AccountConfig, error=BrokerUnavailable):
     return remote_terminal(acc.terminal, cfg.resolve_path, error=error)
 
 
-def make_broker_factory(cfg: Config, feed, clock: Clock):
+def make_broker_factory(cfg: Config, feed, clock: Clock, *, dry_run: bool = False):
     if any(a.broker == "paper" for a in cfg.accounts):
         _check_paper_faults(cfg)   # before any broker exists, so nothing is recorded on a bad spec
     overrides = cfg.symbol_overrides()
+    paper_state = cfg.resolve_path(cfg.paper.state)
+    if dry_run and any(a.broker == "paper" for a in cfg.accounts):
+        paper_state = _throwaway_copy(paper_state)
 
     @functools.lru_cache(maxsize=None)   # asked per position on every valuation; the table is fixed
     def specs(symbol: str):
@@ -78,7 +81,7 @@ def make_broker_factory(cfg: Config, feed, clock: Clock):
         if acc.broker == "paper":
             from scalper.brokers.paper import PaperBroker
 
-            return PaperBroker(cfg.resolve_path(cfg.paper.state), account=str(acc.id), feed=feed,
+            return PaperBroker(paper_state, account=str(acc.id), feed=feed,
                                clock=clock, specs=specs, initial_balance=acc.balance or cfg.paper.initial_balance,
                                currency=cfg.paper.currency, faults=cfg.paper.faults)
         if acc.broker == "mt5":
@@ -86,7 +89,7 @@ def make_broker_factory(cfg: Config, feed, clock: Clock):
                 from scalper.brokers.mt5 import MT5Broker
             except ImportError as exc:
                 raise BrokerUnavailable(f"the mt5 broker is not available here ({exc}); "
-                                        "install it on Windows with: pip install 'scalper[mt5]'") from None
+                                        "on Windows: pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')") from None
             module = terminal_module(cfg, acc) if acc.terminal is not None else None
             return MT5Broker.from_account(acc, clock=clock, module=module)  # the terminal's own symbol specs win
         raise BadInput(f"unknown broker {acc.broker!r}", where=f"accounts[{acc.id}].broker")
@@ -103,7 +106,29 @@ def build_engine(cfg: Config, *, ledger: str | None, now: str | None, dry_run: b
     clock = make_clock(now)
     feed = make_feed(cfg)
     return Engine(cfg, ledger_path=ledger_path(cfg, ledger), clock=clock, feed=feed,
-                  broker_factory=make_broker_factory(cfg, feed, clock), dry_run=dry_run)
+                  broker_factory=make_broker_factory(cfg, feed, clock, dry_run=dry_run), dry_run=dry_run)
+
+
+def _throwaway_copy(state: Path) -> Path:
+    """A dry run's paper books: a copy of the state file in a temporary folder (removed at
+    exit), so that the run creates and changes nothing beside the config."""
+    import atexit
+    import shutil
+    import sqlite3
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="scalper-dry-run-")
+    atexit.register(shutil.rmtree, folder, True)
+    copy = Path(folder) / state.name
+    if state.exists():
+        src = sqlite3.connect(f"file:{state.resolve()}?mode=ro", uri=True)
+        dst = sqlite3.connect(copy)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+    return copy
 
 
 def _check_paper_faults(cfg: Config) -> None:

@@ -69,9 +69,7 @@ def replayed_span(tmp_path_factory):
     closes) over `count` bars from `first_bar`, with the bot `gold`'s `risk`: the bots.yaml of
     the folder holding its ledger and paper books. One replay per span for the whole session,
     shared by the tests that read it (report, backtest parity): READ-ONLY, copy it to write."""
-    from scalper.core.bars import BAR_SECONDS
-    from scalper.feeds.csvfile import read_bars
-    from tests.enginekit import engine_at, ts, write_config
+    from tests.enginekit import replay_minutes, write_config
 
     done: dict[str, Path] = {}
 
@@ -80,12 +78,7 @@ def replayed_span(tmp_path_factory):
         if key not in done:
             xau = shared_file("XAUUSD_M1.csv")
             config = write_config(tmp_path_factory.mktemp("replayed"), xau, risk=risk)
-            bars, _ = read_bars(xau)
-            start = bars.index_of(int(ts(first_bar)))
-            engine = engine_at(config, 0.0)
-            for i in range(start, start + count):
-                engine.clock.instant = float(bars.time[i]) + BAR_SECONDS + 5
-                assert engine.run_once().exit_code == 0
+            replay_minutes(config, xau, first_bar, count)
             done[key] = config
         return done[key]
 

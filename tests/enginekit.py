@@ -75,3 +75,17 @@ def rows(db: Path, sql: str, params=()) -> list[dict]:
         return [dict(r) for r in con.execute(sql, params)]
     finally:
         con.close()
+
+
+def replay_minutes(config: Path, bars_csv: Path, first_bar: str, minutes: int) -> None:
+    """Run the engine once after each of `minutes` bars of `bars_csv` from `first_bar` on,
+    a few seconds after each closes, as `scalper loop` would have; every pass must succeed."""
+    from scalper.core.bars import BAR_SECONDS
+    from scalper.feeds.csvfile import read_bars
+
+    bars, _ = read_bars(bars_csv)
+    start = bars.index_of(int(ts(first_bar)))
+    engine = engine_at(config, 0.0)
+    for i in range(start, start + minutes):
+        engine.clock.instant = float(bars.time[i]) + BAR_SECONDS + 5
+        assert engine.run_once().exit_code == 0

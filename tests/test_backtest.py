@@ -231,6 +231,7 @@ def test_signals_out_is_exactly_what_scan_writes(tmp_path, capsys, xau_csv):
 
 def test_cli_json_trades_csv_and_chart(tmp_path, capsys, xau_csv):
     trades, chart = tmp_path / "out" / "trades.csv", tmp_path / "out" / "bt.png"
+    (tmp_path / "out").mkdir()           # a missing folder is an error (tests/test_ux_outputs.py)
     r = cli(capsys, "backtest", "--data", str(xau_csv), "--symbol", "XAUUSD", "--trades-out", str(trades),
             "--chart", str(chart), "--json")
     assert r.code == 0, r.err

@@ -86,6 +86,7 @@ def test_stale_bars_are_refused(tmp_path, xau_csv):
     s = engine_at(config, ts("2025-07-01 00:00:05")).run_once()   # a month after the file ends
     assert s.bots_skipped == [{"bot": "gold", "reason": "feed_stale"}]
     assert s.signals == 0 and any("old" in e for e in s.errors)
+    assert s.exit_code == 3 and any("feed unavailable" in e for e in s.errors)   # no bot could run
 
 
 def _broker(tmp_path, config, now, account="1"):

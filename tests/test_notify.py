@@ -492,7 +492,7 @@ def test_without_apprise_a_config_with_targets_says_how_to_install_it(tmp_path, 
     monkeypatch.setattr(urls, "apprise_installed", lambda: False)
     r, config = _bad(tmp_path, xau_csv, capsys, [{"url_env": "A"}])
     assert r.code == 2 and f"{config}:{_line_of(config, 'notify:')}: notify:" in r.err
-    assert "pip install 'scalper[notify]'" in r.err
+    assert "pip install '.[notify]'" in r.err
 
 
 # --- apprise stays out of a quiet run-once ----------------------------------------------------------

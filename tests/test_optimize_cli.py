@@ -4,12 +4,13 @@ on a pipe, Ctrl-C (a real SIGINT) keeping the finished trials, resuming a study,
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import os
 import pty
 import select
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -175,14 +176,11 @@ def test_ctrl_c_keeps_finished_trials_reports_the_best_and_resumes(xau_csv, tmp_
         if proc.poll() is not None:                                # died before the signal: say why
             raise AssertionError(f"optimize exited {proc.returncode} early: {proc.stderr.read()[-2000:]}")
         if study.exists():
-            # Read the study file as plain SQLite, read-only: optuna.load_study here would create
-            # optuna's tables itself and race the child doing the same ("table ... already exists").
+            # read-only: optuna.load_study here would race the command's own schema creation
+            # (both insert alembic_version) and fail the command, not the test
             try:
-                con = sqlite3.connect(f"file:{study}?mode=ro", uri=True, timeout=1)
-                try:
-                    done = con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
-                finally:
-                    con.close()
+                with contextlib.closing(sqlite3.connect(f"file:{study}?mode=ro", uri=True)) as db:
+                    done = db.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
             except sqlite3.Error:
                 done = 0
     assert done >= 6, "the search did not start"

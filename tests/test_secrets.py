@@ -100,7 +100,9 @@ def test_planted_password_never_reaches_output_logs_ledger_or_books(tmp_path, xa
 
     # The paper bot alone, through a real signal and a real order, with the password still planted.
     paper_only = _write(tmp_path, xau_csv, with_mt5=False)
-    done = subprocess.run([sys.executable, "-m", "scalper", "run-once", "--now", now, "--config", str(paper_only)],
+    # the same ledger ran live a moment ago: replaying 2025 there is going back in time, said explicitly
+    done = subprocess.run([sys.executable, "-m", "scalper", "run-once", "--now", now, "--allow-backwards",
+                           "--config", str(paper_only)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     outputs.extend([done.stdout, done.stderr])
     assert done.returncode == 0, done.stderr

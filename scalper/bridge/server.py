@@ -251,11 +251,11 @@ def serve(*, host: str, port: int, token_env: str, tls_cert: str | None = None, 
         module = load_terminal_package()
     except ImportError:
         raise Unavailable("the terminal server needs the MetaTrader5 package: run it on the terminal's Windows "
-                          "host (or under Wine Python) after pip install 'scalper[mt5,bridge]'") from None
+                          "host (or under Wine Python) after pip install '.[mt5,bridge]' in the scalper checkout") from None
     try:
         server = build_server(module, host=host, port=port, token=token, tls=tls, faults=faults)
     except ImportError:
-        raise Unavailable("the terminal server needs rpyc: pip install 'scalper[bridge]'") from None
+        raise Unavailable("the terminal server needs rpyc: pip install rpyc (or, in the scalper checkout, pip install '.[bridge]')") from None
     except OSError as exc:
         raise BadInput(f"cannot listen on {host}:{port} ({exc.strerror or exc})", where="--host/--port",
                        fix="pick a free port with --port, or stop what holds it") from None

@@ -44,7 +44,7 @@ from scalper.symbols import SymbolSpec
 
 log = logging.getLogger("scalper.mt5")
 
-MISSING_PACKAGE = "the mt5 broker needs the MetaTrader5 package on Windows: pip install 'scalper[mt5]'"
+MISSING_PACKAGE = "the mt5 broker needs the MetaTrader5 package on Windows: pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')"
 
 REQUOTE = 10004
 INVALID = 10013

@@ -614,3 +614,18 @@ def _deal(r: sqlite3.Row) -> BrokerDeal:
                       symbol=r["symbol"], side=r["side"], entry=r["entry"], volume=r["volume"],
                       price=r["price"], profit=r["profit"], time=r["time"], reason=r["reason"],
                       magic=r["magic"], comment=r["comment"])
+
+
+def read_accounts(state_path: Path) -> dict[str, tuple[float, str]]:
+    """account → (balance, currency) from a paper state file, read-only (for `scalper status`);
+    {} when the file does not exist yet or cannot be read."""
+    if not Path(state_path).exists():
+        return {}
+    try:
+        db = sqlite3.connect(f"file:{Path(state_path).resolve()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            return {str(a): (b, c) for a, b, c in db.execute("SELECT account, balance, currency FROM accounts")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return {}

@@ -13,11 +13,13 @@ from scalper.cli import render
 
 @app.command("run-once")
 def run_once(
-    bot: Optional[List[str]] = typer.Option(None, "--bot", "-b", help="Run only this bot (repeatable)."),
+    bot: Optional[List[str]] = typer.Option(None, "--bot", "-b", metavar="NAME", help="Run only this bot (repeatable)."),
     now: Optional[str] = typer.Option(None, "--now", metavar="ISO",
                                       help="Evaluate as if the clock were at this instant (csv/builtin feed and "
                                            "paper broker only), to replay history minute by minute."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Record nothing and send nothing; show what would happen."),
+    allow_backwards: bool = typer.Option(False, "--allow-backwards",
+                                         help="Let --now go earlier than the ledger's last run (refused otherwise)."),
     config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """One engine pass: bars → strategies → ledger → risk → orders → position upkeep.
@@ -26,7 +28,8 @@ def run_once(
     """
     from scalper.services.run import run_once as service
 
-    summary = service(config=config, ledger=ledger, now=now, dry_run=dry_run, bots=bot or None)
+    summary = service(config=config, ledger=ledger, now=now, dry_run=dry_run, bots=bot or None,
+                      allow_backwards=allow_backwards)
     if as_json:
         emit_json(summary.to_dict())
     else:
@@ -36,15 +39,15 @@ def run_once(
 
 @app.command("scan")
 def scan(
-    data: str = typer.Option(..., "--data", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
-    symbol: Optional[str] = typer.Option(None, "--symbol", help="Symbol the file holds (for a bot's parameters)."),
-    bot: Optional[str] = typer.Option(None, "--bot", help="Use this bot's strategies, parameters and lookback."),
+    data: str = typer.Option(..., "--data", metavar="FILE.csv", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
+    symbol: Optional[str] = typer.Option(None, "--symbol", metavar="SYMBOL", help="Symbol the file holds (for a bot's parameters)."),
+    bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="Use this bot's strategies, parameters and lookback."),
     strategies: Optional[str] = typer.Option(None, "--strategies", help="Comma-separated strategy names.",
                                              metavar="a,b"),
     since: Optional[str] = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
     until: Optional[str] = typer.Option(None, "--to", metavar="ISO", help="Last signal bar time (file clock)."),
     out: Optional[str] = typer.Option(None, "--out", help="Write the signals to this CSV file.", metavar="FILE.csv"),
-    lookback: Optional[int] = typer.Option(None, "--lookback", min=15, help="Window length in bars [default: 100]."),
+    lookback: Optional[int] = typer.Option(None, "--lookback", metavar="BARS", min=15, help="Window length in bars [default: 100]."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
     config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
@@ -52,10 +55,13 @@ def scan(
 
     Rows: bar_time,strategy,direction,entry,sl,tp,score (bar_time on the file's own clock).
     """
+    from scalper.cli.progress import progress as progress_bar
     from scalper.services.scan import run_scan
 
-    result = run_scan(data=data, symbol=symbol, bot=bot, strategies=strategies, since=since, until=until,
-                      out=out, lookback=lookback, skip_bad_rows=skip_bad_rows, config=config)
+    with progress_bar(None, "scanning", lazy=True) as progress:   # stderr, only in a terminal
+        result = run_scan(data=data, symbol=symbol, bot=bot, strategies=strategies, since=since, until=until,
+                          out=out, lookback=lookback, skip_bad_rows=skip_bad_rows, config=config,
+                          progress=progress if progress.enabled else None)
     if as_json:
         emit_json(result)
     else:
@@ -65,22 +71,31 @@ def scan(
 
 @app.command("setup-bot")
 def setup_bot(
-    symbol: str = typer.Option(..., "--symbol", help="Broker symbol, e.g. XAUUSD, XAUUSDm, EURUSD."),
-    name: Optional[str] = typer.Option(None, "--name", help="Bot name [default: <symbol>-scalper]."),
-    user_id: Optional[int] = typer.Option(None, "--user-id", help="Owner's user id (kept for reports)."),
-    account_id: Optional[List[int]] = typer.Option(None, "--account-id", help="Broker account id (repeatable)."),
+    symbol: str = typer.Option(..., "--symbol", metavar="SYMBOL", help="Broker symbol, e.g. XAUUSD, XAUUSDm, EURUSD."),
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME",
+                                       help="Bot name [default: the symbol in lower case + -scalper, "
+                                            "e.g. xauusd-scalper]."),
+    update: bool = typer.Option(False, "--update", help="Allow changing the symbol of an existing bot of that name."),
+    user_id: Optional[int] = typer.Option(None, "--user-id", metavar="N", help="Owner's user id (kept for reports)."),
+    account_id: Optional[List[int]] = typer.Option(None, "--account-id", metavar="ID", help="Broker account id (repeatable)."),
     auto_trade: Optional[bool] = typer.Option(None, "--auto-trade/--no-auto-trade",
                                               help="Send orders, or only record signals and decisions."),
     strategies: Optional[str] = typer.Option(None, "--strategies", metavar="a,b,c",
                                              help="Strategies in order [default: all four]."),
-    qty: Optional[float] = typer.Option(None, "--qty", help="Lots per order [default: 0.01 metals, 0.10 FX]."),
+    qty: Optional[float] = typer.Option(None, "--qty", metavar="LOTS", help="Lots per order [default: 0.01 metals, 0.10 FX]."),
     config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
-    """Add a bot to bots.yaml, or update the bot of that name, keeping the file's comments."""
+    """Add a bot to bots.yaml, or update the bot of that name, keeping the file's comments.
+
+    A bot of that name trading another symbol is refused unless --update is given. The file is
+    validated first, then replaced atomically; the previous version is kept as bots.yaml.bak.
+    A read-only file is refused (exit 2, nothing written).
+    """
     from scalper.services.setup import setup_bot as service
 
     bot, created, path = service(config=config, symbol=symbol, name=name, user_id=user_id,
-                                 account_ids=account_id, auto_trade=auto_trade, strategies=strategies, qty=qty)
+                                 account_ids=account_id, auto_trade=auto_trade, strategies=strategies, qty=qty,
+                                 update=update)
     if as_json:
         emit_json({"created": created, "config": str(path), "bot": bot})
     else:
@@ -90,9 +105,13 @@ def setup_bot(
 
 @app.command("report")
 def report(
-    since: str = typer.Option("24h", "--since", help="How far back: 30m, 24h, 7d or an ISO time (UTC)."),
-    bot: Optional[str] = typer.Option(None, "--bot", help="Only this bot."),
-    as_csv: bool = typer.Option(False, "--csv", help="Print the per-strategy table as CSV on stdout."),
+    since: str = typer.Option("24h", "--since", metavar="SPAN", help="How far back: 30m, 24h, 7d or an ISO time (UTC)."),
+    bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="Only this bot."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print the per-strategy table as CSV on stdout "
+                                                     "(with --journal: the closed trades)."),
+    journal: bool = typer.Option(False, "--journal", help="List every closed trade (entry/exit time and price, "
+                                                          "R multiple, time held, exit reason, P&L), not only "
+                                                          "the last 20; with --csv, as CSV."),
     chart: Optional[str] = typer.Option(None, "--chart", metavar="FILE.png",
                                         help="Draw the equity curve, with signals and trades over price candles "
                                              "when the config's csv/builtin feed has the bars."),
@@ -112,18 +131,18 @@ def report(
     if as_json:
         emit_json(doc)
     elif as_csv:
-        render.report_csv(doc)
+        render.journal_csv(doc["trades"]) if journal else render.report_csv(doc)
     else:
-        render.report(out_console(False), doc)
+        render.report(out_console(False), doc, all_trades=journal)
     return 0
 
 
 @app.command("backtest")
 def backtest(
-    data: str = typer.Option(..., "--data", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
-    bot: Optional[str] = typer.Option(None, "--bot", help="Replay this bot of bots.yaml: its strategies, "
+    data: str = typer.Option(..., "--data", metavar="FILE.csv", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
+    bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="Replay this bot of bots.yaml: its strategies, "
                                                           "parameters, lookback, qty and risk settings."),
-    symbol: Optional[str] = typer.Option(None, "--symbol", help="Replay this symbol with the default settings."),
+    symbol: Optional[str] = typer.Option(None, "--symbol", metavar="SYMBOL", help="Replay this symbol with the default settings."),
     strategies: Optional[str] = typer.Option(None, "--strategies", metavar="a,b",
                                              help="Comma-separated strategy names, in order."),
     since: Optional[str] = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
@@ -137,7 +156,7 @@ def backtest(
                                             help="Starting balance (default: the bot's paper balance, else 10000)."),
     qty: Optional[float] = typer.Option(None, "--qty", parser=number(0.0001, 1e5), metavar="LOTS",
                                         help="Lots per order (default: the bot's, else 0.01 metals, 0.10 FX)."),
-    lookback: Optional[int] = typer.Option(None, "--lookback", min=15, help="Window length in bars "
+    lookback: Optional[int] = typer.Option(None, "--lookback", metavar="BARS", min=15, help="Window length in bars "
                                                                             "(default: the bot's, else 100)."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
     spread: Optional[float] = typer.Option(None, "--spread", parser=number(0, 1e6), metavar="POINTS",
@@ -152,11 +171,10 @@ def backtest(
     and the rejections by reason. Fills follow the paper broker: the next bar's open plus or minus half the
     spread; SL/TP checked on each later bar. The kill-switch re-arms at the next UTC midnight.
     """
-    import sys
-
+    from scalper.cli.progress import progress as progress_bar
     from scalper.services.backtest import backtest as service
 
-    with render.progress_bar(enabled=not as_json and sys.stderr.isatty()) as progress:
+    with progress_bar(None, "replaying", lazy=True) as progress:   # stderr, only in a terminal
         doc = service(data=data, bot=bot, symbol=symbol, strategies=strategies, since=since, until=until,
                       signals_out=signals_out, trades_out=trades_out, chart=chart, balance=balance, qty=qty,
                       lookback=lookback, skip_bad_rows=skip_bad_rows, config=config, progress=progress,

@@ -19,11 +19,7 @@ class _StderrConsole:
     _console = None
 
     def __getattr__(self, name):
-        if _StderrConsole._console is None:
-            from rich.console import Console
-
-            _StderrConsole._console = Console(stderr=True, highlight=False)
-        return getattr(_StderrConsole._console, name)
+        return getattr(stderr_console(), name)
 
     # rich's Live (progress bars) enters the console as a context manager; dunders bypass __getattr__.
     def __enter__(self):
@@ -31,6 +27,27 @@ class _StderrConsole:
 
     def __exit__(self, *exc):
         return self.__getattr__("__exit__")(*exc)
+
+
+def _console(**kwargs) -> "Console":
+    """A rich Console whose reader leaving (`scalper report | head -1`) raises BrokenPipeError
+    for the CLI to end quietly with exit 0; rich's own handling exits 1."""
+    from rich.console import Console
+
+    class QuietOnBrokenPipe(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return QuietOnBrokenPipe(**kwargs)
+
+
+def stderr_console() -> "Console":
+    """The real rich Console on stderr (built once). Pass this, not `err`, wherever rich
+    needs a Console object (Progress, Live, `with console:`): `err` is only a proxy."""
+    if _StderrConsole._console is None:
+        _StderrConsole._console = _console(stderr=True, highlight=False)
+    return _StderrConsole._console
 
 
 err = _StderrConsole()
@@ -123,9 +140,7 @@ def out_console(as_json: bool) -> "Console":
     """Human output goes to stdout normally, to stderr when stdout carries JSON."""
     if as_json:
         return err
-    from rich.console import Console
-
-    return Console(highlight=False)
+    return _console(highlight=False)
 
 
 Opt = Optional

@@ -26,7 +26,7 @@ def status(config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt,
 @app.command("kill-switch")
 def kill_switch(
     action: str = typer.Argument(..., help="engage | release | status", metavar="engage|release|status"),
-    bot: Optional[str] = typer.Option(None, "--bot", help="The bot to act on."),
+    bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="The bot to act on."),
     all_bots: bool = typer.Option(False, "--all", help="Act on every bot."),
     no_close: bool = typer.Option(False, "--no-close", help="engage: halt new entries but leave positions open."),
     config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
@@ -53,7 +53,7 @@ def kill_switch(
 
 @app.command("rollback")
 def rollback(
-    since: str = typer.Option("30m", "--since", help="How far back: 30m, 2h, 1d or an ISO time."),
+    since: str = typer.Option("30m", "--since", metavar="SPAN", help="How far back: 30m, 2h, 1d or an ISO time."),
     close_positions: bool = typer.Option(False, "--close-positions", help="Also close positions opened since then."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Close positions without asking (needed when not at a terminal)."),
     config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
@@ -124,7 +124,7 @@ def check(
 def loop(
     interval: float = typer.Option(45.0, "--interval", parser=number(1.0, 86_400.0), metavar="SECONDS",
                                    help="Seconds between run starts, 1 to 86400.  [default: 45]"),
-    max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Stop after this many runs."),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", metavar="N", min=1, help="Stop after this many runs."),
     config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt,
 ) -> int:
     """Run run-once on a fixed cadence in the foreground.
@@ -160,6 +160,10 @@ def metrics(
     path = wiring.ledger_path(cfg, ledger)
     if not path.exists():
         raise BadInput(f"no ledger at {path} yet", where="--ledger", fix="run `scalper run-once` first")
+    if out:
+        from scalper.outputs import check_output
+
+        check_output(out, "--out")
     with Ledger(path, readonly=True) as led:
         if out:
             m.write(led, Path(out))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # rich is imported when something is drawn, not at start-up
@@ -24,7 +23,7 @@ def _kv_table(title: str, data: dict, key: str = "reason", value: str = "count")
     t.add_column(key)
     t.add_column(value, justify="right")
     for k, v in sorted(data.items(), key=lambda kv: (-kv[1], kv[0]) if isinstance(kv[1], (int, float)) else kv[0]):
-        t.add_row(str(k), str(v))
+        t.add_row(str(k), f"{v:,}" if isinstance(v, int) else str(v))
     return t
 
 
@@ -42,16 +41,16 @@ def run_summary(con: Console, s) -> None:
     if s.bots_skipped:
         con.print("bots skipped: " + ", ".join(f"{esc(b['bot'])} ({esc(b['reason'])})" for b in s.bots_skipped[:8])
                   + (" …" if len(s.bots_skipped) > 8 else ""))
-    line = f"signals: {s.signals} new"
+    line = f"signals: {s.signals:,} new"
     if s.signals_by_strategy:
         line += " (" + _counts(s.signals_by_strategy) + ")"
     if s.duplicate_signals:
-        line += f", {s.duplicate_signals} already recorded"
+        line += f", {s.duplicate_signals:,} already recorded"
     con.print(line)
     if s.decisions:
         con.print("decisions: " + _counts(s.decisions))
     if s.orders_final:
-        con.print(f"orders: {s.orders_created} created; now " + _counts(s.orders_final))
+        con.print(f"orders: {s.orders_created:,} created; now " + _counts(s.orders_final))
     if s.positions:
         con.print("positions: " + _counts(s.positions))
     for k in s.kill_switches:
@@ -63,6 +62,8 @@ def run_summary(con: Console, s) -> None:
                   f"{esc(p['message'])}")
     for note in s.reconciled:
         con.print(f"[cyan]reconciled:[/] {esc(note)}")
+    for w in getattr(s, "warnings", []):
+        con.print(f"[yellow]warning:[/] {esc(w)}")
     for e in s.errors:
         con.print(f"[red]error:[/] {esc(e)}")
 
@@ -117,15 +118,26 @@ def _factor(row: dict) -> str:
     return _ratio(row["profit_factor"])
 
 
-def _strategy_table(title: str, rows: dict, totals: dict) -> Table:
+def _header(name: str, narrow: bool) -> str:
+    """A strategy name as a column header: split after its last underscore when the
+    terminal is narrow (price_action_ / pinbar), never in the middle of a word."""
+    if not narrow or "_" not in name:
+        return name
+    head, _, tail = name.rpartition("_")
+    return f"{head}_\n{tail}"
+
+
+def _strategy_table(title: str, rows: dict, totals: dict, width: int = 200) -> Table:
     """One column per strategy and one for all of them: it stays readable in 80 columns."""
     from rich.table import Table
 
     t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     t.add_column("")
     columns = {**rows, "all": totals}
+    natural = 16 + sum(max(len(n), 9) + 3 for n in columns)
     for name in columns:
-        t.add_column(name, justify="right", overflow="fold", style="bold" if name == "all" else None)
+        t.add_column(_header(name, natural > width), justify="right", no_wrap=True,
+                     style="bold" if name == "all" else None)
     lines = (("signals", lambda r: f"{r['signals']:,}"), ("approved", lambda r: f"{r['approved']:,}"),
              ("rejected", lambda r: f"{r['rejected_total']:,}"),
              ("trades", lambda r: f"{r['trades']:,}"), ("win rate", lambda r: _pct(r["win_rate"])),
@@ -136,29 +148,14 @@ def _strategy_table(title: str, rows: dict, totals: dict) -> Table:
     return t
 
 
-@contextmanager
-def progress_bar(enabled: bool, label: str = "replaying"):
-    """A rich progress bar on stderr; yields the callback (done, total), or None when disabled."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from scalper.cli.common import err
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
 def backtest_summary(con: Console, r: dict) -> None:
     con.print(f"[bold]backtest[/] {r['data']}  {r['symbol']}" + (f"  bot {r['bot']}" if r["bot"] else "")
               + f"  bars {r['bars']:,} ({r['from']} → {r['to']})  {r['duration_s']:.2f} s")
     con.print(f"strategies {', '.join(r['strategies'])}  lookback {r['lookback']}  qty {r['qty']}"
-              + (f"  risk {r['risk_percent']}%/trade" if r["risk_percent"] else "")
-              + f"  balance {_money(r['start_balance'])} → {_money(r['final_balance'])}")
-    con.print(_strategy_table("per strategy", r["per_strategy"], r["totals"]))
+              + (f"  risk {r['risk_percent']}%/trade" if r["risk_percent"] else ""))
+    con.print(f"balance {_money(r['start_balance'])} → {_money(r['final_balance'])} {r.get('currency', '')}"
+              + (f"  (start: {esc(r['balance_source'])})" if r.get("balance_source") else ""))
+    con.print(_strategy_table("per strategy", r["per_strategy"], r["totals"], con.width))
     if r["totals"]["rejected"]:
         con.print(_kv_table("rejected by reason", r["totals"]["rejected"]))
     if r["exit_reasons"]:
@@ -176,19 +173,27 @@ def backtest_summary(con: Console, r: dict) -> None:
             con.print(f"wrote {what} to {r[key]}")
 
 
-def report(con: Console, r: dict) -> None:
+def report(con: Console, r: dict, all_trades: bool = False) -> None:
     from rich.table import Table
 
     con.print(f"[bold]report[/] {r['ledger']}  since {r['since']}" + (f"  bot {r['bot']}" if r["bot"] else ""))
-    con.print(_strategy_table("signals → decisions → trades, per strategy", r["per_strategy"], r["totals"]))
+    con.print(_strategy_table("signals → decisions → trades, per strategy", r["per_strategy"], r["totals"],
+                              con.width))
     # Decisions and orders side by side.
+    from rich.measure import Measurement
+
     parts = [_kv_table("decisions", r["decisions"])]
     parts += [_kv_table(f"{kind} orders", counts, "status") for kind, counts in sorted(r["orders"].items())]
-    side = Table.grid(padding=(0, 4))
-    for _ in parts:
-        side.add_column()
-    side.add_row(*parts)
-    con.print(side)
+    wide = sum(Measurement.get(con, con.options, p).maximum for p in parts) + 4 * (len(parts) - 1)
+    if wide <= con.width:
+        side = Table.grid(padding=(0, 4))
+        for _ in parts:
+            side.add_column()
+        side.add_row(*parts)
+        con.print(side)
+    else:   # one under the other rather than reason codes cut
+        for part in parts:
+            con.print(part)
     if r["daily_pnl"]:
         t = Table(title="daily P&L", title_justify="left", show_edge=False, pad_edge=False)
         for name in ("day", "bot", "account", "realized", "trades", "wins", "losses"):
@@ -197,13 +202,85 @@ def report(con: Console, r: dict) -> None:
             t.add_row(d["day"], d["bot"], str(d["account_id"]), _money(d["realized"]), str(d["trades"]),
                       str(d["wins"]), str(d["losses"]))
         con.print(t)
+    missing = r["totals"].get("trades_without_pnl") or 0
+    if missing:
+        con.print(f"[yellow]{missing:,} closed trade(s) without a P&L[/] (the broker's closing deal was not found): "
+                  "listed below, left out of the trades, win rate and P&L above")
+    journal(con, r.get("trades", []), limit=None if all_trades else JOURNAL_ROWS)
     con.print(f"open positions: {len(r['open_positions']) or 'none'}")
     for p in r["open_positions"]:
-        con.print(f"  {p['bot']} {p['strategy'] or '(adopted)'} {p['side']} {p['volume']} {p['symbol']} "
-                  f"@ {p['price_open']}  sl {p['sl']}  tp {p['tp']}  opened {p['opened_at']}  "
-                  f"unrealized {_money(p['unrealized'])}  (account {p['account_id']})")
+        d = p.get("digits")
+        con.print(f"  {esc(p['bot'])} {esc(p['strategy'] or '(adopted)')} {p['side']} {p['volume']} "
+                  f"{esc(p['symbol'])} @ {_price(p['price_open'], d)} sl {_price(p['sl'], d)} "
+                  f"tp {_price(p['tp'], d)} since {_when(p['opened_at'])} P&L {_money(p['unrealized'])} "
+                  f"(acct {p['account_id']})", soft_wrap=True)
     if r.get("chart"):
         con.print(f"wrote chart to {r['chart']}" + (f" ({r['chart_note']})" if r.get("chart_note") else ""))
+
+
+JOURNAL_ROWS = 20
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "—"
+    m, sec = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    if h >= 48:
+        return f"{h // 24:,}d{h % 24:02d}h"
+    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s"
+
+
+def _price(x, digits=None) -> str:
+    """A price with thousands separators and the symbol's decimals (2 when unknown)."""
+    return "—" if x is None else f"{x:,.{2 if digits is None else digits}f}"
+
+
+def _when(text) -> str:
+    """'2025-05-27T08:35:05Z' → '05-27 08:35' (UTC)."""
+    return str(text).replace("T", " ")[5:16] if text else "—"
+
+
+def journal(con: Console, trades: list[dict], limit: int | None = JOURNAL_ROWS) -> None:
+    """Closed trades, the latest last; `limit` shows only the last ones (None: all).
+    A table when the terminal is wide, one line per trade otherwise (80 columns)."""
+    from rich.table import Table
+
+    if not trades:
+        con.print("closed trades: none in the span")
+        return
+    shown = trades if limit is None else trades[-limit:]
+    title = f"closed trades (UTC): {len(trades):,}" + (f", the last {len(shown):,} (--journal lists all)"
+                                                       if len(shown) < len(trades) else "")
+    cells = [(_when(x["exit_time"]), esc(x["bot"]), esc(x["strategy"]), x["side"],
+              _price(x["entry"], x.get("digits")), _price(x["exit"], x.get("digits")),
+              "—" if x["r_multiple"] is None else f"{x['r_multiple']:+.2f}R", _duration(x["duration_s"]),
+              esc(x["exit_reason"] or "—"), _money(x["pnl"])) for x in shown]
+    if con.width < 120:
+        con.print(title)
+        for c in cells:
+            con.print(f"  {c[0]} {c[1]} {c[2]} {c[3]} {c[4]} → {c[5]} {c[6]} {c[7]} {c[8]} [bold]{c[9]}[/]",
+                      soft_wrap=True)
+        return
+    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for name, justify in (("closed", "left"), ("bot", "left"), ("strategy", "left"), ("side", "left"),
+                          ("entry", "right"), ("exit", "right"), ("R", "right"), ("held", "right"),
+                          ("why", "left"), ("P&L", "right")):
+        t.add_column(name, justify=justify, no_wrap=True)
+    for c in cells:
+        t.add_row(*c)
+    con.print(t)
+
+
+def journal_csv(trades: list[dict]) -> None:
+    import csv
+    import sys
+
+    from scalper.report.journal import JOURNAL_FIELDS
+
+    w = csv.DictWriter(sys.stdout, fieldnames=JOURNAL_FIELDS, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    w.writerows(trades)
 
 
 REPORT_CSV_FIELDS = ["strategy", "signals", "approved", "rejected", "trades", "wins", "losses", "win_rate",

@@ -13,36 +13,61 @@ if TYPE_CHECKING:  # rich is imported when something is drawn, not at start-up
 def status(con: Console, d: dict) -> None:
     from rich.table import Table
 
-    state = "[bold red]PAUSED[/] (" + esc(d["pause_reason"] or "") + ")" if d["paused"] else "[green]running[/]"
-    con.print(f"engine: {state}")
-    con.print(f"config: {esc(d['config'])}   ledger: {esc(d['ledger'])}")
+    from scalper.cli.render import _money, _price, _when
+
+    colour = {"running": "green", "paused": "bold red", "failing": "red", "stalled": "yellow"}.get(
+        d["engine"]["state"], "yellow")
+    con.print(f"engine: [{colour}]{d['engine']['state'].replace('_', ' ')}[/] ({esc(d['engine']['detail'])})")
+    con.print(f"config: {esc(d['config'])}")
+    con.print(f"ledger: {esc(d['ledger'])}")
     last = d["last_run"]
     if last:
-        con.print(f"last run: {last['started_at']}  {(last['duration_s'] or 0) * 1000:.0f} ms  {last['status']}")
-    else:
-        con.print("last run: none yet")
-    # fits 80 columns: names never wrap, the state columns are short words
-    t = Table(show_edge=False, pad_edge=False)
-    t.add_column("bot", no_wrap=True)
-    t.add_column("symbol", no_wrap=True)
-    t.add_column("mode")
-    t.add_column("orders")
-    t.add_column("kill-switch")
-    t.add_column("open", justify="right")
-    t.add_column("P&L open", justify="right")
+        con.print(f"last run: {last['started_at']}  {(last['duration_s'] or 0) * 1000:,.0f} ms  {last['status']}")
+    t = Table(title="accounts", title_justify="left", show_edge=False, pad_edge=False)
+    for col, j in (("account", "left"), ("broker", "left"), ("balance", "right"), ("equity", "right"),
+                   ("open", "right"), ("max DD", "right")):
+        t.add_column(col, justify=j, no_wrap=True)
+    for a in d["accounts"]:
+        cur = f" {a['currency']}" if a["currency"] else ""
+        t.add_row(f"{a['id']} {esc(a['name'])}", a["broker"],
+                  _money(a["balance"]) + cur if a["balance"] is not None else "—",
+                  _money(a["equity"]) + cur if a["equity"] is not None else "—",
+                  f"{a['open_positions']:,}", _money(a["max_drawdown"]))
+    con.print(t)
+    for a in d["accounts"]:
+        if a["note"]:
+            con.print(f"  account {a['id']}: {esc(a['note'])}")
+    # fits 80 columns: no vertical rules, short headers, names never wrap
+    from rich import box
+
+    t = Table(title="bots", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+              padding=(0, 1))
+    for col in ("bot", "symbol", "auto_trade", "kill-switch"):
+        t.add_column(col, no_wrap=True)
+    for col in ("open", "today", "risk", "DD"):
+        t.add_column(col, justify="right", no_wrap=True)
     for b in d["bots"]:
         ks = b["kill_switch"]
-        t.add_row(esc(b["bot"]), esc(b["symbol"]), b["engine_mode"] if b["enabled"] else "disabled",
-                  "sent" if b["auto_trade"] else "off",
-                  f"[red]engaged[/] ({ks['source']})" if ks["engaged"] else "off",
-                  str(b["open_positions"]), f"{b['unrealized']:,.2f}")
+        t.add_row(esc(b["bot"]), esc(b["symbol"]), "on" if b["auto_trade"] else "off",
+                  "[red]engaged[/]" if ks["engaged"] else "off",
+                  f"{b['open_positions']:,}", _money(b["pnl_today"]), _money(b["open_risk"]), _money(b["drawdown"]))
     con.print(t)
+    for b in d["bots"]:
+        if not b["enabled"] or b["engine_mode"] != "scalper":
+            con.print(f"  {esc(b['bot'])}: not run ({'disabled' if not b['enabled'] else 'engine_mode ' + b['engine_mode']})")
+        if b["kill_switch"]["engaged"]:
+            ks = b["kill_switch"]
+            con.print(f"  {esc(b['bot'])}: kill-switch engaged ({esc(ks['source'])}: {esc(ks['reason'] or '')})")
+    con.print("auto_trade off: signals and decisions recorded, no order sent. today: realized P&L of the UTC "
+              "day + open P&L. risk: lost if every stop is hit. DD: realized P&L below its peak.", style="dim")
     if d["open_positions"]:
-        con.print(f"open positions: {len(d['open_positions'])}")
+        con.print(f"open positions: {len(d['open_positions']):,}")
         for r in d["open_positions"]:
+            dg = r.get("digits")
             con.print(f"  {esc(r['bot'])} acct {r['account_id']} #{r['ticket']} {r['side']} {r['volume']} "
-                      f"{esc(r['symbol'])} @ {r['price_open']}  sl {r['sl']}  tp {r['tp']}  "
-                      f"P&L {r['unrealized'] or 0:,.2f}")
+                      f"{esc(r['symbol'])} @ {_price(r['price_open'], dg)} sl {_price(r['sl'], dg)} "
+                      f"tp {_price(r['tp'], dg)} since {_when(r['opened_at'])} P&L {_money(r['unrealized'])}",
+                      soft_wrap=True)
 
 
 def kill_switch(con: Console, d: dict) -> None:
@@ -79,10 +104,10 @@ def kill_switch(con: Console, d: dict) -> None:
 def rollback(con: Console, d: dict) -> None:
     con.print(f"[bold]engine paused[/] (scalper resume lifts it). Since {d['since']}:")
     a = d["activity"]
-    con.print(f"  runs {a['runs']}, signals {a['signals']}, approved {a['approved']}, rejected {a['rejected']}, "
-              f"positions opened {a['positions_opened']}")
-    con.print("  orders: " + (", ".join(f"{k} {v}" for k, v in a["orders"].items()) or "none"))
-    con.print(f"  canceled {d['orders_canceled']} unsent order(s); closed {d['positions_closed']} position(s)")
+    con.print(f"  runs {a['runs']:,}, signals {a['signals']:,}, approved {a['approved']:,}, "
+              f"rejected {a['rejected']:,}, positions opened {a['positions_opened']:,}")
+    con.print("  orders: " + (", ".join(f"{k} {v:,}" for k, v in a["orders"].items()) or "none"))
+    con.print(f"  canceled {d['orders_canceled']:,} unsent order(s); closed {d['positions_closed']:,} position(s)")
     for e in d["errors"]:
         con.print(f"[red]error:[/] {esc(e)}")
 

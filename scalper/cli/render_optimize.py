@@ -14,21 +14,15 @@ if TYPE_CHECKING:
 
 @contextmanager
 def trials_progress(enabled: bool):
-    """A rich progress bar (trials done / in all, elapsed, ETA) on stderr; yields the
-    callback (done, total, description), or None when disabled."""
+    """The shared progress bar (scalper.cli.progress: trials done / in all, elapsed, ETA) on
+    stderr; yields the callback (done, total, description), or None when disabled."""
     if not enabled:
         yield None
         return
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from scalper.cli.progress import progress
 
-    from scalper.cli.common import err
-
-    with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.description}"),
-                  console=err, transient=True) as bar:
-        task = bar.add_task("", total=None)
-        yield lambda done, total, what: bar.update(task, completed=done, total=total, description=what)
+    with progress(None, "trials", enabled=True) as bar:
+        yield lambda done, total, what: bar.update(done, total, f"trials {what}".rstrip())
 
 
 def _num(x, digits: int = 4) -> str:

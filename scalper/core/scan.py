@@ -103,8 +103,30 @@ def format_bar_time(epoch: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
 
 
-def signals_to_rows(signals: Iterable[Signal]) -> list[dict]:
-    """Rows of the scan output: bar_time, strategy, direction, entry, sl, tp, score."""
-    return [{"bar_time": format_bar_time(s.bar_time), "strategy": s.strategy,
-             "direction": s.direction, "entry": float(s.entry), "sl": float(s.sl),
-             "tp": float(s.tp), "score": float(s.score)} for s in signals]
+def signals_to_rows(signals: Iterable[Signal], digits: int | None = None) -> list[dict]:
+    """Rows of the scan output: bar_time, strategy, direction, entry, sl, tp, score.
+    With `digits`, prices are rounded to them and the score to 4 decimals (what a
+    trader reads); without, full precision (the golden file's)."""
+    if digits is None:
+        return [{"bar_time": format_bar_time(s.bar_time), "strategy": s.strategy,
+                 "direction": s.direction, "entry": float(s.entry), "sl": float(s.sl),
+                 "tp": float(s.tp), "score": float(s.score)} for s in signals]
+    return [{"bar_time": format_bar_time(s.bar_time), "strategy": s.strategy, "direction": s.direction,
+             "entry": _round(s.entry, digits), "sl": _round(s.sl, digits), "tp": _round(s.tp, digits),
+             "score": _round(s.score, 4)} for s in signals]
+
+
+def _round(value: float, decimals: int) -> float:
+    out = round(float(value), decimals)
+    return 0.0 if out == 0 else out
+
+
+def price_decimals(bars: Bars, most: int = 8) -> int:
+    """How many decimals the file's prices carry (2 for 3125.66): the digits of a symbol
+    whose spec is not known."""
+    prices = np.concatenate([bars.open, bars.high, bars.low, bars.close]) if len(bars) else np.zeros(1)
+    scale = max(1.0, float(np.abs(prices).max()))
+    for d in range(most + 1):
+        if np.allclose(np.round(prices, d), prices, rtol=0, atol=scale * 1e-12 + 10.0 ** -(d + 6)):
+            return d
+    return most

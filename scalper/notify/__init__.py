@@ -6,4 +6,4 @@ apprise itself only when there is something to deliver (scalper.notify.deliver).
 
 from __future__ import annotations
 
-INSTALL_HINT = "install the alerts extra: pip install 'scalper[notify]' (it brings apprise)"
+INSTALL_HINT = "install apprise: pip install apprise (or, in the scalper checkout, pip install '.[notify]')"

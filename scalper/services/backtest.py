@@ -15,6 +15,7 @@ from scalper.clock import bar_iso, parse_span_options
 from scalper.core.risk import APPROVED
 from scalper.errors import BadInput, quote
 from scalper.report import stats
+from scalper import rounding
 
 SIGNAL_FIELDS = ["bar_time", "strategy", "direction", "entry", "sl", "tp", "score"]
 TRADE_FIELDS = ["signal_time", "entry_time", "exit_time", "strategy", "direction", "volume", "entry", "exit",
@@ -31,13 +32,22 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     `trailing` False turns the trailing stop off: with --strategies price_action_pinbar they
     replay the setup other backtesters use (no costs, no trailing, one position at a time)."""
     from scalper.feeds.csvfile import read_bars
+    from scalper.outputs import check_chart, check_output
 
+    balance_given = balance is not None
     setup, bot_name = resolve_setup(bot=bot, symbol=symbol, strategies=strategies, balance=balance, qty=qty,
                                     lookback=lookback, config=config)
     setup = with_costs(setup, spread=spread, trailing=trailing)
     start, end = parse_span_options(since, until)
     if start is not None and end is not None and start > end:
         raise BadInput(f"--from {since} is after --to {until}", where="--from", fix="swap them")
+    # every file asked for is checked before the (long) replay, and each must be its own file
+    outputs = {opt: p for opt, p in (("--signals-out", signals_out), ("--trades-out", trades_out),
+                                     ("--chart", chart)) if p}
+    for opt, p in outputs.items():
+        check_chart(p) if opt == "--chart" else check_output(p, opt)
+    if len({str(Path(p).resolve()) for p in outputs.values()}) < len(outputs):
+        raise BadInput("two outputs name the same file", where=", ".join(outputs), fix="give each its own file")
     if chart:
         from scalper.report import charts
 
@@ -47,19 +57,24 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
         import numpy as np
 
         history = dataclasses.replace(history, spread=np.full(len(history), float(spread)))
+    _enough_bars(history, setup, start, end, data)
 
     began = time.perf_counter()
     result = run_backtest(history, setup, start=start, end=end, progress=progress)
     duration = time.perf_counter() - began
+    if not result.bars:
+        raise BadInput(f"no bar of {data} lies in the span replayed", where="--from/--to",
+                       fix="widen --from/--to to cover the file's times (the file's own clock)")
 
     doc = summarize(result)
     doc.update(data=str(data), bot=bot_name, duration_s=round(duration, 3), warnings=warnings,
-               signals_out=signals_out, trades_out=trades_out, chart=chart)
-    trade_rows = [trade_row(t) for t in result.trades]
+               signals_out=signals_out, trades_out=trades_out, chart=chart,
+               balance_source=_balance_source(bot_name, balance_given, config))
+    trade_rows = [trade_row(t, setup.spec.digits) for t in result.trades]
     if signals_out:
         from scalper.core.scan import signals_to_rows
 
-        _write_csv(signals_out, SIGNAL_FIELDS, signals_to_rows(result.signals))
+        _write_csv(signals_out, SIGNAL_FIELDS, signals_to_rows(result.signals, setup.spec.digits))
     if trades_out:
         _write_csv(trades_out, TRADE_FIELDS, trade_rows)
     else:
@@ -77,6 +92,31 @@ def with_costs(setup: Setup, *, spread: float | None = None, trailing: bool | No
         risk = setup.risk.model_copy(update={"trailing": setup.risk.trailing.model_copy(update={"enabled": trailing})})
         setup = dataclasses.replace(setup, risk=risk)
     return setup
+
+
+def _enough_bars(history, setup: Setup, start, end, data: str) -> None:
+    """Refuse (exit 2) a file or span holding less than one window: nothing could be replayed."""
+    from scalper.core.bars import BAR_SECONDS
+
+    n = len(history)
+    if n < setup.lookback + 1:
+        raise BadInput(f"{data} holds {n:,} bar(s); one window needs {setup.lookback:,} plus the bar to fill on, "
+                       "so nothing can be replayed", where="--data",
+                       fix="use a longer file, or a shorter --lookback (at least 15)")
+    if end is not None and end < history.time[0] + (setup.lookback - 1) * BAR_SECONDS:
+        raise BadInput(f"--to ends before the file's first full window of {setup.lookback:,} bars",
+                       where="--to", fix="move --to later, or --lookback shorter")
+    if start is not None and start > history.time[-1]:
+        raise BadInput("--from starts after the file's last bar", where="--from",
+                       fix="move --from earlier (the file's own clock)")
+
+
+def _balance_source(bot: str | None, given: bool, config: str | None) -> str:
+    if given:
+        return "--balance"
+    if bot:
+        return "the smallest starting balance of the bot's accounts (accounts[].balance, else paper.initial_balance)"
+    return "paper.initial_balance of the config" if config else "the default paper balance"
 
 
 def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None, balance: float | None,
@@ -102,7 +142,7 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
                            fix=f"use one of: {', '.join(x.name for x in cfg.bots) or '(no bots defined)'}") from None
         symbol, names, risk = b.symbol, list(b.strategies), b.risk
         overrides, lookback, qty = b.strategy_params, lookback or b.lookback, qty or b.volume
-        if balance is None:
+        if balance is None:   # the account the bot can least afford to lose on; said in the output
             balance = min(cfg.account(a).balance or cfg.paper.initial_balance for a in b.accounts)
     else:
         names, risk = list(registry.STRATEGY_NAMES), RiskConfig()
@@ -110,11 +150,9 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
         if balance is None:
             balance = (cfg.paper if cfg else PaperConfig()).initial_balance
     if strategies:
-        names = [s.strip() for s in strategies.split(",") if s.strip()]
-        unknown = [n for n in names if n not in registry.STRATEGY_NAMES]
-        if unknown or not names:
-            raise BadInput(f"unknown strategy {quote(unknown[0])}" if unknown else "no strategy given",
-                           where="--strategies", fix=f"use some of: {', '.join(registry.STRATEGY_NAMES)}")
+        from scalper.services.options import strategy_list
+
+        names = strategy_list(strategies)
     params = {}
     for n in names:
         try:
@@ -146,7 +184,8 @@ def summarize(result: BacktestResult) -> dict:
         "risk_percent": s.risk.risk_percent, "bars": result.bars,
         "from": bar_iso(result.start) if result.start is not None else None,
         "to": bar_iso(result.end) if result.end is not None else None,
-        "start_balance": s.balance, "final_balance": result.final_balance,
+        "start_balance": rounding.money(s.balance), "final_balance": rounding.money(result.final_balance),
+        "currency": s.spec.currency, "digits": s.spec.digits,
         "totals": totals, "per_strategy": per_strategy,
         "broker_refused": dict(result.refused),
         "exit_reasons": dict(Counter(t.exit_reason for t in result.trades).most_common()),
@@ -156,11 +195,14 @@ def summarize(result: BacktestResult) -> dict:
     }
 
 
-def trade_row(t: Trade) -> dict:
+def trade_row(t: Trade, digits: int | None = None) -> dict:
+    """A trade as written out: prices to the symbol's digits, P&L to cents."""
+    p = rounding.price
     return {"signal_time": bar_iso(t.signal_time), "entry_time": bar_iso(t.entry_time),
             "exit_time": bar_iso(t.exit_time), "strategy": t.strategy, "direction": t.direction,
-            "volume": t.volume, "entry": t.entry, "exit": t.exit, "sl": t.sl, "tp": t.tp, "final_sl": t.final_sl,
-            "exit_reason": t.exit_reason, "pnl": t.pnl}
+            "volume": rounding.volume(t.volume), "entry": p(t.entry, digits), "exit": p(t.exit, digits),
+            "sl": p(t.sl, digits), "tp": p(t.tp, digits), "final_sl": p(t.final_sl, digits),
+            "exit_reason": t.exit_reason, "pnl": rounding.money(t.pnl)}
 
 
 def _row(signals: int, decided: Counter, pnls: list[float]) -> dict:
@@ -168,13 +210,11 @@ def _row(signals: int, decided: Counter, pnls: list[float]) -> dict:
     the same shape as a row of `scalper report`."""
     rejected = dict(sorted(((r, n) for r, n in decided.items() if r != APPROVED), key=lambda rn: (-rn[1], rn[0])))
     return {"signals": signals, "approved": decided[APPROVED], "rejected_total": sum(rejected.values()),
-            "rejected": rejected, **stats.summarize(pnls).to_dict()}
+            "rejected": rejected, **rounding.stats_row(stats.summarize(pnls).to_dict())}
 
 
 def _write_csv(path: str, fields: list[str], rows: list[dict]) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with p.open("w", newline="") as f:
+    with Path(path).open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
@@ -185,10 +225,15 @@ def _chart(path: str, history, result: BacktestResult) -> None:
 
     s = result.setup
     replayed = history.between(result.start, result.end) if result.bars else history.slice(0, 0)
-    marks = [charts.SignalMark(x.bar_time, x.entry, x.direction) for x in result.signals]
-    trades = [charts.TradeMark(t.entry_time, t.entry, t.exit_time, t.exit, t.direction, t.pnl)
+    traded = {(t.signal_time, t.strategy) for t in result.trades}
+    marks = [charts.SignalMark(x.bar_time, x.entry, x.direction, (x.bar_time, x.strategy) in traded)
+             for x in result.signals]
+    trades = [charts.TradeMark(t.entry_time, t.entry, t.exit_time, t.exit, t.direction, t.pnl, t.final_sl, t.tp)
               for t in result.trades]
     equity = [(result.start, s.balance)] if result.bars else []
     equity += stats.equity_curve(((t.exit_time, t.pnl) for t in result.trades), s.balance)
-    charts.draw(path, title=f"backtest {s.symbol}: {', '.join(s.strategies)}", bars=replayed, signals=marks,
-                trades=trades, equity=equity)
+    span = (float(result.start), float(result.end) + 60) if result.bars else None
+    charts.draw(path, title=f"backtest {s.symbol} ({', '.join(s.strategies)}): {len(result.trades):,} trades, "
+                            f"net {result.final_balance - s.balance:,.2f} {s.spec.currency}",
+                bars=replayed, signals=marks, trades=trades, equity=equity, symbol=s.symbol,
+                digits=s.spec.digits, currency=s.spec.currency, span=span, equity_label="equity")

@@ -215,26 +215,102 @@ def activity(ledger: Ledger, since_iso: str) -> dict:
     }
 
 
-def status(cfg: Config, ledger_path: Path) -> dict:
-    doc = {"config": cfg.source, "ledger": str(ledger_path), "paused": False, "pause_reason": None,
-           "last_run": None, "bots": [], "open_positions": []}
+STALE_RUNS = 3     # a last run older than this many intervals means the loop is not running
+
+
+def status(cfg: Config, ledger_path: Path, now: float | None = None) -> dict:
+    """What is going on, read-only: the engine's state (paused, never run, stalled, failing,
+    running), each account's balance and equity, each bot's P&L today, open risk and
+    drawdown, open positions. A ledger that does not exist is bad input (exit 2)."""
+    from scalper import rounding
+    from scalper.brokers.paper import read_accounts
+    from scalper.report import stats
+    from scalper.symbols import spec_for
+
+    if not ledger_path.exists():
+        raise BadInput(f"no ledger at {ledger_path}", where="--ledger",
+                       fix="run `scalper run-once` first, or point --ledger (or `ledger:` in bots.yaml) at the "
+                           "ledger file")
+    now = time.time() if now is None else now
+    today = iso(now)[:10]
+    doc = {"config": cfg.source, "ledger": str(ledger_path), "as_of": iso(now), "paused": False,
+           "pause_reason": None, "engine": None, "last_run": None, "accounts": [], "bots": [], "open_positions": []}
     switches = {s["bot"]: s for s in status_of_kill_switches(cfg, ledger_path)}
-    positions: list[dict] = []
-    if ledger_path.exists():
-        with Ledger(ledger_path, readonly=True) as ledger:
-            doc["paused"], doc["pause_reason"] = ledger.paused()
-            last = ledger.one("SELECT id, started_at, as_of, duration_s, status FROM runs "
-                              "WHERE dry_run = 0 ORDER BY started_at DESC, rowid DESC LIMIT 1")
-            doc["last_run"] = last
-            positions = ledger.open_positions()
+    overrides = cfg.symbol_overrides()
+    with Ledger(ledger_path, readonly=True) as ledger:
+        doc["paused"], doc["pause_reason"] = ledger.paused()
+        last = ledger.one("SELECT id, started_at, as_of, duration_s, status FROM runs "
+                          "WHERE dry_run = 0 ORDER BY started_at DESC, rowid DESC LIMIT 1")
+        positions = ledger.open_positions()
+        closed = ledger.query("SELECT bot, account_id, profit, closed_at FROM positions WHERE status = 'closed' "
+                              "AND profit IS NOT NULL ORDER BY closed_at, id")
+        realized_today = {(r["bot"], r["account_id"]): r["realized"] for r in ledger.query(
+            "SELECT bot, account_id, realized FROM pnl_daily WHERE day = ?", (today,))}
+    if last:
+        last["age_s"] = round(max(0.0, now - parse_instant(last["started_at"])), 1)
+    doc["last_run"] = last
+    doc["engine"] = _engine_state(doc["paused"], last, cfg.engine.interval_s)
+
+    paper = read_accounts(cfg.resolve_path(cfg.paper.state))
+    for acc in cfg.accounts:
+        mine = [p for p in positions if p["account_id"] == acc.id]
+        unrealized = sum(p["unrealized"] or 0 for p in mine)
+        balance, currency = paper.get(str(acc.id), (None, cfg.paper.currency)) if acc.broker == "paper" \
+            else (None, None)
+        pnls = [r["profit"] for r in closed if r["account_id"] == acc.id]
+        doc["accounts"].append({
+            "id": acc.id, "name": acc.label, "broker": acc.broker, "currency": currency,
+            "balance": rounding.money(balance), "equity": rounding.money(balance + unrealized) if balance is not None
+            else None, "unrealized": rounding.money(unrealized), "open_positions": len(mine),
+            "max_drawdown": rounding.money(stats.max_drawdown(pnls)),
+            "note": None if balance is not None else ("no paper state yet: run run-once" if acc.broker == "paper"
+                                                      else "live balance: `scalper check` reaches the terminal")})
     for b in cfg.bots:
         mine = [p for p in positions if p["bot"] == b.name]
+        unrealized = sum(p["unrealized"] or 0 for p in mine)
+        realized = sum(v for (bot, _), v in realized_today.items() if bot == b.name)
+        pnls = [r["profit"] for r in closed if r["bot"] == b.name]
+        curve = stats.cumulative(pnls)
+        peak = max([0.0, *curve])
         doc["bots"].append({
             "bot": b.name, "symbol": b.symbol, "enabled": b.enabled, "engine_mode": b.engine_mode,
             "auto_trade": b.auto_trade, "accounts": b.accounts, "strategies": b.strategies,
             "kill_switch": switches[b.name], "open_positions": len(mine),
-            "unrealized": round(sum(p["unrealized"] or 0 for p in mine), 2)})
-    doc["open_positions"] = [{k: p[k] for k in ("bot", "account_id", "ticket", "symbol", "side", "volume",
-                                                 "price_open", "sl", "tp", "opened_at", "unrealized")}
-                             for p in positions]
+            "unrealized": rounding.money(unrealized), "realized_today": rounding.money(realized),
+            "pnl_today": rounding.money(realized + unrealized),
+            "open_risk": rounding.money(sum(_risk_at_stop(p, spec_for(p["symbol"], overrides)) for p in mine)),
+            "drawdown": rounding.money(peak - (curve[-1] if curve else 0.0)),
+            "max_drawdown": rounding.money(stats.max_drawdown(pnls))})
+    doc["open_positions"] = []
+    for p in positions:
+        d = spec_for(p["symbol"], overrides).digits
+        row = {k: p[k] for k in ("bot", "account_id", "ticket", "symbol", "side", "volume", "opened_at")}
+        row.update({k: rounding.price(p[k], d) for k in ("price_open", "sl", "tp")})
+        row.update(unrealized=rounding.money(p["unrealized"]), digits=d)
+        doc["open_positions"].append(row)
     return doc
+
+
+def _risk_at_stop(p: dict, spec) -> float:
+    """What the position loses if its stop is hit now (0 once the stop locks in a profit or is absent)."""
+    if p["sl"] is None:
+        return 0.0
+    move = p["price_open"] - p["sl"] if p["side"] == "buy" else p["sl"] - p["price_open"]
+    return max(0.0, move) * p["volume"] * spec.contract_size
+
+
+def _engine_state(paused: bool, last: dict | None, interval_s: float) -> dict:
+    """state: paused | never_run | stalled | failing | running, with the words a person reads."""
+    from scalper.clock import human_age
+
+    if paused:
+        return {"state": "paused", "detail": "paused by rollback; `scalper resume` lifts it"}
+    if last is None:
+        return {"state": "never_run", "detail": "no run-once recorded in this ledger yet"}
+    age = last["age_s"]
+    if age > STALE_RUNS * interval_s:
+        return {"state": "stalled", "detail": f"last run {human_age(age)} ago (expected every {interval_s:g} s): "
+                                              "is `scalper loop` (or its scheduler) running?"}
+    if last["status"] not in ("ok", "running"):
+        return {"state": "failing", "detail": f"last run ended {last['status']} {human_age(age)} ago"}
+    return {"state": "running", "detail": f"last run {last['status']} {human_age(age)} ago"}

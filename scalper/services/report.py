@@ -15,7 +15,7 @@ def report(*, config: str | None, ledger: str | None, since: str, bot: str | Non
     """The report document. A missing ledger is bad input (exit 2): the path given,
     or the config's `ledger:`, names no file; nothing has been recorded there."""
     from scalper.ledger import Ledger
-    from scalper.report import charts, ledger_report
+    from scalper.report import charts, journal, ledger_report
     from scalper.services.control import parse_since
 
     start = parse_since(since, time.time())   # bad arguments first, whatever the ledger
@@ -25,6 +25,9 @@ def report(*, config: str | None, ledger: str | None, since: str, bot: str | Non
                        fix="run `scalper run-once` first, or point --ledger (or `ledger:` in bots.yaml) at the "
                            "ledger file")
     if chart:
+        from scalper.outputs import check_chart
+
+        check_chart(chart)
         charts.require()
     with Ledger(path, readonly=True) as led:
         if bot:
@@ -33,17 +36,68 @@ def report(*, config: str | None, ledger: str | None, since: str, bot: str | Non
                 raise BadInput(f"no bot named {quote(bot)} in the config or the ledger", where="--bot",
                                fix=f"use one of: {', '.join(sorted(known)) or '(none yet)'}")
         doc = ledger_report.build(led, since=start, bot=bot)
-        marks = ledger_report.chart_marks(led, since=start, bot=bot) if chart else None
-        symbols = ledger_report.symbols(led, since=start, bot=bot)
+        digits_of = _digits_of(cfg)
+        doc["trades"] = journal.closed_trades(led, since=start, bot=bot, digits_of=digits_of)
+        _round_document(doc, digits_of)
+        if chart:
+            _, _, equity = ledger_report.chart_marks(led, since=start, bot=bot)
+            by_symbol = journal.chart_marks_by_symbol(led, since=start, bot=bot)
     doc["ledger"] = str(path)
+    doc["currency"] = _currency(cfg)
     if chart:
-        signals, trades, equity = marks
-        bars, note = _bars_for_chart(cfg, symbols, signals, trades)
-        title = f"report {bot or 'all bots'} since {doc['since']}" + (f" ({symbols[0]})" if len(symbols) == 1 else "")
-        charts.draw(chart, title=title, bars=bars, signals=signals, trades=trades, equity=equity,
-                    equity_label="realized P&L")
-        doc.update(chart=chart, chart_note=note)
+        panels, notes = [], []
+        for symbol, (signals, trades) in by_symbol.items():
+            bars, note = _bars_for_chart(cfg, [symbol], signals, trades)
+            panels.append(charts.SymbolPanel(symbol, bars, signals, trades, digits_of(symbol), note))
+            if note:
+                notes.append(f"{symbol}: {note}")
+        times = [t for t, _ in equity]
+        times += [x.time for p in panels for x in p.signals] + [x.entry_time for p in panels for x in p.trades]
+        span = (max(start, min(times)), max(times)) if times else None
+        if equity and span:   # realized P&L starts from zero where the span's activity begins
+            equity = [(span[0], 0.0)] + [pt for pt in equity[1:]]
+        title = f"report {bot or 'all bots'} since {doc['since']}"
+        charts.draw_panels(chart, title=title, panels=panels, equity=equity, equity_label="realized P&L",
+                           currency=doc["currency"], span=span)
+        doc.update(chart=chart, chart_note="; ".join(notes) or None)
     return doc
+
+
+def _digits_of(cfg):
+    from functools import lru_cache
+
+    from scalper.symbols import spec_for
+
+    overrides = cfg.symbol_overrides() if cfg else None
+
+    @lru_cache(maxsize=None)
+    def digits(symbol: str) -> int | None:
+        try:
+            return spec_for(symbol, overrides).digits
+        except Exception:   # an unknown symbol: prices keep 2 decimals
+            return None
+
+    return digits
+
+
+def _currency(cfg) -> str:
+    return cfg.paper.currency if cfg is not None else "USD"
+
+
+def _round_document(doc: dict, digits_of) -> None:
+    """Money to cents and prices to the symbol's digits, in place."""
+    from scalper import rounding
+
+    for row in [doc["totals"], *doc["per_strategy"].values()]:
+        rounding.stats_row(row)
+    for d in doc["daily_pnl"]:
+        d["realized"] = rounding.money(d["realized"])
+    for p in doc["open_positions"]:
+        digits = digits_of(p["symbol"])
+        for k in ("price_open", "sl", "tp", "last_price"):
+            p[k] = rounding.price(p[k], digits)
+        p["unrealized"] = rounding.money(p["unrealized"])
+        p["digits"] = digits
 
 
 def _config_and_ledger(config: str | None, ledger: str | None):

@@ -10,12 +10,14 @@ log = logging.getLogger("scalper.run")
 
 
 def run_once(*, config: str | None, ledger: str | None, now: str | None = None, dry_run: bool = False,
-             bots: list[str] | None = None):
+             bots: list[str] | None = None, allow_backwards: bool = False):
     from scalper import wiring
 
     cfg = wiring.load(config)
     # built first: it refuses a bad --now or ledger path before anything (the log file) is written
     engine = wiring.build_engine(cfg, ledger=ledger, now=now, dry_run=dry_run)
+    if now and not dry_run and not allow_backwards:
+        _refuse_going_back(engine.ledger_path, engine.clock.now(), now)
     if not dry_run:
         from scalper import logsetup
 
@@ -35,6 +37,29 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
     if not dry_run:
         summary.errors.extend(_alerts(cfg, engine.ledger_path, summary))
     return summary
+
+
+def _refuse_going_back(ledger_path, instant: float, text: str) -> None:
+    """A replay earlier than the ledger's last run would record trades out of order (P&L
+    days, limits and reports read them by time): refused unless asked for explicitly."""
+    from pathlib import Path
+
+    from scalper.clock import iso, parse_instant
+    from scalper.errors import BadInput
+    from scalper.ledger import Ledger
+
+    if not Path(ledger_path).exists():
+        return
+    try:
+        with Ledger(ledger_path, readonly=True) as led:
+            row = led.one("SELECT MAX(as_of) AS t FROM runs WHERE dry_run = 0")
+    except ScalperError:   # not a ledger yet (empty file, older schema): the run itself says what is wrong
+        return
+    if row and row["t"] and instant < parse_instant(row["t"]):
+        raise BadInput(f"--now {text} ({iso(instant)}) is earlier than this ledger's last run ({row['t']}); "
+                       "nothing done", where="--now",
+                       fix="replay forward from there, use another --ledger for an earlier span, "
+                           "or add --allow-backwards if you mean it")
 
 
 def _alerts(cfg, ledger_path, summary) -> list[str]:

@@ -11,24 +11,28 @@ from scalper.errors import BadInput, quote
 
 def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, strategies: str | None = None,
              since: str | None = None, until: str | None = None, out: str | None = None,
-             lookback: int | None = None, skip_bad_rows: bool = False, config: str | None = None) -> dict:
+             lookback: int | None = None, skip_bad_rows: bool = False, config: str | None = None,
+             progress=None) -> dict:
+    """`progress`, when given, is a (done, total) callable told after each strategy."""
     from scalper.core.scan import scan_history, signals_to_rows
     from scalper.feeds.csvfile import read_bars
 
     names, params, lb = _selection(bot, strategies, config, lookback)
     lo, hi = parse_span_options(since, until)
+    if out:
+        from scalper.outputs import check_output
+
+        check_output(out, "--out")
     bars, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
     # The whole file is scanned, then signals are kept in [--from, --to]: scanning a slice would
     # seed the fast path's EMAs elsewhere and change the last digits (backtest --signals-out
     # scans the whole file too, and the two must write the same bytes).
-    result = scan_history(bars, names, params, lb)
+    result = _scan(bars, names, params, lb, progress)
     signals = [s for s in result.signals
                if (lo is None or s.bar_time >= lo) and (hi is None or s.bar_time <= hi)]
-    rows = signals_to_rows(signals)
+    rows = signals_to_rows(signals, signal_digits(bars, symbol, bot, config))
     if out:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as f:
+        with Path(out).open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=["bar_time", "strategy", "direction", "entry", "sl", "tp", "score"])
             w.writeheader()
             w.writerows(rows)
@@ -42,6 +46,46 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     if not out:
         doc["rows"] = rows
     return doc
+
+
+def signal_digits(bars, symbol: str | None, bot: str | None = None, config: str | None = None) -> int:
+    """Decimals of the prices written: the symbol's digits when it is known (--symbol or
+    the bot's), else as many as the file's prices carry."""
+    from scalper.core.scan import price_decimals
+
+    if bot and not symbol:
+        from scalper import wiring
+
+        symbol = wiring.load(config).bot(bot).symbol
+    if symbol:
+        from scalper.symbols import spec_for
+
+        return spec_for(symbol).digits
+    return price_decimals(bars)
+
+
+def _scan(bars, names, params, lookback, progress):
+    """scan_history, one strategy at a time when someone watches the progress (the
+    outcome is the same: strategies are independent; signals sorted as scan_history does)."""
+    from scalper.core.scan import ScanResult, scan_history
+
+    if progress is None or len(names) < 2:
+        return scan_history(bars, names, params, lookback)
+    order = {n: i for i, n in enumerate(names)}
+    merged = ScanResult(evaluated=0)
+    progress(0, len(names))
+    for i, name in enumerate(names, 1):
+        part = scan_history(bars, [name], {name: params[name]}, lookback)
+        merged.evaluated = part.evaluated
+        merged.signals.extend(part.signals)
+        for reason, count in part.skips.items():
+            merged.skips[reason] = merged.skips.get(reason, 0) + count
+        progress(i, len(names))
+    from scalper.core.strategies import STRATEGY_NAMES
+
+    rank = {n: i for i, n in enumerate(STRATEGY_NAMES)}
+    merged.signals.sort(key=lambda s: (s.bar_time, rank.get(s.strategy, order[s.strategy])))
+    return merged
 
 
 def _selection(bot: str | None, strategies: str | None, config: str | None, lookback: int | None):
@@ -62,11 +106,9 @@ def _selection(bot: str | None, strategies: str | None, config: str | None, look
         lb = lookback or b.lookback
         params = {n: b.params_for(n) for n in names}
     if strategies:
-        names = [s.strip() for s in strategies.split(",") if s.strip()]
-        for n in names:
-            if n not in registry.STRATEGY_NAMES:
-                raise BadInput(f"unknown strategy {quote(n)}", where="--strategies",
-                               fix=f"use some of: {', '.join(registry.STRATEGY_NAMES)}")
+        from scalper.services.options import strategy_list
+
+        names = strategy_list(strategies)
     for n in names:
         try:
             params[n] = registry.resolve_params(n, params.get(n), lookback=lb)

@@ -33,11 +33,14 @@ def _yaml() -> YAML:
 
 def setup_bot(*, config: str | None, symbol: str, name: str | None = None, user_id: int | None = None,
               account_ids: list[int] | None = None, auto_trade: bool | None = None, strategies: str | None = None,
-              qty: float | None = None) -> tuple[dict, bool, Path]:
+              qty: float | None = None, update: bool = False) -> tuple[dict, bool, Path]:
+    """Add the bot, or update the bot of that name. A bot of that name trading another
+    symbol is only changed with `update=True` (a default name must not take over a bot)."""
     from scalper import wiring
     from scalper.core import strategies as registry
 
     path = wiring.config_path(config)
+    check_writable(path)
     y = _yaml()
     if path.exists():
         load_yaml_document(path)  # the same safety checks as every load (tabs, tags, size, encoding)
@@ -78,6 +81,10 @@ def setup_bot(*, config: str | None, symbol: str, name: str | None = None, user_
         bots.append(bot)
     else:
         bot = existing
+        if str(bot.get("symbol")) != symbol and not update:
+            raise BadInput(f"a bot named {name!r} already trades {bot.get('symbol')}; nothing written",
+                           path=str(path), where="--name",
+                           fix=f"pick another name with --name, or pass --update to move {name!r} to {symbol}")
         bot["symbol"] = symbol
         if user_id is not None:
             bot["user_id"] = user_id
@@ -100,7 +107,9 @@ def setup_bot(*, config: str | None, symbol: str, name: str | None = None, user_
 
 
 def _names(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
+    from scalper.services.options import strategy_list
+
+    return strategy_list(text)
 
 
 def _flow(items: list) -> CommentedSeq:
@@ -110,10 +119,14 @@ def _flow(items: list) -> CommentedSeq:
 
 
 def _plain(node):
+    """ruamel's round-trip nodes (ScalarFloat, CommentedSeq, …) as plain Python values."""
     if isinstance(node, dict):
         return {str(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_plain(v) for v in node]
+    for kind in (bool, int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
     return node
 
 
@@ -130,9 +143,39 @@ def _validate(text: str, path: Path) -> None:
         raise type(error)(error.message, path=error.path, where=error.where, fix=error.fix) from None
 
 
+BACKUP_SUFFIX = ".bak"
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before anything is written, a bots file the rename would silently replace
+    against its owner's wish: read-only by its mode bits (even for root, which the kernel
+    would let through), or not writable for us, or in a folder we cannot write."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.exists():
+        if not path.is_file():
+            raise BadInput(f"{path} is not a file", path=str(path), fix="point --config at a bots.yaml file")
+        st = path.stat()
+        if not st.st_mode & 0o222 or not os.access(path, os.W_OK):
+            raise BadInput(f"{path} is read-only (mode {st.st_mode & 0o777:o}); nothing written", path=str(path),
+                           fix=f"make it writable first (chmod u+w {path}) if it is meant to be edited")
+        if st.st_uid != os.geteuid() and os.geteuid() != 0:
+            raise BadInput(f"{path} belongs to another user (uid {st.st_uid}); replacing it would change its "
+                           "owner; nothing written", path=str(path), fix="run setup-bot as the file's owner")
+    while not folder.exists() and folder != folder.parent:   # a new file's folders are created
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        raise BadInput(f"folder {folder} is not writable; nothing written", path=str(path),
+                       fix="run as a user who may write there, or use --config elsewhere")
+
+
 def _atomic_write(path: Path, text: str) -> None:
+    """Temporary file in the same folder, fsync, then rename over the file; the previous
+    version is kept beside it as `<name>.bak`, and the mode and owner carry over."""
+    import shutil
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    st = path.stat() if path.exists() else None
+    mode = st.st_mode & 0o777 if st else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -140,6 +183,10 @@ def _atomic_write(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
+        if st is not None:
+            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                os.chown(tmp, st.st_uid, st.st_gid)
+            shutil.copy2(path, path.with_name(path.name + BACKUP_SUFFIX))
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -53,3 +53,11 @@ def resolve_params(name: str, overrides: Mapping | None = None, lookback: int | 
 def evaluate(name: str, window: Bars, params: Mapping) -> Signal | Skip:
     """Run strategy `name` on one window; `params` as returned by resolve_params."""
     return get(name).evaluate(window, params)
+
+
+def did_you_mean(name: str) -> str | None:
+    """The strategy name closest to a misspelt one (trend_pulback → trend_pullback), or None."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), STRATEGY_NAMES, n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -1,0 +1,52 @@
+"""Numbers as a trader reads them, in every output (human, JSON, CSV): prices to the
+symbol's digits, money to cents, ratios to 4 decimals; never `2303.9700000000003`,
+`0.8600000000000001` or `-0.0`. Only outputs are rounded: the ledger and the core
+keep full precision. A non-finite value (an old ledger's infinite P&L) becomes None."""
+
+from __future__ import annotations
+
+import math
+
+MONEY_DECIMALS = 2
+RATIO_DECIMALS = 4
+
+
+def _round(value, decimals: int):
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if not math.isfinite(value):
+        return None          # an infinite or NaN figure (an old ledger) is no number to show
+
+    out = round(float(value), decimals)
+    return 0.0 if out == 0 else out      # no -0.0
+
+
+def money(value):
+    return _round(value, MONEY_DECIMALS)
+
+
+def price(value, digits: int | None):
+    return _round(value, MONEY_DECIMALS if digits is None else digits)
+
+
+def ratio(value):
+    return _round(value, RATIO_DECIMALS)
+
+
+def volume(value):
+    return _round(value, 8)
+
+
+STAT_MONEY = ("gross_profit", "gross_loss", "expectancy", "net_pnl", "max_drawdown")
+STAT_RATIO = ("win_rate", "profit_factor")
+
+
+def stats_row(row: dict) -> dict:
+    """A statistics row (scalper.report.stats.Stats.to_dict(), maybe with more keys) rounded in place."""
+    for k in STAT_MONEY:
+        if k in row:
+            row[k] = money(row[k])
+    for k in STAT_RATIO:
+        if k in row:
+            row[k] = ratio(row[k])
+    return row
