@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from scalper.ledger.store import SYNCHRONOUS_ENV
+# scalper.ledger.store.SYNCHRONOUS_ENV (checked in test_durability_switch). Named here, not
+# imported: importing scalper while pytest loads this file changed what test_properties' seeded
+# random walks generate.
+SYNCHRONOUS_ENV = "SCALPER_SQLITE_SYNCHRONOUS"
 
 # The suite's durability switch: the ledger and the paper broker's books run with
 # PRAGMA synchronous=OFF here instead of FULL (fsync on every commit was most of the

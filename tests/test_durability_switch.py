@@ -37,6 +37,9 @@ def test_production_opens_the_ledger_and_the_books_full_in_wal(tmp_path):
 
 
 def test_the_suite_runs_with_the_switch_set(tmp_path):
+    from tests.conftest import SYNCHRONOUS_ENV as named_in_conftest
+
+    assert named_in_conftest == SYNCHRONOUS_ENV
     assert os.environ.get(SYNCHRONOUS_ENV) == "OFF"
     assert _modes(tmp_path) == (OFF, OFF)
 
