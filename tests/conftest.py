@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+
+# scalper.ledger.store.SYNCHRONOUS_ENV (checked in test_durability_switch). Named here, not
+# imported: importing scalper while pytest loads this file changed what test_properties' seeded
+# random walks generate.
+SYNCHRONOUS_ENV = "SCALPER_SQLITE_SYNCHRONOUS"
+
+# The suite's durability switch: the ledger and the paper broker's books run with
+# PRAGMA synchronous=OFF here instead of FULL (fsync on every commit was most of the
+# suite's wall time). What this gives up is only what a power cut would test: both files
+# are in WAL mode, and a commit is in the OS page cache before SQLite returns, so a
+# process that dies after it (SIGKILL, os._exit, an exception) loses nothing, whatever
+# `synchronous` says. The crash tests therefore test the same property under OFF; a
+# power cut is not something a test can make. The real setting is still exercised:
+# - tests that start scalper in a child with a SCALPER_*-free environment (the
+#   SIGKILL / crash-point tests in test_exactly_once, test_notify, test_secrets) run FULL;
+#   children given the test's own environment (test_books' SIGKILL drill) run OFF, which
+#   tests the same thing, for the reason above;
+# - @pytest.mark.real_durability runs a test with the switch unset (FULL), and
+#   test_durability_switch checks that production opens both files FULL.
+TEST_SYNCHRONOUS = "OFF"
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SCALPER_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -29,10 +50,39 @@ def btc_csv() -> Path:
     return shared_file("BTCUSD_M1.csv")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_durability: run with the production PRAGMA synchronous "
+                                       "(FULL), not the suite's faster setting")
+
+
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path_factory):
+def _clean_env(request, monkeypatch, tmp_path_factory):
     # each test gets its own validated-config cache (scalper.config.load_config)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     for var in ("SCALPER_CONFIG", "SCALPER_LEDGER", "SCALPER_CRASH_AT", "SCALPER_PAPER_FAULTS",
-                "SCALPER_LEDGER_MAX_PAGES"):
+                "SCALPER_LEDGER_MAX_PAGES", SYNCHRONOUS_ENV):
         monkeypatch.delenv(var, raising=False)
+    if request.node.get_closest_marker("real_durability") is None:
+        monkeypatch.setenv(SYNCHRONOUS_ENV, TEST_SYNCHRONOUS)
+
+
+@pytest.fixture(scope="session")
+def replayed_span(tmp_path_factory):
+    """The engine replaying the real gold export minute by minute (each pass 5 s after its bar
+    closes) over `count` bars from `first_bar`, with the bot `gold`'s `risk`: the bots.yaml of
+    the folder holding its ledger and paper books. One replay per span for the whole session,
+    shared by the tests that read it (report, backtest parity): READ-ONLY, copy it to write."""
+    from tests.enginekit import replay_minutes, write_config
+
+    done: dict[str, Path] = {}
+
+    def replay(first_bar: str, count: int, risk: dict) -> Path:
+        key = json.dumps([first_bar, count, risk], sort_keys=True)
+        if key not in done:
+            xau = shared_file("XAUUSD_M1.csv")
+            config = write_config(tmp_path_factory.mktemp("replayed"), xau, risk=risk)
+            replay_minutes(config, xau, first_bar, count)
+            done[key] = config
+        return done[key]
+
+    return replay

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import SYNCHRONOUS_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-B]|\r")
 
@@ -31,7 +33,9 @@ class Seen:
 
 
 def _env(columns: int, lines: int, extra: dict | None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCALPER_")}
+    # a clean scalper environment, but the suite's durability switch (tests/conftest.py): these
+    # tests are about what a terminal shows, not about surviving a power cut
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCALPER_") or k == SYNCHRONOUS_ENV}
     env.update(COLUMNS=str(columns), LINES=str(lines), TERM="xterm-256color", PYTHONUNBUFFERED="1")
     env.pop("NO_COLOR", None)
     env.update(extra or {})

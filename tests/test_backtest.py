@@ -24,7 +24,7 @@ from scalper.services.backtest import summarize
 from scalper.symbols import spec_for
 from tests.clikit import cli
 from tests.conftest import shared_file
-from tests.enginekit import engine_at, ts, write_config
+from tests.enginekit import ts, write_config
 
 HALF_SPREAD = 0.10          # XAUUSD: no spread column, a typical 20 points of 0.01
 
@@ -291,15 +291,12 @@ PARITY_SPANS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("first_bar, count, risk", PARITY_SPANS)
-def test_backtest_agrees_with_the_engine_replayed_minute_by_minute(tmp_path, bars, xau_csv, first_bar, count,
-                                                                   risk):
-    config = write_config(tmp_path, xau_csv, risk=risk)
+def test_backtest_agrees_with_the_engine_replayed_minute_by_minute(replayed_span, bars, first_bar, count, risk):
+    # the engine's replay (5 s after each close, as DECISION_DELAY_S), shared read-only with test_report
+    assert DECISION_DELAY_S == 5
+    config = replayed_span(first_bar, count, risk)
     start = bars.index_of(int(ts(first_bar)))
     span = range(start, start + count)
-    engine = engine_at(config, 0.0)
-    for i in span:
-        engine.clock.instant = float(bars.time[i]) + BAR_SECONDS + DECISION_DELAY_S
-        assert engine.run_once().exit_code == 0
 
     bot = load_config(config).bot("gold")
     setup = Setup(symbol=bot.symbol, spec=spec_for(bot.symbol), strategies=tuple(bot.strategies),
@@ -307,7 +304,7 @@ def test_backtest_agrees_with_the_engine_replayed_minute_by_minute(tmp_path, bar
                   risk=bot.risk, balance=10_000.0)
     result = run_backtest(bars, setup, start=float(bars.time[span[0]]), end=float(bars.time[span[-1]]))
 
-    db = sqlite3.connect(tmp_path / "ledger.db")
+    db = sqlite3.connect(f"file:{config.parent / 'ledger.db'}?mode=ro", uri=True)
     db.row_factory = sqlite3.Row
     positions = [dict(r) for r in db.execute("SELECT * FROM positions ORDER BY opened_at, id")]
     engine_decisions = dict(db.execute("SELECT reason, COUNT(*) FROM decisions GROUP BY reason").fetchall())
@@ -330,5 +327,6 @@ def test_backtest_agrees_with_the_engine_replayed_minute_by_minute(tmp_path, bar
         assert p["close_price"] == pytest.approx(t.exit, abs=1e-9)
         assert p["profit"] == pytest.approx(t.pnl, abs=1e-9)
     engaged = [tuple(r) for r in db.execute("SELECT source, reason FROM kill_switches WHERE engaged = 1")]
+    db.close()
     assert engaged == [(k.source, k.reason) for k in result.kill_switches]
     assert bar_iso(result.start) == first_bar

@@ -169,9 +169,11 @@ def test_the_budget_bounds_the_wall_time_of_a_real_run(tmp_path):
     orders = rows(tmp_path / "ledger.db", "SELECT * FROM orders")
     assert [(o["status"], o["code"]) for o in orders] == [("error", 10020)] * 2
     assert all(o["attempts"] >= 2 for o in orders)
-    # Two orders, each retried for at most `budget` seconds (and at least its first wait, really slept);
-    # the rest of the pass (reading the bar file, strategies, ledger) gets a second of slack.
-    assert 2 * POLICY.initial_s <= s["duration_s"] <= 2 * budget + 1.0
+    # Two orders, each retried for at most `budget` seconds (and at least its first wait, really slept),
+    # not for the ~33 s that 20 unbudgeted attempts each would sleep: the rest of the pass (reading the
+    # bar file, strategies, ledger) gets a few seconds of slack for a loaded machine (speed: bench/).
+    assert all(o["attempts"] < 20 for o in orders)
+    assert 2 * POLICY.initial_s <= s["duration_s"] <= 2 * budget + 5.0
     assert_books_agree(tmp_path, magic_of(config))
 
 
@@ -188,8 +190,8 @@ def test_broker_down_exits_3_with_nothing_half_written_then_recovers(tmp_path):
         assert rows(ledger, f"SELECT * FROM {table}") == [], table
     assert rows(ledger, "PRAGMA integrity_check") == [{"integrity_check": "ok"}]
 
-    back = run_cli(config, NOW + 10)
-    assert back.returncode == 0, back.stderr
+    back = engine_at(config, NOW + 10).run_once()    # the recovery in-process: no second start-up
+    assert back.exit_code == 0 and back.errors == [], back.errors
     assert books(tmp_path)["orders"] == {1: "filled", 2: "filled"}
     assert_books_agree(tmp_path, magic_of(config))
 

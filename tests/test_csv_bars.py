@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pandas as pd
@@ -72,15 +71,17 @@ def test_btcusd_export_matches_its_readme(btc_csv):
     assert int(np.sum(bars.high == bars.low)) == 251
 
 
-def test_real_exports_load_fast(xau_csv, btc_csv):
+# How fast: bench/bench_feeds.py (target < 0.3 s per export). Here: a second read is the same.
+def test_real_exports_read_the_same_every_time(xau_csv, btc_csv):
     for path in (xau_csv, btc_csv):
-        read_bars(path)  # warm-up: first-call costs inside pandas
-        best = min(_timed(read_bars, path) for _ in range(3))
-        assert best < 0.3, f"{path.name} took {best:.3f} s"
+        (first, w1), (second, w2) = read_bars(path), read_bars(path)
+        assert w1 == w2 == []
+        for field in ("time", "open", "high", "low", "close", "volume"):
+            assert np.array_equal(getattr(first, field), getattr(second, field)), (path.name, field)
 
 
 @pytest.mark.slow
-def test_a_year_of_bars_loads_in_a_couple_of_seconds(tmp_path, xau_csv):
+def test_a_year_of_bars_loads(tmp_path, xau_csv):
     real = pd.read_csv(xau_csv)
     copies = 19  # 380,000 rows, cut to 370,000
     stamps = pd.to_datetime(real["time"])
@@ -89,16 +90,10 @@ def test_a_year_of_bars_loads_in_a_couple_of_seconds(tmp_path, xau_csv):
                      for k in range(copies)]).head(370_000)
     path = tmp_path / "year.csv"
     big.to_csv(path, index=False)
-    elapsed = _timed(read_bars, path)
-    bars, _ = read_bars(path)
+    bars, warnings = read_bars(path)   # how fast: bench/bench_feeds.py (target < 3 s)
+    assert warnings == []
     assert len(bars) == 370_000
-    assert elapsed < 3.0, f"370,000 rows took {elapsed:.2f} s"
-
-
-def _timed(fn, *args):
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
+    assert bar_iso(bars.time[0]) == bar_iso(parse_instant(str(real["time"].iloc[0])))
 
 
 # --- valid oddities ------------------------------------------------------------------

@@ -111,9 +111,11 @@ def test_second_run_on_the_same_bars_creates_nothing(tmp_path, xau_csv):
 def test_minute_by_minute_replay_of_a_day_matches_the_fast_path(tmp_path, xau_csv):
     config = write_config(tmp_path, xau_csv, auto_trade=False)
     bars, _ = read_bars(xau_csv)
-    day_lo, day_hi = ts("2025-05-20 00:00:00"), ts("2025-05-21 00:00:00")
+    # The busier half of the day (79 signals of the day's 121, all four strategies, the daily
+    # break): the property is per minute, so half the passes test the same thing.
+    day_lo, day_hi = ts("2025-05-20 12:00:00"), ts("2025-05-21 00:00:00")
     idx = [i for i in range(99, len(bars)) if day_lo <= bars.time[i] < day_hi]
-    assert len(idx) > 1000
+    assert len(idx) > 600
     summaries = replay(engine_at(config, 0), [float(bars.time[i]) + 60 + 3 for i in idx])
     assert all(s.exit_code == 0 for s in summaries)
 
@@ -121,7 +123,7 @@ def test_minute_by_minute_replay_of_a_day_matches_the_fast_path(tmp_path, xau_cs
             for r in rows(tmp_path / "ledger.db", "SELECT * FROM signals")}
     fast = {(s.bar_time, s.strategy, s.direction): s for s in scan_history(bars).signals
             if day_lo <= s.bar_time < day_hi}
-    assert len(fast) > 50
+    assert len(fast) > 50 and len({k[1] for k in fast}) == 4
     assert set(live) == set(fast)
     for k, s in fast.items():
         assert live[k]["sl"] == pytest.approx(s.sl, rel=1e-9)

@@ -212,8 +212,9 @@ def test_failing_target_does_not_hold_up_the_pass_and_gets_the_alerts_later(
     summary = _pass(config, PASSES[0])
     took = time.monotonic() - t0
     assert summary.exit_code == 0
-    # bounded by 2 × timeout_s + 1 s of delivery (plus the pass itself), far from the 8 s hang
-    assert took < 4.5, f"the pass waited {took:.1f}s on a {mode} target"
+    # bounded by 2 × timeout_s + 1 s of delivery (plus the pass itself); the behaviour checked is
+    # that the pass does not sit out the 8 s hang, with room for a loaded machine (speed: bench/)
+    assert took < hook.delay - 1.0, f"the pass waited {took:.1f}s on a {mode} target"
     assert any("phone" in e and ("HTTP 500" in e if mode == "fail" else "timed out" in e)
                for e in summary.errors), summary.errors
     pending = _outbox(tmp_path)
@@ -273,7 +274,7 @@ def _env(**extra) -> dict:
 
 
 def test_crash_after_delivery_before_marking_sends_at_most_one_duplicate_and_loses_nothing(
-        tmp_path, xau_csv, hook):
+        tmp_path, xau_csv, hook, monkeypatch, capsys):
     config = _config(tmp_path, xau_csv, [{"name": "phone", "url_env": "ALERTS_ALL"}])
     env = _env(ALERTS_ALL=hook.url("json", "all"))
     crashed = _scalper(tmp_path, "run-once", "--now", PASSES[0], "--config", str(config),
@@ -283,9 +284,13 @@ def test_crash_after_delivery_before_marking_sends_at_most_one_duplicate_and_los
     assert first and all(t.startswith("FILLED") for t in first)
     assert {r["status"] for r in _outbox(tmp_path)} == {"pending"}   # delivered, not marked
 
-    for when in PASSES[1:4]:
-        done = _scalper(tmp_path, "run-once", "--now", when, "--config", str(config), env=env)
-        assert done.returncode == 0, done.stderr
+    # The first rerun is the real CLI again; the others run it in-process, to save start-up time.
+    done = _scalper(tmp_path, "run-once", "--now", PASSES[1], "--config", str(config), env=env)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("ALERTS_ALL", env["ALERTS_ALL"])
+    for when in PASSES[2:4]:
+        again = cli(capsys, "run-once", "--now", when, "--config", str(config))
+        assert again.code == 0, again.err
     texts = hook.delivered()
     for t in set(texts):
         assert texts.count(t) == (2 if t in first else 1), t   # the crashed batch once more, nothing else
@@ -294,32 +299,41 @@ def test_crash_after_delivery_before_marking_sends_at_most_one_duplicate_and_los
 
 
 # --- the URL is never shown -----------------------------------------------------------------------
-def test_planted_url_never_reaches_output_logs_or_ledger(tmp_path, xau_csv, hook):
+def test_planted_url_never_reaches_output_logs_or_ledger(tmp_path, xau_csv, hook, monkeypatch, capsys):
     token = f"tok{uuid.uuid4().hex}"
     config = _config(tmp_path, xau_csv, [{"name": "phone", "url_env": "ALERTS_ALL", "timeout_s": 0.5}])
-    env = _env(ALERTS_ALL=hook.url("json", f"hook/{token}"))
+    url = hook.url("json", f"hook/{token}")
+    env = _env(ALERTS_ALL=url)
     outputs = []
 
-    def run(*args: str, env=env) -> subprocess.CompletedProcess:
+    def child(*args: str, env=env) -> subprocess.CompletedProcess:
+        """A real process: also what the interpreter itself prints (warnings, tracebacks at exit)."""
         done = _scalper(tmp_path, *args, "--config", str(config), env=env)
         outputs.extend([done.stdout, done.stderr])
         return done
 
+    def run(*args: str, value: str = url):
+        """The same CLI in-process (no interpreter start-up): what the commands print."""
+        monkeypatch.setenv("ALERTS_ALL", value)
+        done = cli(capsys, *args, "--config", str(config))
+        outputs.extend([done.out, done.err])
+        return done
+
     hook.mode = "fail"
-    assert run("run-once", "--now", PASSES[0]).returncode == 0
+    assert child("run-once", "--now", PASSES[0]).returncode == 0
     hook.mode = "slow"
     hook.delay = 2.0
-    assert run("run-once", "--now", PASSES[3], "--json").returncode == 0
+    assert run("run-once", "--now", PASSES[3], "--json").code == 0
     hook.mode = "ok"
-    assert run("notify", "test").returncode == 0
-    assert run("run-once", "--now", PASSES[7]).returncode == 0
+    assert run("notify", "test").code == 0
+    assert run("run-once", "--now", PASSES[7]).code == 0
     run("check", "--max-age", "1s", "--notify")
     for cmd in (["check", "--json"], ["status"], ["report", "--since", DAY]):
         run(*cmd)
-    bad = run("run-once", "--now", PASSES[8], env={**env, "ALERTS_ALL": f"bogus://{token}@127.0.0.1/x"})
+    bad = child("run-once", "--now", PASSES[8], env={**env, "ALERTS_ALL": f"bogus://{token}@127.0.0.1/x"})
     assert bad.returncode == 2 and "bogus://" in bad.stderr and "ALERTS_ALL" in bad.stderr
-    garbage = run("status", env={**env, "ALERTS_ALL": token})
-    assert garbage.returncode == 2 and "does not hold a URL" in garbage.stderr
+    garbage = run("status", value=token)
+    assert garbage.code == 2 and "does not hold a URL" in garbage.err
 
     assert any(token in p["path"] for p in hook.posts)   # the URL was used…
     assert len(hook.delivered()) > 0

@@ -12,21 +12,20 @@ import pytest
 
 from scalper.report import stats
 from tests.clikit import cli
-from tests.conftest import shared_file
-from tests.enginekit import replay_minutes, rows, write_config
+from tests.enginekit import rows
 
 SINCE = "2025-05-01"
 
 
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory) -> Path:
-    """Six hours of two-at-a-time trading that ends with the daily loss limit tripping the kill-switch,
-    so the ledger holds approvals, rejections, open and close orders, closed and open positions."""
-    tmp = tmp_path_factory.mktemp("report")
-    xau = shared_file("XAUUSD_M1.csv")
-    config = write_config(tmp, xau, risk={"daily_loss_limit": 4.0, "max_per_symbol": 2})
-    replay_minutes(config, xau, "2025-05-27 08:00:00", 360)
-    return config
+# Six hours of two-at-a-time trading that ends with the daily loss limit tripping the kill-switch,
+# so the ledger holds approvals, rejections, open and close orders, closed and open positions.
+# The same replay as test_backtest's parity span "two-at-a-time-and-daily-loss": made once.
+REPLAY = ("2025-05-27 08:00:00", 360, {"daily_loss_limit": 4.0, "max_per_symbol": 2})
+
+
+@pytest.fixture
+def replayed(replayed_span) -> Path:
+    return replayed_span(*REPLAY)
 
 
 def ledger_rows(config: Path, sql: str, params=()) -> list[dict]:

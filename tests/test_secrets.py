@@ -24,6 +24,7 @@ from scalper import logsetup
 from scalper.cli import main
 from scalper.clock import iso
 from scalper.config import load_config
+from tests.clikit import cli as in_process
 from tests.enginekit import just_after_close
 
 PLANTED = "S3cr3t-PLANTED-pw"
@@ -65,28 +66,37 @@ def _assert_absent(secret: str, *texts: str, files: dict[str, bytes] = None) -> 
             assert form not in data, f"the secret is stored in {name}"
 
 
-def test_planted_password_never_reaches_output_logs_ledger_or_books(tmp_path, xau_csv):
+def test_planted_password_never_reaches_output_logs_ledger_or_books(tmp_path, xau_csv, monkeypatch, capsys):
     config = _write(tmp_path, xau_csv)
     env = _env(**{ENV_NAME: PLANTED})
     now = iso(just_after_close(SIGNAL_BAR))
     outputs = []
 
     def run(*args: str, now_arg: bool = False) -> subprocess.CompletedProcess:
+        """A real process: also what the interpreter itself prints (warnings, tracebacks at exit)."""
         cmd = [sys.executable, "-m", "scalper", *args, "--config", str(config)]
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
         outputs.extend([done.stdout, done.stderr])
+        return done
+
+    def run_here(*args: str):
+        """The same CLI in-process (no interpreter start-up): what the commands print."""
+        done = in_process(capsys, *args, "--config", str(config))
+        outputs.extend([done.out, done.err])
         return done
 
     # The mt5 account cannot be reached here (no terminal): exit 3, the paper bot still runs.
     first = run("run-once")
     assert first.returncode == 3, first.stderr
     assert "Traceback" not in first.stderr
-    as_json = run("run-once", "--json")
-    assert as_json.returncode == 3
-    check = run("check")
-    assert check.returncode == 3, check.stdout + check.stderr
+    monkeypatch.setenv(ENV_NAME, PLANTED)
+    monkeypatch.chdir(tmp_path)
+    as_json = run_here("run-once", "--json")
+    assert as_json.code == 3
+    check = run_here("check")
+    assert check.code == 3, check.out + check.err
     for cmd in (["check", "--json"], ["status"], ["status", "--json"], ["kill-switch", "status"]):
-        run(*cmd)
+        run_here(*cmd)
 
     # The paper bot alone, through a real signal and a real order, with the password still planted.
     paper_only = _write(tmp_path, xau_csv, with_mt5=False)

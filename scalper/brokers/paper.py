@@ -40,6 +40,7 @@ from scalper.core.stops import stops_valid
 from scalper.errors import BrokerUnavailable
 from scalper.faults import crash_point
 from scalper.feeds.base import Feed
+from scalper.ledger.store import synchronous_mode
 from scalper.symbols import SymbolSpec
 
 FAULTS_ENV = "SCALPER_PAPER_FAULTS"
@@ -529,7 +530,8 @@ def _open_state(path: Path) -> sqlite3.Connection:
         try:
             db.row_factory = sqlite3.Row
             _use_wal(db)
-            db.execute("PRAGMA synchronous = FULL")   # a committed fill must survive a power cut
+            # a committed fill must survive a power cut: FULL, unless a test lowered it
+            db.execute(f"PRAGMA synchronous = {synchronous_mode()}")
             with _transaction(db):                     # two processes may create the file at once
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 if version == 0:

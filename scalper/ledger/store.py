@@ -1,7 +1,7 @@
 """The ledger: everything the engine decided and did, in one SQLite file.
 
 Written so that nothing is lost or duplicated:
-- WAL mode, synchronous=FULL, every write inside an explicit `BEGIN IMMEDIATE`
+- WAL mode, synchronous=FULL (tests may lower it: SYNCHRONOUS_ENV), every write inside an explicit `BEGIN IMMEDIATE`
   transaction (see `tx`), so a crash leaves either all of a step or none of it;
 - unique keys do the de-duplication (a signal's dedupe key, an order's client
   id and (signal, account)), so a retry finds the row instead of adding one;
@@ -39,6 +39,19 @@ OPEN_ORDER_STATES = ("new", "sent")
 # Tests and drills only: cap the ledger's size in pages (SQLite's max_page_count), so a
 # "disk full" happens for real at a chosen point. Unset in production.
 MAX_PAGES_ENV = "SCALPER_LEDGER_MAX_PAGES"
+
+# Tests only: how hard SQLite syncs the ledger and the paper broker's books to disk
+# (PRAGMA synchronous). Unset in production, where it is FULL: a committed step survives
+# a power cut. The test suite sets OFF (tests/conftest.py), because fsync is most of its
+# wall time. Unknown values mean FULL: a typo costs speed, never safety.
+SYNCHRONOUS_ENV = "SCALPER_SQLITE_SYNCHRONOUS"
+_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def synchronous_mode() -> str:
+    """The PRAGMA synchronous value to use: FULL unless a test asked otherwise."""
+    value = os.environ.get(SYNCHRONOUS_ENV, "").strip().upper()
+    return value if value in _SYNCHRONOUS_MODES else "FULL"
 
 
 def _explain(exc: BaseException, path: Path) -> str:
@@ -130,7 +143,7 @@ class Ledger:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute(f"PRAGMA synchronous={synchronous_mode()}")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("PRAGMA busy_timeout=10000")
                 max_pages = os.environ.get(MAX_PAGES_ENV)
