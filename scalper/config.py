@@ -122,6 +122,15 @@ class FeedConfig(Strict):
         return self
 
 
+def _env_name_only(value: str, message: str, *, fix: str) -> str:
+    """A secret's field holds the environment variable's name, never the secret itself."""
+    from scalper.config_errors import is_env_name
+
+    if not is_env_name(value):
+        raise Problem(message, fix=fix)
+    return value
+
+
 class BridgeTlsConfig(Strict):
     """TLS to a terminal server: its CA (to check the server), and this client's certificate."""
 
@@ -146,13 +155,9 @@ class TerminalBridgeConfig(Strict):
     @field_validator("token_env")
     @classmethod
     def _env_name(cls, v: str) -> str:
-        from scalper.config_errors import is_env_name
-
-        if not is_env_name(v):
-            raise Problem("must be the NAME of an environment variable, not the token itself",
-                          fix="write e.g. `token_env: SCALPER_BRIDGE_TOKEN` and export SCALPER_BRIDGE_TOKEN=... "
-                              "on both ends")
-        return v
+        return _env_name_only(v, "must be the NAME of an environment variable, not the token itself",
+                              fix="write e.g. `token_env: SCALPER_BRIDGE_TOKEN` and export "
+                                  "SCALPER_BRIDGE_TOKEN=... on both ends")
 
 
 class AccountConfig(Strict):
@@ -353,13 +358,9 @@ class NotifyTarget(Strict):
     @field_validator("url_env")
     @classmethod
     def _env_name(cls, v: str) -> str:
-        from scalper.config_errors import is_env_name
-
-        if not is_env_name(v):
-            raise Problem("must be the NAME of an environment variable (letters, digits and _), not the URL itself",
-                          fix="write e.g. `url_env: SCALPER_TELEGRAM_URL` and export SCALPER_TELEGRAM_URL=... "
-                              "in the environment that runs scalper")
-        return v
+        return _env_name_only(v, "must be the NAME of an environment variable (letters, digits and _), not the "
+                                 "URL itself", fix="write e.g. `url_env: SCALPER_TELEGRAM_URL` and export "
+                                                   "SCALPER_TELEGRAM_URL=... in the environment that runs scalper")
 
     @field_validator("events")
     @classmethod
