@@ -4,6 +4,7 @@ file's mode and owner, the backup, plain numbers (issue 9; read-only from issue 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -51,6 +52,22 @@ def test_update_moves_the_bot_keeps_a_backup_and_prints_plain_numbers(tmp_path, 
     r = cli(capsys, "setup-bot", "--symbol", "GOLD", "--name", "gold-scalper", "--config", str(cfg))
     assert r.code == 0, r.err and "qty: 0.02" in r.out
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_update_that_changes_nothing_writes_nothing_and_keeps_the_backup(tmp_path, capsys):
+    cfg = _copy_example(tmp_path)
+    original = cfg.read_text()
+    assert cli(capsys, "setup-bot", "--symbol", "XAGUSD", "--config", str(cfg)).code == 0
+    added = cfg.read_text()
+    assert added != original and (tmp_path / "bots.yaml.bak").read_text() == original
+    again = cli(capsys, "setup-bot", "--symbol", "XAGUSD", "--config", str(cfg), "--json")
+    assert again.code == 0, again.err
+    doc = json.loads(again.out)
+    assert doc["changed"] is False and doc["created"] is False
+    assert cfg.read_text() == added                                   # not rewritten
+    assert (tmp_path / "bots.yaml.bak").read_text() == original        # the backup is still the file before the add
+    human = cli(capsys, "setup-bot", "--symbol", "XAGUSD", "--config", str(cfg))
+    assert human.code == 0 and "nothing written" in human.out and "updated" not in human.out
 
 
 @pytest.mark.parametrize("mode", [0o444, 0o400, 0o555])

@@ -93,13 +93,13 @@ def setup_bot(
     """
     from scalper.services.setup import setup_bot as service
 
-    bot, created, path = service(config=config, symbol=symbol, name=name, user_id=user_id,
-                                 account_ids=account_id, auto_trade=auto_trade, strategies=strategies, qty=qty,
-                                 update=update)
+    bot, created, path, changed = service(config=config, symbol=symbol, name=name, user_id=user_id,
+                                          account_ids=account_id, auto_trade=auto_trade, strategies=strategies,
+                                          qty=qty, update=update)
     if as_json:
-        emit_json({"created": created, "config": str(path), "bot": bot})
+        emit_json({"created": created, "changed": changed, "config": str(path), "bot": bot})
     else:
-        render.bot(out_console(False), bot, created, path)
+        render.bot(out_console(False), bot, created, path, changed=changed)
     return 0
 
 

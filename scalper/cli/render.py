@@ -89,10 +89,13 @@ def scan_summary(con: Console, r: dict) -> None:
         con.print(f"wrote {r['signals']:,} rows to {r['out']}")
 
 
-def bot(con: Console, b: dict, created: bool, path) -> None:
+def bot(con: Console, b: dict, created: bool, path, *, changed: bool = True) -> None:
     import yaml
 
-    con.print(f"[green]{'added' if created else 'updated'}[/] bot [bold]{b['name']}[/] in {path}:")
+    if not changed:
+        con.print(f"bot [bold]{b['name']}[/] in {path} already reads so; nothing written:")
+    else:
+        con.print(f"[green]{'added' if created else 'updated'}[/] bot [bold]{b['name']}[/] in {path}:")
     con.print(yaml.safe_dump(b, sort_keys=False, default_flow_style=None).rstrip(), markup=False)
 
 

@@ -33,9 +33,11 @@ def _yaml() -> YAML:
 
 def setup_bot(*, config: str | None, symbol: str, name: str | None = None, user_id: int | None = None,
               account_ids: list[int] | None = None, auto_trade: bool | None = None, strategies: str | None = None,
-              qty: float | None = None, update: bool = False) -> tuple[dict, bool, Path]:
+              qty: float | None = None, update: bool = False) -> tuple[dict, bool, Path, bool]:
     """Add the bot, or update the bot of that name. A bot of that name trading another
-    symbol is only changed with `update=True` (a default name must not take over a bot)."""
+    symbol is only changed with `update=True` (a default name must not take over a bot).
+    Returns (bot, created, path, changed); an update that changes nothing writes nothing,
+    so the .bak beside the file keeps the version before the last real change."""
     from scalper import wiring
     from scalper.core import strategies as registry
 
@@ -101,9 +103,11 @@ def setup_bot(*, config: str | None, symbol: str, name: str | None = None, user_
     y.dump(doc, buf)
     text = buf.getvalue()
     _validate(text, path)
-    _atomic_write(path, text)
+    changed = not path.exists() or text != path.read_text(encoding="utf-8")
+    if changed:
+        _atomic_write(path, text)
     plain = _plain(bot)
-    return plain, created, path
+    return plain, created, path, changed
 
 
 def _names(text: str) -> list[str]:
