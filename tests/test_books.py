@@ -85,6 +85,10 @@ def test_kill_switch_all_counts_every_bots_positions(tmp_path):
     out = w.kill_switch("engage")
     assert {b["bot"]: b["positions_closed"] for b in out["bots"]} == {"gold-a": 2, "gold-b": 1}
     assert w.ledger("SELECT * FROM positions WHERE status = 'open'") == [] and w.check_books() == []
+    # the daily P&L (report, daily summary) counts the closes at once, not after the next pass
+    [daily] = w.ledger("SELECT SUM(trades) AS n, SUM(realized) AS pnl FROM pnl_daily")
+    [books] = w.ledger("SELECT COUNT(*) AS n, SUM(COALESCE(profit, 0)) AS pnl FROM positions WHERE status = 'closed'")
+    assert daily["n"] == books["n"] >= 3 and daily["pnl"] == pytest.approx(books["pnl"])
 
 
 # --- 2. a close's P&L survives a lagging history --------------------------------------------------------

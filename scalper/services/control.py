@@ -9,6 +9,7 @@ from pathlib import Path
 
 from scalper import wiring
 from scalper.clock import FixedClock, OutOfRange, SystemClock, check_in_range, iso, parse_instant
+from scalper.core.exposure import day_start
 from scalper.config import Config
 from scalper.errors import BadInput, BrokerUnavailable, quote
 from scalper.ledger import Ledger, run_lock
@@ -85,7 +86,7 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
     `close` is False) — also when the switch was engaged already and some are still open (a crash
     or a refused close left them). `clock` and `broker_factory` default to the wall clock (or the
     replay's, see books_clock) and the config's brokers."""
-    from scalper.engine import KEEP_POSITIONS, close_bot_positions, close_brokers
+    from scalper.engine import KEEP_POSITIONS, close_bot_positions, close_brokers, update_daily_pnl
 
     given_clock = clock
     clock = clock or SystemClock()
@@ -131,6 +132,8 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
                 entry["positions_left_open"] = len([p for p in ledger.open_positions(b.accounts)
                                                     if p["bot"] == b.name])
             out["bots"].append(entry)
+        if any(e["positions_closed"] for e in out["bots"]):
+            update_daily_pnl(ledger, day_start(now))   # the report's daily P&L counts these closes now
     return out
 
 
@@ -150,7 +153,7 @@ def status_of_kill_switches(cfg: Config, ledger_path: Path) -> list[dict]:
 
 def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: bool, clock=None,
              broker_factory=None) -> dict:
-    from scalper.engine import close_bot_positions, close_brokers
+    from scalper.engine import close_bot_positions, close_brokers, update_daily_pnl
 
     given_clock = clock
     clock = clock or SystemClock()
@@ -188,6 +191,8 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
                     closed += close_bot_positions(ledger, desk, brokers, b, positions)
             finally:
                 close_brokers(brokers)
+            if closed:
+                update_daily_pnl(ledger, day_start(now))
     return {"paused": True, "since": start_iso, "orders_canceled": n_canceled, "positions_closed": closed,
             "activity": span, "errors": errors}
 
