@@ -124,8 +124,6 @@ class Engine:
         for symbol, count in need.items():
             try:
                 out[symbol] = self.feed.closed_bars(symbol, count, now)
-            except (FeedUnavailable, DataError) as exc:
-                out[symbol] = exc
             except Exception as exc:  # noqa: BLE001 - not swallowed: re-raised inside the pass, which records the run
                 out[symbol] = exc
         return out
@@ -682,25 +680,26 @@ def close_bot_positions(ledger: Ledger, desk: OrderDesk, brokers: dict[int, Brok
     for p in positions:
         broker = brokers.get(p["account_id"])
         if broker is None:
-            message = (f"position {p['ticket']} of {bot.name} left open: account {p['account_id']} is not "
-                       "reachable; a later pass closes it")
-            log.warning(message)
-            with ledger.tx() as c:
-                ledger.audit(c, desk.clock.now(), "close_skipped", message, run_id=desk.run_id, bot=bot.name,
-                             account_id=p["account_id"], data={"ticket": p["ticket"]})
+            _close_skipped(ledger, desk, bot, p, f"position {p['ticket']} of {bot.name} left open: account "
+                                                 f"{p['account_id']} is not reachable; a later pass closes it")
             continue
         try:
             row = desk.close_position(broker, p, bot=bot.name, magic=bot.magic_number)
         except BrokerUnavailable as exc:
-            message = f"position {p['ticket']} of {bot.name}: account {p['account_id']} lost while closing: {exc}"
-            log.warning(message)
-            with ledger.tx() as c:
-                ledger.audit(c, desk.clock.now(), "close_skipped", message, run_id=desk.run_id, bot=bot.name,
-                             account_id=p["account_id"], data={"ticket": p["ticket"]})
+            _close_skipped(ledger, desk, bot, p, f"position {p['ticket']} of {bot.name}: account "
+                                                 f"{p['account_id']} lost while closing: {exc}")
             continue
         if row["status"] == "filled" or row["code"] == 10036:
             closed += 1
     return closed
+
+
+def _close_skipped(ledger: Ledger, desk: OrderDesk, bot: BotConfig, position: dict, message: str) -> None:
+    """A close not attempted now: logged and audited; the engaged switch retries it on later passes."""
+    log.warning(message)
+    with ledger.tx() as c:
+        ledger.audit(c, desk.clock.now(), "close_skipped", message, run_id=desk.run_id, bot=bot.name,
+                     account_id=position["account_id"], data={"ticket": position["ticket"]})
 
 
 def close_brokers(brokers: dict[int, Broker]) -> None:
