@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from scalper import engine as engine_module
+from scalper.engine import signals as engine_signals   # the engine's crash points: signal, decision, intent
 from scalper import orders as orders_module
 from scalper.brokers import paper as paper_module
 from tests.bookkit import BOTS, World
@@ -60,7 +60,7 @@ def crash_at(point: str):
             fired.append(name)
             raise SimulatedCrash(name)
 
-    modules = (engine_module, orders_module, paper_module)
+    modules = (engine_signals, orders_module, paper_module)
     saved = [m.crash_point for m in modules]
     for m in modules:
         m.crash_point = crash_point

@@ -86,7 +86,9 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
     `close` is False) — also when the switch was engaged already and some are still open (a crash
     or a refused close left them). `clock` and `broker_factory` default to the wall clock (or the
     replay's, see books_clock) and the config's brokers."""
-    from scalper.engine import KEEP_POSITIONS, close_bot_positions, close_brokers, update_daily_pnl
+    from scalper.engine import close_brokers
+    from scalper.engine.upkeep import KEEP_POSITIONS, close_bot_positions
+    from scalper.ledger.passes import rebuild_daily_pnl
 
     given_clock = clock
     clock = clock or SystemClock()
@@ -133,7 +135,7 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
                                                     if p["bot"] == b.name])
             out["bots"].append(entry)
         if any(e["positions_closed"] for e in out["bots"]):
-            update_daily_pnl(ledger, day_start(now))   # the report's daily P&L counts these closes now
+            rebuild_daily_pnl(ledger, day_start(now))   # the report's daily P&L counts these closes now
     return out
 
 
@@ -153,7 +155,9 @@ def status_of_kill_switches(cfg: Config, ledger_path: Path) -> list[dict]:
 
 def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: bool, clock=None,
              broker_factory=None) -> dict:
-    from scalper.engine import close_bot_positions, close_brokers, update_daily_pnl
+    from scalper.engine import close_brokers
+    from scalper.engine.upkeep import close_bot_positions
+    from scalper.ledger.passes import rebuild_daily_pnl
 
     given_clock = clock
     clock = clock or SystemClock()
@@ -192,7 +196,7 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
             finally:
                 close_brokers(brokers)
             if closed:
-                update_daily_pnl(ledger, day_start(now))
+                rebuild_daily_pnl(ledger, day_start(now))
     return {"paused": True, "since": start_iso, "orders_canceled": n_canceled, "positions_closed": closed,
             "activity": span, "errors": errors}
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from scalper import wiring
 from scalper.clock import SystemClock, human_age
-from scalper.core.bars import BAR_SECONDS
+from scalper.config import BotConfig, Config
+from scalper.engine.market import bar_freshness
 from scalper.errors import ScalperError
+from scalper.feeds.base import Feed
 
 
 def check(config: str | None, ledger_option: str | None, *, max_age: str | None = None,
@@ -39,17 +44,18 @@ def check(config: str | None, ledger_option: str | None, *, max_age: str | None 
     add("config", True, f"{cfg.source}: {len(cfg.bots)} bot(s), {len(runnable)} to run, "
                         f"{len(cfg.accounts)} account(s)")
 
+    ledger_path: Path | None = None
     try:
-        ledger_path = wiring.ledger_path(cfg, ledger_option)
+        path = wiring.ledger_path(cfg, ledger_option)
     except ScalperError as exc:   # a path under a file, a file that is not a ledger
         add("ledger", False, str(exc), exc.exit_code)
-        ledger_path = None
     else:
-        items.append(_ledger_item(ledger_path))
+        ledger_path = path
+        items.append(_ledger_item(path))
         if not items[-1]["ok"] and exit_code == 0:
             exit_code = 1
-        elif ledger_path.exists():
-            _engine_state_items(ledger_path, add)
+        elif path.exists():
+            _engine_state_items(path, add)
     for t in cfg.notify:
         present = bool(os.environ.get(t.url_env))
         add(f"alerts {t.label}", present, f"${t.url_env} is set; events: {', '.join(t.events)}" if present else
@@ -72,51 +78,79 @@ def check(config: str | None, ledger_option: str | None, *, max_age: str | None 
     try:
         feed = wiring.make_feed(cfg)
     except ScalperError as exc:
-        add("feed", False, str(exc), exc.exit_code)
+        add("feed", False, _here(str(exc)), exc.exit_code)
         feed = None
     if feed is not None:
         for symbol in sorted({b.symbol for b in runnable}):
-            try:
-                bars = feed.closed_bars(symbol, 101, now)
-            except ScalperError as exc:
-                add(f"feed {symbol}", False, str(exc), exc.exit_code)
-                continue
-            if len(bars) == 0:
-                add(f"feed {symbol}", False, "no closed bars", 3)
-                continue
-            age = now - (int(bars.time[-1]) + BAR_SECONDS)
-            fresh = age <= cfg.feed.max_bar_age_s
-            add(f"feed {symbol}", fresh, f"{len(bars)} bars, newest closed {human_age(age)} ago"
-                + ("" if fresh else f" (older than max_bar_age_s={cfg.feed.max_bar_age_s}: run-once won't trade)"),
-                3)
-
-        factory = wiring.make_broker_factory(cfg, feed, clock)
-        used = sorted({a for b in runnable for a in b.accounts})
-        # Held open together, as run-once holds them: what one process cannot do together
-        # (two mt5 accounts on one local terminal) fails here as it would there.
-        held = []
-        try:
-            for acc_id in used:
-                acc = cfg.account(acc_id)
-                bridged = acc.broker == "mt5" and acc.terminal is not None
-                probe = None
-                try:
-                    broker = factory(acc)
-                    broker.connect()
-                    held.append(broker)
-                    info = broker.account_info()
-                    probe = _bridge_probe(cfg, acc) if bridged else None   # while the terminal is initialized
-                    add(f"account {acc.label} ({acc.broker})", True,
-                        f"balance {info.balance:,.2f} {info.currency}, equity {info.equity:,.2f}")
-                except ScalperError as exc:
-                    add(f"account {acc.label} ({acc.broker})", False, str(exc), exc.exit_code)
-                if bridged:
-                    _bridge_item(acc, probe or _bridge_probe(cfg, acc), items, add)
-        finally:
-            from scalper.engine import close_brokers
-
-            close_brokers(dict(enumerate(held)))
+            add(*_feed_item(feed, symbol, now, cfg.feed.max_bar_age_s))
+    _account_items(cfg, runnable, feed, clock, items, add)
     return {"ok": exit_code == 0, "exit_code": exit_code, "items": items}
+
+
+def _feed_item(feed: Feed, symbol: str, now: float, max_age_s: float) -> tuple[str, bool, str, int]:
+    """(what, ok, detail, exit code) of one symbol's bars, judged as run-once judges them."""
+    what = f"feed {symbol}"
+    try:
+        bars = feed.closed_bars(symbol, 101, now)
+    except ScalperError as exc:
+        return what, False, _here(str(exc)), exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - reported as this symbol's item; the next ones are still checked
+        return what, False, f"{type(exc).__name__}: {exc}", 1
+    fresh = bar_freshness(bars, now, max_age_s)
+    if fresh.age_s is None:
+        return what, False, "no closed bars", 3
+    return what, fresh.fresh, f"{fresh.bars} bars, newest closed {human_age(fresh.age_s)} ago" + (
+        "" if fresh.fresh else f" (older than max_bar_age_s={max_age_s:g}: run-once won't trade)"), 3
+
+
+def _account_items(cfg: Config, runnable: list[BotConfig], feed: Feed | None, clock: SystemClock,
+                   items: list[dict[str, Any]], add: Callable[..., None]) -> None:
+    """One item per account the runnable bots use (and one per terminal server), each whatever
+    the others gave. Held open together, as run-once holds them: what one process cannot do
+    together (two mt5 accounts on one local terminal) fails here as it would there."""
+    from scalper.engine import close_brokers
+
+    used = sorted({a for b in runnable for a in b.accounts})
+    try:
+        factory = wiring.make_broker_factory(cfg, feed, clock)
+    except ScalperError as exc:     # e.g. paper faults that name no known symbol
+        add("accounts", False, str(exc), exc.exit_code)
+        return
+    held = []
+    try:
+        for acc_id in used:
+            acc = cfg.account(acc_id)
+            what = f"account {acc.label} ({acc.broker})"
+            if acc.broker == "paper" and feed is None:
+                add(what, False, "not checked: the paper broker prices with the feed, which could not be opened", 3)
+                continue
+            bridged = acc.broker == "mt5" and acc.terminal is not None
+            probe = None
+            try:
+                broker = factory(acc)
+                broker.connect()
+                held.append(broker)
+                info = broker.account_info()
+                probe = _bridge_probe(cfg, acc) if bridged else None   # while the terminal is initialized
+                add(what, True, f"balance {info.balance:,.2f} {info.currency}, equity {info.equity:,.2f}")
+            except ScalperError as exc:
+                add(what, False, _here(str(exc)), exc.exit_code)
+            except Exception as exc:  # noqa: BLE001 - reported as this account's item; the next ones are still checked
+                add(what, False, f"{type(exc).__name__}: {exc}", 1)
+            if bridged:
+                _bridge_item(acc, probe or _bridge_probe(cfg, acc), items, add)
+    finally:
+        close_brokers(dict(enumerate(held)))
+
+
+def _here(message: str) -> str:
+    """The MetaTrader5 package exists for Windows only: elsewhere, point at the terminal bridge
+    instead of an install that cannot succeed."""
+    if sys.platform == "win32" or "pip install MetaTrader5" not in message:
+        return message
+    return ("the MetaTrader5 package runs only on Windows (or under Wine), beside the terminal; from here, "
+            "reach the terminal through `scalper terminal-server`: pip install '.[bridge]' in the scalper "
+            "checkout and give the mt5 account a `terminal:` (README, \"Trading from Linux\")")
 
 
 def _bridge_probe(cfg, acc) -> dict:
