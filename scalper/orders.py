@@ -22,6 +22,7 @@ from scalper.clock import iso, parse_instant
 from scalper.errors import BrokerUnavailable
 from scalper.faults import crash_point
 from scalper.ledger import Ledger
+from scalper.vocab import TradeRetcode
 
 CLIENT_ID_PREFIX = "sc"
 # A position gone at the broker whose closing deal the history does not show yet stays `closing`
@@ -247,7 +248,7 @@ class OrderDesk:
                                   "sending it again", run_id=self.run_id, bot=bot, account_id=acc)
             order = self._row(order["id"])
         row = self.send(broker, order)
-        if row["status"] == "rejected" and row["code"] == POSITION_CLOSED_CODE:
+        if row["status"] == "rejected" and row["code"] == TradeRetcode.POSITION_CLOSED:
             # Gone already (SL/TP, by hand): book it from the broker's history.
             self.settle_gone(broker, acc, ticket)
         return row
@@ -453,9 +454,6 @@ class OrderDesk:
         return self.ledger.one("SELECT * FROM orders WHERE id = ?", (order_id,))
 
 
-POSITION_CLOSED_CODE = 10036
-
-
 def _since(order: dict) -> float:
     return parse_instant(order["created_at"]) - 3600
 
@@ -463,6 +461,6 @@ def _since(order: dict) -> float:
 def _found_result(found: BrokerOrder, message: str) -> OrderResult:
     """A filled order the broker holds, as the answer its request should have had (with its IN deal)."""
     deal = next((d.ticket for d in found.deals if d.entry == "in"), None)
-    return OrderResult(code=10009, message=message, ticket=found.ticket, position_ticket=found.position_ticket,
+    return OrderResult(code=TradeRetcode.DONE, message=message, ticket=found.ticket, position_ticket=found.position_ticket,
                        price=found.price, volume=found.volume, time=found.time, deal_ticket=deal)
 
