@@ -18,6 +18,7 @@ from scalper.errors import BrokerUnavailable, ScalperError
 from scalper.ledger import Ledger
 from scalper.orders import OrderDesk, RetryPolicy
 from scalper.symbols import SymbolSpec, spec_for
+from scalper.vocab import ORDER_PROBLEMS
 
 log = logging.getLogger("scalper.engine")   # one log for every part of the pass
 
@@ -87,7 +88,7 @@ class PassContext:
             self.orders[data["status"]] += 1
             if "order" in data:
                 self.order_outcome[data["order"]["id"]] = data["status"]
-            if data["status"] in ("rejected", "error", "failed") and "order" in data:
+            if data["status"] in ORDER_PROBLEMS and "order" in data:
                 o = data["order"]
                 self.summary.order_problems.append({
                     "bot": o["bot"], "account_id": o["account_id"], "client_order_id": o["client_order_id"],

@@ -15,8 +15,7 @@ from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.engine.context import PassContext
 from scalper.errors import DataError, FeedUnavailable, ServerClockUncertain
 from scalper.feeds.base import Feed
-
-FEED_SKIPS = ("feed_stale", "feed_no_bars", "feed_unavailable")   # a bot skipped for want of bars
+from scalper.vocab import BotSkip
 
 
 @dataclass(frozen=True)
@@ -38,14 +37,14 @@ def bar_freshness(bars: Bars, now: float, max_age_s: float) -> Freshness:
 
 
 def fetch_windows(ctx: PassContext, feed: Feed, prefetched: dict[str, Bars | Exception],
-                  bots: list[BotConfig]) -> dict[str, Bars | str]:
+                  bots: list[BotConfig]) -> dict[str, Bars | BotSkip]:
     """Closed bars once per symbol (the most any bot on it needs), or the skip reason why not.
     `prefetched`: what the engine read before the pass began (bars or the feed's error)."""
     s = ctx.summary
     need: dict[str, int] = defaultdict(int)
     for b in bots:
         need[b.symbol] = max(need[b.symbol], b.lookback)
-    out: dict[str, Bars | str] = {}
+    out: dict[str, Bars | BotSkip] = {}
     max_age = ctx.cfg.feed.max_bar_age_s
     for symbol, count in need.items():
         try:
@@ -55,31 +54,31 @@ def fetch_windows(ctx: PassContext, feed: Feed, prefetched: dict[str, Bars | Exc
             bars = feed.closed_bars(symbol, count, ctx.now) if got is None else got
         except ServerClockUncertain as exc:
             s.errors.append(f"feed {symbol}: {exc}")
-            out[symbol] = "server_time_uncertain"
+            out[symbol] = BotSkip.SERVER_TIME_UNCERTAIN
             s.exit_code = 3
             continue
         except FeedUnavailable as exc:
             s.errors.append(f"feed {symbol}: {exc}")
-            out[symbol] = "feed_unavailable"
+            out[symbol] = BotSkip.FEED_UNAVAILABLE
             s.exit_code = 3
             continue
         except DataError as exc:
             s.errors.append(f"feed {symbol}: {exc}")
-            out[symbol] = "feed_bad_data"
+            out[symbol] = BotSkip.FEED_BAD_DATA
             s.exit_code = 2
             continue
         fresh = bar_freshness(bars, ctx.now, max_age)
         if fresh.age_s is None:
             s.warnings.append(f"feed {symbol}: no closed bar up to {iso(ctx.now)}; not trading it")
-            out[symbol] = "feed_no_bars"
+            out[symbol] = BotSkip.FEED_NO_BARS
             continue
         if not fresh.fresh:
             s.warnings.append(f"feed {symbol}: newest closed bar is {human_age(fresh.age_s)} old "
                               f"(limit {max_age} s); not trading on it")
-            out[symbol] = "feed_stale"
+            out[symbol] = BotSkip.FEED_STALE
             continue
         if getattr(feed, "name", "") == "mt5" and not _same_bar_times(ctx, symbol, bars):
-            out[symbol] = "server_time_uncertain"
+            out[symbol] = BotSkip.SERVER_TIME_UNCERTAIN
             s.exit_code = 3
             continue
         out[symbol] = bars

@@ -12,12 +12,13 @@ from scalper.clock import iso
 from scalper.config import BotConfig
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.engine.context import PassContext, RunSummary, close_brokers
-from scalper.engine.market import FEED_SKIPS, fetch_windows
+from scalper.engine.market import fetch_windows
 from scalper.engine.signals import SignalFlow
 from scalper.engine.upkeep import upkeep
 from scalper.errors import BrokerUnavailable, ScalperError
 from scalper.feeds.base import Feed
 from scalper.ledger import passes as books
+from scalper.vocab import FEED_SKIPS, BotSkip, OrderKind, RunStatus
 
 
 class Pass:
@@ -35,38 +36,38 @@ class Pass:
         ctx, s = self.ctx, self.ctx.summary
         books.start_run(ctx.ledger, run_id=ctx.run_id, started_at=s.started_at, now=ctx.now, pid=os.getpid(),
                         dry_run=ctx.dry_run)
-        status = "ok"
+        status = RunStatus.OK
         try:
             self._run()
-            if s.bots_skipped and all(b["reason"] == "engine_paused" for b in s.bots_skipped) and not s.bots_run:
-                status = "paused"
+            if s.bots_skipped and all(b["reason"] == BotSkip.ENGINE_PAUSED for b in s.bots_skipped) and not s.bots_run:
+                status = RunStatus.PAUSED
         except ScalperError as exc:
-            status = "unavailable" if exc.exit_code == 3 else "error"
+            status = RunStatus.UNAVAILABLE if exc.exit_code == 3 else RunStatus.ERROR
             s.errors.append(str(exc))
             s.exit_code = exc.exit_code
         except Exception as exc:  # recorded, then re-raised for the CLI's exit 1
             s.errors.append(f"{type(exc).__name__}: {exc}")
             s.exit_code = 1
-            self._finish("error")
+            self._finish(RunStatus.ERROR)
             raise
         finally:
             close_brokers(ctx.brokers)
-        if s.exit_code == 2 and status == "ok":
-            status = "error"      # bad feed data: not a clean run, whatever else went well
+        if s.exit_code == 2 and status == RunStatus.OK:
+            status = RunStatus.ERROR      # bad feed data: not a clean run, whatever else went well
         if ctx.unreachable and not s.exit_code:
             s.exit_code = 3
-            status = "unavailable"
+            status = RunStatus.UNAVAILABLE
         if not s.bots_run and not s.exit_code and any(b["reason"] in FEED_SKIPS for b in s.bots_skipped):
             # no bot could run for want of fresh bars: the feed is unavailable (contract: exit 3)
             s.errors += s.warnings
             s.warnings = []
             s.errors.append("no bot could run: the feed gave no fresh bars (feed unavailable)")
             s.exit_code = 3
-            status = "unavailable"
+            status = RunStatus.UNAVAILABLE
         self._finish(status)
         return s
 
-    def _finish(self, status: str) -> None:
+    def _finish(self, status: RunStatus) -> None:
         ctx, s = self.ctx, self.ctx.summary
         s.orders = dict(ctx.orders)
         s.orders_final = dict(Counter(ctx.order_outcome.values()))
@@ -84,12 +85,12 @@ class Pass:
         candidates = [b for b in ctx.cfg.bots if not self.bot_names or b.name in self.bot_names]
         if paused:
             for b in candidates:
-                s.bots_skipped.append({"bot": b.name, "reason": "engine_paused", "detail": why or ""})
+                s.bots_skipped.append({"bot": b.name, "reason": BotSkip.ENGINE_PAUSED, "detail": why or ""})
             return
         bots: list[BotConfig] = []
         for b in candidates:
             if not b.enabled:
-                s.bots_skipped.append({"bot": b.name, "reason": "disabled"})
+                s.bots_skipped.append({"bot": b.name, "reason": BotSkip.DISABLED})
             elif b.engine_mode != "scalper":
                 s.bots_skipped.append({"bot": b.name, "reason": f"engine_mode_{b.engine_mode}"})
             else:
@@ -106,10 +107,10 @@ class Pass:
         flow = SignalFlow(ctx)
         for bot in bots:
             if not ctx.reachable(bot.accounts):
-                s.bots_skipped.append({"bot": bot.name, "reason": "broker_unavailable"})
+                s.bots_skipped.append({"bot": bot.name, "reason": BotSkip.BROKER_UNAVAILABLE})
                 continue
             got = windows[bot.symbol]
-            if isinstance(got, str):
+            if isinstance(got, BotSkip):
                 s.bots_skipped.append({"bot": bot.name, "reason": got})
                 continue
             flow.run_bot(bot, got.tail(bot.lookback))
@@ -144,8 +145,8 @@ class Pass:
 
     def _order_still_fresh(self, order: dict[str, Any]) -> bool:
         """May an order that never left be sent now? Closes always; opens while their signal is fresh."""
-        if order["kind"] != "open" or order["signal_id"] is None:
-            return bool(order["kind"] == "close")
+        if order["kind"] != OrderKind.OPEN or order["signal_id"] is None:
+            return bool(order["kind"] == OrderKind.CLOSE)
         bar_ts = books.signal_bar_ts(self.ctx.ledger, order["signal_id"])
         try:
             limit = self.ctx.cfg.bot(order["bot"]).risk.signal_max_age_s

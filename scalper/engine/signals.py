@@ -20,6 +20,7 @@ from scalper.errors import ScalperError
 from scalper.faults import crash_point
 from scalper.ledger import passes as books
 from scalper.symbols import SymbolSpec
+from scalper.vocab import DecisionAction, OrderKind, OrderStatus
 
 RESUME_WINDOW_S = 86_400   # how far back a run looks for signals an interrupted run left undecided
 
@@ -75,7 +76,7 @@ class SignalFlow:
             if not created and first_look:
                 s.duplicate_signals += 1
             # Decided by an earlier (interrupted) run: send only while the signal is still fresh.
-            approved = (earlier.action == "open"
+            approved = (earlier.action == DecisionAction.OPEN
                         and risk.signal_age(signal, ctx.now) <= bot.risk.signal_max_age_s)
         if not approved or ctx.dry_run:
             return
@@ -133,7 +134,7 @@ class SignalFlow:
 
     def _refuse(self, order: dict[str, Any], message: str) -> None:
         """An intent that cannot be sent (no spec to size it, account unreachable) ends `error` here."""
-        if order["status"] != "new":
+        if order["status"] != OrderStatus.NEW:
             return
         ctx = self.ctx
         books.refuse_intent(ctx.ledger, order["id"], message,
@@ -141,14 +142,14 @@ class SignalFlow:
                             now=ctx.now, run_id=ctx.run_id, bot=order["bot"], account_id=order["account_id"])
         log.warning("order %s (%s, account %s) not sent: %s", order["client_order_id"], order["bot"],
                     order["account_id"], message)
-        ctx.on_event("order_status", {"status": "error", "order": order, "message": message})
+        ctx.on_event("order_status", {"status": OrderStatus.ERROR, "order": order, "message": message})
 
     # --- exposure for the risk decision ----------------------------------------
     def _exposure(self, bot: BotConfig, window: Bars) -> risk.Exposure:
         ctx = self.ctx
         accounts = ctx.reachable(bot.accounts)
         positions = ctx.ledger.open_positions(accounts)
-        inflight = [o for o in ctx.ledger.orders_in_flight(accounts) if o["kind"] == "open"]
+        inflight = [o for o in ctx.ledger.orders_in_flight(accounts) if o["kind"] == OrderKind.OPEN]
         group_symbols = {m for g in ctx.cfg.groups_of(bot.symbol) for m in ctx.cfg.correlation_groups[g]}
         unrealized = sum(p["unrealized"] or 0.0 for p in positions if p["bot"] == bot.name)
         realized = books.realized_by_bot(ctx.ledger, day_start(ctx.now)).get(bot.name, 0.0)

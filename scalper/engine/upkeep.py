@@ -17,8 +17,7 @@ from scalper.errors import BrokerUnavailable
 from scalper.ledger import Ledger
 from scalper.ledger import passes as books
 from scalper.orders import OrderDesk
-
-KEEP_POSITIONS = "manual_no_close"   # kill-switch source of `engage --no-close` (scalper.services.control)
+from scalper.vocab import KillSwitchSource, OrderStatus, TradeRetcode
 
 Position = dict[str, Any]   # an open position as the ledger holds it
 
@@ -42,7 +41,7 @@ def upkeep(ctx: PassContext, bots: list[BotConfig], magics: dict[int, str]) -> N
     engaged = books.engaged_switches(ctx.ledger)
     for bot in bots:
         if bot.name in engaged:
-            if engaged[bot.name].source != KEEP_POSITIONS:
+            if engaged[bot.name].source != KillSwitchSource.KEEP_POSITIONS:
                 _enforce_kill_switch(ctx, bot, by_bot.get(bot.name, []))
         elif bot.risk.kill_switch:
             _check_kill_switch(ctx, bot, by_bot.get(bot.name, []), realized.get(bot.name, 0.0))
@@ -125,7 +124,7 @@ def close_bot_positions(ledger: Ledger, desk: OrderDesk, brokers: dict[int, Brok
             _close_skipped(ledger, desk, bot, p, f"position {p['ticket']} of {bot.name}: account "
                                                  f"{p['account_id']} lost while closing: {exc}")
             continue
-        if row["status"] == "filled" or row["code"] == 10036:
+        if row["status"] == OrderStatus.FILLED or row["code"] == TradeRetcode.POSITION_CLOSED:
             closed += 1
     return closed
 

@@ -14,6 +14,7 @@ from scalper.clock import iso
 from scalper.core.risk import Decision
 from scalper.core.signals import Direction, Signal
 from scalper.ledger.store import Ledger
+from scalper.vocab import DecisionAction, OrderKind, OrderStatus, PositionStatus, RunStatus
 
 
 # --- rows ---------------------------------------------------------------------------------------
@@ -27,7 +28,7 @@ class InterruptedRun:
 @dataclass(frozen=True)
 class DecisionRow:
     signal_id: int
-    action: str          # open | reject
+    action: DecisionAction
     reason: str
     detail: str | None
 
@@ -38,7 +39,7 @@ class SignalToResume:
     `served` (the accounts its opening orders went to) may not yet hold every account of the bot."""
     signal: Signal
     dedupe_key: str
-    action: str | None
+    action: DecisionAction | None
     served: frozenset[int]
 
 
@@ -56,17 +57,17 @@ def start_run(ledger: Ledger, *, run_id: str, started_at: str, now: float, pid: 
     died without finishing (a crash): marked `interrupted` (finished_at = when that was noticed) and audited."""
     with ledger.tx() as c:
         dead = [InterruptedRun(id=r[0], pid=r[1])
-                for r in c.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()]
+                for r in c.execute("SELECT id, pid FROM runs WHERE status = ?", (RunStatus.RUNNING,)).fetchall()]
         for run in dead:
-            ledger.update_run(c, run.id, status="interrupted", finished_at=started_at)
+            ledger.update_run(c, run.id, status=RunStatus.INTERRUPTED, finished_at=started_at)
             ledger.audit(c, now, "run_interrupted", f"run {run.id} (pid {run.pid}) ended without "
                          "finishing (killed or crashed); its orders are reconciled by this run", run_id=run_id)
-        ledger.insert(c, "runs", {"id": run_id, "started_at": started_at, "as_of": iso(now), "status": "running",
+        ledger.insert(c, "runs", {"id": run_id, "started_at": started_at, "as_of": iso(now), "status": RunStatus.RUNNING,
                                   "pid": pid, "dry_run": int(dry_run)})
     return dead
 
 
-def finish_run(ledger: Ledger, run_id: str, *, finished_at: str, duration_s: float, status: str,
+def finish_run(ledger: Ledger, run_id: str, *, finished_at: str, duration_s: float, status: RunStatus,
                summary: dict[str, Any]) -> None:
     with ledger.tx() as c:
         ledger.update_run(c, run_id, finished_at=finished_at, duration_s=duration_s, status=status,
@@ -98,7 +99,10 @@ def signal_bar_ts(ledger: Ledger, signal_id: int) -> int | None:
 
 def decision_for(ledger: Ledger, signal_id: int) -> DecisionRow | None:
     row = ledger.one("SELECT signal_id, action, reason, detail FROM decisions WHERE signal_id = ?", (signal_id,))
-    return None if row is None else DecisionRow(**row)
+    if row is None:
+        return None
+    return DecisionRow(signal_id=row["signal_id"], action=DecisionAction(row["action"]), reason=row["reason"],
+                       detail=row["detail"])
 
 
 def record_decision(ledger: Ledger, signal_id: int, decision: Decision, *, run_id: str, bot: str,
@@ -115,16 +119,16 @@ def signals_to_resume(ledger: Ledger, *, bot: str, symbol: str, since_ts: float,
     from `approved_since_ts` on (still fresh enough to send), oldest first."""
     rows = ledger.query(
         "SELECT s.*, d.action AS action, (SELECT GROUP_CONCAT(o.account_id) FROM orders o "
-        "WHERE o.signal_id = s.id AND o.kind = 'open') AS order_accounts "
+        "WHERE o.signal_id = s.id AND o.kind = ?) AS order_accounts "
         "FROM signals s LEFT JOIN decisions d ON d.signal_id = s.id "
         "WHERE s.bot = ? AND s.bar_ts >= ? AND s.symbol = ? "
-        "AND (d.id IS NULL OR (d.action = 'open' AND s.bar_ts >= ?)) ORDER BY s.bar_ts, s.id",
-        (bot, since_ts, symbol, approved_since_ts))
+        "AND (d.id IS NULL OR (d.action = ? AND s.bar_ts >= ?)) ORDER BY s.bar_ts, s.id",
+        (OrderKind.OPEN, bot, since_ts, symbol, DecisionAction.OPEN, approved_since_ts))
     return [SignalToResume(
         signal=Signal(strategy=r["strategy"], direction=_direction(r["direction"]), bar_time=int(r["bar_ts"]),
                       entry=r["entry"], sl=r["sl"], tp=r["tp"], score=r["score"],
                       params=json.loads(r["params"] or "{}")),
-        dedupe_key=r["dedupe_key"], action=r["action"],
+        dedupe_key=r["dedupe_key"], action=None if r["action"] is None else DecisionAction(r["action"]),
         served=frozenset(int(a) for a in (r["order_accounts"] or "").split(",") if a)) for r in rows]
 
 
@@ -141,7 +145,7 @@ def refuse_intent(ledger: Ledger, order_id: int, message: str, *, audit_message:
                   bot: str, account_id: int) -> None:
     """An order recorded but not sent (no spec, account unreachable): `error`, with why, and audited."""
     with ledger.tx() as c:
-        ledger.update(c, "orders", order_id, {"status": "error", "message": message, "updated_at": iso(now)})
+        ledger.update(c, "orders", order_id, {"status": OrderStatus.ERROR, "message": message, "updated_at": iso(now)})
         ledger.audit(c, now, "order_error", audit_message, run_id=run_id, bot=bot, account_id=account_id)
 
 
@@ -179,8 +183,8 @@ def realized_by_bot(ledger: Ledger, since: float) -> dict[str, float]:
     """Closed positions' profit per bot from `since` (a UTC day start: realized P&L today) on.
     Adopted positions (no bot) are not any bot's."""
     return {r["bot"]: float(r["p"]) for r in ledger.query(
-        "SELECT bot, COALESCE(SUM(profit), 0) AS p FROM positions WHERE status = 'closed' AND closed_at >= ? "
-        "AND bot IS NOT NULL GROUP BY bot", (iso(since),))}
+        "SELECT bot, COALESCE(SUM(profit), 0) AS p FROM positions WHERE status = ? AND closed_at >= ? "
+        "AND bot IS NOT NULL GROUP BY bot", (PositionStatus.CLOSED, iso(since)))}
 
 
 def rebuild_daily_pnl(ledger: Ledger, since: float) -> None:
@@ -193,5 +197,5 @@ def rebuild_daily_pnl(ledger: Ledger, since: float) -> None:
             SELECT substr(closed_at, 1, 10), COALESCE(bot, '(adopted)'), account_id,
                    SUM(COALESCE(profit, 0)), COUNT(*),
                    SUM(CASE WHEN profit > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN profit < 0 THEN 1 ELSE 0 END)
-            FROM positions WHERE status = 'closed' AND closed_at >= ?
-            GROUP BY 1, 2, 3""", (since_iso,))
+            FROM positions WHERE status = ? AND closed_at >= ?
+            GROUP BY 1, 2, 3""", (PositionStatus.CLOSED, since_iso))

@@ -87,8 +87,9 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
     or a refused close left them). `clock` and `broker_factory` default to the wall clock (or the
     replay's, see books_clock) and the config's brokers."""
     from scalper.engine import close_brokers
-    from scalper.engine.upkeep import KEEP_POSITIONS, close_bot_positions
+    from scalper.engine.upkeep import close_bot_positions
     from scalper.ledger.passes import rebuild_daily_pnl
+    from scalper.vocab import KillSwitchSource
 
     given_clock = clock
     clock = clock or SystemClock()
@@ -113,12 +114,12 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
             positions = [p for p in ledger.open_positions(b.accounts) if p["bot"] == b.name]
             unchanged = was_engaged == (action == "engage")
             # engaged with --no-close, engaged again with closing: from now on it closes
-            if unchanged and action == "engage" and close and switch["source"] == KEEP_POSITIONS:
+            if unchanged and action == "engage" and close and switch["source"] == KillSwitchSource.KEEP_POSITIONS:
                 unchanged = False
             entry = {"bot": b.name, "engaged": action == "engage", "positions_closed": 0, "unchanged": unchanged}
             if not unchanged:
                 with ledger.tx() as c:
-                    source = "manual" if action != "engage" or close else KEEP_POSITIONS
+                    source = "manual" if action != "engage" or close else KillSwitchSource.KEEP_POSITIONS
                     reason = ("released by hand" if action != "engage" else "engaged by hand"
                               + ("" if close else " (--no-close: its positions are kept open)"))
                     ledger.set_kill_switch(c, b.name, action == "engage", source=source, reason=reason, now=now)
