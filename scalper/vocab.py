@@ -98,6 +98,14 @@ class CloseReason(StrEnum):
     MISSING_AT_BROKER = "missing_at_broker"   # gone at the broker, no closing deal ever found
 
 
+class CloseCause(StrEnum):
+    """Why scalper sent a close order (orders.reason): what a journal shows for a position
+    whose closing deal says only that an expert closed it."""
+
+    KILL_SWITCH = "kill_switch"    # an engaged kill-switch, by a run or by hand
+    ROLLBACK = "rollback"          # `scalper rollback --close-positions`
+
+
 class KillSwitchSource(StrEnum):
     MANUAL = "manual"                      # `scalper kill-switch engage|release`
     KEEP_POSITIONS = "manual_no_close"     # `engage --no-close`: no entries, positions kept open

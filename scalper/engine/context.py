@@ -87,11 +87,11 @@ class PassContext:
         if kind == "order_status":
             self.orders[data["status"]] += 1
             if "order" in data:
-                self.order_outcome[data["order"]["id"]] = data["status"]
+                self.order_outcome[data["order"].id] = data["status"]
             if data["status"] in ORDER_PROBLEMS and "order" in data:
                 o = data["order"]
                 self.summary.order_problems.append({
-                    "bot": o["bot"], "account_id": o["account_id"], "client_order_id": o["client_order_id"],
+                    "bot": o.bot, "account_id": o.account_id, "client_order_id": o.client_order_id,
                     "status": data["status"], "attempts": data.get("attempts"), "message": data["message"]})
         elif kind == "broker_unreachable" and data["account_id"] not in self.unreachable:
             # Lost in the middle of the pass: send nothing more there; the run ends with exit 3.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from typing import Any
 
 from scalper.clock import iso
 from scalper.config import BotConfig
@@ -18,6 +17,7 @@ from scalper.engine.upkeep import upkeep
 from scalper.errors import BrokerUnavailable, ScalperError
 from scalper.feeds.base import Feed
 from scalper.ledger import passes as books
+from scalper.ledger.rows import OrderRow
 from scalper.vocab import FEED_SKIPS, BotSkip, OrderKind, RunStatus
 
 
@@ -143,13 +143,13 @@ class Pass:
             ctx.summary.reconciled += ctx.desk.reconcile_orders(broker, acc_id, self._order_still_fresh)
             ctx.summary.count_positions(ctx.desk.sync_positions(broker, acc_id, magics))
 
-    def _order_still_fresh(self, order: dict[str, Any]) -> bool:
+    def _order_still_fresh(self, order: OrderRow) -> bool:
         """May an order that never left be sent now? Closes always; opens while their signal is fresh."""
-        if order["kind"] != OrderKind.OPEN or order["signal_id"] is None:
-            return bool(order["kind"] == OrderKind.CLOSE)
-        bar_ts = books.signal_bar_ts(self.ctx.ledger, order["signal_id"])
+        if order.kind != OrderKind.OPEN or order.signal_id is None:
+            return order.kind == OrderKind.CLOSE
+        signal = self.ctx.ledger.signals.get(order.signal_id)
         try:
-            limit = self.ctx.cfg.bot(order["bot"]).risk.signal_max_age_s
+            limit = self.ctx.cfg.bot(order.bot).risk.signal_max_age_s
         except KeyError:
             return False
-        return bar_ts is not None and self.ctx.now - (bar_ts + BAR_SECONDS) <= limit
+        return signal is not None and self.ctx.now - (signal.bar_ts + BAR_SECONDS) <= limit

@@ -19,6 +19,7 @@ from scalper.engine.context import PassContext, log
 from scalper.errors import ScalperError
 from scalper.faults import crash_point
 from scalper.ledger import passes as books
+from scalper.ledger.rows import OrderRow
 from scalper.symbols import SymbolSpec
 from scalper.vocab import DecisionAction, OrderKind, OrderStatus
 
@@ -65,7 +66,7 @@ class SignalFlow:
             s.signals += 1
             s.signals_by_strategy[signal.strategy] = s.signals_by_strategy.get(signal.strategy, 0) + 1
         crash_point("after_signal")
-        earlier = books.decision_for(ctx.ledger, signal_id)
+        earlier = ctx.ledger.signals.decision(signal_id)
         if earlier is None:
             decision = risk.decide(signal, self._exposure(bot, window), risk_limits(bot.risk), ctx.now)
             books.record_decision(ctx.ledger, signal_id, decision, run_id=ctx.run_id, bot=bot.name, now=ctx.now)
@@ -91,15 +92,16 @@ class SignalFlow:
         The dedupe key and the client order ids keep this to at most one order per account.
         Undecided signals are looked for over the last day (a stale one is decided as stale)."""
         now = self.ctx.now
-        pending = books.signals_to_resume(self.ctx.ledger, bot=bot.name, symbol=bot.symbol,
-                                          since_ts=now - RESUME_WINDOW_S,
-                                          approved_since_ts=now - BAR_SECONDS - bot.risk.signal_max_age_s)
+        pending = self.ctx.ledger.signals.unfinished(bot=bot.name, symbol=bot.symbol,
+                                                     since_ts=now - RESUME_WINDOW_S,
+                                                     approved_since_ts=now - BAR_SECONDS - bot.risk.signal_max_age_s)
         for p in pending:
-            if p.action is not None and (not bot.auto_trade or set(bot.accounts) <= p.served):
+            if p.action is not None and (not bot.auto_trade or set(bot.accounts) <= p.order_accounts):
                 continue
-            if dedupe_key(bot.name, p.signal, bot.symbol) != p.dedupe_key:
+            signal = books.signal_of(p.signal)
+            if dedupe_key(bot.name, signal, bot.symbol) != p.signal.dedupe_key:
                 continue  # never a second row for one signal
-            self._handle_signal(bot, p.signal, window)
+            self._handle_signal(bot, signal, window)
 
     def _fan_out(self, bot: BotConfig, signal: Signal, signal_id: int, key: str) -> None:
         """One order per broker account of the bot."""
@@ -132,34 +134,35 @@ class SignalFlow:
                 continue
             ctx.desk.send(broker, order)
 
-    def _refuse(self, order: dict[str, Any], message: str) -> None:
+    def _refuse(self, order: OrderRow, message: str) -> None:
         """An intent that cannot be sent (no spec to size it, account unreachable) ends `error` here."""
-        if order["status"] != OrderStatus.NEW:
+        if order.status != OrderStatus.NEW:
             return
         ctx = self.ctx
-        books.refuse_intent(ctx.ledger, order["id"], message,
-                            audit_message=f"order {order['client_order_id']} not sent: {message}",
-                            now=ctx.now, run_id=ctx.run_id, bot=order["bot"], account_id=order["account_id"])
-        log.warning("order %s (%s, account %s) not sent: %s", order["client_order_id"], order["bot"],
-                    order["account_id"], message)
+        books.refuse_intent(ctx.ledger, order.id, message,
+                            audit_message=f"order {order.client_order_id} not sent: {message}",
+                            now=ctx.now, run_id=ctx.run_id, bot=order.bot, account_id=order.account_id)
+        log.warning("order %s (%s, account %s) not sent: %s", order.client_order_id, order.bot,
+                    order.account_id, message)
         ctx.on_event("order_status", {"status": OrderStatus.ERROR, "order": order, "message": message})
 
     # --- exposure for the risk decision ----------------------------------------
     def _exposure(self, bot: BotConfig, window: Bars) -> risk.Exposure:
         ctx = self.ctx
         accounts = ctx.reachable(bot.accounts)
-        positions = ctx.ledger.open_positions(accounts)
-        inflight = [o for o in ctx.ledger.orders_in_flight(accounts) if o["kind"] == OrderKind.OPEN]
+        positions = ctx.ledger.positions.open(accounts)
+        inflight = ctx.ledger.orders.in_flight(accounts, kind=OrderKind.OPEN)
         group_symbols = {m for g in ctx.cfg.groups_of(bot.symbol) for m in ctx.cfg.correlation_groups[g]}
-        unrealized = sum(p["unrealized"] or 0.0 for p in positions if p["bot"] == bot.name)
-        realized = books.realized_by_bot(ctx.ledger, day_start(ctx.now)).get(bot.name, 0.0)
+        unrealized = sum(p.unrealized or 0.0 for p in positions if p.bot == bot.name)
+        realized = ctx.ledger.positions.realized_today(day_start(ctx.now)).get(bot.name, 0.0)
+        held = [(p.account_id, p.symbol, p.side) for p in positions]
         return build_exposure(
-            [(i["account_id"], i["symbol"], i["side"]) for i in positions + inflight],
+            held + [(o.account_id, o.symbol, o.side) for o in inflight],
             symbol=bot.symbol, group_symbols=group_symbols,
             balance=min((ctx.balances.get(a, 0.0) for a in accounts), default=0.0),
             pnl_today=realized + unrealized,
             spread_points=self._spread_points(bot, window, accounts),
-            kill_switch_engaged=ctx.ledger.kill_switch(bot.name) is not None,
+            kill_switch_engaged=ctx.ledger.kill_switches.get(bot.name) is not None,
             **self._stops_check(bot, accounts))
 
     def _stops_check(self, bot: BotConfig, accounts: list[int]) -> dict[str, Any]:
