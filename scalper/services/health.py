@@ -10,14 +10,17 @@ from typing import Any
 
 from scalper import wiring
 from scalper.clock import SystemClock, human_age
-from scalper.config import BotConfig, Config
+from scalper.config import AccountConfig, BotConfig, Config
 from scalper.engine.market import bar_freshness
 from scalper.errors import ScalperError
 from scalper.feeds.base import Feed
 
+Item = dict[str, Any]          # {what, ok, detail} (and `bridge` for a terminal server)
+Add = Callable[..., None]      # add(what, ok, detail="", code=1): one item, and the exit code it sets
+
 
 def check(config: str | None, ledger_option: str | None, *, max_age: str | None = None,
-          notify: bool = False) -> dict:
+          notify: bool = False) -> dict[str, Any]:
     """A list of {what, ok, detail}. Never raises for a failed item: it reports it.
 
     With max_age (e.g. "3m"), the stall watch: is the last successful pass older? Brokers and
@@ -26,7 +29,7 @@ def check(config: str | None, ledger_option: str | None, *, max_age: str | None 
 
     exit_code: 0 all good; 2 config invalid; 3 broker or feed unreachable; 1 anything else."""
     max_age_s = _max_age(max_age, notify)
-    items: list[dict] = []
+    items: list[Item] = []
     exit_code = 0
 
     def add(what: str, ok: bool, detail: str = "", code: int = 1) -> None:
@@ -104,7 +107,7 @@ def _feed_item(feed: Feed, symbol: str, now: float, max_age_s: float) -> tuple[s
 
 
 def _account_items(cfg: Config, runnable: list[BotConfig], feed: Feed | None, clock: SystemClock,
-                   items: list[dict[str, Any]], add: Callable[..., None]) -> None:
+                   items: list[Item], add: Add) -> None:
     """One item per account the runnable bots use (and one per terminal server), each whatever
     the others gave. Held open together, as run-once holds them: what one process cannot do
     together (two mt5 accounts on one local terminal) fails here as it would there."""
@@ -153,18 +156,20 @@ def _here(message: str) -> str:
             "checkout and give the mt5 account a `terminal:` (README, \"Trading from Linux\")")
 
 
-def _bridge_probe(cfg, acc) -> dict:
+def _bridge_probe(cfg: Config, acc: AccountConfig) -> dict[str, Any]:
     """The terminal server of an account: reachable, token accepted, terminal connected, trading
     allowed, latency (see RemoteTerminal.probe)."""
     try:
-        return wiring.terminal_module(cfg, acc).probe()
+        probe: dict[str, Any] = wiring.terminal_module(cfg, acc).probe()
+        return probe
     except ScalperError as exc:
         return {"reachable": None, "token_accepted": None, "latency_ms": None, "terminal_connected": None,
                 "trade_allowed": None, "error": str(exc)}
 
 
-def _bridge_item(acc, probe: dict, items: list, add) -> None:
+def _bridge_item(acc: AccountConfig, probe: dict[str, Any], items: list[Item], add: Add) -> None:
     t = acc.terminal
+    assert t is not None   # called for bridged accounts only
     facts = []
     if probe["reachable"]:
         facts.append("reachable")
@@ -185,7 +190,7 @@ def _bridge_item(acc, probe: dict, items: list, add) -> None:
     items[-1]["bridge"] = probe
 
 
-def _engine_state_items(path: Path, add) -> None:
+def _engine_state_items(path: Path, add: Add) -> None:
     """A paused engine or an engaged kill-switch is deliberate, but run-once will not trade: say so."""
     from scalper.ledger import Ledger
 
@@ -199,7 +204,7 @@ def _engine_state_items(path: Path, add) -> None:
                                              f"`scalper kill-switch release --bot {k['bot']}` lifts it")
 
 
-def _ledger_item(path: Path) -> dict:
+def _ledger_item(path: Path) -> Item:
     from scalper.ledger import Ledger
     from scalper.ledger.schema import SCHEMA_VERSION
 
