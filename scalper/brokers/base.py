@@ -21,13 +21,14 @@ PLACED = TradeRetcode.PLACED
 DONE_PARTIAL = TradeRetcode.DONE_PARTIAL
 
 RETCODE_NAMES: dict[int, str] = {int(code): code.name for code in TradeRetcode}
-SUCCESS_CODES = frozenset({DONE, PLACED, DONE_PARTIAL})
+# Plain ints (what brokers answer with), named from the vocabulary.
+SUCCESS_CODES = frozenset(int(c) for c in (DONE, PLACED, DONE_PARTIAL))
 # Safe to resend with a fresh quote: the request certainly did not execute.
-TRANSIENT_CODES = frozenset({TradeRetcode.REQUOTE, TradeRetcode.ERROR, TradeRetcode.PRICE_CHANGED,
-                             TradeRetcode.PRICE_OFF, TradeRetcode.ORDER_CHANGED, TradeRetcode.TOO_MANY_REQUESTS,
-                             TradeRetcode.LOCKED, TradeRetcode.FROZEN})
+TRANSIENT_CODES = frozenset(int(c) for c in (
+    TradeRetcode.REQUOTE, TradeRetcode.ERROR, TradeRetcode.PRICE_CHANGED, TradeRetcode.PRICE_OFF,
+    TradeRetcode.ORDER_CHANGED, TradeRetcode.TOO_MANY_REQUESTS, TradeRetcode.LOCKED, TradeRetcode.FROZEN))
 # Outcome unknown: the order may have executed. Look for it before any resend.
-UNCERTAIN_CODES = frozenset({TradeRetcode.TIMEOUT, TradeRetcode.CONNECTION})
+UNCERTAIN_CODES = frozenset(int(c) for c in (TradeRetcode.TIMEOUT, TradeRetcode.CONNECTION))
 
 
 def code_name(code: int | None) -> str:

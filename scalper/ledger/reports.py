@@ -123,7 +123,7 @@ class Reports:
     def close_causes(self, positions: list[PositionRow]) -> dict[int, str]:
         """position id → why scalper closed it (orders.reason of the close order that did), for
         those of `positions` our own close order closed."""
-        if not positions:
+        if not positions or self._ledger.schema_version() < 5:   # orders.reason came with v5
             return {}
         by_ticket = {(p.account_id, p.ticket): p.id for p in positions}
         out: dict[int, str] = {}
