@@ -59,7 +59,7 @@ NO_CHANGES = TradeRetcode.NO_CHANGES
 POSITION_CLOSED = TradeRetcode.POSITION_CLOSED
 
 # The server's comment for each code it answers (MT5's wording where known).
-_MESSAGES = {
+_MESSAGES: dict[int, str] = {
     TradeRetcode.REQUOTE: "Requote",
     TradeRetcode.REJECT: "Request rejected",
     DONE: "Request executed",

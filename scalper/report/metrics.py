@@ -14,7 +14,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scalper.clock import parse_instant
 from scalper.ledger import Ledger
@@ -34,8 +34,8 @@ class LedgerCollector:
 
         ledger = self.ledger
 
-        def family(kind: type[Metric], name: str, doc: str, labels: list[str],
-                   samples: Mapping[tuple[str, ...], float]) -> Metric:
+        def family(kind: type[CounterMetricFamily | GaugeMetricFamily], name: str, doc: str, labels: list[str],
+                   samples: Mapping[Any, float]) -> Metric:
             metric = kind(name, doc, labels=labels)
             for key, value in samples.items():
                 metric.add_metric([str(k) for k in key], _finite(value))
