@@ -31,9 +31,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from scalper.engine import signals as engine_signals   # the engine's crash points: signal, decision, intent
 from scalper import orders as orders_module
 from scalper.brokers import paper as paper_module
+from scalper.engine import signals as engine_signals  # the engine's crash points: signal, decision, intent
 from tests.bookkit import BOTS, World
 from tests.enginekit import ts
 

@@ -79,6 +79,6 @@ class Engine:
         for symbol, count in need.items():
             try:
                 out[symbol] = self.feed.closed_bars(symbol, count, now)
-            except Exception as exc:  # noqa: BLE001 - not swallowed: re-raised inside the pass, which records the run
+            except Exception as exc:  # not swallowed: re-raised inside the pass, which records the run
                 out[symbol] = exc
         return out

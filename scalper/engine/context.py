@@ -45,7 +45,8 @@ class RunSummary:
     positions: dict[str, int] = field(default_factory=dict)
     kill_switches: list[dict[str, Any]] = field(default_factory=list)
     reconciled: list[str] = field(default_factory=list)
-    order_problems: list[dict[str, Any]] = field(default_factory=list)   # rejected / error / failed, with the broker's words
+    # rejected / error / failed, with the broker's words
+    order_problems: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)   # e.g. one symbol's stale bars while other bots ran
     exit_code: int = 0

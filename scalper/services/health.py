@@ -97,7 +97,7 @@ def _feed_item(feed: Feed, symbol: str, now: float, max_age_s: float) -> tuple[s
         bars = feed.closed_bars(symbol, 101, now)
     except ScalperError as exc:
         return what, False, _here(str(exc)), exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - reported as this symbol's item; the next ones are still checked
+    except Exception as exc:  # reported as this symbol's item; the next ones are still checked
         return what, False, f"{type(exc).__name__}: {exc}", 1
     fresh = bar_freshness(bars, now, max_age_s)
     if fresh.age_s is None:
@@ -138,7 +138,7 @@ def _account_items(cfg: Config, runnable: list[BotConfig], feed: Feed | None, cl
                 add(what, True, f"balance {info.balance:,.2f} {info.currency}, equity {info.equity:,.2f}")
             except ScalperError as exc:
                 add(what, False, _here(str(exc)), exc.exit_code)
-            except Exception as exc:  # noqa: BLE001 - reported as this account's item; the next ones are still checked
+            except Exception as exc:  # reported as this account's item; the next ones are still checked
                 add(what, False, f"{type(exc).__name__}: {exc}", 1)
             if bridged:
                 _bridge_item(acc, probe or _bridge_probe(cfg, acc), items, add)
