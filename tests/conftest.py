@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-# scalper.ledger.store.SYNCHRONOUS_ENV (checked in test_durability_switch). Named here, not
+# scalper.ledger.sqlite.SYNCHRONOUS_ENV (checked in test_durability_switch). Named here, not
 # imported: importing scalper while pytest loads this file changed what test_properties' seeded
 # random walks generate.
 SYNCHRONOUS_ENV = "SCALPER_SQLITE_SYNCHRONOUS"
