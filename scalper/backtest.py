@@ -49,10 +49,10 @@ from scalper.core import risk, sim, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.exposure import (DAY_SECONDS, build_exposure, day_start, kill_switch_reason, kill_switch_trips,
                                    risk_limits)
-from scalper.core.sim import (DEFAULT_LEVERAGE, bar_exit, close_price, exit_bars, exit_time, fill_price, margin,
-                               no_money, profit, stopped_out)
 from scalper.core.scan import scan_history
 from scalper.core.signals import Signal
+from scalper.core.sim import (DEFAULT_LEVERAGE, bar_exit, close_price, exit_bars, exit_time, fill_price, margin,
+                               no_money, profit, stopped_out)
 from scalper.core.sizing import order_volume
 from scalper.core.stops import stops_valid
 from scalper.core.strategies.views import HistoryView

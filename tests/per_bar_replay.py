@@ -6,6 +6,7 @@ exposure.kill_switch_reason)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,12 +15,11 @@ from scalper.backtest import (ACCOUNT, DECISION_DELAY_S, END_EXIT, INVALID_STOPS
 from scalper.core import risk, sim, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.exposure import build_exposure, day_start, kill_switch_reason, risk_limits
-from scalper.core.sim import bar_exit, profit
 from scalper.core.scan import scan_history
 from scalper.core.signals import Signal
+from scalper.core.sim import bar_exit, profit
 from scalper.core.sizing import order_volume
 from scalper.core.stops import stops_valid
-from dataclasses import dataclass
 
 
 @dataclass

@@ -205,3 +205,23 @@ def test_the_paper_broker_stops_out_a_book_whose_equity_falls_to_zero(tmp_path):
     assert broker.send_order(_buy(0.01, "cid-2")).code == TradeRetcode.NO_MONEY
     with sqlite3.connect(tmp_path / "paper.db") as db:
         assert db.execute("SELECT COUNT(*) FROM positions").fetchone() == (0,)
+
+
+# --- the command -----------------------------------------------------------------------------
+def test_backtest_leverage_option_and_its_documented_default(capsys, xau_csv):
+    import inspect
+    import json
+
+    from scalper.cli.commands import backtest
+    from tests.clikit import cli
+
+    # --help names the default (written out there: the CLI does not import numpy to start)
+    option = inspect.signature(backtest).parameters["leverage"].default
+    assert f"(default {sim.DEFAULT_LEVERAGE:g}, as the paper broker)" in option.help
+    base = ["backtest", "--data", str(xau_csv), "--symbol", "XAUUSD", "--from", "2025-05-20", "--to", "2025-05-21",
+            "--balance", "30", "--json"]
+    poor = json.loads(cli(capsys, *base).out)
+    assert poor["broker_refused"] == {NO_MONEY: poor["totals"]["approved"]} and poor["final_balance"] == 30
+    levered = json.loads(cli(capsys, *base, "--leverage", "500").out)
+    assert NO_MONEY not in levered["broker_refused"] and levered["totals"]["trades"] > 0
+    assert cli(capsys, *base, "--leverage", "0").code == 2
