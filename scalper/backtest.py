@@ -7,7 +7,8 @@ run-once pass takes at that instant:
 
 1. the broker's sync: every open position whose SL or TP this bar reached
    closes (`sim.bar_exit`); when the equity is then zero or below, the broker
-   closes the rest at the quote (`sim.stopped_out`, exit reason "stop_out");
+   closes the rest at the quote (`sim.stopped_out`, exit reason "stop_out"),
+   which leaves no balance: risk refuses every later signal (risk_no_balance);
 2. this bar's raw signals (the strategies' fast path, `scan_history`, which
    gives what evaluating each window gives) in the bot's strategy order, each
    meeting `risk.decide` with the Exposure of the simulated book
@@ -17,8 +18,8 @@ run-once pass takes at that instant:
    refuses one whose stops that quote has already passed
    (`risk_stops_beyond_quote`, as `run-once` checks the broker's quote), and the
    broker one its free margin cannot hold (`sim.no_money`, counted as
-   "broker_no_money"; after a stop-out every order is); a position opened by an
-   earlier strategy counts against the later ones;
+   "broker_no_money", as the paper broker answers NO_MONEY); a position opened
+   by an earlier strategy counts against the later ones;
 3. position upkeep: trailing stops (`upkeep.trailing_stop` at the latest
    price) and the kill-switch (`core.exposure.kill_switch_reason`), which
    closes every position at the latest price and halts new entries.
@@ -222,7 +223,7 @@ class _Replay:
                 next_signal += 1
             due = signal_bars[next_signal] if next_signal < len(signal_bars) else last + 1
             if self.book:
-                # Nothing but the kill-switch can happen before the next exit or signal bar.
+                # Nothing but a stop-out or the kill-switch can happen before the next exit or signal bar.
                 due = min(due, min(p.exit_bar for p in self.book))
                 if self._between(i, min(due, last + 1)):
                     continue
