@@ -22,10 +22,10 @@ from scalper.brokers.base import Broker
 from scalper.clock import Clock, human_age, iso
 from scalper.config import AccountConfig, BotConfig, Config
 from scalper.core import risk, strategies, upkeep
-from scalper.core.exposure import build_exposure, day_start, kill_switch_reason, risk_limits
+from scalper.core.exposure import build_exposure, day_start, kill_switch_reason
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.signals import Signal, Skip
-from scalper.core.sizing import order_volume
+from scalper.core.sizing import size_order
 from scalper.errors import (BadInput, BrokerUnavailable, DataError, FeedUnavailable, ScalperError,
                             ServerClockUncertain)
 from scalper.faults import crash_point
@@ -33,6 +33,7 @@ from scalper.feeds.base import Feed
 from scalper.ledger import Ledger, run_lock
 from scalper.ledger.lock import lock_path
 from scalper.orders import OrderDesk, RetryPolicy
+from scalper.settings import risk_limits, risk_rules
 from scalper.symbols import spec_for
 
 log = logging.getLogger("scalper.engine")
@@ -481,11 +482,15 @@ class _Pass:
                     signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
                     side=signal.direction, volume=bot.volume, sl=signal.sl, tp=signal.tp, magic=bot.magic_number)
             else:
-                volume = order_volume(qty=bot.volume, spec=spec, risk_percent=bot.risk.risk_percent,
-                                      balance=self.balances.get(acc_id), risk_per_unit=signal.risk)
+                sized = size_order(qty=bot.volume, spec=spec, risk_percent=bot.risk.risk_percent,
+                                   balance=self.balances.get(acc_id), risk_per_unit=signal.risk)
+                if not sized.ok:
+                    # Never raised to the minimum: recorded with volume 0 (no broker fills that, should a
+                    # crash leave it unsent) and refused with the reason.
+                    problem = f"{sized.reason}: {sized.detail}"
                 order, created = self.desk.record_intent(
                     signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
-                    side=signal.direction, volume=volume, sl=spec.round_price(signal.sl),
+                    side=signal.direction, volume=sized.volume, sl=spec.round_price(signal.sl),
                     tp=spec.round_price(signal.tp), magic=bot.magic_number)
             if created:
                 self.summary.orders_created += 1
@@ -644,7 +649,7 @@ class _Pass:
         unrealized = sum(p["unrealized"] or 0.0 for p in positions)
         balance = min((self.balances.get(a, 0.0) for a in accounts), default=0.0)
         tripped = kill_switch_reason(unrealized=unrealized, realized_today=realized_today,
-                                     balance=balance, risk=bot.risk, limits=risk_limits(bot.risk))
+                                     balance=balance, rules=risk_rules(bot.risk))
         if tripped is None:
             return
         source, reason = tripped

@@ -13,7 +13,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from scalper.config import Config
-from scalper.config_errors import load_yaml_document, validation_to_config_error
+from scalper.config_errors import validation_to_config_error
+from scalper.config_yaml import load_yaml_document
 from scalper.errors import BadInput
 from scalper.symbols import default_qty
 
