@@ -7,7 +7,6 @@ known, the field path and the fix; nothing is written.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import types
@@ -26,7 +25,7 @@ from scalper.symbols import SymbolSpec, default_qty
 # Every default below that the core also reads is taken from the core's own value objects.
 _RULES = RiskRules()
 _LIMITS, _KILL, _TRAIL = _RULES.limits, _RULES.kill_switch, _RULES.trailing
-_SPEC = {f.name: f.default for f in dataclasses.fields(SymbolSpec)}
+_SPEC = SymbolSpec("", digits=0, contract_size=1.0)   # its defaults: what a `symbols:` entry leaves out
 
 PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0)]
@@ -320,12 +319,12 @@ class SymbolOverride(Strict):
 
     digits: Annotated[int, Field(ge=0, le=8)]
     contract_size: Annotated[float, Field(gt=0, le=MAX_CONTRACT_SIZE)]
-    volume_min: Lots = _SPEC["volume_min"]
-    volume_max: Lots = _SPEC["volume_max"]
-    volume_step: Lots = _SPEC["volume_step"]
-    spread_points: NonNegFloat = _SPEC["spread_points"]
-    stops_level: Annotated[int, Field(ge=0)] = _SPEC["stops_level"]
-    currency: str = _SPEC["currency"]
+    volume_min: Lots = _SPEC.volume_min
+    volume_max: Lots = _SPEC.volume_max
+    volume_step: Lots = _SPEC.volume_step
+    spread_points: NonNegFloat = _SPEC.spread_points
+    stops_level: Annotated[int, Field(ge=0)] = _SPEC.stops_level
+    currency: str = _SPEC.currency
 
 
 class EngineConfig(Strict):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import ValidationError
 
@@ -158,7 +158,7 @@ def _clean_loc(raw: tuple) -> tuple:
     return tuple(p for p in raw if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]")))
 
 
-def describe(err: dict) -> tuple[tuple, str, str | None]:
+def describe(err: Mapping[str, Any]) -> tuple[tuple, str, str | None]:
     """(location, message, fix) of one pydantic error; our own Problem errors carry their own."""
     loc = _clean_loc(tuple(err["loc"]))
     kind = err["type"]

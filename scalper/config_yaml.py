@@ -246,7 +246,7 @@ def _find_key(node: yaml.MappingNode, part: object, seen: set[int]):
     if id(node) in seen:
         return None
     seen.add(id(node))
-    merged = []
+    merged: list[yaml.Node] = []
     for k_node, v_node in node.value:
         if k_node.tag == MERGE_TAG:
             merged.extend(v_node.value if isinstance(v_node, yaml.SequenceNode) else [v_node])

@@ -17,7 +17,7 @@ class RiskLimits:
     max_concurrent: int = 2
     max_per_symbol: int = 1
     decision_min_score: float = 0.0
-    signal_max_age_s: float = 120             # seconds from the signal bar's close
+    signal_max_age_s: int = 120               # seconds from the signal bar's close
     min_balance: float = 0.0
     daily_loss_limit: float | None = None     # account currency
     daily_loss_limit_pct: float | None = None  # percent of balance

@@ -121,7 +121,7 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
     """A bot's settings from bots.yaml, or a symbol with the defaults (a config given
     with --config still supplies its symbol table). Command-line values win."""
     from scalper import wiring
-    from scalper.config import PaperConfig
+    from scalper.config import BotConfig, Config, PaperConfig
     from scalper.core.rules import RiskRules
     from scalper.core.sizing import size_order
     from scalper.services.options import bot_named, strategy_selection
@@ -132,25 +132,28 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
         raise BadInput("give either --bot NAME or --symbol SYMBOL" if not bot else
                        "--bot and --symbol exclude each other", where="--bot",
                        fix="--bot replays a bot of bots.yaml; --symbol replays a symbol with the default settings")
-    cfg = wiring.load(config) if bot or config else None
-    specs = cfg.symbol_overrides() if cfg else None
-    b = bot_named(cfg, bot, config) if bot and cfg else None
-    if b is not None:
-        symbol, rules, qty = b.symbol, risk_rules(b.risk), qty or b.volume
+    b: BotConfig | None = None
+    cfg: Config | None
+    if bot:
+        cfg = wiring.load(config)
+        b = bot_named(cfg, bot, config)
+        name, rules, qty = b.symbol, risk_rules(b.risk), qty or b.volume
         if balance is None:   # the account the bot can least afford to lose on; said in the output
             balance = min(cfg.account(a).balance or cfg.paper.initial_balance for a in b.accounts)
-    else:
-        rules, qty = RiskRules(), qty or default_qty(symbol, specs)
+    else:   # a config given with --config still supplies its symbol table
+        cfg = wiring.load(config) if config else None
+        name, rules = str(symbol), RiskRules()
+        qty = qty or default_qty(name, cfg.symbol_overrides() if cfg else None)
         if balance is None:
             balance = (cfg.paper if cfg else PaperConfig()).initial_balance
     names, params, lookback = strategy_selection(b, strategies, lookback)
-    spec = spec_for(symbol, specs)
+    spec = spec_for(name, cfg.symbol_overrides() if cfg else None)
     if rules.risk_percent is None:
         sized = size_order(qty=qty, spec=spec)
         if not sized.ok:   # every order would be refused: say so now, not after the replay
             raise BadInput(f"{sized.detail}; no order could be sent", where="--qty",
                            fix=f"use --qty {spec.volume_min:g} or more (a multiple of {spec.volume_step:g})")
-    return Setup(symbol=symbol, spec=spec, strategies=tuple(names), params=params,
+    return Setup(symbol=name, spec=spec, strategies=tuple(names), params=params,
                  lookback=lookback, qty=qty, rules=rules, balance=float(balance)), bot
 
 
@@ -165,7 +168,7 @@ def summarize(result: BacktestResult) -> dict:
     for name in s.strategies:
         decided = result.decisions[name]
         per_strategy[name] = _row(signals[name], decided, pnls[name])
-    decisions = Counter()
+    decisions: Counter[str] = Counter()
     for decided in result.decisions.values():
         decisions.update(decided)
     totals = _row(len(result.signals), decisions, [t.pnl for t in result.trades])
@@ -213,9 +216,10 @@ def _chart(path: str, history, result: BacktestResult) -> None:
              for x in result.signals]
     trades = [charts.TradeMark(t.entry_time, t.entry, t.exit_time, t.exit, t.direction, t.pnl, t.final_sl, t.tp)
               for t in result.trades]
-    equity = [(result.start, s.balance)] if result.bars else []
+    replayed_span = (result.start, result.end) if result.start is not None and result.end is not None else None
+    equity: list[tuple[float, float]] = [(float(replayed_span[0]), s.balance)] if replayed_span else []
     equity += stats.equity_curve(((t.exit_time, t.pnl) for t in result.trades), s.balance)
-    span = (float(result.start), float(result.end) + 60) if result.bars else None
+    span = (float(replayed_span[0]), float(replayed_span[1]) + 60) if replayed_span else None
     charts.draw(path, title=f"backtest {s.symbol} ({', '.join(s.strategies)}): {len(result.trades):,} trades, "
                             f"net {result.final_balance - s.balance:,.2f} {s.spec.currency}",
                 bars=replayed, signals=marks, trades=trades, equity=equity, symbol=s.symbol,
