@@ -17,7 +17,7 @@ from scalper.symbols import SymbolSpec
 if TYPE_CHECKING:   # the schema imports this module: its types are read for annotations only
     from pydantic import BaseModel
 
-    from scalper.config import BotConfig, Config, RiskConfig, SymbolOverride, TrailingConfig
+    from scalper.config import Config, RiskConfig, SymbolOverride, TrailingConfig
 
 
 def risk_limits(risk: RiskConfig) -> RiskLimits:
@@ -40,10 +40,6 @@ def risk_rules(risk: RiskConfig) -> RiskRules:
     """A bot's whole `risk:` block as the core reads it."""
     return RiskRules(limits=risk_limits(risk), kill_switch=kill_switch_rule(risk),
                      trailing=trailing_rule(risk.trailing), risk_percent=risk.risk_percent)
-
-
-def bot_rules(bot: BotConfig) -> RiskRules:
-    return risk_rules(bot.risk)
 
 
 def risk_document(rules: RiskRules) -> dict[str, Any]:
