@@ -132,6 +132,7 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
         raise BadInput("give either --bot NAME or --symbol SYMBOL" if not bot else
                        "--bot and --symbol exclude each other", where="--bot",
                        fix="--bot replays a bot of bots.yaml; --symbol replays a symbol with the default settings")
+    qty_option = qty is not None
     b: BotConfig | None = None
     cfg: Config | None
     if bot:
@@ -151,8 +152,9 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
     if rules.risk_percent is None:
         sized = size_order(qty=qty, spec=spec)
         if not sized.ok:   # every order would be refused: say so now, not after the replay
-            raise BadInput(f"{sized.detail}; no order could be sent", where="--qty",
-                           fix=f"use --qty {spec.volume_min:g} or more (a multiple of {spec.volume_step:g})")
+            where = "--qty" if qty_option else f"qty of bot {bot}"
+            raise BadInput(f"{sized.detail}; no order could be sent", where=where,
+                           fix=f"use a qty of {spec.volume_min:g} or more (a multiple of {spec.volume_step:g})")
     return Setup(symbol=name, spec=spec, strategies=tuple(names), params=params,
                  lookback=lookback, qty=qty, rules=rules, balance=float(balance)), bot
 
