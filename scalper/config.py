@@ -481,8 +481,9 @@ class Config(Strict):
             raise Problem(f"bot {bot.name!r}: {what} is below {bot.symbol}'s minimum volume {least:g} (from "
                           f"{source}, volume step {spec.volume_step:g}); such an order is never sent, nor "
                           "raised to the minimum", loc=("bots", i, "qty") if bot.qty is not None else ("bots", i),
-                          fix=f"set `qty: {least:g}` or more, or `risk.risk_percent`; if your broker's minimum "
-                              f"differs, give it under `symbols: {bot.symbol}: volume_min:`")
+                          fix=f"set `qty: {least:g}` or more, or size by `risk.risk_percent`; if your broker's "
+                              f"minimum differs, describe the symbol under `symbols: {bot.symbol}:` (digits, "
+                              "contract_size, volume_min, volume_step)")
         return self
 
     @model_validator(mode="after")
