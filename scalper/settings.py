@@ -9,7 +9,8 @@ setup-bot reads them from the schema (`schema_default`). Nothing else converts.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from scalper.core.rules import KillSwitchRule, RiskLimits, RiskRules, TrailingRule
 from scalper.symbols import SymbolSpec

@@ -156,7 +156,7 @@ def test_run_once_records_the_refusal_and_sends_nothing(tmp_path, xau_csv):
                if r["strategy"] == "price_action_pinbar")
     distance = abs(float(pin["entry"]) - float(pin["sl"]))
     config = write_config(tmp_path, xau_csv, strategies=["price_action_pinbar"], risk={"risk_percent": 0.01})
-    assert 10_000 * 0.01 / 100 < 0.01 * distance * 100      # 1.00 USD budget; the minimum lot risks more
+    assert 0.01 * distance * 100 > 10_000 * 0.01 / 100      # 1.00 USD budget; the minimum lot risks more
     s = engine_at(config, just_after_close(pin["bar_time"])).run_once()
 
     assert s.decisions == {"open": 1} and s.orders_created == 1

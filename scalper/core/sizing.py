@@ -49,7 +49,7 @@ def size_order(*, qty: float, spec: SymbolSpec, risk_percent: float | None = Non
         step = spec.volume_step
         while volume > 0 and money_at_stop(volume, risk_per_unit, spec) > budget:
             volume = floor_volume(volume - step, spec)   # float noise of the division, never more
-    if volume <= 0 or volume < spec.volume_min and not math.isclose(volume, spec.volume_min, rel_tol=1e-9):
+    if volume <= 0 or (volume < spec.volume_min and not math.isclose(volume, spec.volume_min, rel_tol=1e-9)):
         if budget is not None:
             detail = (f"{risk_percent:g}% of {balance:.2f} at a stop {risk_per_unit:g} away buys {wanted:.6g} lots; "
                       f"{spec.symbol}'s minimum is {spec.volume_min:g}")

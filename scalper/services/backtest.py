@@ -9,13 +9,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from scalper import rounding
 from scalper.backtest import BacktestResult, Progress, Setup, Trade, run_backtest
 from scalper.clock import bar_iso, parse_span_options
 from scalper.core.risk import APPROVED
 from scalper.errors import BadInput
 from scalper.outputs import write_csv
 from scalper.report import stats
-from scalper import rounding
 
 TRADE_FIELDS = ["signal_time", "entry_time", "exit_time", "strategy", "direction", "volume", "entry", "exit",
                 "sl", "tp", "final_sl", "exit_reason", "pnl"]
