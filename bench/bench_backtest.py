@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from scalper.backtest import Setup, run_backtest
-from scalper.config import RiskConfig
+from scalper.core.rules import RiskRules
 from scalper.core.strategies import STRATEGY_NAMES, resolve_params
 from scalper.feeds.csvfile import read_bars
 from scalper.symbols import spec_for
@@ -52,7 +52,7 @@ def ensure_series(bars: int) -> Path:
 def gold() -> Setup:
     return Setup(symbol="XAUUSD", spec=spec_for("XAUUSD"), strategies=STRATEGY_NAMES,
                  params={n: resolve_params(n, None, 100) for n in STRATEGY_NAMES}, lookback=100, qty=0.01,
-                 risk=RiskConfig(), balance=10_000.0)
+                 rules=RiskRules(), balance=10_000.0)
 
 
 def bench(path: Path, repeat: int) -> None:

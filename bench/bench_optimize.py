@@ -63,12 +63,13 @@ def bench_command(path: Path, trials: int, jobs: int) -> None:
 def _setup():
     from scalper.backtest import Setup
     from scalper.config import RiskConfig
+    from scalper.settings import risk_rules
     from scalper.core.strategies import resolve_params
     from scalper.symbols import spec_for
 
     risk = RiskConfig.model_validate({"kill_switch": False, "trailing": {"enabled": False}, "max_concurrent": 1})
     return Setup(symbol="XAUUSD", spec=spec_for("XAUUSD"), strategies=(PINBAR,),
-                 params={PINBAR: resolve_params(PINBAR, None, 100)}, lookback=100, qty=0.01, risk=risk,
+                 params={PINBAR: resolve_params(PINBAR, None, 100)}, lookback=100, qty=0.01, rules=risk_rules(risk),
                  balance=10_000.0)
 
 

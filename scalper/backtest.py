@@ -13,7 +13,8 @@ run-once pass takes at that instant:
    gives what evaluating each window gives) in the bot's strategy order, each
    meeting `risk.decide` with the Exposure of the simulated book
    (`core.exposure.build_exposure`); an approved one is sized
-   (`sizing.order_volume`), its SL/TP rounded as an order's are, and filled at
+   (`sizing.size_order`; one below the symbol's minimum volume is refused, never
+   raised to it), its SL/TP rounded as an order's are, and filled at
    the far side of the quote (`sim.quote`, `sim.fill_price`); risk's last check
    refuses one whose stops that quote has already passed
    (`risk_stops_beyond_quote`, as `run-once` checks the broker's quote), and the
@@ -45,16 +46,15 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from scalper.config import RiskConfig
 from scalper.core import risk, sim, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
-from scalper.core.exposure import (DAY_SECONDS, build_exposure, day_start, kill_switch_reason, kill_switch_trips,
-                                   risk_limits)
+from scalper.core.exposure import DAY_SECONDS, build_exposure, day_start, kill_switch_reason, kill_switch_trips
 from scalper.core.scan import scan_history
+from scalper.core.rules import RiskRules
 from scalper.core.signals import Signal
 from scalper.core.sim import (DEFAULT_LEVERAGE, bar_exit, close_price, exit_bars, exit_time, fill_price, margin,
                                no_money, profit, stopped_out)
-from scalper.core.sizing import order_volume
+from scalper.core.sizing import size_order
 from scalper.core.stops import stops_valid
 from scalper.core.strategies.views import HistoryView
 from scalper.memory import give_back
@@ -83,7 +83,7 @@ class Setup:
     params: Mapping[str, Mapping]   # resolved parameters per strategy
     lookback: int
     qty: float
-    risk: RiskConfig
+    rules: RiskRules    # the bot's risk settings (scalper.settings.risk_rules of its `risk:`)
     balance: float
     leverage: float = DEFAULT_LEVERAGE
 
@@ -175,7 +175,7 @@ class _Replay:
     def __init__(self, history: Bars, setup: Setup, signals: list[Signal], start: float | None,
                  end: float | None):
         self.setup = setup
-        self.limits = risk_limits(setup.risk)
+        self.limits = setup.rules.limits
         self.spec = setup.spec
         self.stop_distance = setup.spec.stops_level * setup.spec.point
         n = len(history)
@@ -266,14 +266,14 @@ class _Replay:
         """Whether the broker's stop-out (at the sync) or the kill-switch (at the upkeep) acts
         in a bar of i .. j-1, the book unchanged there; if so, it acts at the first such bar
         (and after a stop-out, that bar's upkeep checks the kill-switch) and the book is closed."""
-        r = self.setup.risk
+        r = self.setup.rules
         if j <= i:
             return False
         # A bound first: every position at its worst price before its exit, today's realized
         # P&L at the worst of the days spanned (a cent of slack for the rounding of sums).
         worst = min(sum(p.worst_pnl for p in self.book) - 0.01, 0.0)
         may_stop = bool(stopped_out(self.balance + worst))
-        may_kill = r.kill_switch and self.kill_engaged_day is None
+        may_kill = r.kill_switch.enabled and self.kill_engaged_day is None
         if may_kill:
             day, last_day = day_start(self._now(i)), day_start(self._now(j - 1))
             realized = self.realized_by_day.get(day, 0.0)
@@ -281,7 +281,7 @@ class _Replay:
                 day += DAY_SECONDS
                 realized = min(realized, self.realized_by_day.get(day, 0.0))
             may_kill = kill_switch_reason(unrealized=worst, realized_today=realized, balance=self.balance,
-                                          risk=r, limits=self.limits) is not None
+                                          rules=r) is not None
         if not (may_stop or may_kill):
             return False
         price = self.latest[i:j]
@@ -297,7 +297,7 @@ class _Replay:
             for d in np.unique(days).tolist():
                 realized_today[days == d] = self.realized_by_day.get(float(d), 0.0)
             trips = trips | kill_switch_trips(unrealized=unrealized, realized_today=realized_today,
-                                              balance=self.balance, risk=r, limits=self.limits)
+                                              balance=self.balance, rules=r)
         if not trips.any():
             return False
         k = i + int(np.argmax(trips))
@@ -311,7 +311,7 @@ class _Replay:
         today = day_start(now)
         found = kill_switch_reason(unrealized=self._unrealized(float(self.latest[k])),
                                    realized_today=self.realized_by_day.get(today, 0.0), balance=self.balance,
-                                   risk=r, limits=self.limits)
+                                   rules=r)
         closed = len(self.book)
         self._close_all(k, now, KILL_SWITCH_EXIT)
         self.kill_engaged_day = today
@@ -360,9 +360,13 @@ class _Replay:
                 self._open(i, now, s, k)
 
     def _open(self, i: int, now: float, s: Signal, k: int) -> None:
-        spec, r = self.spec, self.setup.risk
-        volume = order_volume(qty=self.setup.qty, spec=spec, risk_percent=r.risk_percent, balance=self.balance,
-                              risk_per_unit=s.risk)
+        spec = self.spec
+        sized = size_order(qty=self.setup.qty, spec=spec, risk_percent=self.setup.rules.risk_percent,
+                           balance=self.balance, risk_per_unit=s.risk)
+        if not sized.ok:   # run-once records the order and refuses it, with this reason
+            self.refused[sized.reason] += 1
+            return
+        volume = sized.volume
         sl, tp = spec.round_price(s.sl), spec.round_price(s.tp)
         bid, ask = self._quote(i)
         if not stops_valid(s.direction, sl, tp, bid=bid, ask=ask, min_distance=self.stop_distance):
@@ -383,10 +387,10 @@ class _Replay:
     def _upkeep(self, i: int, now: float, today: float) -> None:
         # The trailing stops move as each position's path says (`_Paths`); read when it closes.
         price = float(self.latest[i])
-        if self.setup.risk.kill_switch and self.kill_engaged_day is None:
+        if self.setup.rules.kill_switch.enabled and self.kill_engaged_day is None:
             found = kill_switch_reason(unrealized=self._unrealized(price),
                                        realized_today=self.realized_by_day.get(today, 0.0), balance=self.balance,
-                                       risk=self.setup.risk, limits=self.limits)
+                                       rules=self.setup.rules)
             if found is not None:
                 for p in self.book:   # the stops as the upkeep of bar i leaves them
                     p.sl, p.moves = self.paths.stop_after(p, i)
@@ -471,7 +475,7 @@ class _Paths:
 
     def stop_after(self, p: _Position, k: int) -> tuple[float, int]:
         """The stop of position p after the upkeep of bar k (k before its exit), and its moves."""
-        trailing = self.r.setup.risk.trailing
+        trailing = self.r.setup.rules.trailing
         if not trailing.enabled:
             return p.initial_sl, 0
         path = self._window(p.direction, np.array([p.entry]), np.array([p.initial_sl]), np.array([p.tp]),
@@ -481,7 +485,7 @@ class _Paths:
     # -- following --
     def _trail(self, direction: str, entry, initial_sl, sl, tp, bars):
         """The stops after the upkeep of `bars` (one bar per position), and which moved."""
-        t, r = self.r.setup.risk.trailing, self.r
+        t, r = self.r.setup.rules.trailing, self.r
         price = r.latest[bars]
         candidate = upkeep.trailing_candidates(direction, entry, initial_sl, price, activate_r=t.activate_r,
                                                distance_r=t.distance_r)
@@ -493,7 +497,7 @@ class _Paths:
 
     def _follow(self, direction: str, rows, bars, entry, initial_sl, tp) -> None:
         r = self.r
-        trailing = r.setup.risk.trailing.enabled
+        trailing = r.setup.rules.trailing.enabled
         worse = np.minimum if direction == "buy" else np.maximum
         sl, moves = initial_sl.copy(), np.zeros(len(rows), dtype=np.int64)
         k = bars.copy()
@@ -528,7 +532,7 @@ class _Paths:
                     moves: int, worst: float) -> None:
         """One position from bar k on (its stop `sl` before k), in windows that double."""
         r = self.r
-        trailing = r.setup.risk.trailing.enabled
+        trailing = r.setup.rules.trailing.enabled
         size = 64
         while k <= r.last:
             j = min(r.last + 1, k + size)

@@ -72,7 +72,7 @@ def iso(ts: float | int | None) -> str | None:
     return datetime.fromtimestamp(float(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def bar_iso(ts: int) -> str:
+def bar_iso(ts: float) -> str:
     """A bar time as the file's own clock, no offset: 'YYYY-MM-DD HH:MM:SS'."""
     return datetime.fromtimestamp(int(ts), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -103,6 +103,28 @@ def parse_span_options(since: str | None, until: str | None) -> tuple[float | No
 
         raise BadInput(f"--from {since} is after --to {until}", where="--from/--to", fix="swap them")
     return lo, hi
+
+
+def parse_since(text: str, now: float) -> float:
+    """--since: '30m', '24h', '7d', '90s' (back from `now`) or an ISO instant → epoch seconds;
+    BadInput if unreadable or outside the times scalper handles."""
+    from scalper.errors import BadInput, quote
+
+    t = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    fix = "use 30m, 24h, 7d or an ISO time such as 2025-05-20T14:00"
+    if t and t[-1] in units and t[:-1].replace(".", "", 1).isdigit():
+        try:
+            return check_in_range(now - float(t[:-1]) * units[t[-1]])
+        except OutOfRange:
+            raise BadInput(f"{quote(text)} reaches back before 1970-01-01", where="--since", fix=fix) from None
+    try:
+        return parse_instant(t)
+    except OutOfRange as exc:
+        raise BadInput(f"{quote(text)} is {exc}, outside the times scalper handles", where="--since",
+                       fix=fix) from None
+    except ValueError:
+        raise BadInput(f"cannot read {quote(text)} as a span or a time", where="--since", fix=fix) from None
 
 
 def human_age(seconds: float) -> str:

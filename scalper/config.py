@@ -18,10 +18,14 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
+from scalper import settings
+from scalper.core.rules import RiskRules
 from scalper.symbols import SymbolSpec, default_qty
 
-DEFAULT_CONFIG = "bots.yaml"
-MAX_CONFIG_BYTES = 1_000_000  # a bots file is a few KB; refuse anything absurd before parsing (config_errors)
+# Every default below that the core also reads is taken from the core's own value objects.
+_RULES = RiskRules()
+_LIMITS, _KILL, _TRAIL = _RULES.limits, _RULES.kill_switch, _RULES.trailing
+_SPEC = SymbolSpec("", digits=0, contract_size=1.0)   # its defaults: what a `symbols:` entry leaves out
 
 PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0)]
@@ -214,25 +218,29 @@ class AccountConfig(Strict):
 
 
 class TrailingConfig(Strict):
-    enabled: bool = True
-    activate_r: NonNegFloat = Field(1.0, description="start trailing once profit reaches this many R")
-    distance_r: PosFloat = Field(1.0, description="keep the stop this many R behind the best price")
+    enabled: bool = _TRAIL.enabled
+    activate_r: NonNegFloat = Field(_TRAIL.activate_r, description="start trailing once profit reaches this many R")
+    distance_r: PosFloat = Field(_TRAIL.distance_r, description="keep the stop this many R behind the best price")
 
 
 class RiskConfig(Strict):
-    max_concurrent: PosInt = 2
-    max_per_symbol: PosInt = 1
-    decision_min_score: Annotated[float, Field(ge=0, le=1)] = 0.0
-    signal_max_age_s: PosInt = Field(120, description="a signal older than this (from its bar's close) is stale")
-    min_balance: NonNegFloat = 0.0
-    daily_loss_limit: PosFloat | None = Field(None, description="account currency; realized + unrealized today")
-    daily_loss_limit_pct: Percent | None = None
-    max_spread_points: PosFloat | None = None
-    kill_switch: bool = Field(True, description="close positions past the unrealized-loss limit and halt")
-    kill_switch_loss: PosFloat | None = Field(None, description="unrealized loss (account currency) that trips it")
-    kill_switch_loss_pct: Percent | None = Field(5.0, description="…or this percent of the balance")
+    max_concurrent: PosInt = _LIMITS.max_concurrent
+    max_per_symbol: PosInt = _LIMITS.max_per_symbol
+    decision_min_score: Annotated[float, Field(ge=0, le=1)] = _LIMITS.decision_min_score
+    signal_max_age_s: PosInt = Field(_LIMITS.signal_max_age_s,
+                                     description="a signal older than this (from its bar's close) is stale")
+    min_balance: NonNegFloat = _LIMITS.min_balance
+    daily_loss_limit: PosFloat | None = Field(_LIMITS.daily_loss_limit,
+                                              description="account currency; realized + unrealized today")
+    daily_loss_limit_pct: Percent | None = _LIMITS.daily_loss_limit_pct
+    max_spread_points: PosFloat | None = _LIMITS.max_spread_points
+    kill_switch: bool = Field(_KILL.enabled, description="close positions past the unrealized-loss limit and halt")
+    kill_switch_loss: PosFloat | None = Field(_KILL.loss,
+                                              description="unrealized loss (account currency) that trips it")
+    kill_switch_loss_pct: Percent | None = Field(_KILL.loss_pct, description="…or this percent of the balance")
     risk_percent: Annotated[float, Field(gt=0, le=10)] | None = Field(
-        None, description="size each order to lose this percent of the balance at its SL")
+        _RULES.risk_percent, description="size each order to lose this percent of the balance at its SL (never "
+                                         "more: an order below the symbol's minimum volume is not sent)")
     trailing: TrailingConfig = Field(default_factory=TrailingConfig)
 
 
@@ -307,14 +315,16 @@ class BotConfig(Strict):
 
 
 class SymbolOverride(Strict):
+    """A symbol's trading rules (`symbols:`), for symbols the built-in table lacks or a broker that differs."""
+
     digits: Annotated[int, Field(ge=0, le=8)]
     contract_size: Annotated[float, Field(gt=0, le=MAX_CONTRACT_SIZE)]
-    volume_min: Lots = 0.01
-    volume_max: Lots = 100.0
-    volume_step: Lots = 0.01
-    spread_points: NonNegFloat = 20.0
-    stops_level: Annotated[int, Field(ge=0)] = 0
-    currency: str = "USD"
+    volume_min: Lots = _SPEC.volume_min
+    volume_max: Lots = _SPEC.volume_max
+    volume_step: Lots = _SPEC.volume_step
+    spread_points: NonNegFloat = _SPEC.spread_points
+    stops_level: Annotated[int, Field(ge=0)] = _SPEC.stops_level
+    currency: str = _SPEC.currency
 
 
 class EngineConfig(Strict):
@@ -450,6 +460,33 @@ class Config(Strict):
         return self
 
     @model_validator(mode="after")
+    def _fixed_qty_tradable(self):
+        """A fixed order size below the symbol's minimum volume could never be sent as set, and is
+        never raised to the minimum (that would risk more than the bot is set to): refused here
+        when the symbol's rules are known (`symbols:` or the built-in table), else at order time."""
+        from scalper.core.sizing import size_order
+        from scalper.symbols import known_spec, root_symbol
+
+        specs = settings.symbol_specs(self)
+        for i, bot in enumerate(self.bots):
+            if bot.risk.risk_percent is not None:
+                continue   # sized per order; refused then with risk_volume_below_minimum if too small
+            spec = known_spec(bot.symbol, specs)
+            if spec is None or size_order(qty=bot.volume, spec=spec).ok:
+                continue
+            least = spec.volume_min
+            listed = bot.symbol in specs or root_symbol(bot.symbol) in specs
+            source = "`symbols:`" if listed else "the built-in symbol table"
+            what = f"qty {bot.volume:g}" if bot.qty is not None else f"the default qty {bot.volume:g}"
+            raise Problem(f"bot {bot.name!r}: {what} is below {bot.symbol}'s minimum volume {least:g} (from "
+                          f"{source}, volume step {spec.volume_step:g}); such an order is never sent, nor "
+                          "raised to the minimum", loc=("bots", i, "qty") if bot.qty is not None else ("bots", i),
+                          fix=f"set `qty: {least:g}` or more, or size by `risk.risk_percent`; if your broker's "
+                              f"minimum differs, describe the symbol under `symbols: {bot.symbol}:` (digits, "
+                              "contract_size, volume_min, volume_step)")
+        return self
+
+    @model_validator(mode="after")
     def _notify_checks(self):
         names = {b.name for b in self.bots}
         first: dict[str, int] = {}
@@ -478,7 +515,7 @@ class Config(Strict):
         raise KeyError(name)
 
     def symbol_overrides(self) -> dict[str, SymbolSpec]:
-        return {name: SymbolSpec(symbol=name, **o.model_dump()) for name, o in self.symbols.items()}
+        return settings.symbol_specs(self)
 
     def groups_of(self, symbol: str) -> list[str]:
         from scalper.symbols import root_symbol
@@ -559,7 +596,8 @@ def load_config(path: str | os.PathLike) -> Config:
 
 
 def _validate_file(p: Path) -> Config:
-    from scalper.config_errors import load_yaml_document, validation_to_config_error
+    from scalper.config_errors import validation_to_config_error
+    from scalper.config_yaml import load_yaml_document
 
     data, lines = load_yaml_document(p)
     try:
@@ -579,9 +617,10 @@ def _cache_key(p: Path) -> str | None:
     import hashlib
 
     from scalper import __version__
+    from scalper.config_yaml import MAX_CONFIG_BYTES
 
     try:
-        if p.stat().st_size > 1_000_000:   # the loader refuses such files with a proper message
+        if p.stat().st_size > MAX_CONFIG_BYTES:   # the loader refuses such files with a proper message
             return None
         raw = p.read_bytes()
     except OSError:
@@ -599,7 +638,8 @@ def _code_stamp() -> str:
     from scalper.core import strategies
 
     here = Path(__file__).parent
-    files = [here / "config.py", here / "config_errors.py"]
+    files = [here / name for name in ("config.py", "config_errors.py", "config_yaml.py", "settings.py",
+                                      "symbols.py", "core/rules.py", "core/sizing.py")]
     files += sorted(Path(strategies.__file__).parent.glob("*.py"))
     return ",".join(str(os.stat(f).st_mtime_ns) for f in files)
 

@@ -98,7 +98,3 @@ class LedgerError(ScalperError):
 class NotALedger(BadInput, LedgerError):
     """The ledger path names something that is not a ledger (another file, an SQLite database
     of something else) or lies under a file (exit 2: fix the path; nothing was written)."""
-
-
-class NotYetAvailable(ScalperError):
-    exit_code = 1

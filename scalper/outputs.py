@@ -4,6 +4,7 @@ run followed by a crash."""
 
 from __future__ import annotations
 
+import csv
 import os
 import stat
 from pathlib import Path
@@ -48,3 +49,11 @@ def check_chart(path: str | os.PathLike, option: str = "--chart") -> str:
         raise BadInput(f"cannot draw a chart as {p.suffix or 'a file without extension'!s}", where=option,
                        fix="end the name with " + ", ".join(sorted(CHART_FORMATS)))
     return fmt
+
+
+def write_csv(path: str | os.PathLike, fields: list[str], rows: list[dict]) -> None:
+    """`rows` as a CSV file with a header (the signal and trade files)."""
+    with Path(path).open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)

@@ -72,13 +72,17 @@ def is_fx_pair(symbol: str) -> bool:
     return bool(_FX.match(r)) and not r.startswith(METAL_ROOTS + CRYPTO_ROOTS)
 
 
-def default_qty(symbol: str) -> float:
-    """0.01 lot for metals, 0.10 for currency pairs (the engine this replaces), else 0.01."""
-    return 0.10 if is_fx_pair(symbol) else 0.01
+def default_qty(symbol: str, overrides: dict[str, SymbolSpec] | None = None) -> float:
+    """0.01 lot for metals, 0.10 for currency pairs (the engine this replaces), else 0.01;
+    never below the minimum volume of a symbol whose spec is known (US30: 0.1)."""
+    qty = 0.10 if is_fx_pair(symbol) else 0.01
+    spec = known_spec(symbol, overrides)
+    return max(qty, spec.volume_min) if spec is not None else qty
 
 
-def spec_for(symbol: str, overrides: dict[str, SymbolSpec] | None = None) -> SymbolSpec:
-    """The spec of `symbol`, named exactly as given (suffix kept)."""
+def known_spec(symbol: str, overrides: dict[str, SymbolSpec] | None = None) -> SymbolSpec | None:
+    """The spec of `symbol` from the config's `symbols:` or the table above; None when it
+    would only be a guess (an unlisted currency pair or instrument)."""
     if overrides:
         if symbol in overrides:
             return replace(overrides[symbol], symbol=symbol)
@@ -88,18 +92,17 @@ def spec_for(symbol: str, overrides: dict[str, SymbolSpec] | None = None) -> Sym
     r = root_symbol(symbol)
     if r in _TABLE:
         return replace(_TABLE[r], symbol=symbol)
+    return None
+
+
+def spec_for(symbol: str, overrides: dict[str, SymbolSpec] | None = None) -> SymbolSpec:
+    """The spec of `symbol`, named exactly as given (suffix kept)."""
+    known = known_spec(symbol, overrides)
+    if known is not None:
+        return known
+    r = root_symbol(symbol)
     if is_fx_pair(r):
         jpy = r.endswith("JPY")
         return SymbolSpec(symbol, digits=3 if jpy else 5, contract_size=100_000, spread_points=15,
                           currency=r[3:])
     return SymbolSpec(symbol, digits=2, contract_size=1, spread_points=20)
-
-
-def round_volume(volume: float, spec: SymbolSpec) -> float:
-    """Floor to the volume step (never round risk up), then clamp to [min, max]."""
-    step = spec.volume_step
-    steps = int(volume / step + 1e-9)
-    v = steps * step
-    v = min(max(v, spec.volume_min), spec.volume_max)
-    decimals = max(0, len(f"{step:.10f}".rstrip("0").split(".")[1]))
-    return round(v, decimals)

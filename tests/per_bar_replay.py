@@ -14,11 +14,11 @@ from scalper.backtest import (ACCOUNT, DECISION_DELAY_S, END_EXIT, INVALID_STOPS
                               PROGRESS_STEPS, STOP_OUT_EXIT, BacktestResult, KillSwitchEvent, Progress, Setup, Trade)
 from scalper.core import risk, sim, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
-from scalper.core.exposure import build_exposure, day_start, kill_switch_reason, risk_limits
+from scalper.core.exposure import build_exposure, day_start, kill_switch_reason
 from scalper.core.scan import scan_history
 from scalper.core.signals import Signal
 from scalper.core.sim import bar_exit, profit
-from scalper.core.sizing import order_volume
+from scalper.core.sizing import size_order
 from scalper.core.stops import stops_valid
 
 
@@ -47,7 +47,7 @@ class PerBarReplay:
     def __init__(self, history: Bars, setup: Setup, signals: list[Signal], start: float | None,
                  end: float | None):
         self.setup = setup
-        self.limits = risk_limits(setup.risk)
+        self.limits = setup.rules.limits
         self.spec = setup.spec
         self.stop_distance = setup.spec.stops_level * setup.spec.point
         n = len(history)
@@ -155,9 +155,13 @@ class PerBarReplay:
                 self._open(i, now, s)
 
     def _open(self, i: int, now: float, s: Signal) -> None:
-        spec, r = self.spec, self.setup.risk
-        volume = order_volume(qty=self.setup.qty, spec=spec, risk_percent=r.risk_percent, balance=self.balance,
-                              risk_per_unit=s.risk)
+        spec = self.spec
+        sized = size_order(qty=self.setup.qty, spec=spec, risk_percent=self.setup.rules.risk_percent,
+                           balance=self.balance, risk_per_unit=s.risk)
+        if not sized.ok:
+            self.refused[sized.reason] += 1
+            return
+        volume = sized.volume
         sl, tp = spec.round_price(s.sl), spec.round_price(s.tp)
         bid, ask = self._quote(i)
         if not stops_valid(s.direction, sl, tp, bid=bid, ask=ask, min_distance=self.stop_distance):
@@ -177,13 +181,13 @@ class PerBarReplay:
     # --- 3. position upkeep --------------------------------------------------------------
     def _upkeep(self, i: int, now: float, today: float) -> None:
         price = self.latest[i]
-        trailing = self.setup.risk.trailing
+        trailing = self.setup.rules.trailing
         if trailing.enabled and self.book:
             self._trail(i, price, trailing.activate_r, trailing.distance_r)
-        if self.setup.risk.kill_switch and self.kill_engaged_day is None:
+        if self.setup.rules.kill_switch.enabled and self.kill_engaged_day is None:
             found = kill_switch_reason(unrealized=self._unrealized(price),
                                        realized_today=self.realized_by_day.get(today, 0.0), balance=self.balance,
-                                       risk=self.setup.risk, limits=self.limits)
+                                       rules=self.setup.rules)
             if found is not None:
                 closed = len(self.book)
                 self._close_all(i, now, KILL_SWITCH_EXIT)

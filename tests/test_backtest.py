@@ -14,13 +14,14 @@ from scalper.backtest import DECISION_DELAY_S, INVALID_STOPS, NO_MONEY, Setup, r
 from scalper.clock import bar_iso, iso
 from scalper.config import RiskConfig, load_config
 from scalper.core.bars import BAR_SECONDS
-from scalper.core.exposure import build_exposure, day_start, kill_switch_reason, risk_limits
+from scalper.core.exposure import build_exposure, day_start, kill_switch_reason
 from scalper.core.scan import scan_history
-from scalper.core.sizing import order_volume
+from scalper.core.sizing import size_order
 from scalper.core.stops import stops_valid
 from scalper.core.strategies import STRATEGY_NAMES, resolve_params
 from scalper.feeds.csvfile import read_bars
 from scalper.services.backtest import summarize
+from scalper.settings import risk_rules
 from scalper.symbols import spec_for
 from scalper.vocab import TradeRetcode
 from tests.clikit import cli
@@ -39,7 +40,7 @@ def bars():
 def gold(**risk) -> Setup:
     return Setup(symbol="XAUUSD", spec=spec_for("XAUUSD"), strategies=STRATEGY_NAMES,
                  params={n: resolve_params(n, None, 100) for n in STRATEGY_NAMES}, lookback=100, qty=0.01,
-                 risk=RiskConfig(**risk), balance=10_000.0)
+                 rules=risk_rules(RiskConfig(**risk)), balance=10_000.0)
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +61,10 @@ def test_exposure_counts_the_worst_account_and_the_correlated_symbols():
 
 
 def test_kill_switch_reason_checks_the_floating_loss_then_the_day():
-    r = RiskConfig(kill_switch_loss=50.0, daily_loss_limit=80.0)
-    limits = risk_limits(r)
-    assert kill_switch_reason(unrealized=-60, realized_today=0, balance=10_000, risk=r, limits=limits)[0] == \
-        "unrealized_loss"
-    assert kill_switch_reason(unrealized=-40, realized_today=-45, balance=10_000, risk=r, limits=limits)[0] == \
-        "daily_loss"
-    assert kill_switch_reason(unrealized=-40, realized_today=-30, balance=10_000, risk=r, limits=limits) is None
+    r = risk_rules(RiskConfig(kill_switch_loss=50.0, daily_loss_limit=80.0))
+    assert kill_switch_reason(unrealized=-60, realized_today=0, balance=10_000, rules=r)[0] == "unrealized_loss"
+    assert kill_switch_reason(unrealized=-40, realized_today=-45, balance=10_000, rules=r)[0] == "daily_loss"
+    assert kill_switch_reason(unrealized=-40, realized_today=-30, balance=10_000, rules=r) is None
     assert day_start(ts("2025-05-20 23:59:59")) == ts("2025-05-20 00:00:00")
 
 
@@ -203,8 +201,8 @@ def test_risk_percent_sizes_from_the_balance_at_the_decision(bars):
     signals = {(s.bar_time, s.strategy): s for s in scan_history(bars).signals}
     for trade in result.trades:
         balance = 10_000.0 + realized_before(result.trades, trade.entry_time)
-        assert trade.volume == order_volume(qty=0.01, spec=spec_for("XAUUSD"), risk_percent=0.5, balance=balance,
-                                            risk_per_unit=signals[trade.signal_time, trade.strategy].risk)
+        assert trade.volume == size_order(qty=0.01, spec=spec_for("XAUUSD"), risk_percent=0.5, balance=balance,
+                                          risk_per_unit=signals[trade.signal_time, trade.strategy].risk).volume
     assert len({t.volume for t in result.trades}) > 5
 
 
@@ -307,7 +305,7 @@ def test_backtest_agrees_with_the_engine_replayed_minute_by_minute(replayed_span
     bot = load_config(config).bot("gold")
     setup = Setup(symbol=bot.symbol, spec=spec_for(bot.symbol), strategies=tuple(bot.strategies),
                   params={n: bot.params_for(n) for n in bot.strategies}, lookback=bot.lookback, qty=bot.volume,
-                  risk=bot.risk, balance=balance)
+                  rules=risk_rules(bot.risk), balance=balance)
     result = run_backtest(bars, setup, start=float(bars.time[span[0]]), end=float(bars.time[span[-1]]))
 
     db = sqlite3.connect(f"file:{config.parent / 'ledger.db'}?mode=ro", uri=True)

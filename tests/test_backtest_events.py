@@ -9,12 +9,13 @@ import pytest
 
 from scalper.backtest import Setup, _round_prices, run_backtest
 from scalper.config import RiskConfig
-from scalper.core.exposure import kill_switch_reason, kill_switch_trips, risk_limits
+from scalper.core.exposure import kill_switch_reason, kill_switch_trips
 from scalper.core.sim import bar_exit, exit_bars
 from scalper.core.stops import stops_valid
 from scalper.core.strategies import STRATEGY_NAMES, resolve_params
 from scalper.core.upkeep import trailing_candidates, trailing_stop
 from scalper.feeds.csvfile import read_bars
+from scalper.settings import risk_rules
 from scalper.symbols import spec_for
 from tests.conftest import shared_file
 from tests.per_bar_replay import per_bar_backtest
@@ -51,7 +52,7 @@ def test_event_driven_replay_equals_the_per_bar_replay(market, risk):
     symbol, bars = market
     setup = Setup(symbol=symbol, spec=spec_for(symbol), strategies=STRATEGY_NAMES,
                   params={n: resolve_params(n, None, 100) for n in STRATEGY_NAMES}, lookback=100,
-                  qty=0.01 if symbol == "XAUUSD" else 0.1, risk=RiskConfig(**risk), balance=10_000.0)
+                  qty=0.01 if symbol == "XAUUSD" else 0.1, rules=risk_rules(RiskConfig(**risk)), balance=10_000.0)
     for start, end in ((None, None), (float(bars.time[3000]), float(bars.time[9000]))):
         new = run_backtest(bars, setup, start=start, end=end)
         old = per_bar_backtest(bars, setup, start=start, end=end)
@@ -83,12 +84,11 @@ def test_the_rules_vector_forms_agree_with_the_scalar_rules():
             assert (one is None and np.isnan(cand[k])) or one == cand[k]
     prices = np.round(rng.uniform(1, 5000, 20000), 3) + 0.005   # many ties at 2 digits
     assert _round_prices(prices, 2).tolist() == [round(x, 2) for x in prices.tolist()]
-    r = RiskConfig(kill_switch_loss=50.0, daily_loss_limit=80.0)
-    limits = risk_limits(r)
+    r = risk_rules(RiskConfig(kill_switch_loss=50.0, daily_loss_limit=80.0))
     u, d = rng.uniform(-120, 40, n), rng.uniform(-90, 30, n)
-    got = kill_switch_trips(unrealized=u, realized_today=d, balance=10_000.0, risk=r, limits=limits)
+    got = kill_switch_trips(unrealized=u, realized_today=d, balance=10_000.0, rules=r)
     assert got.tolist() == [kill_switch_reason(unrealized=float(a), realized_today=float(b), balance=10_000.0,
-                                               risk=r, limits=limits) is not None for a, b in zip(u, d)]
+                                               rules=r) is not None for a, b in zip(u, d)]
 
 
 @pytest.mark.parametrize("name", ["XAUUSD", "BTCUSD"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from scalper.backtest import Setup, run_backtest
-from scalper.config import RiskConfig
+from scalper.core.rules import RiskRules
 from scalper.core.strategies import resolve_params
 from scalper.errors import BadInput
 from scalper.feeds.csvfile import read_bars
@@ -169,7 +169,7 @@ def test_the_same_seed_gives_the_same_search_and_jobs_run_in_processes():
 def _setup(strategies=("trend_pullback",), lookback=100) -> Setup:
     return Setup(symbol="XAUUSD", spec=spec_for("XAUUSD"), strategies=tuple(strategies),
                  params={n: resolve_params(n, None, lookback) for n in strategies}, lookback=lookback, qty=0.01,
-                 risk=RiskConfig(), balance=10_000.0)
+                 rules=RiskRules(), balance=10_000.0)
 
 
 def test_space_parses_strategy_and_risk_dimensions():
@@ -181,7 +181,7 @@ def test_space_parses_strategy_and_risk_dimensions():
     s = apply(_setup(), dims, {"trend_pullback.rr": 2.25, "trend_pullback.slope_bars": 4,
                                "trailing.activate_r": 1.5, "risk.decision_min_score": 0.2})
     assert s.params["trend_pullback"]["rr"] == 2.25 and s.params["trend_pullback"]["slope_bars"] == 4
-    assert s.risk.trailing.activate_r == 1.5 and s.risk.decision_min_score == 0.2
+    assert s.rules.trailing.activate_r == 1.5 and s.rules.limits.decision_min_score == 0.2
 
 
 @pytest.mark.parametrize("spec, words", [

@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from scalper.core import strategies
-from scalper.core.scan import ScanResult, scan_history, signals_to_rows
+from scalper.core.scan import ScanResult, scan_history
+from scalper.services.scan import signals_to_rows
 from scalper.core.signals import Signal
 from tests.strategy_data import BTC, XAU, bars_from_rows, load_bars, load_expected_signals
 

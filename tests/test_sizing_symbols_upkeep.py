@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scalper.core import sim, upkeep
-from scalper.core.sizing import order_volume
-from scalper.symbols import default_qty, is_metal, root_symbol, round_volume, spec_for
+from scalper.core import risk, sim, upkeep
+from scalper.core.sizing import floor_volume, size_order
+from scalper.symbols import default_qty, is_metal, root_symbol, spec_for
 
 
 @pytest.mark.parametrize("name, root, metal, qty", [
@@ -25,19 +25,22 @@ def test_specs_keep_the_broker_name_and_contract_sizes():
     assert spec_for("EURUSD").contract_size == 100_000 and spec_for("USDJPY").digits == 3
 
 
-def test_volume_rounds_down_to_the_step_and_clamps():
+def test_volume_rounds_down_to_the_step_and_is_capped_never_raised():
     s = spec_for("XAUUSD")
-    assert round_volume(0.037, s) == 0.03
-    assert round_volume(0.001, s) == 0.01          # clamped up to the minimum
-    assert round_volume(1e6, s) == s.volume_max
-    assert round_volume(0.07, s) == 0.07           # no float drift below the step
+    assert floor_volume(0.037, s) == 0.03
+    assert floor_volume(0.07, s) == 0.07           # no float drift below the step
+    assert floor_volume(0.001, s) == 0.0
+    assert size_order(qty=1e6, spec=s).volume == s.volume_max
+    below = size_order(qty=0.001, spec=s)          # never raised to the minimum: refused, with the reason
+    assert (below.ok, below.volume, below.reason) == (False, 0.0, risk.VOLUME_BELOW_MIN)
+    assert "0.001" in below.detail and "0.01" in below.detail
 
 
 def test_risk_percent_sizing():
     s = spec_for("XAUUSD")
     # 1% of 10,000 = 100 USD at risk; SL 2.00 away; 100 oz per lot → 0.5 lot
-    assert order_volume(qty=0.01, spec=s, risk_percent=1.0, balance=10_000, risk_per_unit=2.0) == 0.5
-    assert order_volume(qty=0.02, spec=s) == 0.02
+    assert size_order(qty=0.01, spec=s, risk_percent=1.0, balance=10_000, risk_per_unit=2.0).volume == 0.5
+    assert size_order(qty=0.02, spec=s).volume == 0.02
 
 
 def test_fill_model():

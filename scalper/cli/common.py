@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -142,5 +142,3 @@ def out_console(as_json: bool) -> "Console":
         return err
     return _console(highlight=False)
 
-
-Opt = Optional

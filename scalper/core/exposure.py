@@ -1,7 +1,6 @@
 """What is at risk, and the limits on it: the pieces of a risk decision that
 `run-once` and the backtester both build, so that they build them alike.
 
-- `risk_limits`: a bot's risk settings as the RiskLimits that `risk.decide` reads;
 - `build_exposure`: the Exposure a signal meets, from the open positions and
   opening orders of the accounts it would trade on;
 - `day_start`: the UTC day that "today's P&L" covers;
@@ -10,26 +9,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from scalper.core import upkeep
-from scalper.core.risk import Exposure, RiskLimits, daily_loss_cap
+from scalper.core.risk import Exposure, daily_loss_cap
+from scalper.core.rules import RiskRules
 from scalper.symbols import root_symbol
-
-if TYPE_CHECKING:
-    from scalper.config import RiskConfig
 
 DAY_SECONDS = 86_400
 
 UNREALIZED_LOSS = "unrealized_loss"
 DAILY_LOSS = "daily_loss"
-
-
-def risk_limits(risk: "RiskConfig") -> RiskLimits:
-    return RiskLimits(max_concurrent=risk.max_concurrent, max_per_symbol=risk.max_per_symbol,
-                      decision_min_score=risk.decision_min_score, signal_max_age_s=risk.signal_max_age_s,
-                      min_balance=risk.min_balance, daily_loss_limit=risk.daily_loss_limit,
-                      daily_loss_limit_pct=risk.daily_loss_limit_pct, max_spread_points=risk.max_spread_points)
 
 
 def day_start(now: float) -> float:
@@ -73,35 +63,36 @@ def build_exposure(open_items: Iterable[tuple[int, str, str]], *, symbol: str, g
                     stops_min_distance=stops_min_distance)
 
 
-def kill_switch_reason(*, unrealized: float, realized_today: float, balance: float, risk: "RiskConfig",
-                       limits: RiskLimits) -> tuple[str, str] | None:
+def kill_switch_reason(*, unrealized: float, realized_today: float, balance: float,
+                       rules: RiskRules) -> tuple[str, str] | None:
     """(source, reason) when a bot's kill-switch must engage, else None.
 
     First the floating loss of its open positions against the kill-switch
     limits, then today's P&L (realized + unrealized) against the daily loss cap.
     """
-    reason = upkeep.kill_switch_tripped(unrealized, balance, loss_limit=risk.kill_switch_loss,
-                                        loss_limit_pct=risk.kill_switch_loss_pct)
+    rule = rules.kill_switch
+    reason = upkeep.kill_switch_tripped(unrealized, balance, loss_limit=rule.loss, loss_limit_pct=rule.loss_pct)
     if reason is not None:
         return UNREALIZED_LOSS, reason
-    cap = daily_loss_cap(limits, balance)
+    cap = daily_loss_cap(rules.limits, balance)
     today = realized_today + unrealized
     if cap is not None and -today >= cap:
         return DAILY_LOSS, f"today's P&L {today:.2f} reached the daily loss limit -{cap:.2f}"
     return None
 
 
-def kill_switch_trips(*, unrealized, realized_today, balance: float, risk: "RiskConfig", limits: RiskLimits):
+def kill_switch_trips(*, unrealized, realized_today, balance: float, rules: RiskRules):
     """Vector form of `kill_switch_reason` (numpy arrays of unrealized and realized-today P&L,
     one balance): True where it would return a reason."""
     loss = -unrealized
     tripped = loss != loss   # all False, the arrays' shape
-    if risk.kill_switch_loss is not None:
-        tripped |= loss >= risk.kill_switch_loss
-    if risk.kill_switch_loss_pct is not None and balance > 0:
-        tripped |= loss >= balance * risk.kill_switch_loss_pct / 100.0
+    rule = rules.kill_switch
+    if rule.loss is not None:
+        tripped |= loss >= rule.loss
+    if rule.loss_pct is not None and balance > 0:
+        tripped |= loss >= balance * rule.loss_pct / 100.0
     tripped &= loss > 0
-    cap = daily_loss_cap(limits, balance)
+    cap = daily_loss_cap(rules.limits, balance)
     if cap is not None:
         tripped |= -(realized_today + unrealized) >= cap
     return tripped

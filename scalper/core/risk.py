@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scalper.core.bars import BAR_SECONDS
+from scalper.core.rules import RiskLimits  # defined with the other rules; read here
 from scalper.core.signals import Signal
 from scalper.core.stops import stops_valid
 from scalper.vocab import DecisionAction
@@ -31,17 +32,10 @@ STOPS_BEYOND_QUOTE = "risk_stops_beyond_quote"
 REASONS = (ENGINE_PAUSED, KILL_SWITCH, STALE, LOW_SCORE, NO_BALANCE, MAX_CONCURRENT,
            MAX_PER_SYMBOL, OPPOSITE_OPEN, CORRELATED, DAILY_LOSS, SPREAD, STOPS_BEYOND_QUOTE)
 
-
-@dataclass(frozen=True)
-class RiskLimits:
-    max_concurrent: int = 2
-    max_per_symbol: int = 1
-    decision_min_score: float = 0.0
-    signal_max_age_s: float = 120.0
-    min_balance: float = 0.0
-    daily_loss_limit: float | None = None        # account currency
-    daily_loss_limit_pct: float | None = None    # percent of balance
-    max_spread_points: float | None = None
+# Reason codes of sizing (core.sizing), per account, once the decision approved a signal:
+# no order is sent rather than one larger than the settings allow.
+VOLUME_BELOW_MIN = "risk_volume_below_minimum"
+SIZING_REASONS = (NO_BALANCE, VOLUME_BELOW_MIN)
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,16 @@ would, but for all bars at once.
 
 from __future__ import annotations
 
-import time
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from scalper.core.bars import Bars
 from scalper.core.indicators import ema, window_count
-from scalper.core.signals import Signal
 from scalper.core.strategies import STRATEGY_NAMES, ScanResult, get, resolve_params
 from scalper.core.strategies.views import HistoryView
 
-__all__ = ["ScanResult", "format_bar_time", "scan_history", "signals_to_rows"]
+__all__ = ["ScanResult", "price_decimals", "scan_history"]
 
 _ORDER = {name: i for i, name in enumerate(STRATEGY_NAMES)}
 SEGMENT_WINDOWS = 1 << 15   # windows scanned at once
@@ -96,29 +94,6 @@ class _RunningEma:
                 first = start
         self.parts[period] = (first, values)
         return values[start - first:stop - first]
-
-
-def format_bar_time(epoch: int) -> str:
-    """'YYYY-MM-DD HH:MM:SS' of an epoch value read as UTC (the file's own clock)."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
-
-
-def signals_to_rows(signals: Iterable[Signal], digits: int | None = None) -> list[dict]:
-    """Rows of the scan output: bar_time, strategy, direction, entry, sl, tp, score.
-    With `digits`, prices are rounded to them and the score to 4 decimals (what a
-    trader reads); without, full precision (the golden file's)."""
-    if digits is None:
-        return [{"bar_time": format_bar_time(s.bar_time), "strategy": s.strategy,
-                 "direction": s.direction, "entry": float(s.entry), "sl": float(s.sl),
-                 "tp": float(s.tp), "score": float(s.score)} for s in signals]
-    return [{"bar_time": format_bar_time(s.bar_time), "strategy": s.strategy, "direction": s.direction,
-             "entry": _round(s.entry, digits), "sl": _round(s.sl, digits), "tp": _round(s.tp, digits),
-             "score": _round(s.score, 4)} for s in signals]
-
-
-def _round(value: float, decimals: int) -> float:
-    out = round(float(value), decimals)
-    return 0.0 if out == 0 else out
 
 
 def price_decimals(bars: Bars, most: int = 8) -> int:

@@ -12,14 +12,15 @@ from scalper.brokers.base import Broker
 from scalper.config import BotConfig
 from scalper.core import risk, strategies
 from scalper.core.bars import BAR_SECONDS, Bars
-from scalper.core.exposure import build_exposure, day_start, risk_limits
+from scalper.core.exposure import build_exposure, day_start
 from scalper.core.signals import Signal, Skip
-from scalper.core.sizing import order_volume
+from scalper.core.sizing import size_order
 from scalper.engine.context import PassContext, log
 from scalper.errors import ScalperError
 from scalper.faults import crash_point
 from scalper.ledger import passes as books
 from scalper.ledger.rows import OrderRow
+from scalper.settings import risk_limits
 from scalper.symbols import SymbolSpec
 from scalper.vocab import DecisionAction, OrderKind, OrderStatus
 
@@ -120,11 +121,15 @@ class SignalFlow:
                     signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
                     side=signal.direction, volume=bot.volume, sl=signal.sl, tp=signal.tp, magic=bot.magic_number)
             else:
-                volume = order_volume(qty=bot.volume, spec=spec, risk_percent=bot.risk.risk_percent,
-                                      balance=ctx.balances.get(acc_id), risk_per_unit=signal.risk)
+                sized = size_order(qty=bot.volume, spec=spec, risk_percent=bot.risk.risk_percent,
+                                   balance=ctx.balances.get(acc_id), risk_per_unit=signal.risk)
+                if not sized.ok:
+                    # Never raised to the minimum: recorded with volume 0 (no broker fills that, should a
+                    # crash leave it unsent) and refused with the reason.
+                    problem = f"{sized.reason}: {sized.detail}"
                 order, created = ctx.desk.record_intent(
                     signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
-                    side=signal.direction, volume=volume, sl=spec.round_price(signal.sl),
+                    side=signal.direction, volume=sized.volume, sl=spec.round_price(signal.sl),
                     tp=spec.round_price(signal.tp), magic=bot.magic_number)
             if created:
                 ctx.summary.orders_created += 1

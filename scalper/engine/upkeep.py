@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from scalper.brokers.base import Broker, BrokerPosition
 from scalper.config import BotConfig
-from scalper.core.exposure import day_start, kill_switch_reason, risk_limits
+from scalper.core.exposure import day_start, kill_switch_reason
 from scalper.core.upkeep import trailing_stop
 from scalper.engine.context import PassContext, log
 from scalper.errors import BrokerUnavailable
@@ -17,6 +17,7 @@ from scalper.ledger import Ledger
 from scalper.ledger import passes as books
 from scalper.ledger.rows import PositionRow
 from scalper.orders import OrderDesk
+from scalper.settings import risk_rules
 from scalper.vocab import CloseCause, KillSwitchSource, OrderStatus, TradeRetcode
 
 
@@ -82,7 +83,7 @@ def _check_kill_switch(ctx: PassContext, bot: BotConfig, positions: list[Positio
     unrealized = sum(p.unrealized or 0.0 for p in positions)
     balance = min((ctx.balances.get(a, 0.0) for a in accounts), default=0.0)
     tripped = kill_switch_reason(unrealized=unrealized, realized_today=realized_today,
-                                 balance=balance, risk=bot.risk, limits=risk_limits(bot.risk))
+                                 balance=balance, rules=risk_rules(bot.risk))
     if tripped is None:
         return
     source, reason = tripped

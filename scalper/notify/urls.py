@@ -102,7 +102,7 @@ def check_targets(cfg, path: Path) -> None:
 
 
 def _error(path: Path, loc: tuple, message: str, fix: str) -> ConfigError:
-    from scalper.config_errors import field_path, line_of, load_yaml_document
+    from scalper.config_yaml import field_path, line_of, load_yaml_document
 
     try:
         _, tree = load_yaml_document(Path(path))

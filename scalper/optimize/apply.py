@@ -19,7 +19,7 @@ def propose(path: Path, bot_name: str, dims: list[Dimension], values: Mapping[st
     """(current text, text with the values set). Raises BadInput when the result would be invalid."""
     from ruamel.yaml.comments import CommentedMap
 
-    from scalper.config_errors import load_yaml_document
+    from scalper.config_yaml import load_yaml_document
     from scalper.services.setup import _validate, _yaml
 
     load_yaml_document(path)     # the same safety checks as every load

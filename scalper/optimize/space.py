@@ -176,18 +176,17 @@ def apply(setup: Setup, dims: list[Dimension], values: Mapping[str, float]) -> S
         # Resolved parameters are all explicit, so this re-checks the merged set.
         params[strategy] = registry.resolve_params(strategy, {**params[strategy], **update},
                                                    lookback=setup.lookback)
-    risk = setup.risk
+    rules = setup.rules
     if risk_update or trailing_update:
-        doc = risk.model_dump()
-        doc.update(risk_update)
-        doc["trailing"] = {**doc["trailing"], **trailing_update}
+        from scalper.settings import revised_rules
+
         try:
-            risk = type(risk).model_validate(doc)
+            rules = revised_rules(rules, risk_update, trailing_update)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(x) for x in first["loc"])
             raise InvalidParams(f"risk.{field}: {first['msg']}") from None
-    return replace(setup, params=params, risk=risk)
+    return replace(setup, params=params, rules=rules)
 
 
 def grid_size(dims: list[Dimension]) -> int | None:

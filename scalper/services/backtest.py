@@ -4,20 +4,19 @@ sum the outcome up as one JSON-ready document."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import time
 from collections import Counter
 from pathlib import Path
 
+from scalper import rounding
 from scalper.backtest import BacktestResult, Progress, Setup, Trade, run_backtest
 from scalper.clock import bar_iso, parse_span_options
 from scalper.core.risk import APPROVED
-from scalper.errors import BadInput, quote
+from scalper.errors import BadInput
+from scalper.outputs import write_csv
 from scalper.report import stats
-from scalper import rounding
 
-SIGNAL_FIELDS = ["bar_time", "strategy", "direction", "entry", "sl", "tp", "score"]
 TRADE_FIELDS = ["signal_time", "entry_time", "exit_time", "strategy", "direction", "volume", "entry", "exit",
                 "sl", "tp", "final_sl", "exit_reason", "pnl"]
 
@@ -42,8 +41,6 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     if leverage is not None:
         setup = dataclasses.replace(setup, leverage=float(leverage))
     start, end = parse_span_options(since, until)
-    if start is not None and end is not None and start > end:
-        raise BadInput(f"--from {since} is after --to {until}", where="--from", fix="swap them")
     # every file asked for is checked before the (long) replay, and each must be its own file
     outputs = {opt: p for opt, p in (("--signals-out", signals_out), ("--trades-out", trades_out),
                                      ("--chart", chart)) if p}
@@ -75,11 +72,11 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
                balance_source=_balance_source(bot_name, balance_given, config))
     trade_rows = [trade_row(t, setup.spec.digits) for t in result.trades]
     if signals_out:
-        from scalper.core.scan import signals_to_rows
+        from scalper.services.scan import SIGNAL_FIELDS, signals_to_rows
 
-        _write_csv(signals_out, SIGNAL_FIELDS, signals_to_rows(result.signals, setup.spec.digits))
+        write_csv(signals_out, SIGNAL_FIELDS, signals_to_rows(result.signals, setup.spec.digits))
     if trades_out:
-        _write_csv(trades_out, TRADE_FIELDS, trade_rows)
+        write_csv(trades_out, TRADE_FIELDS, trade_rows)
     else:
         doc["trades"] = trade_rows
     if chart:
@@ -92,8 +89,8 @@ def with_costs(setup: Setup, *, spread: float | None = None, trailing: bool | No
     if spread is not None:
         setup = dataclasses.replace(setup, spec=dataclasses.replace(setup.spec, spread_points=float(spread)))
     if trailing is not None:
-        risk = setup.risk.model_copy(update={"trailing": setup.risk.trailing.model_copy(update={"enabled": trailing})})
-        setup = dataclasses.replace(setup, risk=risk)
+        rules = dataclasses.replace(setup.rules, trailing=dataclasses.replace(setup.rules.trailing, enabled=trailing))
+        setup = dataclasses.replace(setup, rules=rules)
     return setup
 
 
@@ -127,44 +124,42 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
     """A bot's settings from bots.yaml, or a symbol with the defaults (a config given
     with --config still supplies its symbol table). Command-line values win."""
     from scalper import wiring
-    from scalper.config import PaperConfig, RiskConfig
-    from scalper.core import strategies as registry
+    from scalper.config import BotConfig, Config, PaperConfig
+    from scalper.core.rules import RiskRules
+    from scalper.core.sizing import size_order
+    from scalper.services.options import bot_named, strategy_selection
+    from scalper.settings import risk_rules
     from scalper.symbols import default_qty, spec_for
 
     if bool(bot) == bool(symbol):
         raise BadInput("give either --bot NAME or --symbol SYMBOL" if not bot else
                        "--bot and --symbol exclude each other", where="--bot",
                        fix="--bot replays a bot of bots.yaml; --symbol replays a symbol with the default settings")
-    cfg = wiring.load(config) if bot or config else None
-    overrides: dict[str, dict] = {}
+    qty_option = qty is not None
+    b: BotConfig | None = None
+    cfg: Config | None
     if bot:
-        try:
-            b = cfg.bot(bot)
-        except KeyError:
-            raise BadInput(f"no bot named {quote(bot)} in {wiring.config_path(config)}", where="--bot",
-                           fix=f"use one of: {', '.join(x.name for x in cfg.bots) or '(no bots defined)'}") from None
-        symbol, names, risk = b.symbol, list(b.strategies), b.risk
-        overrides, lookback, qty = b.strategy_params, lookback or b.lookback, qty or b.volume
+        cfg = wiring.load(config)
+        b = bot_named(cfg, bot, config)
+        name, rules, qty = b.symbol, risk_rules(b.risk), qty or b.volume
         if balance is None:   # the account the bot can least afford to lose on; said in the output
             balance = min(cfg.account(a).balance or cfg.paper.initial_balance for a in b.accounts)
-    else:
-        names, risk = list(registry.STRATEGY_NAMES), RiskConfig()
-        lookback, qty = lookback or 100, qty or default_qty(symbol)
+    else:   # a config given with --config still supplies its symbol table
+        cfg = wiring.load(config) if config else None
+        name, rules = str(symbol), RiskRules()
+        qty = qty or default_qty(name, cfg.symbol_overrides() if cfg else None)
         if balance is None:
             balance = (cfg.paper if cfg else PaperConfig()).initial_balance
-    if strategies:
-        from scalper.services.options import strategy_list
-
-        names = strategy_list(strategies)
-    params = {}
-    for n in names:
-        try:
-            params[n] = registry.resolve_params(n, overrides.get(n), lookback=lookback)
-        except ValueError as exc:
-            raise BadInput(str(exc), where=f"strategy_params.{n}") from None
-    spec = spec_for(symbol, cfg.symbol_overrides() if cfg else None)
-    return Setup(symbol=symbol, spec=spec, strategies=tuple(names), params=params, lookback=lookback, qty=qty,
-                 risk=risk, balance=float(balance)), bot
+    names, params, lookback = strategy_selection(b, strategies, lookback)
+    spec = spec_for(name, cfg.symbol_overrides() if cfg else None)
+    if rules.risk_percent is None:
+        sized = size_order(qty=qty, spec=spec)
+        if not sized.ok:   # every order would be refused: say so now, not after the replay
+            where = "--qty" if qty_option else f"qty of bot {bot}"
+            raise BadInput(f"{sized.detail}; no order could be sent", where=where,
+                           fix=f"use a qty of {spec.volume_min:g} or more (a multiple of {spec.volume_step:g})")
+    return Setup(symbol=name, spec=spec, strategies=tuple(names), params=params,
+                 lookback=lookback, qty=qty, rules=rules, balance=float(balance)), bot
 
 
 def summarize(result: BacktestResult) -> dict:
@@ -178,13 +173,13 @@ def summarize(result: BacktestResult) -> dict:
     for name in s.strategies:
         decided = result.decisions[name]
         per_strategy[name] = _row(signals[name], decided, pnls[name])
-    decisions = Counter()
+    decisions: Counter[str] = Counter()
     for decided in result.decisions.values():
         decisions.update(decided)
     totals = _row(len(result.signals), decisions, [t.pnl for t in result.trades])
     return {
         "symbol": s.symbol, "strategies": list(s.strategies), "lookback": s.lookback, "qty": s.qty,
-        "risk_percent": s.risk.risk_percent, "bars": result.bars,
+        "risk_percent": s.rules.risk_percent, "bars": result.bars,
         "from": bar_iso(result.start) if result.start is not None else None,
         "to": bar_iso(result.end) if result.end is not None else None,
         "start_balance": rounding.money(s.balance), "final_balance": rounding.money(result.final_balance),
@@ -216,13 +211,6 @@ def _row(signals: int, decided: Counter, pnls: list[float]) -> dict:
             "rejected": rejected, **rounding.stats_row(stats.summarize(pnls).to_dict())}
 
 
-def _write_csv(path: str, fields: list[str], rows: list[dict]) -> None:
-    with Path(path).open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-
-
 def _chart(path: str, history, result: BacktestResult) -> None:
     from scalper.report import charts
 
@@ -233,9 +221,10 @@ def _chart(path: str, history, result: BacktestResult) -> None:
              for x in result.signals]
     trades = [charts.TradeMark(t.entry_time, t.entry, t.exit_time, t.exit, t.direction, t.pnl, t.final_sl, t.tp)
               for t in result.trades]
-    equity = [(result.start, s.balance)] if result.bars else []
+    replayed_span = (result.start, result.end) if result.start is not None and result.end is not None else None
+    equity: list[tuple[float, float]] = [(float(replayed_span[0]), s.balance)] if replayed_span else []
     equity += stats.equity_curve(((t.exit_time, t.pnl) for t in result.trades), s.balance)
-    span = (float(result.start), float(result.end) + 60) if result.bars else None
+    span = (float(replayed_span[0]), float(replayed_span[1]) + 60) if replayed_span else None
     charts.draw(path, title=f"backtest {s.symbol} ({', '.join(s.strategies)}): {len(result.trades):,} trades, "
                             f"net {result.final_balance - s.balance:,.2f} {s.spec.currency}",
                 bars=replayed, signals=marks, trades=trades, equity=equity, symbol=s.symbol,

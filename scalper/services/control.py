@@ -9,14 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from scalper import wiring
-from scalper.clock import (
-    FixedClock,
-    OutOfRange,
-    SystemClock,
-    check_in_range,
-    iso,
-    parse_instant,
-)
+from scalper.clock import FixedClock, SystemClock, iso, parse_instant, parse_since
 from scalper.config import Config
 from scalper.core.exposure import day_start
 from scalper.errors import BadInput, BrokerUnavailable, quote
@@ -27,25 +20,6 @@ from scalper.vocab import CloseCause, KillSwitchSource, RunStatus, Side
 
 LOCK_WAIT_S = 60.0
 REPLAY_GAP_S = 3600.0   # a run whose engine clock trailed the wall clock this much was a replay (--now)
-
-
-def parse_since(text: str, now: float) -> float:
-    """'30m', '24h', '7d', '90s' or an ISO instant → epoch seconds."""
-    t = text.strip()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    fix = "use 30m, 24h, 7d or an ISO time such as 2025-05-20T14:00"
-    if t and t[-1] in units and t[:-1].replace(".", "", 1).isdigit():
-        try:
-            return check_in_range(now - float(t[:-1]) * units[t[-1]])
-        except OutOfRange:
-            raise BadInput(f"{quote(text)} reaches back before 1970-01-01", where="--since", fix=fix) from None
-    try:
-        return parse_instant(t)
-    except OutOfRange as exc:
-        raise BadInput(f"{quote(text)} is {exc}, outside the times scalper handles", where="--since",
-                       fix=fix) from None
-    except ValueError:
-        raise BadInput(f"cannot read {quote(text)} as a span or a time", where="--since", fix=fix) from None
 
 
 def _bots(cfg: Config, bot: str | None, all_bots: bool) -> list:

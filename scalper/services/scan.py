@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from scalper.clock import parse_span_options
-from scalper.errors import BadInput, quote
+from scalper import rounding
+from scalper.clock import bar_iso, parse_span_options
+
+if TYPE_CHECKING:
+    from scalper.config import Config
+    from scalper.core.signals import Signal
+
+SIGNAL_FIELDS = ["bar_time", "strategy", "direction", "entry", "sl", "tp", "score"]
 
 
 def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, strategies: str | None = None,
@@ -14,14 +20,19 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
              lookback: int | None = None, skip_bad_rows: bool = False, config: str | None = None,
              progress=None) -> dict:
     """`progress`, when given, is a (done, total) callable told after each strategy."""
-    from scalper.core.scan import scan_history, signals_to_rows
     from scalper.feeds.csvfile import read_bars
+    from scalper.outputs import check_output, write_csv
+    from scalper.services.options import bot_named, strategy_selection
 
-    names, params, lb = _selection(bot, strategies, config, lookback)
+    cfg = b = None
+    if bot:
+        from scalper import wiring
+
+        cfg = wiring.load(config)
+        b = bot_named(cfg, bot, config)
+    names, params, lb = strategy_selection(b, strategies, lookback)
     lo, hi = parse_span_options(since, until)
     if out:
-        from scalper.outputs import check_output
-
         check_output(out, "--out")
     bars, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
     # The whole file is scanned, then signals are kept in [--from, --to]: scanning a slice would
@@ -30,12 +41,9 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     result = _scan(bars, names, params, lb, progress)
     signals = [s for s in result.signals
                if (lo is None or s.bar_time >= lo) and (hi is None or s.bar_time <= hi)]
-    rows = signals_to_rows(signals, signal_digits(bars, symbol, bot, config))
+    rows = signals_to_rows(signals, signal_digits(bars, symbol or (b.symbol if b else None), cfg))
     if out:
-        with Path(out).open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["bar_time", "strategy", "direction", "entry", "sl", "tp", "score"])
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(out, SIGNAL_FIELDS, rows)
     counts = {n: {"buy": 0, "sell": 0} for n in names}
     for s in signals:
         counts[s.strategy][s.direction] += 1
@@ -48,19 +56,28 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     return doc
 
 
-def signal_digits(bars, symbol: str | None, bot: str | None = None, config: str | None = None) -> int:
+def signals_to_rows(signals: Iterable[Signal], digits: int | None = None) -> list[dict]:
+    """Rows of the signal files (scan --out, backtest --signals-out): SIGNAL_FIELDS, the bar
+    time on the file's own clock. With `digits`, prices are rounded to them and the score to
+    4 decimals (what a trader reads); without, full precision (the golden file's)."""
+    if digits is None:
+        return [{"bar_time": bar_iso(s.bar_time), "strategy": s.strategy, "direction": s.direction,
+                 "entry": float(s.entry), "sl": float(s.sl), "tp": float(s.tp), "score": float(s.score)}
+                for s in signals]
+    return [{"bar_time": bar_iso(s.bar_time), "strategy": s.strategy, "direction": s.direction,
+             "entry": rounding.price(s.entry, digits), "sl": rounding.price(s.sl, digits),
+             "tp": rounding.price(s.tp, digits), "score": rounding.ratio(s.score)} for s in signals]
+
+
+def signal_digits(bars, symbol: str | None, cfg: Config | None = None) -> int:
     """Decimals of the prices written: the symbol's digits when it is known (--symbol or
-    the bot's), else as many as the file's prices carry."""
+    the bot's; the config's `symbols:` first), else as many as the file's prices carry."""
     from scalper.core.scan import price_decimals
 
-    if bot and not symbol:
-        from scalper import wiring
-
-        symbol = wiring.load(config).bot(bot).symbol
     if symbol:
         from scalper.symbols import spec_for
 
-        return spec_for(symbol).digits
+        return spec_for(symbol, cfg.symbol_overrides() if cfg else None).digits
     return price_decimals(bars)
 
 
@@ -86,32 +103,3 @@ def _scan(bars, names, params, lookback, progress):
     rank = {n: i for i, n in enumerate(STRATEGY_NAMES)}
     merged.signals.sort(key=lambda s: (s.bar_time, rank.get(s.strategy, order[s.strategy])))
     return merged
-
-
-def _selection(bot: str | None, strategies: str | None, config: str | None, lookback: int | None):
-    from scalper.core import strategies as registry
-
-    params: dict[str, dict] = {}
-    lb = lookback or 100
-    names = list(registry.STRATEGY_NAMES)
-    if bot:
-        from scalper import wiring
-
-        cfg = wiring.load(config)
-        try:
-            b = cfg.bot(bot)
-        except KeyError:
-            raise BadInput(f"no bot named {quote(bot)} in {wiring.config_path(config)}", where="--bot") from None
-        names = list(b.strategies)
-        lb = lookback or b.lookback
-        params = {n: b.params_for(n) for n in names}
-    if strategies:
-        from scalper.services.options import strategy_list
-
-        names = strategy_list(strategies)
-    for n in names:
-        try:
-            params[n] = registry.resolve_params(n, params.get(n), lookback=lb)
-        except ValueError as exc:
-            raise BadInput(str(exc), where=f"strategy_params.{n}") from None
-    return names, params, lb

@@ -12,9 +12,11 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from scalper.config import Config
-from scalper.config_errors import load_yaml_document, validation_to_config_error
+from scalper.config import AccountConfig, BotConfig, Config, PaperConfig, RiskConfig
+from scalper.config_errors import validation_to_config_error
+from scalper.config_yaml import load_yaml_document
 from scalper.errors import BadInput
+from scalper.settings import schema_default
 from scalper.symbols import default_qty
 
 NEW_FILE_HEADER = """\
@@ -39,7 +41,6 @@ def setup_bot(*, config: str | None, symbol: str, name: str | None = None, user_
     Returns (bot, created, path, changed); an update that changes nothing writes nothing,
     so the .bak beside the file keeps the version before the last real change."""
     from scalper import wiring
-    from scalper.core import strategies as registry
 
     path = wiring.config_path(config)
     check_writable(path)
@@ -48,8 +49,7 @@ def setup_bot(*, config: str | None, symbol: str, name: str | None = None, user_
         load_yaml_document(path)  # the same safety checks as every load (tabs, tags, size, encoding)
         doc = y.load(path.read_text(encoding="utf-8"))
     else:
-        doc = y.load(NEW_FILE_HEADER + "ledger: var/ledger.db\naccounts:\n  - id: 1\n    name: paper-1\n"
-                     "    broker: paper\n    balance: 10000\nbots: []\n")
+        doc = y.load(NEW_FILE_HEADER + _new_file_settings())
     if not isinstance(doc, CommentedMap):
         raise BadInput("the top level must be a mapping", path=str(path))
     bots = doc.get("bots")
@@ -62,23 +62,21 @@ def setup_bot(*, config: str | None, symbol: str, name: str | None = None, user_
     created = existing is None
     if created:
         accounts = account_ids or [a.get("id") for a in (doc.get("accounts") or [])[:1]] or [1]
+        # A new bot spells out the schema's defaults for the settings a trader tunes first.
         bot = CommentedMap()
         bot["name"] = name
         bot["symbol"] = symbol
-        bot["enabled"] = True
-        bot["engine_mode"] = "scalper"
-        bot["timeframe"] = "1m"
-        bot["lookback"] = 100
+        for key in ("enabled", "engine_mode", "timeframe", "lookback"):
+            bot[key] = schema_default(BotConfig, key)
         if user_id is not None:
             bot["user_id"] = user_id
         bot["accounts"] = _flow(accounts)
-        bot["auto_trade"] = True if auto_trade is None else auto_trade
-        bot["qty"] = qty if qty is not None else default_qty(symbol)
-        bot["strategies"] = _flow(_names(strategies) if strategies else list(registry.STRATEGY_NAMES))
+        bot["auto_trade"] = schema_default(BotConfig, "auto_trade") if auto_trade is None else auto_trade
+        bot["qty"] = qty if qty is not None else default_qty(symbol, _symbol_specs(doc))
+        bot["strategies"] = _flow(_names(strategies) if strategies else schema_default(BotConfig, "strategies"))
         risk = CommentedMap()
-        risk["max_concurrent"] = 2
-        risk["max_per_symbol"] = 1
-        risk["kill_switch"] = True
+        for key in ("max_concurrent", "max_per_symbol", "kill_switch"):
+            risk[key] = schema_default(RiskConfig, key)
         bot["risk"] = risk
         bots.append(bot)
     else:
@@ -108,6 +106,30 @@ def setup_bot(*, config: str | None, symbol: str, name: str | None = None, user_
         _atomic_write(path, text)
     plain = _plain(bot)
     return plain, created, path, changed
+
+
+def _new_file_settings() -> str:
+    """A new bots file: the schema's ledger, one paper account with the default balance, no bots."""
+    balance = schema_default(PaperConfig, "initial_balance")
+    return (f"ledger: {schema_default(Config, 'ledger')}\naccounts:\n  - id: 1\n    name: paper-1\n"
+            f"    broker: {schema_default(AccountConfig, 'broker')}\n    balance: {balance:g}\nbots: []\n")
+
+
+def _symbol_specs(doc: CommentedMap) -> dict:
+    """The file's `symbols:` table as specs, for the default qty (unreadable entries are left to validation)."""
+    from pydantic import ValidationError
+
+    from scalper.config import SymbolOverride
+    from scalper.settings import symbol_spec
+
+    specs: dict = {}
+    table = doc.get("symbols")
+    for name, value in (table.items() if isinstance(table, dict) else ()):
+        try:
+            specs[str(name)] = symbol_spec(str(name), SymbolOverride.model_validate(_plain(value)))
+        except ValidationError:
+            continue
+    return specs
 
 
 def _names(text: str) -> list[str]:
