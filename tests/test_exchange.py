@@ -23,6 +23,7 @@ from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.risk import NO_BALANCE
 from scalper.core.strategies import STRATEGY_NAMES, resolve_params
 from scalper.feeds.csvfile import read_bars
+from scalper.settings import risk_rules
 from scalper.symbols import spec_for
 from scalper.vocab import TradeRetcode
 from tests.conftest import shared_file
@@ -100,7 +101,7 @@ def markets():
 def _setup(symbol: str, *, balance: float, qty: float, leverage: float, **risk) -> Setup:
     return Setup(symbol=symbol, spec=spec_for(symbol), strategies=STRATEGY_NAMES,
                  params={n: resolve_params(n, None, 100) for n in STRATEGY_NAMES}, lookback=100, qty=qty,
-                 risk=RiskConfig(**risk), balance=balance, leverage=leverage)
+                 rules=risk_rules(RiskConfig(**risk)), balance=balance, leverage=leverage)
 
 
 def _approved(result) -> int:
