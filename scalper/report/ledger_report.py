@@ -20,8 +20,7 @@ from scalper.core.risk import APPROVED
 from scalper.core.strategies import STRATEGY_NAMES
 from scalper.ledger import Ledger
 from scalper.report import charts, stats
-
-ADOPTED = "(adopted)"
+from scalper.vocab import ADOPTED
 
 
 def known_bots(ledger: Ledger) -> set[str]:
