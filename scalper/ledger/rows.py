@@ -61,11 +61,6 @@ class Row:
             cls._FIELDS = frozenset(f.name for f in dataclasses.fields(cls))
         return cls._FIELDS
 
-    # Transitional, for code not yet moved to attributes (engine.py reads rows by key); new
-    # code reads attributes.
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
 
 def _as_word(word: type[Enum] | None, stored: Any) -> Any:
     """A stored value as its vocabulary's member; a word outside it (a ledger older than the

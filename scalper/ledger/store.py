@@ -37,7 +37,7 @@ from scalper.ledger.orders import Orders
 from scalper.ledger.paths import check_ledger_path, refuse_foreign
 from scalper.ledger.positions import Positions
 from scalper.ledger.reports import Reports
-from scalper.ledger.rows import KillSwitchRow, OrderRow, PositionRow, R
+from scalper.ledger.rows import R
 from scalper.ledger.runs import Runs
 from scalper.ledger.schema import (
     MIGRATIONS,
@@ -344,21 +344,6 @@ class Ledger:
             raise LedgerError(_explain(exc, self.path)) from None
         return got[0] if got else None
 
-    # --- transitional writes (engine.py, until it calls the named operations) ------------------
-    def insert(self, c: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        cur = c.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
-        return int(cur.lastrowid)
-
-    def update(self, c: sqlite3.Connection, table: str, row_id: int, fields: dict[str, Any]) -> None:
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        c.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*fields.values(), row_id))
-
-    def update_run(self, c: sqlite3.Connection, run_id: str, **fields: Any) -> None:
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        c.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
-
     # --- audit ----------------------------------------------------------------------------------
     def audit(self, c: sqlite3.Connection, now: float, kind: str, message: str, *, run_id: str | None = None,
               bot: str | None = None, account_id: int | None = None, data: dict | None = None) -> None:
@@ -384,21 +369,6 @@ class Ledger:
         c.execute("INSERT INTO engine_state (key, value, reason, updated_at) VALUES (?, ?, ?, ?) "
                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value, reason = excluded.reason, "
                   "updated_at = excluded.updated_at", (key, value, reason, iso(now)))
-
-    # --- shorthands the engine reads by (see .positions, .orders, .kill_switches) -------------
-    def kill_switch(self, bot: str) -> KillSwitchRow | None:
-        return self.kill_switches.get(bot)
-
-    def set_kill_switch(self, c: sqlite3.Connection, bot: str, engaged: bool, *, source: str,
-                        reason: str, now: float) -> None:
-        self.kill_switches.set(c, bot, engaged, source=source, reason=reason, now=now)
-
-    def open_positions(self, account_ids: list[int] | None = None) -> list[PositionRow]:
-        return self.positions.open(account_ids)
-
-    def orders_in_flight(self, account_ids: list[int] | None = None) -> list[OrderRow]:
-        """Orders not yet settled (new/sent): they count as exposure."""
-        return self.orders.in_flight(account_ids)
 
 
 def _set_meta(c: sqlite3.Connection, key: str, value: str) -> None:
