@@ -14,13 +14,12 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from scalper.brokers.base import Broker
 from scalper.clock import Clock, human_age, iso
-from scalper.config import AccountConfig, BotConfig, Config
 from scalper.core import risk, strategies, upkeep
 from scalper.core.exposure import build_exposure, day_start, kill_switch_reason, risk_limits
 from scalper.core.bars import BAR_SECONDS, Bars
@@ -35,9 +34,12 @@ from scalper.ledger.lock import lock_path
 from scalper.orders import OrderDesk, RetryPolicy
 from scalper.symbols import spec_for
 
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import AccountConfig, BotConfig, Config
+
 log = logging.getLogger("scalper.engine")
 
-BrokerFactory = Callable[[AccountConfig], Broker]
+BrokerFactory = Callable[["AccountConfig"], Broker]
 KEEP_POSITIONS = "manual_no_close"   # kill-switch source of `engage --no-close` (scalper.services.control)
 RESUME_WINDOW_S = 86_400   # how far back a run looks for signals an interrupted run left undecided
 FEED_SKIPS = ("feed_stale", "feed_no_bars", "feed_unavailable")   # a bot skipped for want of bars

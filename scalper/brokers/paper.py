@@ -28,12 +28,12 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scalper.brokers.base import (DONE, RETCODE_NAMES, UNCERTAIN_CODES, AccountInfo, BrokerDeal,
                                   BrokerOrder, BrokerPosition, OrderRequest, OrderResult, Quote, Side,
                                   code_name)
 from scalper.clock import Clock
-from scalper.config import FaultConfig
 from scalper.core.bars import BAR_SECONDS
 from scalper.core.fills import bar_exit, entry_price, profit
 from scalper.core.stops import stops_valid
@@ -42,6 +42,9 @@ from scalper.faults import crash_point
 from scalper.feeds.base import Feed
 from scalper.ledger.store import synchronous_mode
 from scalper.symbols import SymbolSpec
+
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import FaultConfig
 
 FAULTS_ENV = "SCALPER_PAPER_FAULTS"
 SCHEMA_VERSION = 1
@@ -476,7 +479,10 @@ def faults_from_env(base: FaultConfig | None = None) -> FaultConfig:
     (before_fill | after_fill | none), unreachable and lost_answer (1/0,
     true/false, yes/no, on/off). Raises ValueError on anything else.
     """
-    base = base or FaultConfig()
+    if base is None:
+        from scalper.config import FaultConfig
+
+        base = FaultConfig()
     text = os.environ.get(FAULTS_ENV, "")
     if not text.strip():
         return base
