@@ -79,7 +79,16 @@ def _item_encoder():
     if encoder.c_make_encoder is None:
         return finite_dumps
     make = encoder.c_make_encoder(None, str, encoder.encode_basestring_ascii, None, ": ", ", ", False, False, False)
-    return lambda item: "".join(make(finite(item), 0))
+
+    def encode(item: Any) -> str:
+        # allow_nan is off: an item with a non-finite float raises, and only then is it walked
+        # to turn those into null (walking every item was most of a long list's time)
+        try:
+            return "".join(make(item, 0))
+        except ValueError:
+            return "".join(make(finite(item), 0))
+
+    return encode
 
 
 def json_pieces(doc: Any):

@@ -103,30 +103,43 @@ def format_bar_time(epoch: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
 
 
+def format_bar_times(epochs: np.ndarray) -> list[str]:
+    """format_bar_time of many epoch values at once."""
+    if not len(epochs):
+        return []
+    text = np.datetime_as_string(np.asarray(epochs, dtype=np.int64).astype("datetime64[s]"), unit="s")
+    return np.char.replace(text, "T", " ").tolist()
+
+
 def signals_to_rows(signals: Iterable[Signal], digits: int | None = None) -> list[dict]:
     """Rows of the scan output: bar_time, strategy, direction, entry, sl, tp, score.
     With `digits`, prices are rounded to them and the score to 4 decimals (what a
     trader reads); without, full precision (the golden file's)."""
-    if digits is None:
-        return [{"bar_time": format_bar_time(s.bar_time), "strategy": s.strategy,
-                 "direction": s.direction, "entry": float(s.entry), "sl": float(s.sl),
-                 "tp": float(s.tp), "score": float(s.score)} for s in signals]
-    return [{"bar_time": format_bar_time(s.bar_time), "strategy": s.strategy, "direction": s.direction,
-             "entry": _round(s.entry, digits), "sl": _round(s.sl, digits), "tp": _round(s.tp, digits),
-             "score": _round(s.score, 4)} for s in signals]
+    signals = list(signals)
+    times = format_bar_times(np.fromiter((s.bar_time for s in signals), dtype=np.int64, count=len(signals)))
+    columns = [[float(getattr(s, name)) for s in signals] for name in ("entry", "sl", "tp", "score")]
+    if digits is not None:   # column by column: a third of the time of a call per value
+        columns = [_rounded(values, places) for values, places in zip(columns, (digits, digits, digits, 4))]
+    return [{"bar_time": t, "strategy": s.strategy, "direction": s.direction, "entry": e, "sl": sl, "tp": tp,
+             "score": sc} for t, s, e, sl, tp, sc in zip(times, signals, *columns)]
 
 
-def _round(value: float, decimals: int) -> float:
-    out = round(float(value), decimals)
-    return 0.0 if out == 0 else out
+def _rounded(values: list[float], decimals: int) -> list[float]:
+    """round() of each value (Python's, correctly rounded), -0.0 written as 0.0."""
+    out = [round(v, decimals) for v in values]
+    return [0.0 if v == 0 else v for v in out]
 
 
 def price_decimals(bars: Bars, most: int = 8) -> int:
     """How many decimals the file's prices carry (2 for 3125.66): the digits of a symbol
     whose spec is not known."""
-    prices = np.concatenate([bars.open, bars.high, bars.low, bars.close]) if len(bars) else np.zeros(1)
-    scale = max(1.0, float(np.abs(prices).max()))
+    columns = [bars.open, bars.high, bars.low, bars.close] if len(bars) else [np.zeros(1)]
+    scale = max(1.0, *(float(np.abs(c).max()) for c in columns))
     for d in range(most + 1):
-        if np.allclose(np.round(prices, d), prices, rtol=0, atol=scale * 1e-12 + 10.0 ** -(d + 6)):
+        # every price within atol of itself rounded to d decimals (np.allclose with rtol=0, on
+        # finite prices), column by column, a short head first: most d are refuted at once
+        atol = scale * 1e-12 + 10.0 ** -(d + 6)
+        if all(float(np.abs(np.round(part, d) - part).max()) <= atol
+               for c in columns for part in (c[:4096], c)):
             return d
     return most

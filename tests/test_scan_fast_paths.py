@@ -1,0 +1,48 @@
+"""The scan's output shortcuts give what the plain definitions give."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scalper.cli.common import LONG_LIST, dumps
+from scalper.core.bars import Bars
+from scalper.core.scan import format_bar_time, format_bar_times, price_decimals
+
+
+def _decimals_by_definition(bars: Bars, most: int = 8) -> int:
+    prices = np.concatenate([bars.open, bars.high, bars.low, bars.close]) if len(bars) else np.zeros(1)
+    scale = max(1.0, float(np.abs(prices).max()))
+    for d in range(most + 1):
+        if np.allclose(np.round(prices, d), prices, rtol=0, atol=scale * 1e-12 + 10.0 ** -(d + 6)):
+            return d
+    return most
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(0, 60), digits=st.integers(0, 8), scale=st.sampled_from([1e-3, 1.0, 1e2, 1e4, 1e6]),
+       seed=st.integers(0, 2**32 - 1), nudge=st.booleans())
+def test_price_decimals_is_the_allclose_definition(n, digits, scale, seed, nudge):
+    rng = np.random.default_rng(seed)
+    cols = [np.round((rng.random(n) - 0.3) * scale, digits) for _ in range(4)]
+    if nudge and n:
+        cols[rng.integers(0, 4)][rng.integers(0, n)] += rng.random() * 10.0 ** -int(rng.integers(1, 12))
+    zeros = np.zeros(n)
+    bars = Bars(np.arange(n, dtype=np.int64) * 60, *cols, zeros, zeros)
+    assert price_decimals(bars) == _decimals_by_definition(bars)
+
+
+@given(st.lists(st.integers(0, 253_402_300_799), max_size=50))
+def test_bar_times_format_as_one_by_one(epochs):
+    assert format_bar_times(np.array(epochs, dtype=np.int64)) == [format_bar_time(e) for e in epochs]
+
+
+def test_a_long_list_with_a_non_finite_value_still_writes_null():
+    rows = [{"k": i, "v": float(i)} for i in range(LONG_LIST)]
+    rows[7]["v"] = float("nan")
+    rows[9]["v"] = float("-inf")
+    doc = json.loads(dumps({"rows": rows}))
+    assert doc["rows"][7]["v"] is None and doc["rows"][9]["v"] is None and doc["rows"][8]["v"] == 8.0
