@@ -46,3 +46,19 @@ def test_a_long_list_with_a_non_finite_value_still_writes_null():
     rows[9]["v"] = float("-inf")
     doc = json.loads(dumps({"rows": rows}))
     assert doc["rows"][7]["v"] is None and doc["rows"][9]["v"] is None and doc["rows"][8]["v"] == 8.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 3000), data=st.data(), seed=st.integers(0, 2**32 - 1), with_nan=st.booleans())
+def test_rolling_min_max_equal_the_window_by_window_reduction(n, data, seed, with_nan):
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from scalper.core.indicators import rolling_max, rolling_min
+
+    count = data.draw(st.integers(1, n))
+    values = np.round(np.random.default_rng(seed).random(n) * 100, 2)
+    if with_nan:
+        values[n // 2] = np.nan
+    windows = sliding_window_view(values, count)
+    assert np.array_equal(rolling_min(values, count), windows.min(axis=1), equal_nan=True)
+    assert np.array_equal(rolling_max(values, count), windows.max(axis=1), equal_nan=True)
