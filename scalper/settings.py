@@ -125,6 +125,13 @@ class Plain:
     def model_dump(self, mode: str = "python") -> dict[str, Any]:
         return {name: _dump(getattr(self, name)) for name in self._fields}
 
+    @classmethod
+    def model_validate(cls, data: Any) -> Any:
+        """Validation by the pydantic model of the same name (which this one stands in for)."""
+        from scalper import config
+
+        return getattr(config, cls.__name__).model_validate(data)
+
     def model_copy(self, update: dict[str, Any] | None = None) -> Plain:
         fields = {name: getattr(self, name) for name in self._fields}
         copy = type(self)(**{**fields, **(update or {})})
@@ -138,8 +145,11 @@ class Plain:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:   # as pydantic writes a model
         return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self._fields)})"
+
+    def __str__(self) -> str:
+        return " ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)
 
 
 def _dump(value: Any) -> Any:

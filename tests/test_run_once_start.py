@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,27 @@ from scalper.cli.typer_app import app
 from tests.conftest import ROOT
 
 ENV = ("SCALPER_CONFIG", "SCALPER_LEDGER")
+
+
+@contextmanager
+def _environment(values: dict[str, str | None]):
+    """SCALPER_CONFIG/SCALPER_LEDGER set to `values` (None: unset), and put back as they were
+    afterwards — also what the readers under test wrote there themselves (a global --config
+    goes into the environment), which monkeypatch would not undo for a variable it found unset."""
+    saved = {k: os.environ.get(k) for k in ENV}
+
+    def put(state: dict[str, str | None]) -> None:
+        for k, v in state.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    put(values)
+    try:
+        yield
+    finally:
+        put(saved)
 
 
 def _typer_reading(args: list[str], monkeypatch) -> tuple[dict | None, dict]:
@@ -33,7 +55,7 @@ def _typer_reading(args: list[str], monkeypatch) -> tuple[dict | None, dict]:
     monkeypatch.setattr(run_once, "run", record)
     try:
         app(args=args, prog_name="scalper", standalone_mode=False)
-    except BaseException:   # usage errors, --help, --version: the fast reader must have declined
+    except (Exception, SystemExit):  # noqa: BLE001 — usage errors, --help, --version: the fast reader declined those
         return None, {k: os.environ.get(k) for k in ENV}
     return (seen or None), {k: os.environ.get(k) for k in ENV}
 
@@ -51,22 +73,14 @@ TOKENS = ["--bot", "-b", "--now", "--config", "-c", "--ledger", "--json", "--dry
 def test_the_fast_reader_reads_a_line_as_typer_does_or_leaves_it_to_typer(before, after, command, env,
                                                                           monkeypatch, capsys):
     args = [*before, command, *after]
-    for k, v in env.items():
-        if v is None:
-            monkeypatch.delenv(k, raising=False)
-        else:
-            monkeypatch.setenv(k, v)
-    fast = run_once.parse(list(args))
-    fast_env = {k: os.environ.get(k) for k in ENV}
-    for k, v in env.items():   # typer starts from the same environment
-        if v is None:
-            monkeypatch.delenv(k, raising=False)
-        else:
-            monkeypatch.setenv(k, v)
+    with _environment(env):
+        fast = run_once.parse(list(args))
+        fast_env = {k: os.environ.get(k) for k in ENV}
     if fast is None:
         assert fast_env == env   # declined lines change nothing
         return
-    reading, typer_env = _typer_reading(list(args), monkeypatch)
+    with _environment(env):   # typer starts from the same environment
+        reading, typer_env = _typer_reading(list(args), monkeypatch)
     capsys.readouterr()
     assert reading == fast, args
     assert typer_env == fast_env, args
@@ -76,10 +90,9 @@ def test_the_fast_reader_reads_a_line_as_typer_does_or_leaves_it_to_typer(before
     ["run-once"], ["run-once", "--json"], ["-c", "a.yaml", "run-once", "--bot", "x", "-b", "y", "--now=2025-05-15"],
     ["--ledger=l.db", "run-once", "--dry-run", "--allow-backwards", "--config", "b.yaml", "--ledger", "m.db"],
 ])
-def test_plain_lines_are_read_without_typer(args, monkeypatch):
-    for k in ENV:
-        monkeypatch.delenv(k, raising=False)
-    assert run_once.parse(args) is not None
+def test_plain_lines_are_read_without_typer(args):
+    with _environment({k: None for k in ENV}):
+        assert run_once.parse(args) is not None
 
 
 @pytest.mark.parametrize("args", [
@@ -88,7 +101,9 @@ def test_plain_lines_are_read_without_typer(args, monkeypatch):
     ["scan", "--data", "x.csv"], [], ["run-once", "-bgold"], ["run-once", "--", "x"],
 ])
 def test_anything_else_goes_to_typer(args):
-    assert run_once.parse(args) is None
+    with _environment({k: None for k in ENV}):
+        assert run_once.parse(args) is None
+        assert all(os.environ.get(k) is None for k in ENV)
 
 
 def _imports_of_run_once(folder: Path, extra_env: dict | None = None) -> tuple[set[str], dict]:
@@ -98,7 +113,7 @@ def _imports_of_run_once(folder: Path, extra_env: dict | None = None) -> tuple[s
             "sys.stderr.write(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))\n")
     env = {**os.environ, "XDG_CACHE_HOME": str(folder / "cache"), **(extra_env or {})}
     proc = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
     return set(json.loads(proc.stderr.strip().splitlines()[-1])), json.loads(proc.stdout)
 
 
@@ -136,3 +151,21 @@ def test_plain_settings_answer_as_the_validated_ones(tmp_path, monkeypatch):
     off = risk.model_copy(update={"trailing": risk.trailing.model_copy(update={"enabled": False})})
     assert off.trailing.enabled is False and risk.trailing.enabled is not False
     assert off.model_dump()["max_concurrent"] == risk.max_concurrent
+
+
+def test_plain_settings_validate_through_their_pydantic_model(tmp_path, monkeypatch):
+    """optimize validates a changed risk block with `type(risk).model_validate`."""
+    from pydantic import ValidationError
+
+    from scalper.config import RiskConfig, load_config
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "bots.yaml"
+    path.write_text((ROOT / "bots.yaml").read_text())
+    load_config(path)
+    risk = load_config(path).bots[0].risk
+    doc = {**risk.model_dump(), "max_concurrent": 3}
+    again = type(risk).model_validate(doc)
+    assert isinstance(again, RiskConfig) and again.max_concurrent == 3
+    with pytest.raises(ValidationError):
+        type(risk).model_validate({**doc, "max_concurrent": 0})

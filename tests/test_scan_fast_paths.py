@@ -62,3 +62,24 @@ def test_rolling_min_max_equal_the_window_by_window_reduction(n, data, seed, wit
     windows = sliding_window_view(values, count)
     assert np.array_equal(rolling_min(values, count), windows.min(axis=1), equal_nan=True)
     assert np.array_equal(rolling_max(values, count), windows.max(axis=1), equal_nan=True)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(alphabet="{}, ab\"\\\0é"),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet="{}, ab", max_size=3), inner,
+                                                               max_size=3), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.text(alphabet="{}, ab", max_size=4), _JSON_VALUES, max_size=4) | _JSON_VALUES,
+                max_size=12))
+def test_a_long_list_is_encoded_as_item_by_item(items):
+    from scalper.cli import output
+
+    encode = output._item_encoder()
+    block = output.BLOCK
+    try:
+        for output.BLOCK in (3, block):
+            assert list(output._encoded_items(items)) == [encode(item) for item in items]
+    finally:
+        output.BLOCK = block

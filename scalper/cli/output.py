@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -91,6 +92,29 @@ def _item_encoder():
     return encode
 
 
+BLOCK = 2048   # items of a long list encoded by one call
+
+
+def _encoded_items(items: list) -> Iterator[str]:
+    """Each item's JSON (as _item_encoder writes it), a block of dicts per encoder call: the
+    block is encoded as one list and cut at its "}, {" boundaries — only when the text holds
+    exactly one such boundary per pair of neighbours, so none lies inside an item; otherwise
+    (or with a non-finite float) item by item."""
+    encode = _item_encoder()
+    whole = json.JSONEncoder(default=str, allow_nan=False, ensure_ascii=True, check_circular=False).encode
+    for start in range(0, len(items), BLOCK):
+        block = items[start:start + BLOCK]
+        if all(type(item) is dict and item for item in block):
+            try:
+                text = whole(block)
+            except ValueError:
+                text = ""
+            if text and text.count("}, {") == len(block) - 1:
+                yield from text[1:-1].replace("}, {", "}\0{").split("\0")
+                continue
+        yield from (encode(item) for item in block)
+
+
 def json_pieces(doc: Any):
     """JSON indented by 2, except that a long list under a top-level key (a backtest's trades)
     has one item per line, written by json's C encoder: `indent` makes json use its pure-Python
@@ -105,10 +129,9 @@ def json_pieces(doc: Any):
     for n, (key, value) in enumerate(doc.items()):
         yield f"{',' if n else ''}\n  {json.dumps(key)}: "
         if isinstance(value, list) and len(value) >= LONG_LIST:
-            encode = _item_encoder()
             yield "["
-            for k, item in enumerate(value):
-                yield f"{',' if k else ''}\n    {encode(item)}"
+            for k, text in enumerate(_encoded_items(value)):
+                yield f"{',' if k else ''}\n    {text}"
             yield "\n  ]"
         else:
             yield finite_dumps(value, indent=2).replace("\n", "\n  ")
