@@ -284,6 +284,7 @@ class BotConfig(Strict, BotRules):
                 raise _param_problem(name, overrides, exc, self.strategy_params) from None
         return self
 
+
 class SymbolOverride(Strict):
     digits: Annotated[int, Field(ge=0, le=8)]
     contract_size: Annotated[float, Field(gt=0, le=MAX_CONTRACT_SIZE)]
@@ -367,6 +368,7 @@ class NotifyTarget(Strict, NotifyRules):
             raise Problem(f"{v!r} is not a time of day", fix='write HH:MM in UTC, quoted, e.g. "21:00"')
         return f"{int(m[1]):02d}:{m[2]}"
 
+
 class Config(Strict, ConfigRules):
     version: Literal[1] = 1
     ledger: str = "var/ledger.db"
@@ -433,6 +435,7 @@ class Config(Strict, ConfigRules):
                     raise Problem(f"no bot named {b!r}", loc=("notify", j, "bots", k),
                                   fix=f"use one of: {', '.join(sorted(names)) or '(no bots defined)'}")
         return self
+
 
 def _strategy_names() -> tuple[str, ...]:
     from scalper.core import strategies as registry
