@@ -8,19 +8,25 @@ known, the field path and the fix; nothing is written.
 from __future__ import annotations
 
 import functools
-import os
 import types
 import typing
-import zlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from scalper import settings
+from scalper.config_cache import _cache_dir, _cache_key, _code_stamp, load_config  # noqa: F401  (its home)
+from scalper.config_rules import AccountRules, BotRules, ConfigRules, NotifyRules
 from scalper.core.rules import RiskRules
-from scalper.symbols import SymbolSpec, default_qty
+from scalper.symbols import SymbolSpec
 
 # Every default below that the core also reads is taken from the core's own value objects.
 _RULES = RiskRules()
@@ -164,7 +170,7 @@ class TerminalBridgeConfig(Strict):
                                   "SCALPER_BRIDGE_TOKEN=... on both ends")
 
 
-class AccountConfig(Strict):
+class AccountConfig(Strict, AccountRules):
     id: int = Field(ge=0)
     name: str | None = None
     broker: Literal["paper", "mt5"] = "paper"
@@ -212,10 +218,6 @@ class AccountConfig(Strict):
                           loc=("terminal",), fix="set `broker: mt5` on this account, or remove `terminal`")
         return self
 
-    @property
-    def label(self) -> str:
-        return self.name or f"account-{self.id}"
-
 
 class TrailingConfig(Strict):
     enabled: bool = _TRAIL.enabled
@@ -244,7 +246,7 @@ class RiskConfig(Strict):
     trailing: TrailingConfig = Field(default_factory=TrailingConfig)
 
 
-class BotConfig(Strict):
+class BotConfig(Strict, BotRules):
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
     symbol: Annotated[str, Field(min_length=1, max_length=29, pattern=r"^[^\s/\\]+$")]
     enabled: bool = True
@@ -297,22 +299,6 @@ class BotConfig(Strict):
                 raise _param_problem(name, overrides, exc, self.strategy_params) from None
         return self
 
-    @property
-    def volume(self) -> float:
-        return self.qty if self.qty is not None else default_qty(self.symbol)
-
-    @property
-    def magic_number(self) -> int:
-        """Stable per bot: the broker tags our positions with it."""
-        if self.magic is not None:
-            return self.magic
-        return 100_000 + zlib.crc32(self.name.encode()) % 900_000_000
-
-    def params_for(self, strategy: str) -> dict:
-        from scalper.core import strategies as registry
-
-        return registry.resolve_params(strategy, self.strategy_params.get(strategy), lookback=self.lookback)
-
 
 class SymbolOverride(Strict):
     """A symbol's trading rules (`symbols:`), for symbols the built-in table lacks or a broker that differs."""
@@ -338,7 +324,7 @@ class EngineConfig(Strict):
 NOTIFY_EVENTS = ("fills", "closes", "kill_switch", "errors", "stale", "daily_summary")
 
 
-class NotifyTarget(Strict):
+class NotifyTarget(Strict, NotifyRules):
     """Where alerts go (`notify:`). The URL carries a token: it lives only in the environment."""
 
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")] | None = Field(
@@ -399,15 +385,8 @@ class NotifyTarget(Strict):
             raise Problem(f"{v!r} is not a time of day", fix='write HH:MM in UTC, quoted, e.g. "21:00"')
         return f"{int(m[1]):02d}:{m[2]}"
 
-    @property
-    def label(self) -> str:
-        return self.name or self.url_env
 
-    def wants(self, event: str, bot: str | None) -> bool:
-        return event in self.events and (bot is None or self.bots is None or bot in self.bots)
-
-
-class Config(Strict):
+class Config(Strict, ConfigRules):
     version: Literal[1] = 1
     ledger: str = "var/ledger.db"
     engine: EngineConfig = Field(default_factory=EngineConfig)
@@ -501,36 +480,6 @@ class Config(Strict):
                                   fix=f"use one of: {', '.join(sorted(names)) or '(no bots defined)'}")
         return self
 
-    # --- helpers -------------------------------------------------------------
-    def account(self, account_id: int) -> AccountConfig:
-        for a in self.accounts:
-            if a.id == account_id:
-                return a
-        raise KeyError(account_id)
-
-    def bot(self, name: str) -> BotConfig:
-        for b in self.bots:
-            if b.name == name:
-                return b
-        raise KeyError(name)
-
-    def symbol_overrides(self) -> dict[str, SymbolSpec]:
-        return settings.symbol_specs(self)
-
-    def groups_of(self, symbol: str) -> list[str]:
-        from scalper.symbols import root_symbol
-
-        r = root_symbol(symbol)
-        return [g for g, members in self.correlation_groups.items()
-                if symbol in members or r in {root_symbol(m) for m in members}]
-
-    def resolve_path(self, p: str) -> Path:
-        """Relative paths in bots.yaml are relative to the file's folder."""
-        path = Path(os.path.expanduser(p))
-        if not path.is_absolute() and self.source:
-            path = Path(self.source).resolve().parent / path
-        return path
-
 
 def _strategy_names() -> tuple[str, ...]:
     from scalper.core import strategies as registry
@@ -571,30 +520,7 @@ def _param_problem(name: str, overrides: dict, exc: ValueError, given: dict) -> 
     return Problem(message, loc=loc, fix=fix)
 
 
-# --- loading ------------------------------------------------------------------
-def load_config(path: str | os.PathLike) -> Config:
-    """Read and validate a bots file.
-
-    A file whose exact bytes already passed validation (under this scalper) is rebuilt from a
-    small cache of its validated form instead: run-once starts every 45 s, and parsing plus
-    validating costs a large share of its start-up. Any change to the file misses the cache."""
-    p = Path(path)
-    key = _cache_key(p)
-    cached = _cache_read(key) if key else None
-    if cached is not None:
-        cfg = _construct(Config, cached)
-    else:
-        cfg = _validate_file(p)
-        if key:
-            _cache_write(key, cfg.model_dump(mode="json"))
-    cfg.source = str(p)
-    if cfg.notify:
-        from scalper.notify.urls import check_targets
-
-        check_targets(cfg, p)   # the URLs live in the environment: checked on every load, not cached
-    return cfg
-
-
+# --- loading (scalper.config_cache.load_config reads a file: the cache, else this) ----------------
 def _validate_file(p: Path) -> Config:
     from scalper.config_errors import validation_to_config_error
     from scalper.config_yaml import load_yaml_document
@@ -606,89 +532,22 @@ def _validate_file(p: Path) -> Config:
         raise validation_to_config_error(exc, p, lines) from None
 
 
-# --- the validated-config cache ------------------------------------------------------------------
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "scalper"
-
-
-def _cache_key(p: Path) -> str | None:
-    """sha256 of the file's bytes, its resolved path and the code that validates it."""
-    import hashlib
-
-    from scalper import __version__
-    from scalper.config_yaml import MAX_CONFIG_BYTES
-
-    try:
-        if p.stat().st_size > MAX_CONFIG_BYTES:   # the loader refuses such files with a proper message
-            return None
-        raw = p.read_bytes()
-    except OSError:
-        return None                        # the loader reports missing/unreadable files
-    import pydantic
-
-    h = hashlib.sha256(raw)
-    h.update(f"|{p.resolve()}|{__version__}|{pydantic.VERSION}|{_code_stamp()}".encode())
-    return h.hexdigest()
-
-
-def _code_stamp() -> str:
-    """Changes whenever the code that validates a bots file changes on disk (also in an editable
-    install): the schema, the YAML checks and every strategy module (parameter rules)."""
-    from scalper.core import strategies
-
-    here = Path(__file__).parent
-    files = [here / name for name in ("config.py", "config_errors.py", "config_yaml.py", "settings.py",
-                                      "symbols.py", "core/rules.py", "core/sizing.py")]
-    files += sorted(Path(strategies.__file__).parent.glob("*.py"))
-    return ",".join(str(os.stat(f).st_mtime_ns) for f in files)
-
-
-def _cache_read(key: str) -> dict | None:
-    import json
-
-    try:
-        return json.loads((_cache_dir() / f"{key}.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _cache_write(key: str, data: dict) -> None:
-    import json
-    import tempfile
-
-    folder = _cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, folder / f"{key}.json")
-    except OSError:
-        pass                                # a cache that cannot be written only costs speed
-
-
-def _construct(model: type[BaseModel], data: dict) -> BaseModel:
-    """Rebuild a model tree from its own validated dump, without validating again."""
-    values = {name: _construct_value(field.annotation, data[name])
-              for name, field in model.model_fields.items() if name in data}
-    return model.model_construct(**values)
-
-
-def _construct_value(annotation, value):
-    if value is None:
-        return None
+def model_shape(annotation: Any) -> dict | None:
+    """Where a validated dump holds models (for scalper.settings.rebuild, without pydantic):
+    {"model": name, "fields": {field: shape}}, {"list": shape}, {"dict": shape}; None for plain
+    values. An optional or union field takes its first non-None type."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is Annotated:
-        return _construct_value(args[0], value)
+        return model_shape(args[0])
     if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            if arg is not type(None):
-                return _construct_value(arg, value)
+        return next((model_shape(a) for a in args if a is not type(None)), None)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return _construct(annotation, value)
+        fields = {name: model_shape(f.annotation) for name, f in annotation.model_fields.items()}
+        return {"model": annotation.__name__, "fields": {n: f for n, f in fields.items() if f is not None}}
     if origin is list:
-        return [_construct_value(args[0], v) for v in value]
+        inner = model_shape(args[0])
+        return None if inner is None else {"list": inner}
     if origin is dict:
-        return {k: _construct_value(args[1], v) for k, v in value.items()}
-    return value
+        inner = model_shape(args[1])
+        return None if inner is None else {"dict": inner}
+    return None

@@ -6,11 +6,15 @@ import functools
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scalper.clock import Clock, FixedClock, SystemClock, parse_instant_option
-from scalper.config import AccountConfig, Config, load_config
+from scalper.config_cache import load_config
 from scalper.errors import BadInput, BrokerUnavailable, quote
 from scalper.symbols import spec_for
+
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import AccountConfig, Config
 
 CONFIG_ENV = "SCALPER_CONFIG"
 LEDGER_ENV = "SCALPER_LEDGER"

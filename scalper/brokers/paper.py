@@ -21,13 +21,13 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scalper.brokers.base import (DONE, UNCERTAIN_CODES, AccountInfo, BrokerDeal, BrokerOrder, BrokerPosition,
                                   OrderRequest, OrderResult, Quote, Side, code_name)
 from scalper.brokers.paper_books import BookedPosition, OrderEntry, PaperBooks, read_accounts
 from scalper.brokers.paper_faults import FAULTS_ENV, die, faults_from_env
 from scalper.clock import Clock
-from scalper.config import FaultConfig
 from scalper.core import sim
 from scalper.core.bars import BAR_SECONDS
 from scalper.core.stops import stops_valid
@@ -36,6 +36,9 @@ from scalper.faults import crash_point
 from scalper.feeds.base import Feed
 from scalper.symbols import SymbolSpec
 from scalper.vocab import CloseReason, FillEntry, OrderStatus, TradeRetcode
+
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import FaultConfig
 
 __all__ = ["FAULTS_ENV", "PaperBroker", "faults_from_env", "read_accounts"]
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import TYPE_CHECKING
 
 from scalper.brokers.base import RETCODE_NAMES
-from scalper.config import FaultConfig
+
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import FaultConfig
 
 FAULTS_ENV = "SCALPER_PAPER_FAULTS"
 
@@ -21,7 +24,10 @@ def faults_from_env(base: FaultConfig | None = None) -> FaultConfig:
     (before_fill | after_fill | none), unreachable and lost_answer (1/0,
     true/false, yes/no, on/off). Raises ValueError on anything else.
     """
-    base = base or FaultConfig()
+    if base is None:
+        from scalper.config import FaultConfig
+
+        base = FaultConfig()
     text = os.environ.get(FAULTS_ENV, "")
     if not text.strip():
         return base

@@ -5,51 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Optional
 
-import typer
-
-from scalper.cli.common import emit_json, err
+from scalper.cli.output import emit_json, err
 from scalper.errors import ScalperError
 
-app = typer.Typer(
-    name="scalper",
-    help="M1 price-action scalping engine for MetaTrader 5.\n\n"
-         "Bots live in bots.yaml; every 45 s `scalper run-once` fetches closed M1 bars, runs the four "
-         "strategies, records each signal in the SQLite ledger, decides on risk and sends one order per "
-         "broker account (the paper broker by default).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 
-def _show_version(value: bool) -> None:
-    if value:
-        from scalper import __version__
+def __getattr__(name: str):
+    # `scalper.cli.app`, the typer app, is built on first use: a plain run-once never needs it
+    if name == "app":
+        from scalper.cli.typer_app import app
 
-        typer.echo(f"scalper {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _global_options(
-    config: Optional[str] = typer.Option(None, "--config", "-c", metavar="PATH",
-                                         help="The bots file, for every command (also accepted after the command)."),
-    ledger: Optional[str] = typer.Option(None, "--ledger", metavar="PATH", help="The SQLite ledger, for every command."),
-    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
-                                 help="Print the version and exit."),
-) -> None:
-    # Commands read these through their SCALPER_CONFIG / SCALPER_LEDGER fallbacks; an option
-    # given after the command name still wins.
-    if config:
-        os.environ["SCALPER_CONFIG"] = config
-    if ledger:
-        os.environ["SCALPER_LEDGER"] = ledger
-
-
-from scalper.cli import commands  # noqa: E402,F401  (registers the commands)
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,11 +26,17 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     wants_json = "--json" in args
     try:
-        rv = app(args=args, prog_name="scalper", standalone_mode=False)
+        from scalper.cli import run_once
+
+        plain = run_once.parse(args)
+        if plain is not None:
+            rv = run_once.run(**plain)
+        else:
+            from scalper.cli.typer_app import app
+
+            rv = app(args=args, prog_name="scalper", standalone_mode=False)
     except ScalperError as exc:
         _fail(str(exc), exc.exit_code, wants_json)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except SystemExit as exc:
         if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
             # typer's click turned a broken pipe into exit 1 (it wraps stdout to say so): the
@@ -71,13 +44,18 @@ def main(argv: list[str] | None = None) -> None:
             _stdout_to_devnull()
             sys.exit(0)
         raise
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
         # the reader left (`scalper report | head -1`): the work is done; say nothing more
         _stdout_to_devnull()
         sys.exit(0)
     except Exception as exc:
+        typer = sys.modules.get("typer")   # only typer raises its own exceptions
+        if typer is not None and isinstance(exc, typer.Exit):
+            sys.exit(exc.exit_code)
+        if typer is not None and isinstance(exc, typer.Abort):
+            sys.exit(130)
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             # a usage error from typer's click (typer vendors click in recent versions, so
             # the class depends on the typer version): click prints it, the contract says exit 2

@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from scalper.cli import app
 from scalper.cli.common import err
+from scalper.cli.typer_app import app
 
 
 @app.command("terminal-server")

@@ -6,9 +6,9 @@ from typing import List, Optional
 
 import typer
 
-from scalper.cli import app
 from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, number, out_console
 from scalper.cli import render
+from scalper.cli.typer_app import app
 
 
 @app.command("run-once")
@@ -26,15 +26,10 @@ def run_once(
 
     Every enabled bot with engine_mode: scalper is run. Exit codes: 0 done, 1 unexpected failure, 2 bad input, 3 broker or feed unavailable, 75 another run-once holds the lock.
     """
-    from scalper.services.run import run_once as service
+    from scalper.cli.run_once import run   # also run without typer for a plain line (scalper.cli.main)
 
-    summary = service(config=config, ledger=ledger, now=now, dry_run=dry_run, bots=bot or None,
-                      allow_backwards=allow_backwards)
-    if as_json:
-        emit_json(summary.to_dict())
-    else:
-        render.run_summary(out_console(False), summary)
-    return summary.exit_code
+    return run(bot=bot, now=now, dry_run=dry_run, allow_backwards=allow_backwards, config=config,
+               ledger=ledger, as_json=as_json)
 
 
 @app.command("scan")

@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from scalper.cli import app
 from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, out_console
+from scalper.cli.typer_app import app
 
 notify_app = typer.Typer(help="Alerts (`notify:` in bots.yaml): try the targets.", no_args_is_help=True)
 app.add_typer(notify_app, name="notify")

@@ -6,9 +6,9 @@ from typing import Optional
 
 import typer
 
-from scalper.cli import app
 from scalper.cli import render_ops as render
 from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, err, number, out_console
+from scalper.cli.typer_app import app
 
 
 @app.command("status")

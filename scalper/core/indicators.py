@@ -117,11 +117,33 @@ def window_ema(close, period: int, lookback: int, back: int = 0,
     return full[steps:steps + count] + decay * (close[:count] - full[:count])
 
 
+SHORT_ROLL = 256   # values up to which a rolling min/max is reduced window by window
+
+
+def _rolling(values, count: int, pick) -> np.ndarray:
+    """r[k] = pick over values[k .. k+count-1], with pick np.minimum or np.maximum.
+
+    A long series doubles the span instead of reducing every window (log2(count) passes over
+    the series, not count): m[i] covers values[i .. i+span-1], and a window of `count` is the
+    union of the span at its start and the span ending at its end. min/max are exact, so the
+    values are those of the window-by-window reduction (NaN propagates the same way)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) <= SHORT_ROLL or count < 2 or count > len(values):
+        windows = sliding_window_view(values, count)
+        return windows.min(axis=1) if pick is np.minimum else windows.max(axis=1)
+    n = len(values) - count + 1
+    span, m = 1, values
+    while span * 2 <= count:
+        m = pick(m[:-span], m[span:])
+        span *= 2
+    return pick(m[:n], m[count - span:count - span + n])
+
+
 def rolling_min(values, count: int) -> np.ndarray:
     """r[k] = min(values[k .. k+count-1])."""
-    return sliding_window_view(np.asarray(values, dtype=np.float64), count).min(axis=1)
+    return _rolling(values, count, np.minimum)
 
 
 def rolling_max(values, count: int) -> np.ndarray:
     """r[k] = max(values[k .. k+count-1])."""
-    return sliding_window_view(np.asarray(values, dtype=np.float64), count).max(axis=1)
+    return _rolling(values, count, np.maximum)

@@ -7,12 +7,14 @@ would, but for all bars at once.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Mapping
 
 import numpy as np
 
 from scalper.core.bars import Bars
 from scalper.core.indicators import ema, window_count
+from scalper.core.signals import Signal
 from scalper.core.strategies import STRATEGY_NAMES, ScanResult, get, resolve_params
 from scalper.core.strategies.views import HistoryView
 
@@ -42,16 +44,18 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
         if view.history is not history or view.lookback != lookback:
             raise ValueError("the view given is not of this history and lookback")
         result = ScanResult(evaluated=view.count)
+        found: dict[str, list[Signal]] = {name: [] for name in names}
         for name in names:
             part = get(name).STRATEGY.scan_view(view, resolve_params(name, params.get(name), lookback))
-            result.signals.extend(part.signals)
+            found[name].extend(part.signals)
             for reason, n in part.skips.items():
                 result.skips[reason] = result.skips.get(reason, 0) + n
-        result.signals.sort(key=lambda s: (s.bar_time, _ORDER[s.strategy]))
+        result.signals = _in_order(found)
         return result
     resolved = {name: resolve_params(name, params.get(name), lookback) for name in names}
     count = window_count(len(history), lookback)
     result = ScanResult(evaluated=count)
+    found = {name: [] for name in names}
     # The windows go in parts of SEGMENT_WINDOWS (each with the lookback-1 bars before it), so
     # that the per-window arrays of a long history are never all held at once; the history
     # EMAs run on from part to part, so every value is what one pass over the whole gives.
@@ -64,12 +68,20 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
                            None if whole else (lambda period, first=first, stop=stop: emas.over(period, first, stop)))
         for name in names:  # the view is shared: indicators are computed once per part
             part = get(name).STRATEGY.scan_view(view, resolved[name])
-            result.signals.extend(part.signals)
+            found[name].extend(part.signals)
             for reason, n in part.skips.items():
                 result.skips[reason] = result.skips.get(reason, 0) + n
         del view
-    result.signals.sort(key=lambda s: (s.bar_time, _ORDER[s.strategy]))
+    result.signals = _in_order(found)
     return result
+
+
+def _in_order(found: dict[str, list[Signal]]) -> list[Signal]:
+    """The signals sorted by (bar time, canonical strategy order): each strategy's, in canonical
+    order, then a stable sort on the bar time alone (a C key; equal times keep that order)."""
+    signals = [s for name in sorted(found, key=_ORDER.__getitem__) for s in found[name]]
+    signals.sort(key=attrgetter("bar_time"))
+    return signals
 
 
 class _RunningEma:
@@ -96,12 +108,24 @@ class _RunningEma:
         return values[start - first:stop - first]
 
 
+def format_bar_times(epochs: np.ndarray) -> list[str]:
+    """clock.bar_iso of many epoch values at once ('YYYY-MM-DD HH:MM:SS', the file's own clock)."""
+    if not len(epochs):
+        return []
+    text = np.datetime_as_string(np.asarray(epochs, dtype=np.int64).astype("datetime64[s]"), unit="s")
+    return np.char.replace(text, "T", " ").tolist()
+
+
 def price_decimals(bars: Bars, most: int = 8) -> int:
     """How many decimals the file's prices carry (2 for 3125.66): the digits of a symbol
     whose spec is not known."""
-    prices = np.concatenate([bars.open, bars.high, bars.low, bars.close]) if len(bars) else np.zeros(1)
-    scale = max(1.0, float(np.abs(prices).max()))
+    columns = [bars.open, bars.high, bars.low, bars.close] if len(bars) else [np.zeros(1)]
+    scale = max(1.0, *(float(np.abs(c).max()) for c in columns))
     for d in range(most + 1):
-        if np.allclose(np.round(prices, d), prices, rtol=0, atol=scale * 1e-12 + 10.0 ** -(d + 6)):
+        # every price within atol of itself rounded to d decimals (np.allclose with rtol=0, on
+        # finite prices), column by column, a short head first: most d are refuted at once
+        atol = scale * 1e-12 + 10.0 ** -(d + 6)
+        if all(float(np.abs(np.round(part, d) - part).max()) <= atol
+               for c in columns for part in (c[:4096], c)):
             return d
     return most

@@ -18,9 +18,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scalper.clock import Clock
-from scalper.config import Config
 from scalper.core.bars import Bars
 from scalper.engine.context import BrokerFactory, PassContext, RunSummary, close_brokers
 from scalper.engine.sequence import Pass
@@ -29,6 +29,9 @@ from scalper.errors import BadInput, DataError
 from scalper.feeds.base import Feed
 from scalper.ledger import Ledger, run_lock
 from scalper.ledger.lock import lock_path
+
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import Config
 
 __all__ = ["BrokerFactory", "Engine", "RunSummary", "close_brokers", "dedupe_key"]
 

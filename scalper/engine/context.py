@@ -9,20 +9,22 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalper.brokers.base import Broker
 from scalper.clock import Clock, iso
-from scalper.config import AccountConfig, Config
 from scalper.errors import BrokerUnavailable, ScalperError
 from scalper.ledger import Ledger
 from scalper.orders import OrderDesk, RetryPolicy
 from scalper.symbols import SymbolSpec, spec_for
 from scalper.vocab import ORDER_PROBLEMS
 
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import AccountConfig, Config
+
 log = logging.getLogger("scalper.engine")   # one log for every part of the pass
 
-BrokerFactory = Callable[[AccountConfig], Broker]
+BrokerFactory = Callable[["AccountConfig"], Broker]
 
 
 @dataclass

@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scalper.clock import human_age, iso
-from scalper.config import BotConfig
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.engine.context import PassContext
 from scalper.errors import DataError, FeedUnavailable, ServerClockUncertain
 from scalper.feeds.base import Feed
 from scalper.vocab import BotSkip
+
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import BotConfig
 
 
 @dataclass(frozen=True)

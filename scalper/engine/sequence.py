@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from scalper.clock import iso
-from scalper.config import BotConfig
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.engine.context import PassContext, RunSummary, close_brokers
 from scalper.engine.market import fetch_windows
@@ -19,6 +19,9 @@ from scalper.feeds.base import Feed
 from scalper.ledger import passes as books
 from scalper.ledger.rows import OrderRow
 from scalper.vocab import FEED_SKIPS, BotSkip, OrderKind, RunStatus
+
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import BotConfig
 
 
 class Pass:

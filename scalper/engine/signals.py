@@ -4,12 +4,11 @@ Signals an interrupted run left half done are finished first."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from scalper.brokers.base import Broker
-from scalper.config import BotConfig
 from scalper.core import risk, strategies
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.exposure import build_exposure, day_start
@@ -23,6 +22,9 @@ from scalper.ledger.rows import OrderRow
 from scalper.settings import risk_limits
 from scalper.symbols import SymbolSpec
 from scalper.vocab import DecisionAction, OrderKind, OrderStatus
+
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import BotConfig
 
 RESUME_WINDOW_S = 86_400   # how far back a run looks for signals an interrupted run left undecided
 

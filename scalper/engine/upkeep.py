@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from scalper.brokers.base import Broker, BrokerPosition
-from scalper.config import BotConfig
 from scalper.core.exposure import day_start, kill_switch_reason
 from scalper.core.upkeep import trailing_stop
 from scalper.engine.context import PassContext, log
@@ -19,6 +19,9 @@ from scalper.ledger.rows import PositionRow
 from scalper.orders import OrderDesk
 from scalper.settings import risk_rules
 from scalper.vocab import CloseCause, KillSwitchSource, OrderStatus, TradeRetcode
+
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import BotConfig
 
 
 def upkeep(ctx: PassContext, bots: list[BotConfig], magics: dict[int, str]) -> None:

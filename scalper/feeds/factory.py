@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from scalper.config import FeedConfig
 from scalper.errors import FeedUnavailable
 from scalper.feeds.base import Feed
 from scalper.feeds.builtin import BuiltinFeed
+
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import FeedConfig
 
 MT5_MISSING = "the mt5 feed needs the MetaTrader5 package (Windows): pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')"
 

@@ -35,7 +35,7 @@ def known_schemes() -> frozenset[str]:
     """Every scheme apprise's registry lists (cached per apprise installation)."""
     import hashlib
 
-    from scalper.config import _cache_dir
+    from scalper.config_cache import _cache_dir
 
     spec = importlib.util.find_spec("apprise")
     origin = spec.origin if spec else ""

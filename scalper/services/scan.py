@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from scalper import rounding
-from scalper.clock import bar_iso, parse_span_options
+from scalper.clock import parse_span_options
 
 if TYPE_CHECKING:
     from scalper.config import Config
@@ -60,13 +60,19 @@ def signals_to_rows(signals: Iterable[Signal], digits: int | None = None) -> lis
     """Rows of the signal files (scan --out, backtest --signals-out): SIGNAL_FIELDS, the bar
     time on the file's own clock. With `digits`, prices are rounded to them and the score to
     4 decimals (what a trader reads); without, full precision (the golden file's)."""
-    if digits is None:
-        return [{"bar_time": bar_iso(s.bar_time), "strategy": s.strategy, "direction": s.direction,
-                 "entry": float(s.entry), "sl": float(s.sl), "tp": float(s.tp), "score": float(s.score)}
-                for s in signals]
-    return [{"bar_time": bar_iso(s.bar_time), "strategy": s.strategy, "direction": s.direction,
-             "entry": rounding.price(s.entry, digits), "sl": rounding.price(s.sl, digits),
-             "tp": rounding.price(s.tp, digits), "score": rounding.ratio(s.score)} for s in signals]
+    import numpy as np
+
+    from scalper.core.scan import format_bar_times
+
+    signals = list(signals)
+    times = format_bar_times(np.fromiter((s.bar_time for s in signals), dtype=np.int64, count=len(signals)))
+    columns = [[float(s.entry) for s in signals], [float(s.sl) for s in signals], [float(s.tp) for s in signals],
+               [float(s.score) for s in signals]]
+    if digits is not None:   # column by column: a third of the time of a call per value
+        columns = [rounding.column(values, places)
+                   for values, places in zip(columns, (digits, digits, digits, rounding.RATIO_DECIMALS))]
+    return [{"bar_time": t, "strategy": s.strategy, "direction": s.direction, "entry": e, "sl": sl, "tp": tp,
+             "score": sc} for t, s, e, sl, tp, sc in zip(times, signals, *columns)]
 
 
 def signal_digits(bars, symbol: str | None, cfg: Config | None = None) -> int:

@@ -1,0 +1,105 @@
+"""Loading a bots file, through the validated-config cache.
+
+run-once starts every 45 s, and parsing plus validating the bots file (YAML, pydantic) costs a
+large share of its start-up. A file whose exact bytes already passed validation under this very
+code is rebuilt from a small cache entry instead — as plain objects (scalper.config_rules), without
+importing pydantic or YAML. Any change to the file, to the validating code or to pydantic misses
+the cache; a damaged or unreadable entry is only a miss; an unwritable cache only costs speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scalper.config import Config
+
+MAX_CACHED_BYTES = 1_000_000   # larger files are refused by the loader, with its own message
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and validate a bots file (scalper.config), or rebuild its validated form from the
+    cache. ConfigError (exit 2) for a bad file."""
+    p = Path(path)
+    key = _cache_key(p)
+    cfg: Any = _cache_hit(key) if key else None
+    if cfg is None:
+        from scalper import config
+
+        cfg = config._validate_file(p)
+        if key:
+            _cache_write(key, {"shape": config.model_shape(config.Config), "config": cfg.model_dump(mode="json")})
+    cfg.source = str(p)
+    if cfg.notify:
+        from scalper.notify.urls import check_targets
+
+        check_targets(cfg, p)   # the URLs live in the environment: checked on every load, not cached
+    return cfg
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "scalper"
+
+
+def _cache_key(p: Path) -> str | None:
+    """sha256 of the file's bytes, its resolved path and the code that validates it."""
+    import hashlib
+
+    from scalper import __version__
+
+    try:
+        if p.stat().st_size > MAX_CACHED_BYTES:
+            return None
+        raw = p.read_bytes()
+    except OSError:
+        return None                        # the loader reports missing/unreadable files
+    h = hashlib.sha256(raw)
+    h.update(f"|{p.resolve()}|{__version__}|{_code_stamp()}".encode())
+    return h.hexdigest()
+
+
+def _code_stamp() -> str:
+    """Changes whenever the code that validates a bots file changes on disk (also in an editable
+    install): the schema, the YAML checks, every strategy module (parameter rules), the plain
+    rebuild, and pydantic itself (found, not imported)."""
+    from importlib.util import find_spec
+
+    here = Path(__file__).parent
+    files = [here / name for name in ("config.py", "config_errors.py", "config_yaml.py", "config_cache.py",
+                                      "config_rules.py", "settings.py", "symbols.py", "core/rules.py",
+                                      "core/sizing.py")]
+    files += sorted((here / "core" / "strategies").glob("*.py"))
+    pydantic = find_spec("pydantic")
+    if pydantic is not None and pydantic.origin:
+        files += [Path(pydantic.origin), Path(pydantic.origin).with_name("version.py")]
+    return ",".join(str(os.stat(f).st_mtime_ns) for f in files)
+
+
+def _cache_hit(key: str) -> Config | None:
+    """The config rebuilt from its cache entry; None when there is none or it is damaged."""
+    from scalper.config_rules import rebuild
+
+    try:
+        entry = json.loads((_cache_dir() / f"{key}.json").read_text())
+        cfg = rebuild(entry["shape"], entry["config"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return cfg if hasattr(cfg, "bots") else None
+
+
+def _cache_write(key: str, entry: dict) -> None:
+    import tempfile
+
+    folder = _cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(entry, f)
+        os.replace(tmp, folder / f"{key}.json")
+    except OSError:
+        pass                                # a cache that cannot be written only costs speed
