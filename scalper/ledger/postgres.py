@@ -8,7 +8,7 @@ BEGIN/COMMIT/ROLLBACK), and rewrites each statement once (cached) on its way to 
 - `?` and `:name` placeholders → `%s` / `%(name)s` (a literal `%` → `%%`);
 - `INSERT OR IGNORE` → `ON CONFLICT DO NOTHING`; `INSERT OR REPLACE` → `ON CONFLICT (primary
   key) DO UPDATE` (the key read from the catalog once per table);
-- an INSERT into a table with an `id` column gets `RETURNING id` (that is `lastrowid`);
+- an INSERT gets `RETURNING` its table's identity column (`id`, or the hidden rowid): `lastrowid`;
 - `GROUP_CONCAT(x)` → `string_agg(x::text, ',')`, `LIKE` → `ILIKE` (SQLite's LIKE ignores ASCII case);
 - DDL types: `INTEGER PRIMARY KEY` → an identity column, `INTEGER` → BIGINT (tickets and
   account numbers outgrow 32 bits), `REAL` → DOUBLE PRECISION, `TEXT` → `TEXT COLLATE "C"`
@@ -294,6 +294,7 @@ class _Catalog:
         self._raw = raw
         self._columns: dict[str, list[str]] = {}
         self._keys: dict[str, list[str]] = {}
+        self._identity: dict[str, list[str]] = {}
 
     def columns(self, table: str) -> list[str]:
         if table not in self._columns:
@@ -312,9 +313,17 @@ class _Catalog:
             self._keys[table] = [r[0] for r in rows]
         return self._keys[table]
 
+    def identity_columns(self, table: str) -> list[str]:
+        if table not in self._identity:
+            rows = self._raw.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                                     "AND attidentity <> '' ORDER BY attnum", (table,)).fetchall()
+            self._identity[table] = [r[0] for r in rows]
+        return self._identity[table]
+
     def forget(self) -> None:
         self._columns.clear()
         self._keys.clear()
+        self._identity.clear()
 
 
 def _plan(sql: str, catalog: _Catalog) -> _Plan:
@@ -343,10 +352,11 @@ def _plan(sql: str, catalog: _Catalog) -> _Plan:
             text = text[:i] + tail.strip() + " " + text[i:]
         else:
             text += tail
-        if not has_returning and "id" in catalog.columns(table):
-            text += " RETURNING id"
+        identity = catalog.identity_columns(table)   # `id`, or the hidden rowid: what SQLite's lastrowid is
+        if not has_returning and identity:
+            text += f" RETURNING {identity[0]}"
             returns_id = True
-    hide = bool(re.search(r"\*", text)) and not re.search(r"\browid\b", sql, re.I)
+    hide = not m and "*" in text and not re.search(r"\browid\b", sql, re.I)
     return _Plan(_placeholders(text), returns_id, hide)
 
 
@@ -433,6 +443,16 @@ class PgConnection:
                 lastrowid = rows[0][0] if rows else None
                 rows, desc = [], []
             return Cursor(rows, desc or None, cur.rowcount, lastrowid)
+        except psycopg.Error as exc:
+            raise _translate_error(exc, self.where) from exc
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Plain INSERTs in bulk (the copy into a PostgreSQL ledger): one round trip per batch."""
+        import psycopg
+
+        try:
+            with self.raw.cursor() as cur:
+                cur.executemany(_placeholders(sql), [tuple(_param(v) for v in r) for r in rows])
         except psycopg.Error as exc:
             raise _translate_error(exc, self.where) from exc
 

@@ -118,11 +118,11 @@ class Ledger:
         if isinstance(path, LedgerUrl):
             from scalper.ledger.copy import copy_ledger
 
-            if not path.exists():
-                return cls(path, _conn=mem)   # a new database: an empty ledger to try things on
-            with cls(path, readonly=True) as source:
-                copy_ledger(source.conn, mem, source="postgresql", target="sqlite")
-            return cls(path, _conn=mem)
+            snapshot = cls(path, _conn=mem)   # the schema, in memory
+            if path.exists():                 # else a new database: an empty ledger to try things on
+                with cls(path, readonly=True) as source:
+                    copy_ledger(source.conn, mem)
+            return snapshot
         p = check_ledger_path(path)
         if p.exists():
             src = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
