@@ -457,8 +457,10 @@ class PgConnection:
             raise _translate_error(exc, self.where) from exc
 
     def table_names(self) -> set[str]:
+        # pg_class, not information_schema: its views cost ~5 ms a query, on every open
         return {r[0] for r in self.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()").fetchall()}
+            "SELECT relname FROM pg_class WHERE relnamespace = to_regnamespace(current_schema()) "
+            "AND relkind IN ('r', 'p')").fetchall()}
 
     def close(self) -> None:
         try:
