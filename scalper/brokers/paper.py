@@ -42,36 +42,38 @@ from scalper.faults import crash_point
 from scalper.feeds.base import Feed
 from scalper.ledger.store import synchronous_mode
 from scalper.symbols import SymbolSpec
+from scalper.vocab import TradeRetcode
 
 FAULTS_ENV = "SCALPER_PAPER_FAULTS"
 SCHEMA_VERSION = 1
 FIRST_TICKET = 5_000_001
 BUSY_TIMEOUT_S = 10.0
 
-TIMEOUT = 10012
-INVALID_VOLUME = 10014
-INVALID_STOPS = 10016
-NO_MONEY = 10019
-NO_QUOTES = 10021
-NO_CHANGES = 10025
-POSITION_CLOSED = 10036
+# The codes this broker answers with (MT5's, defined once in scalper.vocab).
+TIMEOUT = TradeRetcode.TIMEOUT
+INVALID_VOLUME = TradeRetcode.INVALID_VOLUME
+INVALID_STOPS = TradeRetcode.INVALID_STOPS
+NO_MONEY = TradeRetcode.NO_MONEY
+NO_QUOTES = TradeRetcode.PRICE_OFF
+NO_CHANGES = TradeRetcode.NO_CHANGES
+POSITION_CLOSED = TradeRetcode.POSITION_CLOSED
 
 # The server's comment for each code it answers (MT5's wording where known).
 _MESSAGES = {
-    10004: "Requote",
-    10006: "Request rejected",
+    TradeRetcode.REQUOTE: "Requote",
+    TradeRetcode.REJECT: "Request rejected",
     DONE: "Request executed",
-    10011: "Request processing error",
+    TradeRetcode.ERROR: "Request processing error",
     TIMEOUT: "Request timed out",
     INVALID_VOLUME: "Invalid volume",
     INVALID_STOPS: "Invalid stops",
-    10018: "Market closed",
+    TradeRetcode.MARKET_CLOSED: "Market closed",
     NO_MONEY: "No money",
-    10020: "Prices changed",
+    TradeRetcode.PRICE_CHANGED: "Prices changed",
     NO_QUOTES: "No quotes",
-    10024: "Too frequent requests",
+    TradeRetcode.TOO_MANY_REQUESTS: "Too frequent requests",
     NO_CHANGES: "No changes",
-    10031: "No connection with the trade server",
+    TradeRetcode.CONNECTION: "No connection with the trade server",
     POSITION_CLOSED: "Position doesn't exist",
 }
 
@@ -499,7 +501,7 @@ def _parse_faults(text: str) -> dict:
         if key == "retcodes":
             codes = [c.strip() for c in raw.split(",")] if raw else []
             if not all(c.isdigit() and int(c) in RETCODE_NAMES for c in codes):
-                raise bad(f"retcodes must be MT5 trade return codes (10004 … 10045), got {raw!r}")
+                raise bad(f"retcodes must be MT5 trade return codes (10004 … 10046), got {raw!r}")
             values[key] = [int(c) for c in codes]
         elif key == "crash_at":
             if raw.lower() not in ("before_fill", "after_fill", "none", ""):

@@ -24,18 +24,30 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from scalper.clock import iso
 from scalper.errors import LedgerError
+from scalper.ledger.orders import Orders
 from scalper.ledger.paths import check_ledger_path, refuse_foreign
+from scalper.ledger.positions import Positions
+from scalper.ledger.reports import Reports
+from scalper.ledger.rows import KillSwitchRow, OrderRow, PositionRow, R
+from scalper.ledger.runs import Runs
 from scalper.ledger.postgres import ENGINE, LedgerUrl
-from scalper.ledger.schema import SCHEMA_VERSION, SchemaError, current_version, migration_sql
-
-OPEN_ORDER_STATES = ("new", "sent")
+from scalper.ledger.schema import (
+    REBUILDS,
+    SCHEMA_VERSION,
+    SchemaError,
+    current_version,
+    migration_sql,
+)
+from scalper.ledger.signals import Signals
+from scalper.ledger.switches import KillSwitches
 
 # Tests and drills only: cap the ledger's size in pages (SQLite's max_page_count), so a
 # "disk full" happens for real at a chosen point. Unset in production.
@@ -86,8 +98,19 @@ def _explain(exc: BaseException, path: Path) -> str:
 
 
 class Ledger:
-    def __init__(self, path: "str | os.PathLike | LedgerUrl", *, readonly: bool = False,
+    """The ledger (a file, or a PostgreSQL database) and its named operations, grouped by concern: `runs`, `signals` (and their
+    decisions), `orders`, `positions` (fills, daily P&L), `kill_switches`, `reports`. Reads return
+    row dataclasses (scalper.ledger.rows); writes take the connection of an open `tx()`, so a
+    caller groups the writes of one step into one transaction."""
+
+    def __init__(self, path: str | os.PathLike | LedgerUrl, *, readonly: bool = False,
                  _conn: sqlite3.Connection | None = None):
+        self.runs = Runs(self)
+        self.signals = Signals(self)
+        self.orders = Orders(self)
+        self.positions = Positions(self)
+        self.kill_switches = KillSwitches(self)
+        self.reports = Reports(self)
         # A file path, or a PostgreSQL database (postgres.LedgerUrl: str() is its masked display form)
         self.path: Any = path if isinstance(path, LedgerUrl) else Path(path)
         self.engine = ENGINE if isinstance(path, LedgerUrl) and _conn is None else "sqlite"
@@ -112,7 +135,7 @@ class Ledger:
             raise
 
     @classmethod
-    def snapshot(cls, path: "str | os.PathLike | LedgerUrl") -> "Ledger":
+    def snapshot(cls, path: str | os.PathLike | LedgerUrl) -> Ledger:
         """An in-memory copy to work on and throw away (--dry-run): the file is never written."""
         mem = sqlite3.connect(":memory:", isolation_level=None)
         if isinstance(path, LedgerUrl):
@@ -201,7 +224,7 @@ class Ledger:
         except sqlite3.Error:
             pass
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -253,6 +276,18 @@ class Ledger:
         if version > 0 and not self._snapshot and self.engine == "sqlite":
             # PostgreSQL runs the migration's DDL inside the one transaction: a failure leaves it untouched
             self.last_backup = self.backup(f"v{version}")
+        # A table rebuild drops and renames tables other tables refer to: foreign keys are off
+        # for it (SQLite allows the switch outside a transaction only) and checked before commit.
+        rebuilds = any(v in REBUILDS for v in range(version + 1, SCHEMA_VERSION + 1))
+        if rebuilds:
+            self.conn.execute("PRAGMA foreign_keys=OFF")
+        try:
+            self._apply_migrations(rebuilds)
+        finally:
+            if rebuilds and not self._snapshot:
+                self.conn.execute("PRAGMA foreign_keys=ON")
+
+    def _apply_migrations(self, check_foreign_keys: bool) -> None:
         with self.tx() as c:
             # Another process may have migrated while we copied: decide again under the write lock.
             version = current_version(c)
@@ -262,10 +297,12 @@ class Ledger:
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _split_sql(migration_sql(v, self.engine)):
                     c.execute(statement)
-            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                      (str(SCHEMA_VERSION),))
+            if check_foreign_keys and c.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                raise SchemaError("has rows that refer to missing ones (PRAGMA foreign_key_check); it was left "
+                                  "untouched — restore it from a backup (*.bak beside it)")
+            _set_meta(c, "schema_version", str(SCHEMA_VERSION))
             if version == 0:
-                c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('created_at', ?)", (iso(time.time()),))
+                _set_meta(c, "created_at", iso(time.time()))
             else:
                 self.audit(c, time.time(), "migration", f"ledger schema migrated from v{version} to "
                            f"v{SCHEMA_VERSION}; backup: {self.last_backup}")
@@ -275,7 +312,7 @@ class Ledger:
 
         Written under a temporary name and renamed, so a `.bak` file is always whole;
         never overwrites an earlier backup."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         dest = self.path.with_name(f"{self.path.name}.{label}.{stamp}.bak")
         n = 1
         while dest.exists():
@@ -326,8 +363,10 @@ class Ledger:
         except sqlite3.Error as exc:
             raise LedgerError(_explain(exc, self.path)) from None
 
-    # --- generic helpers ----------------------------------------------------
+    # --- reads --------------------------------------------------------------------------------
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        """Rows as dicts: for the ledger's own modules and for tests; code outside
+        scalper/ledger asks a named operation instead."""
         try:
             cur = self.conn.execute(sql, params)
             cols = [d[0] for d in cur.description or ()]
@@ -339,6 +378,28 @@ class Ledger:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
+    def rows(self, cls: type[R], sql: str, params: tuple = ()) -> list[R]:
+        """Rows of a row dataclass (scalper.ledger.rows)."""
+        try:
+            cur = self.conn.execute(sql, params)
+            cols = [d[0] for d in cur.description or ()]
+            return [cls.from_row(cols, row) for row in cur.fetchall()]
+        except sqlite3.Error as exc:
+            raise LedgerError(_explain(exc, self.path)) from None
+
+    def row(self, cls: type[R], sql: str, params: tuple = ()) -> R | None:
+        found = self.rows(cls, sql, params)
+        return found[0] if found else None
+
+    def scalar(self, sql: str, params: tuple = ()) -> Any:
+        """The first column of the first row, or None."""
+        try:
+            got = self.conn.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise LedgerError(_explain(exc, self.path)) from None
+        return got[0] if got else None
+
+    # --- transitional writes (engine.py, until it calls the named operations) ------------------
     def insert(self, c: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
@@ -349,15 +410,16 @@ class Ledger:
         sets = ", ".join(f"{k} = ?" for k in fields)
         c.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*fields.values(), row_id))
 
-    def audit(self, c: sqlite3.Connection, now: float, kind: str, message: str, *, run_id: str | None = None,
-              bot: str | None = None, account_id: int | None = None, data: dict | None = None) -> None:
-        self.insert(c, "audit", {"at": iso(now), "run_id": run_id, "kind": kind, "bot": bot,
-                                 "account_id": account_id, "message": message,
-                                 "data": json.dumps(data, sort_keys=True) if data else None})
-
     def update_run(self, c: sqlite3.Connection, run_id: str, **fields: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in fields)
         c.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
+
+    # --- audit ----------------------------------------------------------------------------------
+    def audit(self, c: sqlite3.Connection, now: float, kind: str, message: str, *, run_id: str | None = None,
+              bot: str | None = None, account_id: int | None = None, data: dict | None = None) -> None:
+        c.execute("INSERT INTO audit (at, run_id, kind, bot, account_id, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  (iso(now), run_id, kind, bot, account_id, message,
+                   json.dumps(data, sort_keys=True) if data else None))
 
     # --- engine state -------------------------------------------------------
     def paused(self) -> tuple[bool, str | None]:
@@ -367,46 +429,36 @@ class Ledger:
         return False, None
 
     def set_paused(self, c: sqlite3.Connection, paused: bool, reason: str | None, now: float) -> None:
-        c.execute("INSERT OR REPLACE INTO engine_state (key, value, reason, updated_at) VALUES ('paused', ?, ?, ?)",
-                  ("1" if paused else "0", reason, iso(now)))
+        self.set_state(c, "paused", "1" if paused else "0", now, reason)
 
     def state(self, key: str) -> str | None:
         """A value the engine keeps between runs (engine_state), or None."""
-        row = self.one("SELECT value FROM engine_state WHERE key = ?", (key,))
-        return row["value"] if row else None
+        return self.scalar("SELECT value FROM engine_state WHERE key = ?", (key,))
 
     def set_state(self, c: sqlite3.Connection, key: str, value: str, now: float, reason: str | None = None) -> None:
-        c.execute("INSERT OR REPLACE INTO engine_state (key, value, reason, updated_at) VALUES (?, ?, ?, ?)",
-                  (key, value, reason, iso(now)))
+        c.execute("INSERT INTO engine_state (key, value, reason, updated_at) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value, reason = excluded.reason, "
+                  "updated_at = excluded.updated_at", (key, value, reason, iso(now)))
 
-    def kill_switch(self, bot: str) -> dict[str, Any] | None:
-        row = self.one("SELECT * FROM kill_switches WHERE bot = ?", (bot,))
-        return row if row and row["engaged"] else None
+    # --- shorthands the engine reads by (see .positions, .orders, .kill_switches) -------------
+    def kill_switch(self, bot: str) -> KillSwitchRow | None:
+        return self.kill_switches.get(bot)
 
     def set_kill_switch(self, c: sqlite3.Connection, bot: str, engaged: bool, *, source: str,
                         reason: str, now: float) -> None:
-        c.execute("INSERT OR REPLACE INTO kill_switches (bot, engaged, source, reason, changed_at) "
-                  "VALUES (?, ?, ?, ?, ?)", (bot, 1 if engaged else 0, source, reason, iso(now)))
+        self.kill_switches.set(c, bot, engaged, source=source, reason=reason, now=now)
 
-    # --- reads the engine needs ---------------------------------------------
-    def open_positions(self, account_ids: list[int] | None = None) -> list[dict[str, Any]]:
-        if account_ids is None:
-            return self.query("SELECT * FROM positions WHERE status = 'open' ORDER BY id")
-        marks = ",".join("?" for _ in account_ids)
-        return self.query(f"SELECT * FROM positions WHERE status = 'open' AND account_id IN ({marks}) ORDER BY id",
-                          tuple(account_ids))
+    def open_positions(self, account_ids: list[int] | None = None) -> list[PositionRow]:
+        return self.positions.open(account_ids)
 
-    def orders_in_flight(self, account_ids: list[int] | None = None) -> list[dict[str, Any]]:
-        """Opening orders not yet settled (new/sent): they count as exposure."""
-        rows = self.query("SELECT * FROM orders WHERE status IN ('new', 'sent') ORDER BY id")
-        if account_ids is not None:
-            rows = [r for r in rows if r["account_id"] in account_ids]
-        return rows
+    def orders_in_flight(self, account_ids: list[int] | None = None) -> list[OrderRow]:
+        """Orders not yet settled (new/sent): they count as exposure."""
+        return self.orders.in_flight(account_ids)
 
-    def realized_since(self, account_id: int, since_iso: str) -> float:
-        row = self.one("SELECT COALESCE(SUM(profit), 0) AS p FROM positions WHERE account_id = ? "
-                       "AND status = 'closed' AND closed_at >= ?", (account_id, since_iso))
-        return float(row["p"]) if row else 0.0
+
+def _set_meta(c: sqlite3.Connection, key: str, value: str) -> None:
+    c.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+              (key, value))
 
 
 def ledger_exists(where: "str | os.PathLike | LedgerUrl") -> bool:
