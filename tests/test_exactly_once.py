@@ -51,7 +51,7 @@ from scalper.config import load_config
 from scalper.orders import client_order_id
 from tests.conftest import shared_file
 from tests.enginekit import engine_at, golden, just_after_close
-from tests.pgkit import clone_ledger, fresh_ledger_url, is_url, ledger_of, rows
+from tests.pgkit import clone_ledger, fresh_ledger_url, has_ledger, is_url, ledger_of, rows
 
 # A trend_pullback sell on the 09:15 bar, the only signal of its minute; none on the 09:16 and 09:19 bars.
 SIGNAL_BAR = "2025-05-15 09:15:00"
@@ -136,7 +136,7 @@ def books(folder: Path) -> dict:
     """What the ledger and the broker hold, in a form the tables above can be compared with."""
     ledger = ledger_of(folder)
     out = {"signals": 0, "decisions": [], "orders": {}, "broker": {}}
-    if is_url(ledger) or ledger.exists():
+    if has_ledger(ledger) if is_url(ledger) else ledger.exists():
         out["signals"] = len(rows(ledger, "SELECT id FROM signals"))
         out["decisions"] = [f"{d['action']} {d['reason']}" for d in rows(ledger, "SELECT * FROM decisions ORDER BY id")]
         out["orders"] = {o["account_id"]: o["status"] for o in rows(ledger, "SELECT * FROM orders WHERE kind = 'open'")}
