@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -116,14 +115,13 @@ def ledger_of(folder: Path) -> Any:
 
 def rows(location: Any, sql: str, params: Any = ()) -> list[dict]:
     """Rows of a ledger (a file, or a PostgreSQL URL) or a paper broker's file, as dicts."""
-    from scalper.ledger import postgres
     from tests.enginekit import rows as file_rows
 
     if not is_url(location):
         return file_rows(Path(location), sql, params)
     cur = _reader(location).execute(sql, params)
     cols = [d[0] for d in cur.description or ()]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
 def has_ledger(location: Any) -> bool:

@@ -149,10 +149,9 @@ def test_hosts_lock_separately(tmp_path):
     from scalper.ledger import run_lock
 
     url = LedgerUrl.parse(pgkit.fresh_ledger_url())
-    with run_lock(url, host="vps-1"), run_lock(url, host="vps-2"):
-        with pytest.raises(LockHeld, match="another run-once holds the lock for host vps-1"):
-            with run_lock(url, host="vps-1"):
-                pass
+    refused = pytest.raises(LockHeld, match="another run-once holds the lock for host vps-1")
+    with run_lock(url, host="vps-1"), run_lock(url, host="vps-2"), refused, run_lock(url, host="vps-1"):
+        pass
 
 
 # --- uniqueness across processes -------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from scalper.cli import app
@@ -18,11 +16,11 @@ def migrate(
     to: str = typer.Option(..., "--to", metavar="URL|PATH",
                            help="The new ledger: postgresql://user@host/db (password from PGPASSWORD, ~/.pgpass or "
                                 "a service file, never in the URL)."),
-    source: Optional[str] = typer.Option(None, "--from", metavar="PATH|URL",
+    source: str | None = typer.Option(None, "--from", metavar="PATH|URL",
                                          help="The ledger to copy.  [default: the configured ledger]"),
     replace: bool = typer.Option(False, "--replace", help="Empty the target first if it holds rows "
                                                           "(refused otherwise)."),
-    config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt, ledger: str | None = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Copy a ledger (an SQLite file) into PostgreSQL, verified row by row.
 

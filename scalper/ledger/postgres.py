@@ -41,12 +41,14 @@ psycopg is imported only when a PostgreSQL ledger is opened: the SQLite default 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from scalper.errors import ConfigError, LedgerError
@@ -75,7 +77,7 @@ class LedgerUrl:
     display: str = field(default="", compare=False)
 
     @classmethod
-    def parse(cls, value: str, *, where: str = "ledger") -> "LedgerUrl":
+    def parse(cls, value: str, *, where: str = "ledger") -> LedgerUrl:
         """The URL, or ConfigError when it carries a password (say where to put it instead)."""
         parts = urlsplit(value)
         query = dict(parse_qsl(parts.query))
@@ -123,7 +125,7 @@ def mask(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
-def refuse_foreign(conn: "PgConnection") -> None:
+def refuse_foreign(conn: PgConnection) -> None:
     """A database (schema) with tables but no ledger version belongs to something else: never
     build a ledger among them (create a database for the ledger, or name a schema in the URL)."""
     from scalper.errors import NotALedger
@@ -500,10 +502,8 @@ class PgConnection:
             "AND relkind IN ('r', 'p')").fetchall()}
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):   # closing a broken connection: nothing left to do
             self.raw.close()
-        except Exception:   # closing a broken connection: nothing left to do
-            pass
 
 
 def connect(where: LedgerUrl, *, readonly: bool = False, application: str = "scalper") -> PgConnection:

@@ -1,8 +1,8 @@
 """The ledger: everything the engine decided and did, in one SQLite file.
 
 Written so that nothing is lost or duplicated:
-- WAL mode, synchronous=FULL (tests may lower it: SYNCHRONOUS_ENV), every write inside an explicit `BEGIN IMMEDIATE`
-  transaction (see `tx`), so a crash leaves either all of a step or none of it;
+- WAL mode, synchronous=FULL (tests may lower it: `sqlite.SYNCHRONOUS_ENV`), every write inside an explicit
+  `BEGIN IMMEDIATE` transaction (see `tx`), so a crash leaves either all of a step or none of it;
 - unique keys do the de-duplication (a signal's dedupe key, an order's client
   id and (signal, account)), so a retry finds the row instead of adding one;
 - every timestamp is UTC ISO 8601 ('...Z').
@@ -32,13 +32,14 @@ from typing import Any
 
 from scalper.clock import iso
 from scalper.errors import LedgerError
+from scalper.ledger import sqlite
 from scalper.ledger.orders import Orders
 from scalper.ledger.paths import check_ledger_path, refuse_foreign
 from scalper.ledger.positions import Positions
+from scalper.ledger.postgres import ENGINE, LedgerUrl
 from scalper.ledger.reports import Reports
 from scalper.ledger.rows import KillSwitchRow, OrderRow, PositionRow, R
 from scalper.ledger.runs import Runs
-from scalper.ledger.postgres import ENGINE, LedgerUrl
 from scalper.ledger.schema import (
     REBUILDS,
     SCHEMA_VERSION,
@@ -53,21 +54,8 @@ from scalper.ledger.switches import KillSwitches
 # "disk full" happens for real at a chosen point. Unset in production.
 MAX_PAGES_ENV = "SCALPER_LEDGER_MAX_PAGES"
 
-# Tests only: how hard SQLite syncs the ledger and the paper broker's books to disk
-# (PRAGMA synchronous). Unset in production, where it is FULL: a committed step survives
-# a power cut. The test suite sets OFF (tests/conftest.py), because fsync is most of its
-# wall time. Unknown values mean FULL: a typo costs speed, never safety.
-SYNCHRONOUS_ENV = "SCALPER_SQLITE_SYNCHRONOUS"
-_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
-
-def synchronous_mode() -> str:
-    """The PRAGMA synchronous value to use: FULL unless a test asked otherwise."""
-    value = os.environ.get(SYNCHRONOUS_ENV, "").strip().upper()
-    return value if value in _SYNCHRONOUS_MODES else "FULL"
-
-
-def _explain(exc: BaseException, path: Path) -> str:
+def _explain(exc: BaseException, path: Path | LedgerUrl) -> str:
     """One line: which file, what is wrong, what to do. Never a traceback."""
     text = str(exc)
     if getattr(exc, "explained", False):   # the PostgreSQL adapter's errors say it all, masked
@@ -165,33 +153,23 @@ class Ledger:
         if self.readonly:
             if not self.path.exists():
                 raise LedgerError(f"no ledger at {self.path} yet; run `scalper run-once` first")
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                                   timeout=10)
-            return conn
+            return sqlite.connect_readonly(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and not self.path.is_file():
             raise LedgerError(f"the ledger {self.path} is not a file; point `ledger:` (or --ledger) at a file")
-        # The ledger holds account numbers and P&L: owner-only, including -wal/-shm
-        # (SQLite gives those the main file's mode).
-        old_umask = os.umask(0o077)
-        try:
+        # The ledger holds account numbers and P&L: owner-only, including -wal/-shm.
+        with sqlite.owner_only():
             if not self.path.exists():
                 fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+            conn = sqlite.connect(self.path, foreign_keys=True)
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={synchronous_mode()}")
-                conn.execute("PRAGMA foreign_keys=ON")
-                conn.execute("PRAGMA busy_timeout=10000")
                 max_pages = os.environ.get(MAX_PAGES_ENV)
                 if max_pages:
                     conn.execute(f"PRAGMA max_page_count={int(max_pages)}")
             except BaseException:
                 conn.close()
                 raise
-        finally:
-            os.umask(old_umask)
         return conn
 
     def _connect_postgres(self) -> Any:
@@ -461,7 +439,7 @@ def _set_meta(c: sqlite3.Connection, key: str, value: str) -> None:
               (key, value))
 
 
-def ledger_exists(where: "str | os.PathLike | LedgerUrl") -> bool:
+def ledger_exists(where: str | os.PathLike | LedgerUrl) -> bool:
     """Is there a ledger at `where` yet (a file; on PostgreSQL, a schema version in the database)?"""
     return where.exists() if isinstance(where, LedgerUrl) else Path(where).exists()
 
