@@ -76,7 +76,7 @@ def test_check_reaches_the_database_and_names_where_the_password_came_from_never
     assert r.code != 0 and SECRET not in r.out + r.err
 
 
-def test_a_run_on_postgresql_is_the_run_on_sqlite_and_a_dry_run_writes_nothing(tmp_path, capsys):
+def test_a_run_on_postgresql_is_the_run_on_sqlite_and_a_dry_run_writes_nothing(tmp_path, capsys, monkeypatch):
     url = pgkit.fresh_ledger_url()
     pg, lite = _config(tmp_path / "pg", url), write_bots(tmp_path / "lite")
     r = cli(capsys, "run-once", "--config", str(pg), "--now", iso(NOW), "--dry-run", "--json")
@@ -88,6 +88,12 @@ def test_a_run_on_postgresql_is_the_run_on_sqlite_and_a_dry_run_writes_nothing(t
     assert_books_agree(tmp_path / "pg", magic_of(pg))
     status = cli(capsys, "status", "--config", str(pg), "--json").json()
     assert status["ledger"] == str(LedgerUrl.parse(url)) and len(status["open_positions"]) == 2
+    elsewhere = tmp_path / "elsewhere"                      # no bots.yaml here: the report reads the URL alone
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    report = cli(capsys, "report", "--ledger", url, "--since", "2025-05-15", "--json")
+    assert report.code == 0, report.err
+    assert report.json()["ledger"] == str(LedgerUrl.parse(url)) and report.json()["totals"]["signals"] >= 1
 
 
 # --- the advisory lock between processes ---------------------------------------------------------
