@@ -151,6 +151,7 @@ def _advisory_lock(ledger: LedgerUrl, name: str, *, holder: str, wait_s: float, 
     label = f"{_LABEL}{holder} | pid {os.getpid()} on {socket.gethostname()}"
     try:
         conn = postgres.connect(ledger, application=label)
+        postgres.server_keepalives(conn)   # a holder whose machine vanishes: the lock freed within ~1 min
     except sqlite3.Error as exc:
         raise LedgerError(str(exc)) from None
     try:
@@ -177,7 +178,8 @@ def _advisory_holder(conn: postgres.PgConnection, key: int) -> tuple[str | None,
     unsigned = key & 0xFFFFFFFFFFFFFFFF
     row = conn.execute(
         "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ? AND l.objid = ? AND l.objsubid = 1",
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ? AND l.objid = ? AND l.objsubid = 1 "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",   # keys are per database
         (unsigned >> 32, unsigned & 0xFFFFFFFF)).fetchone()
     if row is None:
         return None, None

@@ -60,6 +60,11 @@ CREDENTIALS_FIX = ("keep the password out of the URL: put it in the PGPASSWORD e
 # Connection parameters that carry secrets: never accepted in a URL we are given, never shown.
 _SECRET_PARAMS = ("password", "sslpassword")
 CONNECT_TIMEOUT_S = 10
+# TCP keepalives, so that a peer that vanishes (power cut, network gone) is noticed in about a minute
+# rather than the OS default of hours: on our side (libpq's parameters: a dead server fails the
+# pass), and on the server's for the connection holding a lock (`server_keepalives`: the server
+# frees a vanished holder's lock).
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
 
 def is_url(value: object) -> bool:
@@ -518,13 +523,19 @@ def connect(where: LedgerUrl, *, readonly: bool = False, application: str = "sca
                           ) from None
     try:
         raw = psycopg.connect(where.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                              application_name=application[:63])
+                              application_name=application[:63], **KEEPALIVES)
     except psycopg.Error as exc:
         raise _translate_error(exc, where) from None
     _number_loaders(raw)
     if readonly:
         raw.execute("SET default_transaction_read_only = on")
     return PgConnection(raw, where)
+
+
+def server_keepalives(conn: PgConnection) -> None:
+    """Ask the server to probe this connection as we probe it (user-settable, per session)."""
+    for name in ("idle", "interval", "count"):
+        conn.raw.execute(f"SET tcp_keepalives_{name} = {KEEPALIVES['keepalives_' + name]}")
 
 
 def _number_loaders(raw: Any) -> None:
