@@ -339,10 +339,10 @@ def test_killed_at_each_step_then_rerun_gives_exactly_one_order(tmp_path, case, 
     assert_books_agree(tmp_path / "+0s", magic)
 
 
-def test_a_crash_during_the_recovery_itself_is_recovered_too(tmp_path):
+def test_a_crash_during_the_recovery_itself_is_recovered_too(tmp_path, ledger_engine):
     """Killed after the intent; the rerun is killed again as its reconciliation's send is filled;
     the third run finds that fill and completes the fan-out: still exactly one order per account."""
-    config = write_bots(tmp_path)
+    config = write_bots(tmp_path, ledger=ledger_for(ledger_engine))
     assert run_cli(config, NOW, SCALPER_CRASH_AT="after_intent").returncode == -signal.SIGKILL
     assert books(tmp_path)["orders"] == {1: "new"}
     assert run_cli(config, NOW, SCALPER_CRASH_AT="after_fill").returncode == -signal.SIGKILL
@@ -351,5 +351,5 @@ def test_a_crash_during_the_recovery_itself_is_recovered_too(tmp_path):
     assert s.exit_code == 0 and len(s.reconciled) == 1, s.errors
     assert books(tmp_path) == _BOTH_FILLED
     assert_books_agree(tmp_path, magic_of(config))
-    assert [r["status"] for r in rows(tmp_path / "ledger.db", "SELECT status FROM runs ORDER BY rowid")] == [
+    assert [r["status"] for r in rows(ledger_of(tmp_path), "SELECT status FROM runs ORDER BY rowid")] == [
         "interrupted", "interrupted", "ok"]
