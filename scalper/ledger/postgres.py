@@ -42,7 +42,6 @@ psycopg is imported only when a PostgreSQL ledger is opened: the SQLite default 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import sqlite3
@@ -397,6 +396,7 @@ WRITE_LOCK_KEY = "scalper.ledger.write"
 
 def advisory_key(name: str) -> int:
     """A stable signed 64-bit key for pg_advisory_lock, from a name (same on every machine)."""
+    import hashlib
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
