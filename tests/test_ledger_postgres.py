@@ -258,3 +258,53 @@ def test_ledger_migrate_copies_a_real_sqlite_ledger_verified_and_trading_goes_on
             led.audit(c, time.time(), "test", "after the copy")
         assert led.one("SELECT MAX(id) AS n FROM audit")["n"] == top + 1
     assert os.path.exists(folder / "ledger.db")          # the SQLite ledger is left as it was
+
+
+# --- schema migrations on PostgreSQL -------------------------------------------------------------------
+def test_a_v4_postgresql_ledger_is_migrated_to_v5_in_one_transaction_rows_ids_and_keys_kept():
+    """v5 rebuilds runs, orders, positions and fills (SQLite's only way to add CHECKs): on PostgreSQL
+    the same script runs, the drops cascade only to the foreign keys the rebuilt tables declare
+    again, and the identities continue after the copied ids."""
+    from scalper.ledger import postgres
+    from scalper.ledger.schema import SCHEMA_VERSION, migration_sql
+    from scalper.ledger.store import _split_sql
+
+    url = LedgerUrl.parse(pgkit.fresh_ledger_url())
+    conn = postgres.connect(url)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for v in range(1, 5):
+            for statement in _split_sql(migration_sql(v, "postgresql")):
+                conn.execute(statement)
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '4')")
+        conn.execute("INSERT INTO runs (id, started_at, as_of, status) VALUES ('r1', 'a', 'a', 'ok'), "
+                     "('r2', 'b', 'b', 'ok')")
+        conn.execute("INSERT INTO signals (dedupe_key, bot, strategy, symbol, bar_time, bar_ts, direction, entry, sl, "
+                     "tp, score, created_at) VALUES ('k', 'gold', 'trend_pullback', 'XAUUSD', 't', 1, 'buy', 1, 0.9, "
+                     "1.2, 0.5, 't')")
+        conn.execute("INSERT INTO orders (id, client_order_id, signal_id, account_id, bot, symbol, side, volume, "
+                     "magic, status, created_at, updated_at) VALUES (41, 'c41', 1, 1, 'gold', 'XAUUSD', 'buy', 0.1, "
+                     "7, 'filled', 't', 't')")
+        conn.execute("INSERT INTO positions (id, account_id, ticket, order_id, symbol, side, volume, price_open, "
+                     "opened_at, status) VALUES (17, 1, 900, 41, 'XAUUSD', 'buy', 0.1, 1.0, 't', 'open')")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+    with Ledger(url) as led:
+        assert led.schema_version() == SCHEMA_VERSION == 5
+        assert [r["id"] for r in led.query("SELECT id FROM runs ORDER BY rowid")] == ["r1", "r2"]
+        assert led.one("SELECT order_id FROM positions WHERE id = 17")["order_id"] == 41
+        with led.tx() as c:                                  # ids continue after the copied ones
+            new_order = led.insert(c, "orders", {
+                "client_order_id": "c42", "signal_id": 1, "account_id": 2, "bot": "gold", "symbol": "XAUUSD",
+                "side": "buy", "volume": 0.1, "magic": 7, "status": "new", "created_at": "t", "updated_at": "t"})
+        assert new_order == 42
+        from scalper.errors import LedgerError
+
+        with pytest.raises(LedgerError, match="foreign key"), led.tx() as c:   # the keys hold again
+            c.execute("INSERT INTO positions (account_id, ticket, order_id, symbol, side, volume, price_open, "
+                      "opened_at, status) VALUES (1, 901, 999, 'XAUUSD', 'buy', 0.1, 1.0, 't', 'open')")
+        with pytest.raises(LedgerError, match="check constraint"), led.tx() as c:   # v5's CHECKs
+            c.execute("UPDATE orders SET status = 'filed' WHERE id = 41")
+        assert led.one("SELECT COUNT(*) AS n FROM audit WHERE kind = 'migration'")["n"] == 1
