@@ -135,6 +135,8 @@ def refuse_foreign(conn: PgConnection) -> None:
     from scalper.errors import NotALedger
 
     tables = sorted(conn.table_names())
+    if "meta" in tables:
+        return   # another process created the ledger since we looked: the migration re-reads the version
     if tables:
         raise NotALedger(f"{conn.where} holds the tables {', '.join(tables[:5])}{', …' if len(tables) > 5 else ''} "
                          "and no scalper ledger; it was left untouched", where="ledger",
