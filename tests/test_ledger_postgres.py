@@ -308,3 +308,34 @@ def test_a_v4_postgresql_ledger_is_migrated_to_v5_in_one_transaction_rows_ids_an
         with pytest.raises(LedgerError, match="check constraint"), led.tx() as c:   # v5's CHECKs
             c.execute("UPDATE orders SET status = 'filed' WHERE id = 41")
         assert led.one("SELECT COUNT(*) AS n FROM audit WHERE kind = 'migration'")["n"] == 1
+
+
+_OPENER = textwrap.dedent("""
+    import sys
+    from scalper.ledger import Ledger
+    from scalper.ledger.postgres import LedgerUrl
+    print("ready", flush=True)
+    sys.stdin.read()
+    with Ledger(LedgerUrl.parse(sys.argv[1])) as led:
+        print(led.schema_version(), flush=True)
+""")
+
+
+def test_processes_creating_one_new_ledger_at_once_create_it_once():
+    url = pgkit.fresh_ledger_url()
+    openers = [subprocess.Popen([sys.executable, "-c", _OPENER, url], env=child_env(), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        for p in openers:
+            assert p.stdout.readline() == "ready\n"
+        for p in openers:
+            p.stdin.close()
+        for p in openers:
+            assert p.wait(timeout=120) == 0, p.stderr.read()
+            assert p.stdout.read().strip() == "5"
+    finally:
+        for p in openers:
+            if p.poll() is None:
+                p.kill()
+    assert pgkit.rows(url, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "5"}]
+    assert pgkit.rows(url, "SELECT COUNT(*) AS n FROM meta WHERE key = 'created_at'") == [{"n": 1}]
