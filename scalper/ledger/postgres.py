@@ -521,7 +521,7 @@ def connect(where: LedgerUrl, *, readonly: bool = False, application: str = "sca
         import psycopg
     except ImportError:
         raise LedgerError(f"the ledger {where} is a PostgreSQL database, and psycopg is not installed; "
-                          "install it: pip install 'scalper[fleet]' (or, in the checkout, pip install '.[fleet]')"
+                          "install it from the scalper checkout: pip install '.[fleet]'"
                           ) from None
     try:
         raw = psycopg.connect(where.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
