@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from enum import IntEnum, StrEnum
 
+# How reports and P&L books label a position adopted from the broker (no bot or strategy of ours opened it).
+ADOPTED = "(adopted)"
+
 
 class Side(StrEnum):
     """The side of an order, a position or a deal; a signal's direction is the side it would open."""

@@ -8,12 +8,10 @@ from typing import TYPE_CHECKING
 
 from scalper.clock import iso
 from scalper.ledger.rows import DailyPnlRow, PositionRow, fetch_one
-from scalper.vocab import CloseState, FillEntry, PositionStatus
+from scalper.vocab import ADOPTED, CloseState, FillEntry, PositionStatus
 
 if TYPE_CHECKING:
     from scalper.ledger.store import Ledger
-
-ADOPTED_BOT = "(adopted)"   # how P&L of a position no bot opened is booked
 
 
 class Positions:
@@ -122,7 +120,7 @@ class Positions:
                    SUM(COALESCE(profit, 0)), COUNT(*),
                    SUM(CASE WHEN profit > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN profit < 0 THEN 1 ELSE 0 END)
             FROM positions WHERE status = ? AND closed_at >= ?
-            GROUP BY 1, 2, 3""", (ADOPTED_BOT, PositionStatus.CLOSED, since_iso))
+            GROUP BY 1, 2, 3""", (ADOPTED, PositionStatus.CLOSED, since_iso))
 
     def daily_pnl(self, day: str) -> list[DailyPnlRow]:
         return self._ledger.rows(DailyPnlRow, "SELECT * FROM pnl_daily WHERE day = ? ORDER BY bot, account_id",

@@ -115,7 +115,8 @@ class Reports:
                              (since_day,), bot)
 
     def signal_marks(self, since: str, bot: str | None = None) -> list[SignalMark]:
-        return [SignalMark(r["symbol"], r["bar_ts"], r["entry"], Side(r["direction"]), r["action"] == DecisionAction.OPEN)
+        return [SignalMark(r["symbol"], r["bar_ts"], r["entry"], Side(r["direction"]),
+                           r["action"] == DecisionAction.OPEN)
                 for r in self._q("SELECT s.symbol, s.bar_ts, s.entry, s.direction, d.action FROM signals s "
                                  "LEFT JOIN decisions d ON d.signal_id = s.id WHERE s.created_at >= ? {bot} "
                                  "ORDER BY s.bar_ts", (since,), bot, "s.bot")]

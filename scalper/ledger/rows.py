@@ -49,17 +49,10 @@ class Row:
     def from_row(cls, columns: Sequence[str], values: Sequence[Any]) -> Self:
         """A row from a cursor's column names and one fetched tuple (extra columns are ignored)."""
         known = cls._field_names()
-        data = {}
-        for name, value in zip(columns, values):
-            if name not in known:
-                continue
-            word = cls._WORDS.get(name)
-            if word is not None and value is not None:
-                try:
-                    value = word(value)
-                except ValueError:   # a ledger older than the CHECK constraints: keep its text
-                    pass
-            data[name] = value
+        data: dict[str, Any] = {}
+        for name, stored in zip(columns, values):
+            if name in known:
+                data[name] = _as_word(cls._WORDS.get(name), stored)
         return cls(**data)
 
     @classmethod
@@ -72,6 +65,17 @@ class Row:
     # code reads attributes.
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
+
+
+def _as_word(word: type[Enum] | None, stored: Any) -> Any:
+    """A stored value as its vocabulary's member; a word outside it (a ledger older than the
+    CHECK constraints) keeps its text."""
+    if word is None or stored is None:
+        return stored
+    try:
+        return word(stored)
+    except ValueError:
+        return stored
 
 
 @dataclass(frozen=True)

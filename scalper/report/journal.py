@@ -16,7 +16,7 @@ from scalper.clock import iso, parse_instant
 from scalper.ledger import Ledger
 from scalper.ledger.rows import PositionRow
 from scalper.report import charts
-from scalper.vocab import CloseReason, Side
+from scalper.vocab import ADOPTED, CloseReason, Side
 
 JOURNAL_FIELDS = ["bot", "strategy", "account_id", "ticket", "symbol", "side", "volume", "entry_time", "entry",
                   "exit_time", "exit", "initial_sl", "tp", "r_multiple", "duration_s", "exit_reason", "pnl"]
@@ -44,7 +44,7 @@ def closed_trades(ledger: Ledger, *, since: float, bot: str | None = None,
         stop = p.stop_for_r
         opened, closed_at = parse_instant(p.opened_at), parse_instant(p.closed_at or p.opened_at)
         out.append({
-            "bot": p.bot, "strategy": p.strategy or "(adopted)", "account_id": p.account_id,
+            "bot": p.bot, "strategy": p.strategy or ADOPTED, "account_id": p.account_id,
             "ticket": p.ticket, "symbol": p.symbol, "side": p.side, "volume": rounding.volume(p.volume),
             "entry_time": p.opened_at, "entry": rounding.price(p.price_open, d),
             "exit_time": p.closed_at, "exit": rounding.price(p.close_price, d),

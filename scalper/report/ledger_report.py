@@ -20,8 +20,7 @@ from scalper.core.risk import APPROVED
 from scalper.core.strategies import STRATEGY_NAMES
 from scalper.ledger import Ledger
 from scalper.report import charts, stats
-
-ADOPTED = "(adopted)"
+from scalper.vocab import ADOPTED
 
 
 def known_bots(ledger: Ledger) -> set[str]:
@@ -39,16 +38,16 @@ def build(ledger: Ledger, *, since: float, bot: str | None = None) -> dict:
     reports = ledger.reports
     signals = Counter(reports.signals_by_strategy(start, bot))
     decisions: dict[str, Counter] = defaultdict(Counter)
-    for (strategy, reason), n in reports.decisions_by_strategy(start, bot).items():
-        decisions[strategy][reason] = n
+    for (strategy, reason), count in reports.decisions_by_strategy(start, bot).items():
+        decisions[strategy][reason] = count
     orders: dict[str, Counter] = defaultdict(Counter)
-    for (strategy, status), n in reports.open_orders_by_strategy(start, bot).items():
-        orders[strategy][status] = n
+    for (strategy, status), count in reports.open_orders_by_strategy(start, bot).items():
+        orders[strategy][status] = count
     closed = reports.closed_positions(start, bot)
     pnls: dict[str, list[float]] = defaultdict(list)
-    with_pnl = [p for p in closed if _money(p.profit) is not None]
-    for p in with_pnl:
-        pnls[p.strategy or ADOPTED].append(p.profit)
+    with_pnl = [(p.strategy or ADOPTED, profit) for p in closed if (profit := _money(p.profit)) is not None]
+    for strategy, profit in with_pnl:
+        pnls[strategy].append(profit)
 
     names = [n for n in STRATEGY_NAMES if n in signals or n in pnls]
     names += sorted((set(signals) | set(pnls)) - set(names))
@@ -57,7 +56,7 @@ def build(ledger: Ledger, *, since: float, bot: str | None = None) -> dict:
     for n in names:
         all_decisions.update(decisions[n])
         all_orders.update(orders[n])
-    all_pnls = [p.profit for p in with_pnl]
+    all_pnls = [profit for _, profit in with_pnl]
     totals = _strategy_row(sum(signals.values()), all_decisions, all_orders, all_pnls)
     totals["trades_without_pnl"] = len(closed) - len(all_pnls)
     return {
@@ -86,8 +85,9 @@ def chart_marks(ledger: Ledger, *, since: float, bot: str | None = None):
     trades = [charts.TradeMark(parse_instant(p.opened_at), p.price_open,
                                parse_instant(p.closed_at) if p.closed_at else None, p.close_price,
                                p.side, p.profit) for p in reports.positions_touching(start, bot)]
-    closes = [p for p in reports.closed_positions(start, bot) if _money(p.profit) is not None]
-    equity = stats.equity_curve((parse_instant(p.closed_at or start), p.profit) for p in closes)
+    closes = [(parse_instant(p.closed_at or start), profit) for p in reports.closed_positions(start, bot)
+              if (profit := _money(p.profit)) is not None]
+    equity = stats.equity_curve(closes)
     if equity:
         equity.insert(0, (equity[0][0], 0.0))   # the curve starts from zero
     return signals, trades, equity

@@ -14,11 +14,11 @@ import os
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scalper.clock import parse_instant
 from scalper.ledger import Ledger
-from scalper.ledger.positions import ADOPTED_BOT
+from scalper.vocab import ADOPTED
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -34,8 +34,8 @@ class LedgerCollector:
 
         ledger = self.ledger
 
-        def family(kind: type[Metric], name: str, doc: str, labels: list[str],
-                   samples: Mapping[tuple[str, ...], float]) -> Metric:
+        def family(kind: type[CounterMetricFamily | GaugeMetricFamily], name: str, doc: str, labels: list[str],
+                   samples: Mapping[Any, float]) -> Metric:
             metric = kind(name, doc, labels=labels)
             for key, value in samples.items():
                 metric.add_metric([str(k) for k in key], _finite(value))
@@ -53,7 +53,7 @@ class LedgerCollector:
         opened: dict[tuple[str, ...], float] = defaultdict(float)
         unrealized: dict[tuple[str, ...], float] = defaultdict(float)
         for p in ledger.positions.open():
-            key = (p.bot or ADOPTED_BOT,)
+            key = (p.bot or ADOPTED,)
             opened[key] += 1
             unrealized[key] += _finite(p.unrealized)
         yield family(GaugeMetricFamily, "scalper_open_positions", "Open positions, by bot", ["bot"], opened)
@@ -61,7 +61,7 @@ class LedgerCollector:
                      ["bot"], _cents(unrealized))
         realized: dict[tuple[str, ...], float] = defaultdict(float)
         for bot, _, profit in ledger.reports.closed_profits():
-            realized[(bot or ADOPTED_BOT,)] += _finite(profit)
+            realized[(bot or ADOPTED,)] += _finite(profit)
         yield family(GaugeMetricFamily, "scalper_realized_pnl", "Realized P&L of closed positions (account currency)",
                      ["bot"], _cents(realized))
         switches = {bot: 0.0 for bot in self.bots}

@@ -116,7 +116,7 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
             out["note"] = note
             now = clock.now()
         for b in bots:
-            switch = ledger.kill_switch(b.name)
+            switch = ledger.kill_switches.get(b.name)
             was_engaged = switch is not None
             positions = [p for p in ledger.positions.open(b.accounts) if p.bot == b.name]
             unchanged = was_engaged == (action == "engage")
