@@ -144,6 +144,7 @@ class _Position:
     exit_sl: float = 0.0       # its stop then (after the last bar's upkeep when never)
     exit_moves: int = 0        # trailing moves until then
     worst_pnl: float = 0.0     # its P&L at its worst price before it exits
+    margin: float = 0.0        # the margin it holds
     moves: int = 0             # trailing moves counted when it closes
 
 
@@ -198,6 +199,11 @@ class _Replay:
 
         self.balance = setup.balance
         self.book: list[_Position] = []
+        # Bounds that spare the exact margin and stop-out checks while they cannot act: the most the
+        # book can lose before its positions exit (at their worst prices, a cent of slack each for
+        # the rounding of sums) and the margin it holds, summed as positions open, 0 when it empties.
+        self.loss_bound = 0.0
+        self.held_bound = 0.0
         self.realized_by_day: dict[float, float] = defaultdict(float)
         self.kill_engaged_day: float | None = None
         self.decisions: dict[str, Counter] = {name: Counter() for name in setup.strategies}
@@ -253,7 +259,7 @@ class _Replay:
         now = self._now(i)
         today = day_start(now)
         self._exits(i)
-        if self.book and stopped_out(self._equity(float(self.latest[i]))):
+        if self.book and self.balance <= self.loss_bound and stopped_out(self._equity(float(self.latest[i]))):
             self._stop_out(i, now)
         if self.kill_engaged_day is not None and today > self.kill_engaged_day:
             self.kill_engaged_day = None   # re-armed at UTC midnight (see the module's notes)
@@ -289,20 +295,21 @@ class _Replay:
         unrealized = np.zeros(j - i)
         for p in self.book:   # the same sum, in the same order, as _equity and _unrealized
             unrealized = unrealized + profit(p.direction, p.entry, price, p.volume, cs)
-        stops = stopped_out(self.balance + unrealized) if may_stop else np.zeros(j - i, dtype=bool)
+        stops = stopped_out(self.balance + unrealized) if may_stop else None
         trips = stops
         if may_kill:
             days = ((self.time[i:j] + (BAR_SECONDS + DECISION_DELAY_S)) // DAY_SECONDS) * DAY_SECONDS
             realized_today = np.zeros(j - i)
             for d in np.unique(days).tolist():
                 realized_today[days == d] = self.realized_by_day.get(float(d), 0.0)
-            trips = trips | kill_switch_trips(unrealized=unrealized, realized_today=realized_today,
-                                              balance=self.balance, risk=r, limits=self.limits)
-        if not trips.any():
+            kills = kill_switch_trips(unrealized=unrealized, realized_today=realized_today, balance=self.balance,
+                                      risk=r, limits=self.limits)
+            trips = kills if stops is None else stops | kills
+        if trips is None or not trips.any():
             return False
         k = i + int(np.argmax(trips))
         now = self._now(k)
-        if stops[k - i]:
+        if stops is not None and stops[k - i]:
             self._stop_out(k, now)
             self._upkeep(k, now, day_start(now))
             return True
@@ -312,6 +319,7 @@ class _Replay:
         found = kill_switch_reason(unrealized=self._unrealized(float(self.latest[k])),
                                    realized_today=self.realized_by_day.get(today, 0.0), balance=self.balance,
                                    risk=r, limits=self.limits)
+        assert found is not None, "the vector and scalar kill-switch rules disagree"   # tested to agree
         closed = len(self.book)
         self._close_all(k, now, KILL_SWITCH_EXIT)
         self.kill_engaged_day = today
@@ -327,7 +335,7 @@ class _Replay:
         still_open = []
         for p in self.book:
             hit = None
-            if p.exit_bar == i:   # its stop as the trailing left it, then the fill model's exit
+            if p.exit_bar == i:   # its stop as the trailing left it, then the exchange's exit
                 p.sl, p.moves = p.exit_sl, p.exit_moves
                 hit = bar_exit(p.direction, p.sl, p.tp, o, h, lo)
             if hit is None:
@@ -335,6 +343,8 @@ class _Replay:
             else:
                 self._close(p, hit[0], hit[1], exit_time(t, p.entry_time))
         self.book = still_open
+        if not still_open:
+            self.loss_bound = self.held_bound = 0.0
 
     def _stop_out(self, i: int, now: float) -> None:
         """The broker closes the book at the sync of bar i: the stops as bar i-1's upkeep left them."""
@@ -369,15 +379,18 @@ class _Replay:
             self.refused[INVALID_STOPS] += 1
             return
         price = fill_price(s.direction, bid, ask)
-        if no_money(margin(price, volume, spec.contract_size, self.setup.leverage),
-                    self._free_margin(float(self.latest[i]))):
+        needed = margin(price, volume, spec.contract_size, self.setup.leverage)
+        if (needed > self.balance - self.loss_bound - self.held_bound   # else the free margin holds it
+                and no_money(needed, self._free_margin(float(self.latest[i])))):
             self.refused[NO_MONEY] += 1
             return
         p = _Position(strategy=s.strategy, direction=s.direction, signal_time=s.bar_time, entry_time=now,
-                      entry=price, volume=volume, initial_sl=sl, sl=sl, tp=tp, entry_bar=i)
+                      entry=price, volume=volume, initial_sl=sl, sl=sl, tp=tp, entry_bar=i, margin=needed)
         p.exit_bar, p.exit_sl, p.exit_moves, worst_price = self.paths.of(k)
         p.worst_pnl = profit(p.direction, p.entry, worst_price, volume, spec.contract_size)
         self.book.append(p)
+        self.loss_bound += max(-p.worst_pnl, 0.0) + 0.01
+        self.held_bound += needed
 
     # --- 3. position upkeep --------------------------------------------------------------
     def _upkeep(self, i: int, now: float, today: float) -> None:
@@ -408,8 +421,7 @@ class _Replay:
         return sim.equity(self.balance, (profit(p.direction, p.entry, price, p.volume, cs) for p in self.book))
 
     def _free_margin(self, price: float) -> float:
-        cs, leverage = self.spec.contract_size, self.setup.leverage
-        return sim.free_margin(self._equity(price), (margin(p.entry, p.volume, cs, leverage) for p in self.book))
+        return sim.free_margin(self._equity(price), sum(p.margin for p in self.book))
 
     def _close_all(self, i: int, now: float, reason: str) -> None:
         bid, ask = self._quote(i)
@@ -418,6 +430,7 @@ class _Replay:
                 p.sl, p.moves = p.exit_sl, p.exit_moves
             self._close(p, close_price(p.direction, bid, ask), reason, now)
         self.book = []
+        self.loss_bound = self.held_bound = 0.0
 
     def _close(self, p: _Position, price: float, reason: str, when: float) -> None:
         self.trailed += p.moves

@@ -166,7 +166,7 @@ class PerBarReplay:
         price = sim.fill_price(s.direction, bid, ask)
         cs, leverage = spec.contract_size, self.setup.leverage
         free = sim.free_margin(self._equity(self.latest[i]),
-                               (sim.margin(p.entry, p.volume, cs, leverage) for p in self.book))
+                               sum(sim.margin(p.entry, p.volume, cs, leverage) for p in self.book))
         if sim.no_money(sim.margin(price, volume, cs, leverage), free):
             self.refused[NO_MONEY] += 1
             return

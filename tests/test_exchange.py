@@ -84,7 +84,7 @@ def test_margin_free_margin_and_stop_out():
     assert held == pytest.approx(800.0)
     equity = sim.equity(1000.0, [sim.profit("buy", 2000.0, 1995.0, 0.4, 100)])
     assert equity == pytest.approx(800.0)
-    free = sim.free_margin(equity, [held])
+    free = sim.free_margin(equity, held)
     assert free == pytest.approx(0.0)
     assert sim.no_money(0.01, free) and not sim.no_money(free, free)
     assert sim.stopped_out(0.0) and sim.stopped_out(-1.0) and not sim.stopped_out(0.01)

@@ -317,9 +317,9 @@ class PaperBroker:
             balance = self._books.balance()[0]
         open_positions = self._valued(self._books.positions(), now)
         equity = sim.equity(balance, (p.profit for p in open_positions))
-        return equity, sim.free_margin(equity, (
-            sim.margin(p.price_open, p.volume, self._specs(p.symbol).contract_size, self._leverage)
-            for p in open_positions))
+        held = sum(sim.margin(p.price_open, p.volume, self._specs(p.symbol).contract_size, self._leverage)
+                   for p in open_positions)
+        return equity, sim.free_margin(equity, held)
 
     def _quote_at(self, symbol: str, now: float) -> Quote | None:
         mid = self._feed.price_at(symbol, now)

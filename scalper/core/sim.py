@@ -179,9 +179,9 @@ def equity(balance: float, floating: Iterable[float]) -> float:
     return balance + sum(floating)
 
 
-def free_margin(equity: float, held: Iterable[float]) -> float:
-    """The equity less the margin the open positions hold."""
-    return equity - sum(held)
+def free_margin(equity: float, held: float) -> float:
+    """The equity less `held`, the margin the open positions hold (their `margin`s summed in order)."""
+    return equity - held
 
 
 def no_money(needed: float, free_margin: float) -> bool:
