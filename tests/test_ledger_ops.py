@@ -1,5 +1,5 @@
-"""The ledger's named operations on a real SQLite file: what each records, and that a retry
-finds the row instead of adding one."""
+"""The ledger's named operations on a real SQLite file and a real PostgreSQL ledger: what each
+records, and that a retry finds the row instead of adding one."""
 
 from __future__ import annotations
 
@@ -27,8 +27,12 @@ BAR = 1_747_300_500
 
 
 @pytest.fixture
-def led(tmp_path: Path):
-    with Ledger(tmp_path / "ledger.db") as ledger:
+def led(tmp_path: Path, ledger_engine: str):
+    from scalper.ledger.postgres import LedgerUrl
+    from tests import pgkit
+
+    where = tmp_path / "ledger.db" if ledger_engine == "sqlite" else LedgerUrl.parse(pgkit.fresh_ledger_url())
+    with Ledger(where) as ledger:
         yield ledger
 
 

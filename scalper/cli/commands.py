@@ -191,3 +191,4 @@ from scalper.cli import ops  # noqa: E402,F401  (operator commands: status, kill
 from scalper.cli import bridge  # noqa: E402,F401  (terminal-server)
 from scalper.cli import optimize_cmd  # noqa: E402,F401  (scalper optimize)
 from scalper.cli import notify_cmd  # noqa: E402,F401  (notify test)
+from scalper.cli import ledger_cmd  # noqa: E402,F401  (ledger migrate)

@@ -28,7 +28,7 @@ from scalper.engine.signals import dedupe_key
 from scalper.errors import BadInput, DataError
 from scalper.feeds.base import Feed
 from scalper.ledger import Ledger, run_lock
-from scalper.ledger.lock import lock_path
+from scalper.ledger.lock import DEFAULT_HOST, leaves_lock_file
 
 if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
     from scalper.config import Config
@@ -47,6 +47,7 @@ class Engine:
         self.broker_factory = broker_factory
         self.dry_run = dry_run
         self.sleep = sleep
+        self.host = DEFAULT_HOST   # the terminal host this pass is for (a fleet: its lock on PostgreSQL)
 
     def run_once(self, bot_names: list[str] | None = None) -> RunSummary:
         unknown = [n for n in (bot_names or []) if n not in {b.name for b in self.cfg.bots}]
@@ -63,8 +64,8 @@ class Engine:
         if bars and len(bad) == len(bars):
             raise bad[0]
         # a dry run on a ledger that was never created leaves no lock file behind either
-        dry_and_new = self.dry_run and not lock_path(Path(self.ledger_path)).exists()
-        with (contextlib.nullcontext() if dry_and_new else run_lock(Path(self.ledger_path))):
+        dry_and_new = self.dry_run and leaves_lock_file(self.ledger_path)  # type: ignore[arg-type]
+        with (contextlib.nullcontext() if dry_and_new else run_lock(self.ledger_path, host=self.host)):  # type: ignore[arg-type]
             ledger = Ledger.snapshot(self.ledger_path) if self.dry_run else Ledger(self.ledger_path)
             with ledger:
                 ctx = PassContext(self.cfg, ledger, clock=self.clock, now=now, dry_run=self.dry_run,

@@ -53,7 +53,7 @@ def new_records(c: sqlite3.Connection, since_iso: str) -> dict[str, Any]:
     closes = _rows(c, """
         SELECT a.id AS audit_id, a.message AS audit_message, p.*
         FROM audit a JOIN positions p ON p.account_id = a.account_id
-                                       AND p.ticket = json_extract(a.data, '$.ticket')
+                                       AND p.ticket = CAST(json_extract(a.data, '$.ticket') AS INTEGER)
         WHERE a.kind = 'position_closed' AND a.id > ? AND a.at >= ? ORDER BY a.id""",
                    (cur["audit"], since_iso))
     kills = _rows(c, """

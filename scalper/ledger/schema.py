@@ -7,12 +7,17 @@ columns with defaults, indexes, constraints every stored row meets), so a backup
 restored by hand is always usable. SQLite adds a constraint to a table only by
 rebuilding it (new table, copy, drop, rename): such a migration is listed in
 REBUILDS, and runs with foreign keys off, checked before it commits.
+
+The scripts are written once, in SQLite's dialect, for both engines: the PostgreSQL connection
+rewrites each statement (postgres.ddl maps the types; a rebuild's DROP TABLE cascades to the
+foreign keys the rebuilt tables recreate), and ENGINE_DDL holds what a rewrite cannot say.
+Both engines record the same SCHEMA_VERSION in `meta`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from enum import Enum
+from typing import Any
 
 from scalper.vocab import (
     CloseCause,
@@ -335,10 +340,35 @@ MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _v3_notify_outbox(), 4: _v4_pos
 REBUILDS = frozenset({5})
 
 
-def current_version(conn: sqlite3.Connection) -> int:
-    """0 for a new (empty) file; raises SchemaError when the record is unreadable."""
-    row = conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-    if row is None:
+# Engine-specific statements appended to a migration: {engine: {version: script}}. The rewrite in
+# postgres.ddl covers the scripts' types; what it cannot say (here: identities after a rebuild's
+# copy) goes here, rather than forking a script.
+ENGINE_DDL: dict[str, dict[int, str]] = {
+    "sqlite": {},
+    # v5 copies rows with their ids into rebuilt tables: move each identity past them
+    "postgresql": {5: "\n".join(
+        f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), COALESCE(MAX({column}), 0) + 1, false) "
+        f"FROM {table};" for table, column in (("runs", "rowid"), ("orders", "id"), ("positions", "id"),
+                                               ("fills", "id")))},
+}
+
+
+def migration_sql(version: int, engine: str) -> str:
+    """The script that brings a ledger on `engine` from version-1 to version."""
+    # PostgreSQL's connection rewrites each statement's types on the way (postgres.ddl)
+    return MIGRATIONS[version] + ENGINE_DDL.get(engine, {}).get(version, "")
+
+
+def table_names(conn: Any) -> set[str]:
+    """The ledger database's tables, on either engine."""
+    if hasattr(conn, "table_names"):
+        return set(conn.table_names())
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()}
+
+
+def current_version(conn: Any) -> int:
+    """0 for a new (empty) file or database; raises SchemaError when the record is unreadable."""
+    if "meta" not in table_names(conn):
         return 0
     v = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     if v is None:

@@ -36,15 +36,16 @@ from scalper.ledger import sqlite
 from scalper.ledger.orders import Orders
 from scalper.ledger.paths import check_ledger_path, refuse_foreign
 from scalper.ledger.positions import Positions
+from scalper.ledger.postgres import ENGINE, LedgerUrl
 from scalper.ledger.reports import Reports
 from scalper.ledger.rows import R
 from scalper.ledger.runs import Runs
 from scalper.ledger.schema import (
-    MIGRATIONS,
     REBUILDS,
     SCHEMA_VERSION,
     SchemaError,
     current_version,
+    migration_sql,
 )
 from scalper.ledger.signals import Signals
 from scalper.ledger.switches import KillSwitches
@@ -54,9 +55,11 @@ from scalper.ledger.switches import KillSwitches
 MAX_PAGES_ENV = "SCALPER_LEDGER_MAX_PAGES"
 
 
-def _explain(exc: BaseException, path: Path) -> str:
+def _explain(exc: BaseException, path: Path | LedgerUrl) -> str:
     """One line: which file, what is wrong, what to do. Never a traceback."""
     text = str(exc)
+    if getattr(exc, "explained", False):   # the PostgreSQL adapter's errors say it all, masked
+        return text
     low = text.lower()
     if isinstance(exc, OSError):
         code = exc.errno
@@ -83,12 +86,12 @@ def _explain(exc: BaseException, path: Path) -> str:
 
 
 class Ledger:
-    """The ledger file and its named operations, grouped by concern: `runs`, `signals` (and their
+    """The ledger (a file, or a PostgreSQL database) and its named operations, grouped by concern: `runs`, `signals` (and their
     decisions), `orders`, `positions` (fills, daily P&L), `kill_switches`, `reports`. Reads return
     row dataclasses (scalper.ledger.rows); writes take the connection of an open `tx()`, so a
     caller groups the writes of one step into one transaction."""
 
-    def __init__(self, path: str | os.PathLike, *, readonly: bool = False,
+    def __init__(self, path: str | os.PathLike | LedgerUrl, *, readonly: bool = False,
                  _conn: sqlite3.Connection | None = None):
         self.runs = Runs(self)
         self.signals = Signals(self)
@@ -96,7 +99,9 @@ class Ledger:
         self.positions = Positions(self)
         self.kill_switches = KillSwitches(self)
         self.reports = Reports(self)
-        self.path = Path(path)
+        # A file path, or a PostgreSQL database (postgres.LedgerUrl: str() is its masked display form)
+        self.path: Any = path if isinstance(path, LedgerUrl) else Path(path)
+        self.engine = ENGINE if isinstance(path, LedgerUrl) and _conn is None else "sqlite"
         self.readonly = readonly
         self._snapshot = _conn is not None   # an in-memory copy: never write beside the ledger
         self.last_backup: Path | None = None  # the copy made before the last migration
@@ -105,8 +110,8 @@ class Ledger:
             self.conn = _conn or self._connect()
             if not readonly:
                 self._migrate()
-                if not self._snapshot:
-                    self._probe_writable()
+                if not self._snapshot and self.engine == "sqlite":
+                    self._probe_writable()   # PostgreSQL refuses a write it may not do: no probe needed
         except (sqlite3.Error, OSError) as exc:
             self.close()
             raise LedgerError(_explain(exc, self.path)) from None
@@ -118,9 +123,17 @@ class Ledger:
             raise
 
     @classmethod
-    def snapshot(cls, path: str | os.PathLike) -> Ledger:
+    def snapshot(cls, path: str | os.PathLike | LedgerUrl) -> Ledger:
         """An in-memory copy to work on and throw away (--dry-run): the file is never written."""
         mem = sqlite3.connect(":memory:", isolation_level=None)
+        if isinstance(path, LedgerUrl):
+            from scalper.ledger.copy import copy_ledger
+
+            snapshot = cls(path, _conn=mem)   # the schema, in memory
+            if path.exists():                 # else a new database: an empty ledger to try things on
+                with cls(path, readonly=True) as source:
+                    copy_ledger(source.conn, mem)
+            return snapshot
         p = check_ledger_path(path)
         if p.exists():
             src = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
@@ -133,7 +146,9 @@ class Ledger:
         return cls(p, _conn=mem)
 
     # --- connection ---------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> Any:
+        if isinstance(self.path, LedgerUrl):
+            return self._connect_postgres()
         check_ledger_path(self.path, deep=False)   # the schema check in _migrate tells a foreign database
         if self.readonly:
             if not self.path.exists():
@@ -155,6 +170,15 @@ class Ledger:
             except BaseException:
                 conn.close()
                 raise
+        return conn
+
+    def _connect_postgres(self) -> Any:
+        from scalper.ledger import postgres
+
+        conn = postgres.connect(self.path, readonly=self.readonly, application=_application_name())
+        if self.readonly and "meta" not in conn.table_names():
+            conn.close()
+            raise LedgerError(f"no ledger in {self.path} yet; run `scalper run-once` first")
         return conn
 
     def _probe_writable(self) -> None:
@@ -221,8 +245,14 @@ class Ledger:
         if version == SCHEMA_VERSION:
             return
         if version == 0:
-            refuse_foreign(self.conn, self.path)
-        if version > 0 and not self._snapshot:
+            if self.engine == "sqlite":
+                refuse_foreign(self.conn, self.path)
+            else:
+                from scalper.ledger.postgres import refuse_foreign as refuse_foreign_database
+
+                refuse_foreign_database(self.conn)
+        if version > 0 and not self._snapshot and self.engine == "sqlite":
+            # PostgreSQL runs the migration's DDL inside the one transaction: a failure leaves it untouched
             self.last_backup = self.backup(f"v{version}")
         # A table rebuild drops and renames tables other tables refer to: foreign keys are off
         # for it (SQLite allows the switch outside a transaction only) and checked before commit.
@@ -243,7 +273,7 @@ class Ledger:
             if version == SCHEMA_VERSION:
                 return
             for v in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _split_sql(MIGRATIONS[v]):
+                for statement in _split_sql(migration_sql(v, self.engine)):
                     c.execute(statement)
             if check_foreign_keys and c.execute("PRAGMA foreign_key_check").fetchone() is not None:
                 raise SchemaError("has rows that refer to missing ones (PRAGMA foreign_key_check); it was left "
@@ -302,7 +332,10 @@ class Ledger:
             raise LedgerError(f"the ledger {self.path} {exc}") from None
 
     def integrity_check(self) -> str:
-        """'ok', or SQLite's first complaint."""
+        """'ok', or SQLite's first complaint (PostgreSQL checks its pages itself: 'ok' once reachable)."""
+        if self.engine != "sqlite":
+            self.schema_version()
+            return "ok"
         try:
             return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
         except sqlite3.Error as exc:
@@ -374,6 +407,20 @@ class Ledger:
 def _set_meta(c: sqlite3.Connection, key: str, value: str) -> None:
     c.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
               (key, value))
+
+
+def ledger_exists(where: str | os.PathLike | LedgerUrl) -> bool:
+    """Is there a ledger at `where` yet (a file; on PostgreSQL, a schema version in the database)?"""
+    return where.exists() if isinstance(where, LedgerUrl) else Path(where).exists()
+
+
+def _application_name() -> str:
+    """How the connection shows in pg_stat_activity: which command, which machine, which pid."""
+    import socket
+    import sys
+
+    command = os.path.basename(sys.argv[0]) + (f" {sys.argv[1]}" if len(sys.argv) > 1 else "")
+    return f"scalper ({command}) on {socket.gethostname()} pid {os.getpid()}"
 
 
 def _refuse_newer(version: int, path: Path) -> None:

@@ -206,8 +206,14 @@ def _engine_state_items(path: Path, add: Add) -> None:
 
 def _ledger_item(path: Path) -> Item:
     from scalper.ledger import Ledger
+    from scalper.ledger.postgres import LedgerUrl
     from scalper.ledger.schema import SCHEMA_VERSION
 
+    if isinstance(path, LedgerUrl):
+        from scalper.ledger.postgres import check_database
+
+        ok, detail = check_database(path)
+        return {"what": "ledger", "ok": ok, "detail": detail}
     if not path.exists():
         writable = _writable_dir(path.parent)
         return {"what": "ledger", "ok": writable,

@@ -173,7 +173,6 @@ def _search_doc(search) -> dict:
 
 
 def _walk_forward_doc(history, setup, results) -> dict:
-    from scalper.clock import bar_iso
     from scalper.optimize.walkforward import summary
 
     folds, equity, balance = [], [], setup.balance

@@ -42,13 +42,12 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
 def _refuse_going_back(ledger_path, instant: float, text: str) -> None:
     """A replay earlier than the ledger's last run would record trades out of order (P&L
     days, limits and reports read them by time): refused unless asked for explicitly."""
-    from pathlib import Path
 
     from scalper.clock import iso, parse_instant
     from scalper.errors import BadInput
-    from scalper.ledger import Ledger
+    from scalper.ledger import Ledger, ledger_exists
 
-    if not Path(ledger_path).exists():
+    if not ledger_exists(ledger_path):
         return
     try:
         with Ledger(ledger_path, readonly=True) as led:
