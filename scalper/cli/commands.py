@@ -20,6 +20,9 @@ def run_once(
     dry_run: bool = typer.Option(False, "--dry-run", help="Record nothing and send nothing; show what would happen."),
     allow_backwards: bool = typer.Option(False, "--allow-backwards",
                                          help="Let --now go earlier than the ledger's last run (refused otherwise)."),
+    host: Optional[str] = typer.Option(None, "--host", metavar="NAME",
+                                       help="Run the bots and accounts of this terminal host (`host:` of the "
+                                            "accounts in bots.yaml).  [default: local]"),
     config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """One engine pass: bars → strategies → ledger → risk → orders → position upkeep.
@@ -29,7 +32,7 @@ def run_once(
     from scalper.services.run import run_once as service
 
     summary = service(config=config, ledger=ledger, now=now, dry_run=dry_run, bots=bot or None,
-                      allow_backwards=allow_backwards)
+                      allow_backwards=allow_backwards, host=host)
     if as_json:
         emit_json(summary.to_dict())
     else:
@@ -190,3 +193,4 @@ from scalper.cli import ops  # noqa: E402,F401  (operator commands: status, kill
 from scalper.cli import bridge  # noqa: E402,F401  (terminal-server)
 from scalper.cli import optimize_cmd  # noqa: E402,F401  (scalper optimize)
 from scalper.cli import notify_cmd  # noqa: E402,F401  (notify test)
+from scalper.cli import fleet_cmd  # noqa: E402,F401  (worker, beat)
