@@ -12,6 +12,8 @@ from scalper.clock import FixedClock, OutOfRange, SystemClock, check_in_range, i
 from scalper.core.exposure import day_start
 from scalper.config import Config
 from scalper.errors import BadInput, BrokerUnavailable, quote
+from scalper.fleet.hosts import is_fleet
+from scalper.fleet.requests import ask_hosts, nudge, pending_hosts, split_by_host
 from scalper.ledger import Ledger, run_lock
 from scalper.orders import OrderDesk
 
@@ -122,6 +124,10 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
                     ledger.set_kill_switch(c, b.name, action == "engage", source=source, reason=reason, now=now)
                     ledger.audit(c, now, "kill_switch", f"{action}d by hand", run_id=run_id, bot=b.name)
             if action == "engage" and close and positions:
+                positions, elsewhere = split_by_host(cfg, positions)   # fleet: other hosts close theirs
+                if elsewhere:
+                    with ledger.tx() as c:
+                        entry["hosts_asked"] = ask_hosts(ledger, c, "kill_switch", elsewhere, now, bots=[b.name])
                 brokers, errors = _connect_brokers(cfg, {p["account_id"] for p in positions}, clock, broker_factory)
                 out["errors"] += errors
                 try:
@@ -134,6 +140,10 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
             out["bots"].append(entry)
         if any(e["positions_closed"] for e in out["bots"]):
             update_daily_pnl(ledger, day_start(now))   # the report's daily P&L counts these closes now
+        if is_fleet(cfg):
+            out["hosts_pending"] = pending_hosts(ledger)
+    if is_fleet(cfg):
+        out["errors"] += nudge(cfg, sorted({h for e in out["bots"] for h in e.get("hosts_asked", [])}))
     return out
 
 
@@ -173,9 +183,13 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
             n_canceled = canceled.rowcount
             ledger.audit(c, now, "rollback", f"engine paused; {n_canceled} pending order(s) canceled",
                          run_id=run_id, data={"since": start_iso})
-        closed, errors = 0, []
+        closed, errors, asked = 0, [], []
         if close_positions:
             recent = ledger.query("SELECT * FROM positions WHERE status = 'open' AND opened_at >= ?", (start_iso,))
+            recent, elsewhere = split_by_host(cfg, recent)   # fleet: other hosts close theirs
+            if elsewhere:
+                with ledger.tx() as c:
+                    asked = ask_hosts(ledger, c, "rollback", elsewhere, now)
             by_bot: dict[str, list] = {}
             for p in recent:
                 by_bot.setdefault(p["bot"] or "", []).append(p)
@@ -193,8 +207,13 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
                 close_brokers(brokers)
             if closed:
                 update_daily_pnl(ledger, day_start(now))
-    return {"paused": True, "since": start_iso, "orders_canceled": n_canceled, "positions_closed": closed,
-            "activity": span, "errors": errors}
+        pending = pending_hosts(ledger) if is_fleet(cfg) else None
+    doc = {"paused": True, "since": start_iso, "orders_canceled": n_canceled, "positions_closed": closed,
+           "activity": span, "errors": errors}
+    if pending is not None:
+        doc["hosts_pending"] = pending
+        doc["errors"] += nudge(cfg, asked)
+    return doc
 
 
 def resume(ledger_path: Path) -> dict:
@@ -251,6 +270,8 @@ def status(cfg: Config, ledger_path: Path, now: float | None = None) -> dict:
                               "AND profit IS NOT NULL ORDER BY closed_at, id")
         realized_today = {(r["bot"], r["account_id"]): r["realized"] for r in ledger.query(
             "SELECT bot, account_id, realized FROM pnl_daily WHERE day = ?", (today,))}
+        if is_fleet(cfg):
+            doc["hosts_pending"] = pending_hosts(ledger)
     if last:
         last["age_s"] = round(max(0.0, now - parse_instant(last["started_at"])), 1)
     doc["last_run"] = last
