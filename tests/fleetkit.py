@@ -86,12 +86,12 @@ class Worker:
         self.proc: subprocess.Popen | None = None
         self.log = folder / f"worker-{host}.log"
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         args = [sys.executable, "-m", "scalper", "worker", "--host", self.host, "--config", str(self.config),
                 "--pool", self.pool, "--loglevel", "INFO"]
         if self.ledger:
             args += ["--ledger", self.ledger]
-        self._log = open(self.log, "ab")
+        self._log = open(self.log, "ab")  # noqa: SIM115 - the child writes to it until stop()
         self.proc = subprocess.Popen(args, cwd=self.folder, env=child_env(self.broker, **self.env),
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
@@ -178,7 +178,7 @@ def redis_kill_clients(ports: list[int]) -> int:
     for port in ports:
         for addr in (f"127.0.0.1:{port}",):
             out = subprocess.run(["redis-cli", "-h", REDIS[0], "-p", str(REDIS[1]), "CLIENT", "KILL", "ADDR", addr],
-                                 capture_output=True, text=True, timeout=10)
+                                 capture_output=True, text=True, timeout=10, check=False)
             text = out.stdout.strip()   # "OK" (old syntax) or how many were killed
             killed += text == "OK" or (text.isdigit() and int(text) > 0)
     return killed
@@ -187,13 +187,13 @@ def redis_kill_clients(ports: list[int]) -> int:
 def rabbit_close_connections(ports: list[int]) -> int:
     """Close these AMQP connections from the server side with rabbitmqctl."""
     out = subprocess.run(["rabbitmqctl", "-q", "list_connections", "pid", "peer_port"], capture_output=True,
-                         text=True, timeout=30)
+                         text=True, timeout=30, check=False)
     closed = 0
     for line in out.stdout.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit() and int(parts[1]) in ports:
             r = subprocess.run(["rabbitmqctl", "-q", "close_connection", parts[0], "scalper fleet test"],
-                               capture_output=True, text=True, timeout=30)
+                               capture_output=True, text=True, timeout=30, check=False)
             closed += r.returncode == 0
     return closed
 
@@ -259,7 +259,7 @@ def assert_fleet_books_agree(folder: Path, ledger: str, hosts: dict[str, list[in
         if not db.exists():
             assert not [o for o in orders if str(o["account_id"]) in accs and o["status"] == "filled"]
             continue
-        assert set(r["account"] for r in rows(db, "SELECT account FROM orders")) <= accs, \
+        assert {r["account"] for r in rows(db, "SELECT account FROM orders")} <= accs, \
             f"host {host}'s broker holds orders of another host's account"
         opens = rows(db, "SELECT * FROM orders WHERE state = 'filled' AND position_ticket = ticket")
         dupes = [k for k, n in Counter((o["account"], o["client_order_id"]) for o in opens).items() if n > 1]

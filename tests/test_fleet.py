@@ -22,8 +22,19 @@ from scalper.clock import iso
 from scalper.orders import client_order_id
 from tests.conftest import shared_file
 from tests.enginekit import just_after_close
-from tests.fleetkit import (RABBIT, REDIS, Worker, assert_fleet_books_agree, ledger_rows, rabbit_close_connections,
-                            reachable, redis_kill_clients, tcp_ports, wait_passes, write_fleet)
+from tests.fleetkit import (
+    RABBIT,
+    REDIS,
+    Worker,
+    assert_fleet_books_agree,
+    ledger_rows,
+    rabbit_close_connections,
+    reachable,
+    redis_kill_clients,
+    tcp_ports,
+    wait_passes,
+    write_fleet,
+)
 
 pytest.importorskip("celery", reason="the fleet tests need Celery: pip install '.[fleet]'")
 
@@ -260,7 +271,7 @@ def test_two_beats_give_one_pass_per_host_per_interval(tmp_path, monkeypatch):
     import sys
 
     beats = [subprocess.Popen([sys.executable, "-m", "scalper", "beat", "--config", str(paths["operator"])],
-                              cwd=tmp_path, env=child_env("redis"), stdout=open(tmp_path / f"beat{i}.log", "wb"),
+                              cwd=tmp_path, env=child_env("redis"), stdout=open(tmp_path / f"beat{i}.log", "wb"),  # noqa: SIM115
                               stderr=subprocess.STDOUT, start_new_session=True) for i in range(2)]
     try:
         for w in workers:
