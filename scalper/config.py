@@ -437,6 +437,19 @@ class Config(Strict):
     # set by the loader, not by the file
     source: str | None = Field(None, exclude=True)
 
+    @field_validator("ledger")
+    @classmethod
+    def _no_password_in_ledger_url(cls, v: str) -> str:
+        if v.startswith(("postgresql://", "postgres://")):   # a PostgreSQL ledger: credentials stay out of the file
+            from scalper.errors import ConfigError
+            from scalper.ledger.postgres import LedgerUrl
+
+            try:
+                LedgerUrl.parse(v)
+            except ConfigError as exc:
+                raise Problem(exc.message, fix=exc.fix) from None
+        return v
+
     @field_validator("bots", mode="before")
     @classmethod
     def _no_bots_yet(cls, v: Any) -> Any:

@@ -31,7 +31,7 @@ from scalper.errors import (BadInput, BrokerUnavailable, DataError, FeedUnavaila
 from scalper.faults import crash_point
 from scalper.feeds.base import Feed
 from scalper.ledger import Ledger, run_lock
-from scalper.ledger.lock import lock_path
+from scalper.ledger.lock import leaves_lock_file
 from scalper.orders import OrderDesk, RetryPolicy
 from scalper.symbols import spec_for
 
@@ -104,7 +104,7 @@ class Engine:
         if bars and len(bad) == len(bars):
             raise bad[0]
         # a dry run on a ledger that was never created leaves no lock file behind either
-        dry_and_new = self.dry_run and not lock_path(Path(self.ledger_path)).exists()
+        dry_and_new = self.dry_run and leaves_lock_file(self.ledger_path)
         with (contextlib.nullcontext() if dry_and_new else run_lock(self.ledger_path)):
             if self.dry_run:
                 ledger = Ledger.snapshot(self.ledger_path)

@@ -6,6 +6,7 @@ import functools
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from scalper.clock import Clock, FixedClock, SystemClock, parse_instant_option
 from scalper.config import AccountConfig, Config, load_config
@@ -24,12 +25,16 @@ def load(option: str | None) -> Config:
     return load_config(config_path(option))
 
 
-def ledger_path(cfg: Config, option: str | None) -> Path:
-    """The ledger's path; NotALedger (exit 2) when it lies under a file or names a file that is
-    not an SQLite database, before any command creates anything beside it."""
+def ledger_path(cfg: Config, option: str | None) -> Any:
+    """The ledger's path (or its PostgreSQL database: a postgres.LedgerUrl); NotALedger (exit 2)
+    when it lies under a file or names a file that is not an SQLite database, before any command
+    creates anything beside it. A password inside a URL is refused wherever the URL comes from."""
     from scalper.ledger.paths import check_ledger_path
+    from scalper.ledger.postgres import LedgerUrl, is_url
 
     chosen = option or os.environ.get(LEDGER_ENV)
+    if is_url(chosen or cfg.ledger):
+        return LedgerUrl.parse(chosen or cfg.ledger, where="--ledger" if chosen else "ledger")
     return check_ledger_path(Path(chosen) if chosen else cfg.resolve_path(cfg.ledger))
 
 

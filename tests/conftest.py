@@ -86,3 +86,30 @@ def replayed_span(tmp_path_factory):
         return done[key]
 
     return replay
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop this session's PostgreSQL database (tests/pgkit.py), if a test made one."""
+    import sys
+
+    pgkit = sys.modules.get("tests.pgkit")
+    if pgkit is not None:
+        pgkit.drop_session_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_engine(request) -> str:
+    """Run a test on both ledger engines; the PostgreSQL run is skipped (saying why) without a server."""
+    if request.param == "postgresql":
+        from tests import pgkit
+
+        pgkit.require()
+    return request.param
+
+
+@pytest.fixture
+def pg_ledger_url() -> str:
+    """A fresh, empty PostgreSQL ledger (its own schema in this session's database)."""
+    from tests import pgkit
+
+    return pgkit.fresh_ledger_url()

@@ -50,7 +50,8 @@ from scalper.clock import iso
 from scalper.config import load_config
 from scalper.orders import client_order_id
 from tests.conftest import shared_file
-from tests.enginekit import engine_at, golden, just_after_close, rows
+from tests.enginekit import engine_at, golden, just_after_close
+from tests.pgkit import clone_ledger, fresh_ledger_url, is_url, ledger_of, rows
 
 # A trend_pullback sell on the 09:15 bar, the only signal of its minute; none on the 09:16 and 09:19 bars.
 SIGNAL_BAR = "2025-05-15 09:15:00"
@@ -63,11 +64,12 @@ FRESH = ("+0s", "+60s")                              # reruns within signal_max_
 
 # --- shared helpers ------------------------------------------------------------
 def write_bots(folder: Path, *, engine: dict | None = None, paper: dict | None = None, risk: dict | None = None,
-               symbols: dict | None = None, accounts=ACCOUNTS) -> Path:
-    """bots.yaml: the bot `gold` on XAUUSDm (the real M1 export), one order per paper account."""
+               symbols: dict | None = None, accounts=ACCOUNTS, ledger: str = "ledger.db") -> Path:
+    """bots.yaml: the bot `gold` on XAUUSDm (the real M1 export), one order per paper account;
+    the ledger a file beside it, or a PostgreSQL URL (tests/pgkit.py)."""
     folder.mkdir(parents=True, exist_ok=True)
     cfg = {
-        "ledger": "ledger.db",
+        "ledger": ledger,
         "engine": {"log_file": None, **(engine or {})},
         "feed": {"type": "csv", "files": {SYMBOL: str(shared_file("XAUUSD_M1.csv"))}, "max_bar_age_s": 180},
         "paper": {"state": "paper.db", "initial_balance": 10000, **(paper or {})},
@@ -79,6 +81,22 @@ def write_bots(folder: Path, *, engine: dict | None = None, paper: dict | None =
     path = folder / "bots.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+def ledger_for(engine: str) -> str:
+    """`ledger:` for a test on `engine` (the ledger_engine fixture): a file, or a fresh PostgreSQL schema."""
+    return "ledger.db" if engine == "sqlite" else fresh_ledger_url()
+
+
+def copy_case(src: Path, dst: Path) -> None:
+    """copytree of a test folder; a PostgreSQL ledger is copied into a schema of its own."""
+    shutil.copytree(src, dst)
+    ledger = ledger_of(dst)
+    if is_url(ledger):
+        config = dst / "bots.yaml"
+        cfg = yaml.safe_load(config.read_text())
+        cfg["ledger"] = clone_ledger(ledger).url
+        config.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -116,9 +134,9 @@ def broker_opens(folder: Path) -> list[dict]:
 
 def books(folder: Path) -> dict:
     """What the ledger and the broker hold, in a form the tables above can be compared with."""
-    ledger = folder / "ledger.db"
+    ledger = ledger_of(folder)
     out = {"signals": 0, "decisions": [], "orders": {}, "broker": {}}
-    if ledger.exists():
+    if is_url(ledger) or ledger.exists():
         out["signals"] = len(rows(ledger, "SELECT id FROM signals"))
         out["decisions"] = [f"{d['action']} {d['reason']}" for d in rows(ledger, "SELECT * FROM decisions ORDER BY id")]
         out["orders"] = {o["account_id"]: o["status"] for o in rows(ledger, "SELECT * FROM orders WHERE kind = 'open'")}
@@ -128,8 +146,9 @@ def books(folder: Path) -> dict:
 
 def assert_books_agree(folder: Path, magic: int, accounts=ACCOUNTS) -> None:
     """The exactly-once contract, checked against the broker's own state file."""
-    ledger, broker = folder / "ledger.db", folder / "paper.db"
-    assert integrity(ledger) == "ok"
+    ledger, broker = ledger_of(folder), folder / "paper.db"
+    if not is_url(ledger):
+        assert integrity(ledger) == "ok"
     if broker.exists():
         assert integrity(broker) == "ok"
     orders = rows(ledger, "SELECT * FROM orders")
@@ -262,14 +281,14 @@ def test_the_chosen_minute_has_exactly_one_signal_and_none_after():
     assert not [r for r in rows_ if r["bar_time"] in ("2025-05-15 09:16:00", "2025-05-15 09:19:00")]
 
 
-def test_an_uninterrupted_run_fills_one_order_per_account(tmp_path):
-    config = write_bots(tmp_path)
+def test_an_uninterrupted_run_fills_one_order_per_account(tmp_path, ledger_engine):
+    config = write_bots(tmp_path, ledger=ledger_for(ledger_engine))
     done = run_cli(config, NOW)
     assert done.returncode == 0, done.stderr
     assert books(tmp_path) == _BOTH_FILLED
     assert_books_agree(tmp_path, magic_of(config))
     # The request carried the client id (MT5: the comment, <= 27 safe ASCII characters) and the magic.
-    orders = rows(tmp_path / "ledger.db", "SELECT * FROM orders")
+    orders = rows(ledger_of(tmp_path), "SELECT * FROM orders")
     positions = rows(tmp_path / "paper.db", "SELECT * FROM positions ORDER BY account")
     assert [(p["comment"], p["magic"]) for p in positions] == [(o["client_order_id"], magic_of(config))
                                                                for o in sorted(orders, key=lambda o: o["account_id"])]
@@ -278,16 +297,16 @@ def test_an_uninterrupted_run_fills_one_order_per_account(tmp_path):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_killed_at_each_step_then_rerun_gives_exactly_one_order(tmp_path, case):
+def test_killed_at_each_step_then_rerun_gives_exactly_one_order(tmp_path, case, ledger_engine):
     crashed = tmp_path / "crashed"
-    config = write_bots(crashed)
+    config = write_bots(crashed, ledger=ledger_for(ledger_engine))
     magic = magic_of(config)
 
     died = run_cli(config, NOW, **case.env)
     assert died.returncode == -signal.SIGKILL, (died.returncode, died.stderr)
     assert died.stdout == ""
     assert books(crashed) == case.after_crash
-    [run] = rows(crashed / "ledger.db", "SELECT * FROM runs")
+    [run] = rows(ledger_of(crashed), "SELECT * FROM runs")
     assert run["status"] == "running" and run["finished_at"] is None     # killed mid-pass, as a power cut would
 
     # Reruns on copies of the crashed state: the same instant and a minute later (both within the
@@ -295,7 +314,7 @@ def test_killed_at_each_step_then_rerun_gives_exactly_one_order(tmp_path, case):
     # The first is the real CLI again; the other two run the same engine in-process, to save time.
     for label, offset in (("+0s", 0), ("+60s", 60), ("+240s", 240)):
         folder = tmp_path / label
-        shutil.copytree(crashed, folder)
+        copy_case(crashed, folder)
         if label == "+0s":
             done = run_cli(folder / "bots.yaml", NOW + offset)
             assert done.returncode == 0, done.stderr
@@ -308,9 +327,9 @@ def test_killed_at_each_step_then_rerun_gives_exactly_one_order(tmp_path, case):
         assert_books_agree(folder, magic)
         if case.after_crash["orders"]:
             assert summary["reconciled"], "the interrupted order was not reconciled"
-        runs = rows(folder / "ledger.db", "SELECT * FROM runs ORDER BY rowid")
+        runs = rows(ledger_of(folder), "SELECT * FROM runs ORDER BY rowid")
         assert [r["status"] for r in runs] == ["interrupted", "ok"]     # the dead run is marked as such
-        [note] = rows(folder / "ledger.db", "SELECT * FROM audit WHERE kind = 'run_interrupted'")
+        [note] = rows(ledger_of(folder), "SELECT * FROM audit WHERE kind = 'run_interrupted'")
         assert note["run_id"] == runs[1]["id"] and runs[0]["id"] in note["message"]
 
     # A third run changes nothing: every order is settled and every approved signal served.

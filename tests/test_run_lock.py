@@ -148,7 +148,7 @@ def test_the_lock_of_a_sigkilled_run_does_not_block_the_next(tmp_path):
     assert lock_path(tmp_path / "ledger.db").exists()
     owner = lock_path(tmp_path / "ledger.db").read_text().strip()
     [crashed] = rows(tmp_path / "ledger.db", "SELECT * FROM runs")
-    assert owner == f"pid {crashed['pid']}"                              # the dead holder's note is still there
+    assert owner == f"pid {crashed['pid']} run-once"                     # the dead holder's note is still there
 
     after = engine_at(config, BUSY_NOW).run_once()           # takes the same lock, at once
     assert after.exit_code == 0, after.errors

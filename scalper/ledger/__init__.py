@@ -1,4 +1,4 @@
 from scalper.ledger.lock import run_lock
-from scalper.ledger.store import Ledger
+from scalper.ledger.store import Ledger, ledger_exists
 
-__all__ = ["Ledger", "run_lock"]
+__all__ = ["Ledger", "ledger_exists", "run_lock"]

@@ -4,11 +4,15 @@ SCHEMA_VERSION is stored in `meta`. Opening an older ledger copies it to a
 backup first, then applies each later migration in one transaction (see
 Ledger._migrate). A migration is a plain SQL script; it must only add (tables,
 columns with defaults, indexes), so a backup restored by hand is always usable.
+
+The scripts are written once, in SQLite's dialect, for both engines: `migration_sql` gives
+PostgreSQL's form (postgres.ddl maps the types; ENGINE_DDL holds what a type mapping cannot
+say). Both engines record the same SCHEMA_VERSION in `meta`.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from typing import Any
 
 SCHEMA_VERSION = 4
 
@@ -196,10 +200,28 @@ CREATE INDEX IF NOT EXISTS positions_closing ON positions (close_state, account_
 MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _v3_notify_outbox(), 4: _v4_position_closing_state()}
 
 
-def current_version(conn: sqlite3.Connection) -> int:
-    """0 for a new (empty) file; raises SchemaError when the record is unreadable."""
-    row = conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-    if row is None:
+# Engine-specific statements appended to a migration: {engine: {version: script}}. Empty today:
+# the type mapping in postgres.ddl covers the schema; a migration that needs, say, a PostgreSQL-only
+# index or constraint spelling puts it here rather than forking the script.
+ENGINE_DDL: dict[str, dict[int, str]] = {"sqlite": {}, "postgresql": {}}
+
+
+def migration_sql(version: int, engine: str) -> str:
+    """The script that brings a ledger on `engine` from version-1 to version."""
+    # PostgreSQL's connection rewrites each statement's types on the way (postgres.ddl)
+    return MIGRATIONS[version] + ENGINE_DDL.get(engine, {}).get(version, "")
+
+
+def table_names(conn: Any) -> set[str]:
+    """The ledger database's tables, on either engine."""
+    if hasattr(conn, "table_names"):
+        return set(conn.table_names())
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()}
+
+
+def current_version(conn: Any) -> int:
+    """0 for a new (empty) file or database; raises SchemaError when the record is unreadable."""
+    if "meta" not in table_names(conn):
         return 0
     v = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     if v is None:

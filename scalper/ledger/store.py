@@ -32,7 +32,8 @@ from typing import Any, Iterator
 from scalper.clock import iso
 from scalper.errors import LedgerError
 from scalper.ledger.paths import check_ledger_path, refuse_foreign
-from scalper.ledger.schema import MIGRATIONS, SCHEMA_VERSION, SchemaError, current_version
+from scalper.ledger.postgres import ENGINE, LedgerUrl
+from scalper.ledger.schema import SCHEMA_VERSION, SchemaError, current_version, migration_sql
 
 OPEN_ORDER_STATES = ("new", "sent")
 
@@ -57,6 +58,8 @@ def synchronous_mode() -> str:
 def _explain(exc: BaseException, path: Path) -> str:
     """One line: which file, what is wrong, what to do. Never a traceback."""
     text = str(exc)
+    if getattr(exc, "explained", False):   # the PostgreSQL adapter's errors say it all, masked
+        return text
     low = text.lower()
     if isinstance(exc, OSError):
         code = exc.errno
@@ -83,9 +86,11 @@ def _explain(exc: BaseException, path: Path) -> str:
 
 
 class Ledger:
-    def __init__(self, path: str | os.PathLike, *, readonly: bool = False,
+    def __init__(self, path: "str | os.PathLike | LedgerUrl", *, readonly: bool = False,
                  _conn: sqlite3.Connection | None = None):
-        self.path = Path(path)
+        # A file path, or a PostgreSQL database (postgres.LedgerUrl: str() is its masked display form)
+        self.path: Any = path if isinstance(path, LedgerUrl) else Path(path)
+        self.engine = ENGINE if isinstance(path, LedgerUrl) and _conn is None else "sqlite"
         self.readonly = readonly
         self._snapshot = _conn is not None   # an in-memory copy: never write beside the ledger
         self.last_backup: Path | None = None  # the copy made before the last migration
@@ -94,8 +99,8 @@ class Ledger:
             self.conn = _conn or self._connect()
             if not readonly:
                 self._migrate()
-                if not self._snapshot:
-                    self._probe_writable()
+                if not self._snapshot and self.engine == "sqlite":
+                    self._probe_writable()   # PostgreSQL refuses a write it may not do: no probe needed
         except (sqlite3.Error, OSError) as exc:
             self.close()
             raise LedgerError(_explain(exc, self.path)) from None
@@ -107,9 +112,17 @@ class Ledger:
             raise
 
     @classmethod
-    def snapshot(cls, path: str | os.PathLike) -> "Ledger":
+    def snapshot(cls, path: "str | os.PathLike | LedgerUrl") -> "Ledger":
         """An in-memory copy to work on and throw away (--dry-run): the file is never written."""
         mem = sqlite3.connect(":memory:", isolation_level=None)
+        if isinstance(path, LedgerUrl):
+            from scalper.ledger.copy import copy_ledger
+
+            snapshot = cls(path, _conn=mem)   # the schema, in memory
+            if path.exists():                 # else a new database: an empty ledger to try things on
+                with cls(path, readonly=True) as source:
+                    copy_ledger(source.conn, mem)
+            return snapshot
         p = check_ledger_path(path)
         if p.exists():
             src = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
@@ -122,7 +135,9 @@ class Ledger:
         return cls(p, _conn=mem)
 
     # --- connection ---------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> Any:
+        if isinstance(self.path, LedgerUrl):
+            return self._connect_postgres()
         check_ledger_path(self.path, deep=False)   # the schema check in _migrate tells a foreign database
         if self.readonly:
             if not self.path.exists():
@@ -154,6 +169,15 @@ class Ledger:
                 raise
         finally:
             os.umask(old_umask)
+        return conn
+
+    def _connect_postgres(self) -> Any:
+        from scalper.ledger import postgres
+
+        conn = postgres.connect(self.path, readonly=self.readonly, application=_application_name())
+        if self.readonly and "meta" not in conn.table_names():
+            conn.close()
+            raise LedgerError(f"no ledger in {self.path} yet; run `scalper run-once` first")
         return conn
 
     def _probe_writable(self) -> None:
@@ -220,8 +244,14 @@ class Ledger:
         if version == SCHEMA_VERSION:
             return
         if version == 0:
-            refuse_foreign(self.conn, self.path)
-        if version > 0 and not self._snapshot:
+            if self.engine == "sqlite":
+                refuse_foreign(self.conn, self.path)
+            else:
+                from scalper.ledger.postgres import refuse_foreign as refuse_foreign_database
+
+                refuse_foreign_database(self.conn)
+        if version > 0 and not self._snapshot and self.engine == "sqlite":
+            # PostgreSQL runs the migration's DDL inside the one transaction: a failure leaves it untouched
             self.last_backup = self.backup(f"v{version}")
         with self.tx() as c:
             # Another process may have migrated while we copied: decide again under the write lock.
@@ -230,7 +260,7 @@ class Ledger:
             if version == SCHEMA_VERSION:
                 return
             for v in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _split_sql(MIGRATIONS[v]):
+                for statement in _split_sql(migration_sql(v, self.engine)):
                     c.execute(statement)
             c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                       (str(SCHEMA_VERSION),))
@@ -287,7 +317,10 @@ class Ledger:
             raise LedgerError(f"the ledger {self.path} {exc}") from None
 
     def integrity_check(self) -> str:
-        """'ok', or SQLite's first complaint."""
+        """'ok', or SQLite's first complaint (PostgreSQL checks its pages itself: 'ok' once reachable)."""
+        if self.engine != "sqlite":
+            self.schema_version()
+            return "ok"
         try:
             return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
         except sqlite3.Error as exc:
@@ -374,6 +407,20 @@ class Ledger:
         row = self.one("SELECT COALESCE(SUM(profit), 0) AS p FROM positions WHERE account_id = ? "
                        "AND status = 'closed' AND closed_at >= ?", (account_id, since_iso))
         return float(row["p"]) if row else 0.0
+
+
+def ledger_exists(where: "str | os.PathLike | LedgerUrl") -> bool:
+    """Is there a ledger at `where` yet (a file; on PostgreSQL, a schema version in the database)?"""
+    return where.exists() if isinstance(where, LedgerUrl) else Path(where).exists()
+
+
+def _application_name() -> str:
+    """How the connection shows in pg_stat_activity: which command, which machine, which pid."""
+    import socket
+    import sys
+
+    command = os.path.basename(sys.argv[0]) + (f" {sys.argv[1]}" if len(sys.argv) > 1 else "")
+    return f"scalper ({command}) on {socket.gethostname()} pid {os.getpid()}"
 
 
 def _refuse_newer(version: int, path: Path) -> None:

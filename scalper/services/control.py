@@ -101,7 +101,7 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
         return {"action": "status", "bots": states}
     bots = _bots(cfg, bot, all_bots)
     out = {"action": action, "bots": [], "errors": []}
-    with run_lock(ledger_path, wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
+    with run_lock(ledger_path, holder="kill-switch", wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
         run_id = "manual-" + uuid.uuid4().hex[:8]
         clock, note = books_clock(ledger, given_clock)
         if note:
@@ -169,7 +169,7 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
     clock = clock or SystemClock()
     now = clock.now()
     parse_since(since, now)   # bad input is refused before anything is opened
-    with run_lock(ledger_path, wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
+    with run_lock(ledger_path, holder="rollback", wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
         clock, _ = books_clock(ledger, given_clock)
         now = clock.now()
         start = parse_since(since, now)
@@ -218,7 +218,7 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
 
 def resume(ledger_path: Path) -> dict:
     now = time.time()
-    with run_lock(ledger_path, wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
+    with run_lock(ledger_path, holder="resume", wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
         was, why = ledger.paused()
         with ledger.tx() as c:
             ledger.set_paused(c, False, "resumed by hand", now)

@@ -167,8 +167,14 @@ def _engine_state_items(path: Path, add) -> None:
 
 def _ledger_item(path: Path) -> dict:
     from scalper.ledger import Ledger
+    from scalper.ledger.postgres import LedgerUrl
     from scalper.ledger.schema import SCHEMA_VERSION
 
+    if isinstance(path, LedgerUrl):
+        from scalper.ledger.postgres import check_database
+
+        ok, detail = check_database(path)
+        return {"what": "ledger", "ok": ok, "detail": detail}
     if not path.exists():
         writable = _writable_dir(path.parent)
         return {"what": "ledger", "ok": writable,

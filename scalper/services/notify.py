@@ -20,6 +20,7 @@ from pathlib import Path
 from scalper.clock import iso, parse_instant
 from scalper.config import Config, NotifyTarget
 from scalper.errors import LockHeld, ScalperError
+from scalper.ledger.postgres import is_url
 
 log = logging.getLogger("scalper.notify")
 
@@ -150,7 +151,10 @@ def _daily_summaries(cfg: Config, c, now: float, accounts, currency_of) -> int:
 
 # --- delivery -------------------------------------------------------------------------------------
 def _lock_path(ledger_path: Path) -> Path:
-    """Delivery is serialised per ledger (its own lock, not the run lock: alerts never hold up a pass)."""
+    """Delivery is serialised per ledger (its own lock, not the run lock: alerts never hold up a pass);
+    a PostgreSQL ledger's lock is an advisory lock of its own scope (see deliver_pending)."""
+    if is_url(ledger_path):
+        return ledger_path
     p = Path(ledger_path)
     return p.with_name(p.name + ".notify")
 
@@ -164,7 +168,7 @@ def deliver_pending(cfg: Config, ledger_path: Path, ledger, *, lock_wait_s: floa
 
     notes: list[str] = []
     try:
-        with run_lock(_lock_path(ledger_path), wait_s=lock_wait_s):
+        with run_lock(_lock_path(ledger_path), holder="alert delivery", scope="notify", wait_s=lock_wait_s):
             jobs, rows = [], {}
             for t in cfg.notify:
                 batch = outbox.pending(ledger, t.label, BATCH)
@@ -216,11 +220,11 @@ def stall_watch(cfg: Config, ledger_path: Path, max_age_s: float, *, notify: boo
     """Is the last successful pass older than max_age_s? With notify, a `stale` alert once per stall
     (keyed by the last good run) and a recovery message once it runs again. Returns a check item."""
     from scalper.clock import human_age
-    from scalper.ledger import Ledger, outbox
+    from scalper.ledger import Ledger, ledger_exists, outbox
     from scalper.notify import messages
 
     now = time.time() if now is None else now
-    if not Path(ledger_path).exists():
+    if not ledger_exists(ledger_path):
         return {"what": "last pass", "ok": False, "detail": f"no ledger at {ledger_path}: no pass has run yet",
                 "notes": []}
     notes: list[str] = []

@@ -58,9 +58,9 @@ def _refuse_going_back(ledger_path, instant: float, text: str) -> None:
 
     from scalper.clock import iso, parse_instant
     from scalper.errors import BadInput
-    from scalper.ledger import Ledger
+    from scalper.ledger import Ledger, ledger_exists
 
-    if not Path(ledger_path).exists():
+    if not ledger_exists(ledger_path):
         return
     try:
         with Ledger(ledger_path, readonly=True) as led:
