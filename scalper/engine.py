@@ -86,6 +86,7 @@ class Engine:
         self.broker_factory = broker_factory
         self.dry_run = dry_run
         self.sleep = sleep
+        self.host = "local"   # the terminal host this pass is for (fleet: its lock on PostgreSQL)
         self.specs = cfg.symbol_overrides()
 
     # ------------------------------------------------------------------------
@@ -105,7 +106,7 @@ class Engine:
             raise bad[0]
         # a dry run on a ledger that was never created leaves no lock file behind either
         dry_and_new = self.dry_run and leaves_lock_file(self.ledger_path)
-        with (contextlib.nullcontext() if dry_and_new else run_lock(self.ledger_path)):
+        with (contextlib.nullcontext() if dry_and_new else run_lock(self.ledger_path, host=self.host)):
             if self.dry_run:
                 ledger = Ledger.snapshot(self.ledger_path)
             else:
@@ -409,9 +410,16 @@ class _Pass:
         if decision_row is None:
             decision = risk.decide(signal, self._exposure(bot, window), risk_limits(bot.risk), self.now)
             with self.ledger.tx() as c:
-                self.ledger.insert(c, "decisions", {
-                    "signal_id": signal_id, "run_id": self.run_id, "bot": bot.name, "action": decision.action,
-                    "reason": decision.reason, "detail": decision.detail, "created_at": iso(self.now)})
+                # A fleet: another host's pass may have decided this signal since the read above. The
+                # write transaction serializes the check and the insert; the first decision stands.
+                won = c.execute("SELECT action FROM decisions WHERE signal_id = ?", (signal_id,)).fetchone()
+                if won is None:
+                    self.ledger.insert(c, "decisions", {
+                        "signal_id": signal_id, "run_id": self.run_id, "bot": bot.name, "action": decision.action,
+                        "reason": decision.reason, "detail": decision.detail, "created_at": iso(self.now)})
+            if won is not None:
+                decision_row = {"action": won[0]}
+        if decision_row is None:
             s.decisions[decision.reason] = s.decisions.get(decision.reason, 0) + 1
             crash_point("after_decision")
             approved = decision.approved

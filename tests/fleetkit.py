@@ -211,12 +211,20 @@ def rows(db: Path, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
 def ledger_rows(ledger: str, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
     """Rows of the shared ledger, whichever engine holds it (through the ledger's own reader);
     none while it does not exist yet."""
-    from scalper.ledger import Ledger
+    from scalper.ledger import Ledger, ledger_exists
 
-    if "://" not in ledger and not Path(ledger).exists():
+    where = ledger_ref(ledger)
+    if not ledger_exists(where):
         return []
-    with Ledger(ledger, readonly=True) as led:
+    with Ledger(where, readonly=True) as led:
         return led.query(sql, params)
+
+
+def ledger_ref(ledger: str) -> Any:
+    """A ledger file's path, or a PostgreSQL ledger's LedgerUrl."""
+    from scalper.ledger.postgres import LedgerUrl, is_url
+
+    return LedgerUrl.parse(ledger) if is_url(ledger) else Path(ledger)
 
 
 def pass_ends(ledger: str) -> list[dict[str, Any]]:

@@ -88,7 +88,7 @@ def serve(cfg: Config, ledger_ref: Any, host: str, *, lock_wait_s: float = LOCK_
     deadline = time.monotonic() + lock_wait_s
     while True:
         try:
-            lock = run_lock(ledger_ref)
+            lock = run_lock(ledger_ref, holder="fleet request", host=host)
             lock.__enter__()
             break
         except LockHeld:

@@ -16,6 +16,7 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
     cfg = _for_host(wiring.load(config), host)
     # built first: it refuses a bad --now or ledger path before anything (the log file) is written
     engine = wiring.build_engine(cfg, ledger=ledger, now=now, dry_run=dry_run)
+    engine.host = host or "local"
     if now and not dry_run and not allow_backwards:
         _refuse_going_back(engine.ledger_path, engine.clock.now(), now)
     if not dry_run:
