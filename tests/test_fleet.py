@@ -153,6 +153,7 @@ def test_three_hosts_serve_one_signal_each_to_its_own_accounts(fleet):
     assert runs == 6   # one pass per host per slot
 
 
+@pytest.mark.slow
 def test_a_worker_sigkilled_mid_pass_is_restarted_and_the_books_agree(fleet):
     # host b's sends are requoted four times (waits of 0.2 + 0.4 + 0.8 + 1.6 s): it is killed while sending
     fleet.start("a", "c")
@@ -177,6 +178,7 @@ def test_a_worker_sigkilled_mid_pass_is_restarted_and_the_books_agree(fleet):
     assert interrupted == 1
 
 
+@pytest.mark.slow
 def test_a_pass_killed_between_intent_and_send_while_other_hosts_serve_the_signal(fleet):
     # host a dies (solo pool: the worker itself) right after recording its first order intent
     fleet.worker("a", pool="solo", SCALPER_CRASH_AT="after_intent").start().wait_ready()
@@ -220,6 +222,7 @@ def test_a_dropped_broker_connection_is_reestablished_and_passes_go_on(fleet):
     assert counts["approved"] == 3
 
 
+@pytest.mark.slow
 def test_kill_switch_from_the_operator_reaches_every_host_and_says_who_has_not_confirmed(fleet):
     from scalper.services.control import kill_switch, status
 
@@ -274,13 +277,15 @@ def test_two_beats_give_one_pass_per_host_per_interval(tmp_path, monkeypatch):
     """Two real `scalper beat` processes on a 5 s grid: every slot's duplicate is dropped by the
     worker's claim in the ledger (one pass per host and slot), none runs late."""
     _need("redis")
+    from tests import pgkit
     from tests.fleetkit import child_env
 
+    pgkit.require()
     monkeypatch.setenv("SCALPER_BROKER_URL", _url("redis"))
     hosts = {"a": [1], "b": [2], "c": [3]}
-    paths = write_fleet(tmp_path, hosts=hosts, broker="redis", interval_s=5,
+    ledger = pgkit.fresh_ledger_url()
+    paths = write_fleet(tmp_path, hosts=hosts, broker="redis", interval_s=5, ledger=ledger,
                         feed={"type": "builtin"}, bots=[{"name": "btc", "symbol": "BTCUSDm", "accounts": [1, 2, 3]}])
-    ledger = str(tmp_path / "ledger.db")
     workers = [Worker(tmp_path, h, paths[h], "redis").start() for h in hosts]
     import subprocess
     import sys

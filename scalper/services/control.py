@@ -289,8 +289,10 @@ def status(cfg: Config, ledger_path: Path, now: float | None = None) -> dict:
             "balance": rounding.money(balance), "equity": rounding.money(balance + unrealized) if balance is not None
             else None, "unrealized": rounding.money(unrealized), "open_positions": len(mine),
             "max_drawdown": rounding.money(stats.max_drawdown(pnls)),
-            "note": None if balance is not None else ("no paper state yet: run run-once" if acc.broker == "paper"
-                                                      else "live balance: `scalper check` reaches the terminal")})
+            "note": None if balance is not None else (
+                f"on terminal host {acc.host}: its balance is in that host's broker" if acc.host != "local"
+                else "no paper state yet: run run-once" if acc.broker == "paper"
+                else "live balance: `scalper check` reaches the terminal")})
     for b in cfg.bots:
         mine = [p for p in positions if p["bot"] == b.name]
         unrealized = sum(p["unrealized"] or 0 for p in mine)
