@@ -10,6 +10,7 @@ every host after the first interval (warm-up):
   start  = when the pass began (the engine's run, after the slot claim) - its grid instant
   end    = when the pass ended - its grid instant
 Target: p99 start <= 2 s and p99 end <= 15 s over at least 20 intervals.
+  received = when the worker took the task (before loading the config and claiming the slot) - grid
 Also: passes dropped, PostgreSQL writes and sessions per interval (pg_stat_database deltas).
 
 usage: python bench/bench_fleet.py [--interval 15] [--intervals 22] [--bots 1500] [--ledger postgresql|sqlite]
@@ -125,6 +126,8 @@ def main() -> None:
     start = [e["started"] - e["slot"] * a.interval for e in measured]
     end = [e["ended"] - e["slot"] * a.interval for e in measured]
     duration = [e["duration_s"] for e in measured]
+    # when the worker had the task in hand (before the config, the slot claim and the lock)
+    received = [c["lateness_s"] for c in claims if c["slot"] > first_slot]
     expected = {(h, s) for h in HOSTS for s in range(first_slot + 1, max(slots) + 1)} if slots else set()
     missing = sorted(expected - {(e["host"], e["slot"]) for e in measured})
     doc = {
@@ -135,6 +138,7 @@ def main() -> None:
         "exit_codes": dict(sorted({str(e["exit_code"]): sum(1 for x in measured if x["exit_code"] == e["exit_code"])
                                    for e in measured}.items())),
         "start_s": {"p50": round(pct(start, 50), 3), "p99": round(pct(start, 99), 3), "max": round(max(start), 3)},
+        "received_s": {"p50": round(pct(received, 50), 3), "p99": round(pct(received, 99), 3)},
         "end_s": {"p50": round(pct(end, 50), 3), "p99": round(pct(end, 99), 3), "max": round(max(end), 3)},
         "engine_pass_s": {"p50": round(statistics.median(duration), 3), "p99": round(pct(duration, 99), 3)},
         "ledger_rows": counts, "wall_s": round(time.time() - t0, 1),
