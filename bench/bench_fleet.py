@@ -121,7 +121,8 @@ def main() -> None:
     if pg:
         pg.drop_session_database()
     first_slot = min(c["slot"] for c in claims)
-    measured = [e for e in ends if e["slot"] > first_slot]   # the first interval warms the workers up
+    lock_dropped = [e for e in ends if "dropped" in e]
+    measured = [e for e in ends if e["slot"] > first_slot and "dropped" not in e]   # the first interval: warm-up
     slots = sorted({e["slot"] for e in measured})
     start = [e["started"] - e["slot"] * a.interval for e in measured]
     end = [e["ended"] - e["slot"] * a.interval for e in measured]
@@ -134,6 +135,7 @@ def main() -> None:
         "ledger": a.ledger, "bots": a.bots, "accounts": 3 * a.accounts_per_host, "hosts": len(HOSTS),
         "interval_s": a.interval, "intervals_measured": len(slots), "passes_measured": len(measured),
         "passes_missing": len(missing), "passes_dropped_duplicate": dropped,
+        "passes_dropped_lock": len(lock_dropped),
         "worker_warnings": logs.count("WARNING/"),
         "exit_codes": dict(sorted({str(e["exit_code"]): sum(1 for x in measured if x["exit_code"] == e["exit_code"])
                                    for e in measured}.items())),

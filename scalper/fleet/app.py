@@ -139,6 +139,8 @@ def run_pass(host: str, *, slot: int | None, now: str | None = None, config: str
             if time.time() > deadline:
                 doc["dropped"] = "the host's lock stayed taken until the slot expired"
                 log.warning("host %s: pass for slot %s dropped: %s", host, slot, doc["dropped"])
+                with Ledger(path) as led:
+                    books.record_pass_end(led, host, slot, time.time(), {"dropped": doc["dropped"]})
                 return doc
             time.sleep(0.05)
     doc.update(run_id=summary.run_id, exit_code=summary.exit_code, started=started, ended=time.time(),

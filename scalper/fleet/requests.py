@@ -39,9 +39,14 @@ def split_by_host(cfg: Config, positions: list[dict[str, Any]]) -> tuple[list[di
 
 def ask_hosts(ledger: Any, c: Any, kind: str, elsewhere: dict[str, list[dict]], now: float,
               *, bots: list[str] | None = None) -> list[str]:
-    """Inside the operator's transaction: one request per host. → the hosts asked."""
+    """Inside the operator's transaction: one request per host, unless the host has one pending
+    already that covers the same bots (an engage repeated before the host answered). → the hosts asked."""
     request_id = f"{kind}-{uuid.uuid4().hex[:8]}"
+    wanted = sorted(bots or {p["bot"] for ps in elsewhere.values() for p in ps if p["bot"]})
     for host, positions in sorted(elsewhere.items()):
+        if kind == "kill_switch" and any(r["kind"] == kind and set(wanted) <= set(r["bots"])
+                                         for r in books.requests(ledger, host=host)):
+            continue   # that request closes these positions too (it closes every open one of its bots)
         books.add_request(ledger, c, request_id, host, {
             "kind": kind, "bots": sorted(bots or {p["bot"] for p in positions if p["bot"]}),
             "positions": sorted(p["id"] for p in positions), "closed": 0, "left_open": len(positions)}, now)
