@@ -1,28 +1,31 @@
 """The backtester: the core of `run-once` driven over a history.
 
-History replaces the feed, the fill model of `scalper.core.fills` replaces the
-broker (as the paper broker uses it), and the bar being replayed is the clock:
+History replaces the feed, the simulated exchange of `scalper.core.sim` replaces the
+broker (the paper broker drives the same rules), and the bar being replayed is the clock:
 each bar is decided at `now` = its close + DECISION_DELAY_S, in the order one
 run-once pass takes at that instant:
 
 1. the broker's sync: every open position whose SL or TP this bar reached
-   closes (`fills.bar_exit`);
+   closes (`sim.bar_exit`); when the equity is then zero or below, the broker
+   closes the rest at the quote (`sim.stopped_out`, exit reason "stop_out"),
+   which leaves no balance: risk refuses every later signal (risk_no_balance);
 2. this bar's raw signals (the strategies' fast path, `scan_history`, which
    gives what evaluating each window gives) in the bot's strategy order, each
    meeting `risk.decide` with the Exposure of the simulated book
    (`core.exposure.build_exposure`); an approved one is sized
    (`sizing.order_volume`), its SL/TP rounded as an order's are, and filled at
-   the latest price plus or minus half the spread (`fills.entry_price`); risk's
-   last check refuses one whose stops that quote has already passed
-   (`risk_stops_beyond_quote`, as `run-once` checks the broker's quote); a
-   position opened by an earlier strategy counts against the later ones;
+   the far side of the quote (`sim.quote`, `sim.fill_price`); risk's last check
+   refuses one whose stops that quote has already passed
+   (`risk_stops_beyond_quote`, as `run-once` checks the broker's quote), and the
+   broker one its free margin cannot hold (`sim.no_money`, counted as
+   "broker_no_money", as the paper broker answers NO_MONEY); a position opened
+   by an earlier strategy counts against the later ones;
 3. position upkeep: trailing stops (`upkeep.trailing_stop` at the latest
    price) and the kill-switch (`core.exposure.kill_switch_reason`), which
    closes every position at the latest price and halts new entries.
 
-"The latest price" at `now` is what the paper broker quotes: the open of the
-bar forming then, or the last close when no bar starts right away (a gap).
-The spread is the bar's `spread` column, else the symbol's typical spread.
+"The latest price" and the spread at `now` are the simulated exchange's
+(`sim.latest_after_close`, `sim.spreads_after_close`): what the paper broker quotes.
 
 What a live engine never has to decide, decided here:
 - one account is simulated: a bot's accounts all get the same orders and fills;
@@ -30,7 +33,8 @@ What a live engine never has to decide, decided here:
   until `scalper kill-switch release`), so one bad day does not end the test;
 - positions still open after the last bar replayed are closed at the latest
   price then, with exit reason "end";
-- margin is not modelled (the paper broker refuses an order it cannot margin).
+- the account's leverage is the setup's (default `sim.DEFAULT_LEVERAGE`, the
+  paper broker's).
 """
 
 from __future__ import annotations
@@ -42,13 +46,14 @@ from typing import Callable, Mapping
 import numpy as np
 
 from scalper.config import RiskConfig
-from scalper.core import risk, upkeep
+from scalper.core import risk, sim, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.exposure import (DAY_SECONDS, build_exposure, day_start, kill_switch_reason, kill_switch_trips,
                                    risk_limits)
-from scalper.core.fills import bar_exit, entry_price, exit_bars, profit
 from scalper.core.scan import scan_history
 from scalper.core.signals import Signal
+from scalper.core.sim import (DEFAULT_LEVERAGE, bar_exit, close_price, exit_bars, exit_time, fill_price, margin,
+                               no_money, profit, stopped_out)
 from scalper.core.sizing import order_volume
 from scalper.core.stops import stops_valid
 from scalper.core.strategies.views import HistoryView
@@ -60,7 +65,9 @@ ACCOUNT = 0                   # the one simulated account
 PROGRESS_STEPS = 200          # progress callbacks per replay, at most
 
 INVALID_STOPS = "broker_invalid_stops"
+NO_MONEY = "broker_no_money"
 KILL_SWITCH_EXIT = "kill_switch"
+STOP_OUT_EXIT = "stop_out"
 END_EXIT = "end"
 
 Progress = Callable[[int, int], None]   # (bars done, bars in all)
@@ -78,6 +85,7 @@ class Setup:
     qty: float
     risk: RiskConfig
     balance: float
+    leverage: float = DEFAULT_LEVERAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +101,7 @@ class Trade:
     sl: float               # as sent with the order
     tp: float
     final_sl: float         # where trailing left it (= sl when it never moved)
-    exit_reason: str        # sl | tp | kill_switch | end
+    exit_reason: str        # sl | tp | kill_switch | stop_out | end
     pnl: float              # in the symbol's profit currency
 
 
@@ -169,18 +177,13 @@ class _Replay:
         self.setup = setup
         self.limits = risk_limits(setup.risk)
         self.spec = setup.spec
-        self.half_gap = setup.spec.point / 2
         self.stop_distance = setup.spec.stops_level * setup.spec.point
         n = len(history)
         # numpy arrays, read one element at a time (as Python numbers) only on stepped bars.
         self.time = history.time
         self.open_, self.high, self.low = history.open, history.high, history.low
-        self.latest = _latest_prices(history)
-        missing = np.isnan(history.spread)
-        # A file without a spread column: the symbol's typical spread, as a view (no array).
-        self.spread = (np.broadcast_to(np.float64(setup.spec.spread_points), (n,)) if missing.all() else
-                       np.where(missing, setup.spec.spread_points, history.spread))
-        del missing
+        self.latest = sim.latest_after_close(history)
+        self.spread = sim.spreads_after_close(history, setup.spec.spread_points)
 
         self.first = max(setup.lookback - 1, 0 if start is None else int(np.searchsorted(history.time, start)))
         self.last = n - 1 if end is None else int(np.searchsorted(history.time, end, side="right")) - 1
@@ -220,9 +223,9 @@ class _Replay:
                 next_signal += 1
             due = signal_bars[next_signal] if next_signal < len(signal_bars) else last + 1
             if self.book:
-                # Nothing but the kill-switch can happen before the next exit or signal bar.
+                # Nothing but a stop-out or the kill-switch can happen before the next exit or signal bar.
                 due = min(due, min(p.exit_bar for p in self.book))
-                if self._kill_between(i, min(due, last + 1)):
+                if self._between(i, min(due, last + 1)):
                     continue
             if due > last:
                 break
@@ -250,47 +253,61 @@ class _Replay:
         now = self._now(i)
         today = day_start(now)
         self._exits(i)
+        if self.book and stopped_out(self._equity(float(self.latest[i]))):
+            self._stop_out(i, now)
         if self.kill_engaged_day is not None and today > self.kill_engaged_day:
             self.kill_engaged_day = None   # re-armed at UTC midnight (see the module's notes)
         if i in self.by_bar:
             self._decide(i, now, today, self.by_bar[i])
         self._upkeep(i, now, today)
 
-    # --- between events: the kill-switch ---------------------------------------------------
-    def _kill_between(self, i: int, j: int) -> bool:
-        """Whether the kill-switch trips in the upkeep of a bar of i .. j-1, the book unchanged
-        there; if so, it is engaged at the first such bar and the book closed."""
+    # --- between events: the stop-out and the kill-switch -----------------------------------
+    def _between(self, i: int, j: int) -> bool:
+        """Whether the broker's stop-out (at the sync) or the kill-switch (at the upkeep) acts
+        in a bar of i .. j-1, the book unchanged there; if so, it acts at the first such bar
+        (and after a stop-out, that bar's upkeep checks the kill-switch) and the book is closed."""
         r = self.setup.risk
-        if j <= i or not r.kill_switch or self.kill_engaged_day is not None:
+        if j <= i:
             return False
         # A bound first: every position at its worst price before its exit, today's realized
         # P&L at the worst of the days spanned (a cent of slack for the rounding of sums).
-        worst = sum(p.worst_pnl for p in self.book) - 0.01
-        day, last_day = day_start(self._now(i)), day_start(self._now(j - 1))
-        realized = self.realized_by_day.get(day, 0.0)
-        while day < last_day:
-            day += DAY_SECONDS
-            realized = min(realized, self.realized_by_day.get(day, 0.0))
-        if kill_switch_reason(unrealized=min(worst, 0.0), realized_today=realized, balance=self.balance, risk=r,
-                              limits=self.limits) is None:
+        worst = min(sum(p.worst_pnl for p in self.book) - 0.01, 0.0)
+        may_stop = bool(stopped_out(self.balance + worst))
+        may_kill = r.kill_switch and self.kill_engaged_day is None
+        if may_kill:
+            day, last_day = day_start(self._now(i)), day_start(self._now(j - 1))
+            realized = self.realized_by_day.get(day, 0.0)
+            while day < last_day:
+                day += DAY_SECONDS
+                realized = min(realized, self.realized_by_day.get(day, 0.0))
+            may_kill = kill_switch_reason(unrealized=worst, realized_today=realized, balance=self.balance,
+                                          risk=r, limits=self.limits) is not None
+        if not (may_stop or may_kill):
             return False
         price = self.latest[i:j]
         cs = self.spec.contract_size
         unrealized = np.zeros(j - i)
-        for p in self.book:   # the same sum, in the same order, as _unrealized
+        for p in self.book:   # the same sum, in the same order, as _equity and _unrealized
             unrealized = unrealized + profit(p.direction, p.entry, price, p.volume, cs)
-        days = ((self.time[i:j] + (BAR_SECONDS + DECISION_DELAY_S)) // DAY_SECONDS) * DAY_SECONDS
-        realized_today = np.zeros(j - i)
-        for d in np.unique(days).tolist():
-            realized_today[days == d] = self.realized_by_day.get(float(d), 0.0)
-        trips = kill_switch_trips(unrealized=unrealized, realized_today=realized_today, balance=self.balance,
-                                  risk=r, limits=self.limits)
+        stops = stopped_out(self.balance + unrealized) if may_stop else np.zeros(j - i, dtype=bool)
+        trips = stops
+        if may_kill:
+            days = ((self.time[i:j] + (BAR_SECONDS + DECISION_DELAY_S)) // DAY_SECONDS) * DAY_SECONDS
+            realized_today = np.zeros(j - i)
+            for d in np.unique(days).tolist():
+                realized_today[days == d] = self.realized_by_day.get(float(d), 0.0)
+            trips = trips | kill_switch_trips(unrealized=unrealized, realized_today=realized_today,
+                                              balance=self.balance, risk=r, limits=self.limits)
         if not trips.any():
             return False
         k = i + int(np.argmax(trips))
+        now = self._now(k)
+        if stops[k - i]:
+            self._stop_out(k, now)
+            self._upkeep(k, now, day_start(now))
+            return True
         for p in self.book:   # the stops as the upkeep of bar k leaves them
             p.sl, p.moves = self.paths.stop_after(p, k)
-        now = self._now(k)
         today = day_start(now)
         found = kill_switch_reason(unrealized=self._unrealized(float(self.latest[k])),
                                    realized_today=self.realized_by_day.get(today, 0.0), balance=self.balance,
@@ -316,9 +333,14 @@ class _Replay:
             if hit is None:
                 still_open.append(p)
             else:
-                # The paper broker's exit time: the bar's start, never before the fill.
-                self._close(p, hit[0], hit[1], max(t, p.entry_time))
+                self._close(p, hit[0], hit[1], exit_time(t, p.entry_time))
         self.book = still_open
+
+    def _stop_out(self, i: int, now: float) -> None:
+        """The broker closes the book at the sync of bar i: the stops as bar i-1's upkeep left them."""
+        for p in self.book:
+            p.sl, p.moves = self.paths.stop_after(p, i - 1)
+        self._close_all(i, now, STOP_OUT_EXIT)
 
     # --- 2. signals and risk decisions --------------------------------------------------
     def _decide(self, i: int, now: float, today: float, signals: list[tuple[int, Signal]]) -> None:
@@ -346,9 +368,13 @@ class _Replay:
         if not stops_valid(s.direction, sl, tp, bid=bid, ask=ask, min_distance=self.stop_distance):
             self.refused[INVALID_STOPS] += 1
             return
+        price = fill_price(s.direction, bid, ask)
+        if no_money(margin(price, volume, spec.contract_size, self.setup.leverage),
+                    self._free_margin(float(self.latest[i]))):
+            self.refused[NO_MONEY] += 1
+            return
         p = _Position(strategy=s.strategy, direction=s.direction, signal_time=s.bar_time, entry_time=now,
-                      entry=ask if s.direction == "buy" else bid, volume=volume, initial_sl=sl, sl=sl, tp=tp,
-                      entry_bar=i)
+                      entry=price, volume=volume, initial_sl=sl, sl=sl, tp=tp, entry_bar=i)
         p.exit_bar, p.exit_sl, p.exit_moves, worst_price = self.paths.of(k)
         p.worst_pnl = profit(p.direction, p.entry, worst_price, volume, spec.contract_size)
         self.book.append(p)
@@ -371,19 +397,26 @@ class _Replay:
 
     # --- the book ---------------------------------------------------------------------------
     def _quote(self, i: int) -> tuple[float, float]:
-        mid, spread, point = float(self.latest[i]), float(self.spread[i]), self.spec.point
-        return entry_price("sell", mid, spread, point), entry_price("buy", mid, spread, point)
+        return sim.quote(float(self.latest[i]), float(self.spread[i]), self.spec.point)
 
     def _unrealized(self, price: float) -> float:
         cs = self.spec.contract_size
         return sum(profit(p.direction, p.entry, price, p.volume, cs) for p in self.book)
+
+    def _equity(self, price: float) -> float:
+        cs = self.spec.contract_size
+        return sim.equity(self.balance, (profit(p.direction, p.entry, price, p.volume, cs) for p in self.book))
+
+    def _free_margin(self, price: float) -> float:
+        cs, leverage = self.spec.contract_size, self.setup.leverage
+        return sim.free_margin(self._equity(price), (margin(p.entry, p.volume, cs, leverage) for p in self.book))
 
     def _close_all(self, i: int, now: float, reason: str) -> None:
         bid, ask = self._quote(i)
         for p in self.book:
             if reason == END_EXIT:   # never exited: its stop after the last bar's upkeep
                 p.sl, p.moves = p.exit_sl, p.exit_moves
-            self._close(p, bid if p.direction == "buy" else ask, reason, now)
+            self._close(p, close_price(p.direction, bid, ask), reason, now)
         self.book = []
 
     def _close(self, p: _Position, price: float, reason: str, when: float) -> None:
@@ -403,11 +436,11 @@ class _Paths:
     worst price before (for the kill-switch's bound). Positions are followed all together,
     bar after bar, while many are open; the last few each in doubling windows of bars.
 
-    The rules are those of the live upkeep, in their vector forms: `upkeep.trailing_candidates`,
-    the price grid of `SymbolSpec.round_price`, `stops.stops_valid` at each bar's quote,
-    `fills.exit_bars`. A stop moves to the rounded candidate when that is past it: levels on
-    the price grid differ by a point or more, so the broker's half-point "no change" and the
-    1e-12 tests of `upkeep.trailing_stop` reduce to "past"."""
+    The rules are those of the live upkeep and the simulated exchange, in their vector forms:
+    `upkeep.trailing_candidates`, the price grid of `SymbolSpec.round_price`, `stops.stops_valid`
+    at each bar's `sim.quote`, `sim.exit_bars`. A stop moves to the rounded candidate when that is
+    past it: levels on the price grid differ by a point or more, so the exchange's half-point
+    "no change" (`sim.same_level`) and the 1e-12 tests of `upkeep.trailing_stop` reduce to "past"."""
 
     FEW = 16   # positions left: each then followed on its own
 
@@ -424,14 +457,12 @@ class _Paths:
         sl = _round_prices(np.array([s.sl for s in replay.signals]), spec.digits)
         tp = _round_prices(np.array([s.tp for s in replay.signals]), spec.digits)
         buy = np.array([s.direction == "buy" for s in replay.signals])
-        price = replay.latest[bar_index]
-        half = 0.5 * replay.spread[bar_index] * spec.point
-        bid, ask = price - half, price + half
+        bid, ask = sim.quote(replay.latest[bar_index], replay.spread[bar_index], spec.point)
         for direction, mine in (("buy", buy), ("sell", ~buy)):
             ok = mine & stops_valid(direction, sl, tp, bid=bid, ask=ask, min_distance=replay.stop_distance)
             rows = np.flatnonzero(ok)
             if len(rows):
-                entry = (ask if direction == "buy" else bid)[rows]
+                entry = fill_price(direction, bid, ask)[rows]
                 self._follow(direction, rows, bar_index[rows], entry, sl[rows], tp[rows])
 
     def of(self, k: int) -> tuple[int, float, int, float]:
@@ -455,8 +486,8 @@ class _Paths:
         candidate = upkeep.trailing_candidates(direction, entry, initial_sl, price, activate_r=t.activate_r,
                                                distance_r=t.distance_r)
         level = _round_prices(candidate, r.spec.digits)
-        half = 0.5 * r.spread[bars] * r.spec.point
-        moved = stops_valid(direction, level, tp, bid=price - half, ask=price + half, min_distance=r.stop_distance)
+        bid, ask = sim.quote(price, r.spread[bars], r.spec.point)
+        moved = stops_valid(direction, level, tp, bid=bid, ask=ask, min_distance=r.stop_distance)
         moved &= (level > sl) if direction == "buy" else (level < sl)   # NaN (not active) compares False
         return np.where(moved, level, sl), moved
 
@@ -525,15 +556,6 @@ class _Paths:
                                   np.repeat(tp, n), np.arange(k, j))
         best = np.maximum.accumulate if direction == "buy" else np.minimum.accumulate
         return best(np.concatenate(([sl], accepted)))
-
-def _latest_prices(history: Bars) -> np.ndarray:
-    """The price at each bar's close + a few seconds: the next bar's open when it
-    starts right then, else this bar's close (the paper feed's `price_at`)."""
-    latest = history.close.copy()
-    follows = history.time[1:] == history.time[:-1] + BAR_SECONDS
-    latest[:-1][follows] = history.open[1:][follows]
-    return latest
-
 
 def _round_prices(prices: np.ndarray, digits: int) -> np.ndarray:
     """`round(price, digits)` (SymbolSpec.round_price) for every price: numpy's rounding, with

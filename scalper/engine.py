@@ -34,6 +34,7 @@ from scalper.ledger import Ledger, run_lock
 from scalper.ledger.lock import leaves_lock_file
 from scalper.orders import OrderDesk, RetryPolicy
 from scalper.symbols import spec_for
+from scalper.vocab import CloseCause
 
 log = logging.getLogger("scalper.engine")
 
@@ -679,7 +680,7 @@ class _Pass:
 
 
 def close_bot_positions(ledger: Ledger, desk: OrderDesk, brokers: dict[int, Broker], bot: BotConfig,
-                        positions: list[dict]) -> int:
+                        positions: list[dict], reason: CloseCause = CloseCause.KILL_SWITCH) -> int:
     """Close positions of `bot` through the desk (intent first, like any order). Returns how many
     closed (or were found closed already). Only these positions are touched: other bots sharing
     the account keep theirs, in the ledger as at the broker. A position on an account that is
@@ -692,7 +693,7 @@ def close_bot_positions(ledger: Ledger, desk: OrderDesk, brokers: dict[int, Brok
                                                  f"{p['account_id']} is not reachable; a later pass closes it")
             continue
         try:
-            row = desk.close_position(broker, p, bot=bot.name, magic=bot.magic_number)
+            row = desk.close_position(broker, p, bot=bot.name, magic=bot.magic_number, reason=reason)
         except BrokerUnavailable as exc:
             _close_skipped(ledger, desk, bot, p, f"position {p['ticket']} of {bot.name}: account "
                                                  f"{p['account_id']} lost while closing: {exc}")

@@ -24,6 +24,8 @@ from scalper.errors import BrokerUnavailable
 from scalper.services import control
 from tests.conftest import shared_file
 from tests.fakes.mt5_fake import FakeAccount, FakeMT5, btcusd, xauusd
+from tests.pgkit import has_ledger, is_url, ledger_of
+from tests.pgkit import rows as pg_rows
 
 GOLD, BTC = "XAUUSDm", "BTCUSD"
 PASSWORD_ENV = "SCALPER_TEST_MT5_PASSWORD"
@@ -66,7 +68,8 @@ class Faults:
 
 class World:
     def __init__(self, folder: Path, kind: str, start: float, *, bots=None, history_lag: int = 0,
-                 server_offset: bool = True):
+                 server_offset: bool = True, ledger: str = "ledger.db"):
+        """`ledger`: a file in `folder`, or a PostgreSQL URL (tests/pgkit.py)."""
         assert kind in ("paper", "mt5")
         self.folder, self.kind = folder, kind
         self.clock = FixedClock(start)
@@ -83,7 +86,7 @@ class World:
             os.environ[PASSWORD_ENV] = PASSWORD
             accs = [{"id": a, "broker": "mt5", "login": 700 + a, "server": "Fake-Demo", "password_env": PASSWORD_ENV,
                      **({"server_utc_offset_s": OFFSET_H * 3600} if server_offset else {})} for a in accounts]
-        cfg = {"ledger": "ledger.db", "engine": {"log_file": None, "retry_attempts": 3, "retry_budget_s": 2},
+        cfg = {"ledger": ledger, "engine": {"log_file": None, "retry_attempts": 3, "retry_budget_s": 2},
                "feed": {"type": "csv", "files": {s: str(data[s]) for s in symbols}, "max_bar_age_s": 180},
                "paper": {"state": "paper.db", "initial_balance": INITIAL},
                "accounts": accs, "bots": bots}
@@ -91,7 +94,7 @@ class World:
         folder.mkdir(parents=True, exist_ok=True)
         self.config.write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.cfg = load_config(self.config)
-        self.ledger_path = folder / "ledger.db"
+        self.ledger_path = ledger_of(folder)
         self.feed = wiring.make_feed(self.cfg)
         self.magics = {b.magic_number: b.name for b in self.cfg.bots}
         self.terminals: dict[int, FakeMT5] = {}
@@ -198,6 +201,8 @@ class World:
                    if d.position_id == ticket and d.entry == t.DEAL_ENTRY_OUT)
 
     def ledger(self, sql: str, params=()) -> list[dict]:
+        if is_url(self.ledger_path):
+            return pg_rows(self.ledger_path, sql, params) if has_ledger(self.ledger_path) else []
         if not self.ledger_path.exists():
             return []
         return _rows(self.ledger_path, sql, params)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-# scalper.ledger.store.SYNCHRONOUS_ENV (checked in test_durability_switch). Named here, not
+# scalper.ledger.sqlite.SYNCHRONOUS_ENV (checked in test_durability_switch). Named here, not
 # imported: importing scalper while pytest loads this file changed what test_properties' seeded
 # random walks generate.
 SYNCHRONOUS_ENV = "SCALPER_SQLITE_SYNCHRONOUS"
@@ -69,18 +69,20 @@ def _clean_env(request, monkeypatch, tmp_path_factory):
 @pytest.fixture(scope="session")
 def replayed_span(tmp_path_factory):
     """The engine replaying the real gold export minute by minute (each pass 5 s after its bar
-    closes) over `count` bars from `first_bar`, with the bot `gold`'s `risk`: the bots.yaml of
-    the folder holding its ledger and paper books. One replay per span for the whole session,
-    shared by the tests that read it (report, backtest parity): READ-ONLY, copy it to write."""
+    closes) over `count` bars from `first_bar`, with the bot `gold`'s `risk` (and the paper
+    account's `balance`): the bots.yaml of the folder holding its ledger and paper books. One
+    replay per span for the whole session, shared by the tests that read it (report, backtest
+    parity): READ-ONLY, copy it to write."""
     from tests.enginekit import replay_minutes, write_config
 
     done: dict[str, Path] = {}
 
-    def replay(first_bar: str, count: int, risk: dict) -> Path:
-        key = json.dumps([first_bar, count, risk], sort_keys=True)
+    def replay(first_bar: str, count: int, risk: dict, balance: float = 10_000.0) -> Path:
+        key = json.dumps([first_bar, count, risk, balance], sort_keys=True)
         if key not in done:
             xau = shared_file("XAUUSD_M1.csv")
-            config = write_config(tmp_path_factory.mktemp("replayed"), xau, risk=risk)
+            config = write_config(tmp_path_factory.mktemp("replayed"), xau, risk=risk,
+                                  paper={"initial_balance": balance})
             replay_minutes(config, xau, first_bar, count)
             done[key] = config
         return done[key]

@@ -1,24 +1,25 @@
 """A test oracle: the backtester's replay as it was before it became event-driven, stepping
-through every bar while a position is open with the scalar rules of the core (fills.bar_exit,
-upkeep.trailing_stop, stops.stops_valid, exposure.kill_switch_reason)."""
+through every bar while a position is open with the scalar rules of the core (sim.bar_exit,
+sim.same_level, sim.no_money, sim.stopped_out, upkeep.trailing_stop, stops.stops_valid,
+exposure.kill_switch_reason)."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
-from scalper.backtest import (ACCOUNT, DECISION_DELAY_S, END_EXIT, INVALID_STOPS, KILL_SWITCH_EXIT, PROGRESS_STEPS,
-                              BacktestResult, KillSwitchEvent, Progress, Setup, Trade, _latest_prices)
-from scalper.core import risk, upkeep
+from scalper.backtest import (ACCOUNT, DECISION_DELAY_S, END_EXIT, INVALID_STOPS, KILL_SWITCH_EXIT, NO_MONEY,
+                              PROGRESS_STEPS, STOP_OUT_EXIT, BacktestResult, KillSwitchEvent, Progress, Setup, Trade)
+from scalper.core import risk, sim, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.exposure import build_exposure, day_start, kill_switch_reason, risk_limits
-from scalper.core.fills import bar_exit, entry_price, profit
 from scalper.core.scan import scan_history
 from scalper.core.signals import Signal
+from scalper.core.sim import bar_exit, profit
 from scalper.core.sizing import order_volume
 from scalper.core.stops import stops_valid
-from dataclasses import dataclass
 
 
 @dataclass
@@ -48,7 +49,6 @@ class PerBarReplay:
         self.setup = setup
         self.limits = risk_limits(setup.risk)
         self.spec = setup.spec
-        self.half_gap = setup.spec.point / 2
         self.stop_distance = setup.spec.stops_level * setup.spec.point
         n = len(history)
         # Plain lists: the loop reads one element at a time, and numpy scalars are slow for that.
@@ -56,7 +56,7 @@ class PerBarReplay:
         self.open_ = history.open.tolist()
         self.high = history.high.tolist()
         self.low = history.low.tolist()
-        self.latest = _latest_prices(history).tolist()
+        self.latest = sim.latest_after_close(history).tolist()
         self.spread = np.where(np.isnan(history.spread), setup.spec.spread_points, history.spread).tolist()
 
         self.first = max(setup.lookback - 1, 0 if start is None else int(np.searchsorted(history.time, start)))
@@ -102,6 +102,8 @@ class PerBarReplay:
             now = self.time[i] + BAR_SECONDS + DECISION_DELAY_S
             today = day_start(now)
             self._exits(i)
+            if self.book and sim.stopped_out(self._equity(self.latest[i])):
+                self._close_all(i, now, STOP_OUT_EXIT)
             if self.kill_engaged_day is not None and today > self.kill_engaged_day:
                 self.kill_engaged_day = None   # re-armed at UTC midnight (see the module's notes)
             if i in self.by_bar:
@@ -132,8 +134,7 @@ class PerBarReplay:
             if hit is None:
                 still_open.append(p)
             else:
-                # The paper broker's exit time: the bar's start, never before the fill.
-                self._close(p, hit[0], hit[1], max(t, p.entry_time))
+                self._close(p, hit[0], hit[1], sim.exit_time(t, p.entry_time))
         self.book = still_open
 
     # --- 2. signals and risk decisions --------------------------------------------------
@@ -162,9 +163,16 @@ class PerBarReplay:
         if not stops_valid(s.direction, sl, tp, bid=bid, ask=ask, min_distance=self.stop_distance):
             self.refused[INVALID_STOPS] += 1
             return
+        price = sim.fill_price(s.direction, bid, ask)
+        cs, leverage = spec.contract_size, self.setup.leverage
+        free = sim.free_margin(self._equity(self.latest[i]),
+                               (sim.margin(p.entry, p.volume, cs, leverage) for p in self.book))
+        if sim.no_money(sim.margin(price, volume, cs, leverage), free):
+            self.refused[NO_MONEY] += 1
+            return
         self.book.append(_Position(
             strategy=s.strategy, direction=s.direction, signal_time=s.bar_time, entry_time=now,
-            entry=ask if s.direction == "buy" else bid, volume=volume, initial_sl=sl, sl=sl, tp=tp))
+            entry=price, volume=volume, initial_sl=sl, sl=sl, tp=tp))
 
     # --- 3. position upkeep --------------------------------------------------------------
     def _upkeep(self, i: int, now: float, today: float) -> None:
@@ -190,7 +198,7 @@ class PerBarReplay:
                 continue
             new_sl = self.spec.round_price(new_sl)
             # The broker answers "no changes" within half a point, and refuses a stop past the price.
-            if abs(new_sl - p.sl) < self.half_gap:
+            if sim.same_level(p.sl, new_sl, self.spec.point):
                 continue
             bid, ask = self._quote(i)
             if not stops_valid(p.direction, new_sl, p.tp, bid=bid, ask=ask, min_distance=self.stop_distance):
@@ -200,17 +208,20 @@ class PerBarReplay:
 
     # --- the book ---------------------------------------------------------------------------
     def _quote(self, i: int) -> tuple[float, float]:
-        mid, spread, point = self.latest[i], self.spread[i], self.spec.point
-        return entry_price("sell", mid, spread, point), entry_price("buy", mid, spread, point)
+        return sim.quote(self.latest[i], self.spread[i], self.spec.point)
 
     def _unrealized(self, price: float) -> float:
         cs = self.spec.contract_size
         return sum(profit(p.direction, p.entry, price, p.volume, cs) for p in self.book)
 
+    def _equity(self, price: float) -> float:
+        cs = self.spec.contract_size
+        return sim.equity(self.balance, (profit(p.direction, p.entry, price, p.volume, cs) for p in self.book))
+
     def _close_all(self, i: int, now: float, reason: str) -> None:
         bid, ask = self._quote(i)
         for p in self.book:
-            self._close(p, bid if p.direction == "buy" else ask, reason, now)
+            self._close(p, sim.close_price(p.direction, bid, ask), reason, now)
         self.book = []
 
     def _close(self, p: _Position, price: float, reason: str, when: float) -> None:

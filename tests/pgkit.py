@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -19,6 +18,14 @@ import pytest
 
 ADMIN_URL = os.environ.get("SCALPER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 ENGINES = ("sqlite", "postgresql")
+
+# The suite's durability switch for PostgreSQL (as tests/conftest.py's for SQLite): a commit
+# returns before the server's WAL reaches the disk. What it gives up is only a server crash or a
+# power cut losing the last commits; a client killed after COMMIT returned loses nothing either
+# way, and that is what the crash tests kill. fsync per commit was most of these tests' wall time.
+SYNCHRONOUS_COMMIT = "off"
+
+MAX_READERS = 3   # read connections kept open (the latest ledgers a test reads)
 
 _state: dict[str, Any] = {}
 
@@ -67,6 +74,8 @@ def session_database() -> str:
 
 
 def drop_session_database() -> None:
+    for conn in _state.pop("readers", {}).values():
+        conn.close()
     name = _state.pop("db_name", None)
     _state.pop("db", None)
     if name is None:
@@ -86,7 +95,7 @@ def fresh_ledger_url() -> str:
     with psycopg.connect(base, autocommit=True) as c:
         c.execute(f"CREATE SCHEMA {schema}")
     sep = "&" if urlsplit(base).query else "?"
-    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    return f"{base}{sep}options={quote(f'-csearch_path={schema} -csynchronous_commit={SYNCHRONOUS_COMMIT}')}"
 
 
 def is_url(location: object) -> bool:
@@ -106,19 +115,32 @@ def ledger_of(folder: Path) -> Any:
 
 def rows(location: Any, sql: str, params: Any = ()) -> list[dict]:
     """Rows of a ledger (a file, or a PostgreSQL URL) or a paper broker's file, as dicts."""
-    from scalper.ledger import postgres
     from tests.enginekit import rows as file_rows
 
     if not is_url(location):
         return file_rows(Path(location), sql, params)
+    cur = _reader(location).execute(sql, params)
+    cols = [d[0] for d in cur.description or ()]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def has_ledger(location: Any) -> bool:
+    """Has the PostgreSQL ledger at `location` been created yet (its `meta` table)?"""
+    return "meta" in _reader(location).table_names()
+
+
+def _reader(location: Any) -> Any:
+    """One read-only connection per ledger for the whole session (a check after every step of the
+    model test would otherwise open hundreds); autocommit, so every read sees the latest commits."""
+    from scalper.ledger import postgres
+
     where = location if isinstance(location, postgres.LedgerUrl) else postgres.LedgerUrl.parse(str(location))
-    conn = postgres.connect(where, readonly=True)
-    try:
-        cur = conn.execute(sql, params)
-        cols = [d[0] for d in cur.description or ()]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
-    finally:
-        conn.close()
+    readers = _state.setdefault("readers", {})
+    if where.url not in readers:
+        while len(readers) >= MAX_READERS:   # the server's connections are shared with other suites
+            readers.pop(next(iter(readers))).close()
+        readers[where.url] = postgres.connect(where, readonly=True, application="scalper tests")
+    return readers[where.url]
 
 
 def clone_ledger(location: Any) -> Any:

@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from scalper.backtest import DECISION_DELAY_S, Setup, run_backtest
+from scalper.backtest import DECISION_DELAY_S, INVALID_STOPS, NO_MONEY, Setup, run_backtest
 from scalper.clock import bar_iso, iso
 from scalper.config import RiskConfig, load_config
 from scalper.core.bars import BAR_SECONDS
@@ -22,6 +22,7 @@ from scalper.core.strategies import STRATEGY_NAMES, resolve_params
 from scalper.feeds.csvfile import read_bars
 from scalper.services.backtest import summarize
 from scalper.symbols import spec_for
+from scalper.vocab import TradeRetcode
 from tests.clikit import cli
 from tests.conftest import shared_file
 from tests.enginekit import ts, write_config
@@ -275,33 +276,38 @@ def test_a_bot_brings_its_own_settings(tmp_path, capsys, xau_csv):
 # --- agreement with the engine -----------------------------------------------------------------
 PARITY_SPANS = [
     # across the daily break and midnight, default risk settings (trailing on, kill-switch at 5%)
-    pytest.param("2025-05-19 21:00:00", 300, {}, id="gap-and-midnight"),
+    pytest.param("2025-05-19 21:00:00", 300, {}, 10_000.0, id="gap-and-midnight"),
     # a tight trailing stop, and a kill-switch that trips on a floating loss
     pytest.param("2025-05-21 08:00:00", 360, {"kill_switch_loss": 3.0,
-                                              "trailing": {"activate_r": 0.5, "distance_r": 0.5}},
+                                              "trailing": {"activate_r": 0.5, "distance_r": 0.5}}, 10_000.0,
                  id="trailing-and-unrealized-loss"),
     # two positions at a time, and the daily loss limit tripping the kill-switch with both open
-    pytest.param("2025-05-27 08:00:00", 360, {"daily_loss_limit": 4.0, "max_per_symbol": 2},
+    pytest.param("2025-05-27 08:00:00", 360, {"daily_loss_limit": 4.0, "max_per_symbol": 2}, 10_000.0,
                  id="two-at-a-time-and-daily-loss"),
     # sizing from the balance: an order decided on the bar where another position stopped out is
     # sized from the balance after that loss (22:53:05 on 2025-05-19: 0.74 lot), live and backtest alike
-    pytest.param("2025-05-19 21:00:00", 300, {"risk_percent": 1.0}, id="risk-percent-sizing"),
+    pytest.param("2025-05-19 21:00:00", 300, {"risk_percent": 1.0}, 10_000.0, id="risk-percent-sizing"),
+    # a 50 USD account: one 0.01 lot of gold (~33 USD of margin at 1:100) fits, a second one does
+    # not while the first is open: the paper broker answers NO_MONEY, the backtest counts it
+    pytest.param("2025-05-27 08:00:00", 360, {"max_per_symbol": 2, "kill_switch": False}, 50.0,
+                 id="no-money-for-a-second-position"),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("first_bar, count, risk", PARITY_SPANS)
-def test_backtest_agrees_with_the_engine_replayed_minute_by_minute(replayed_span, bars, first_bar, count, risk):
+@pytest.mark.parametrize("first_bar, count, risk, balance", PARITY_SPANS)
+def test_backtest_agrees_with_the_engine_replayed_minute_by_minute(replayed_span, bars, first_bar, count, risk,
+                                                                   balance):
     # the engine's replay (5 s after each close, as DECISION_DELAY_S), shared read-only with test_report
     assert DECISION_DELAY_S == 5
-    config = replayed_span(first_bar, count, risk)
+    config = replayed_span(first_bar, count, risk, balance)
     start = bars.index_of(int(ts(first_bar)))
     span = range(start, start + count)
 
     bot = load_config(config).bot("gold")
     setup = Setup(symbol=bot.symbol, spec=spec_for(bot.symbol), strategies=tuple(bot.strategies),
                   params={n: bot.params_for(n) for n in bot.strategies}, lookback=bot.lookback, qty=bot.volume,
-                  risk=bot.risk, balance=10_000.0)
+                  risk=bot.risk, balance=balance)
     result = run_backtest(bars, setup, start=float(bars.time[span[0]]), end=float(bars.time[span[-1]]))
 
     db = sqlite3.connect(f"file:{config.parent / 'ledger.db'}?mode=ro", uri=True)
@@ -315,7 +321,7 @@ def test_backtest_agrees_with_the_engine_replayed_minute_by_minute(replayed_span
 
     trades = sorted(result.trades, key=lambda t: (t.entry_time, STRATEGY_NAMES.index(t.strategy)))
     assert len(positions) == len(trades) >= 10
-    engine_reason = {"sl": "sl", "tp": "tp", "kill_switch": "expert"}
+    engine_reason = {"sl": "sl", "tp": "tp", "kill_switch": "expert", "stop_out": "so"}
     for p, t in zip(positions, trades):
         assert (p["opened_at"], p["strategy"], p["side"]) == (iso(t.entry_time), t.strategy, t.direction)
         assert (p["price_open"], p["volume"]) == (pytest.approx(t.entry, abs=1e-9), t.volume)
@@ -330,3 +336,10 @@ def test_backtest_agrees_with_the_engine_replayed_minute_by_minute(replayed_span
     db.close()
     assert engaged == [(k.source, k.reason) for k in result.kill_switches]
     assert bar_iso(result.start) == first_bar
+    books = sqlite3.connect(f"file:{config.parent / 'paper.db'}?mode=ro", uri=True)
+    refused = dict(books.execute("SELECT code, COUNT(*) FROM orders WHERE state = 'rejected' GROUP BY code"))
+    books.close()
+    codes = {INVALID_STOPS: TradeRetcode.INVALID_STOPS, NO_MONEY: TradeRetcode.NO_MONEY}
+    assert refused == {codes[reason]: n for reason, n in result.refused.items()}
+    if balance < 10_000:
+        assert result.refused[NO_MONEY] >= 5

@@ -10,7 +10,7 @@ import pytest
 from scalper.backtest import Setup, _round_prices, run_backtest
 from scalper.config import RiskConfig
 from scalper.core.exposure import kill_switch_reason, kill_switch_trips, risk_limits
-from scalper.core.fills import bar_exit, exit_bars
+from scalper.core.sim import bar_exit, exit_bars
 from scalper.core.stops import stops_valid
 from scalper.core.strategies import STRATEGY_NAMES, resolve_params
 from scalper.core.upkeep import trailing_candidates, trailing_stop

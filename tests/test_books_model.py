@@ -1,5 +1,6 @@
 """The model-based test of the books: random sequences of what a trader's day holds, driven through
-the REAL engine and operator services over real SQLite files, with three bots sharing two accounts
+the REAL engine and operator services over real SQLite files (and a real PostgreSQL ledger:
+TestPgPaperBooks), with three bots sharing two accounts
 and two symbols, against the paper broker and against the MetaTrader 5 fake.
 
 Steps: run-once at advancing minutes; kill-switch engage/release per bot and --all (with and
@@ -27,6 +28,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -34,6 +36,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from scalper import engine as engine_module
 from scalper import orders as orders_module
 from scalper.brokers import paper as paper_module
+from tests import pgkit
 from tests.bookkit import BOTS, World
 from tests.enginekit import ts
 
@@ -73,11 +76,13 @@ def crash_at(point: str):
 
 class Books(RuleBasedStateMachine):
     kind = "paper"
+    engine = "sqlite"
 
     def __init__(self):
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix=f"books-{self.kind}-"))
-        self.world = World(self.dir, self.kind, START)
+        ledger = "ledger.db" if self.engine == "sqlite" else pgkit.fresh_ledger_url()
+        self.world = World(self.dir, self.kind, START, ledger=ledger)
         self.unsynced: set[int] = set()     # accounts the broker moved on behind the engine's back
         self.trail: list[str] = []
         STATS["sequences"] += 1
@@ -241,6 +246,11 @@ class MT5Books(Books):
     kind = "mt5"
 
 
+class PgPaperBooks(Books):
+    """The same machine with the ledger in PostgreSQL (a fresh schema per sequence)."""
+    engine = "postgresql"
+
+
 def close_by_hand(world: World, acc: int, ticket: int) -> None:
     """The trader closes a position in the terminal (or the broker does): not through scalper."""
     if world.kind == "paper":
@@ -270,3 +280,6 @@ TestPaperBooks = Books.TestCase
 TestPaperBooks.settings = _settings(CI_EXAMPLES, CI_STEPS)
 TestMT5Books = MT5Books.TestCase
 TestMT5Books.settings = _settings(CI_EXAMPLES, CI_STEPS)
+TestPgPaperBooks = pytest.mark.skipif(pgkit.unavailable() is not None,
+                                      reason=f"needs PostgreSQL: {pgkit.unavailable()}")(PgPaperBooks.TestCase)
+TestPgPaperBooks.settings = _settings(CI_EXAMPLES, CI_STEPS)

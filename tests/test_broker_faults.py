@@ -49,7 +49,7 @@ def _assert_backoff(waits: list[float]) -> None:
         assert base <= w <= base + POLICY.initial_s, (k, w)
 
 
-@pytest.mark.parametrize("code", sorted(TRANSIENT_CODES), ids=lambda c: f"{c}-{code_name(c)}")
+@pytest.mark.parametrize("code", sorted(map(int, TRANSIENT_CODES)), ids=lambda c: f"{c}-{code_name(c)}")
 def test_a_transient_refusal_is_retried_with_backoff_and_fills(tmp_path, code):
     config, s, sleeps, orders = _run(tmp_path, faults={"retcodes": [code, code]})   # refused twice, per account
     assert s.exit_code == 0, s.errors
@@ -70,7 +70,7 @@ def test_a_transient_refusal_is_retried_with_backoff_and_fills(tmp_path, code):
     assert_books_agree(tmp_path, magic_of(config))
 
 
-@pytest.mark.parametrize("code", sorted(UNCERTAIN_CODES), ids=lambda c: f"{c}-{code_name(c)}")
+@pytest.mark.parametrize("code", sorted(map(int, UNCERTAIN_CODES)), ids=lambda c: f"{c}-{code_name(c)}")
 def test_an_uncertain_answer_is_looked_up_not_resent(tmp_path, code):
     # The paper broker executes the order, then answers TIMEOUT / CONNECTION.
     config, s, sleeps, orders = _run(tmp_path, faults={"retcodes": [code]})

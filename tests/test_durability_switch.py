@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from scalper.brokers.paper import _open_state
-from scalper.ledger.store import SYNCHRONOUS_ENV, Ledger
+from scalper.brokers.paper_books import open_state
+from scalper.ledger.sqlite import SYNCHRONOUS_ENV
+from scalper.ledger.store import Ledger
 
 # PRAGMA synchronous answers a number
 OFF, NORMAL, FULL = 0, 1, 2
@@ -16,7 +17,7 @@ OFF, NORMAL, FULL = 0, 1, 2
 
 def _modes(tmp_path) -> tuple[int, int]:
     ledger = Ledger(tmp_path / "ledger.db")
-    books = _open_state(tmp_path / "paper.db")
+    books = open_state(tmp_path / "paper.db")
     try:
         return (ledger.conn.execute("PRAGMA synchronous").fetchone()[0],
                 books.execute("PRAGMA synchronous").fetchone()[0])

@@ -51,7 +51,7 @@ from scalper.config import load_config
 from scalper.orders import client_order_id
 from tests.conftest import shared_file
 from tests.enginekit import engine_at, golden, just_after_close
-from tests.pgkit import clone_ledger, fresh_ledger_url, is_url, ledger_of, rows
+from tests.pgkit import clone_ledger, fresh_ledger_url, has_ledger, is_url, ledger_of, rows
 
 # A trend_pullback sell on the 09:15 bar, the only signal of its minute; none on the 09:16 and 09:19 bars.
 SIGNAL_BAR = "2025-05-15 09:15:00"
@@ -136,7 +136,7 @@ def books(folder: Path) -> dict:
     """What the ledger and the broker hold, in a form the tables above can be compared with."""
     ledger = ledger_of(folder)
     out = {"signals": 0, "decisions": [], "orders": {}, "broker": {}}
-    if is_url(ledger) or ledger.exists():
+    if has_ledger(ledger) if is_url(ledger) else ledger.exists():
         out["signals"] = len(rows(ledger, "SELECT id FROM signals"))
         out["decisions"] = [f"{d['action']} {d['reason']}" for d in rows(ledger, "SELECT * FROM decisions ORDER BY id")]
         out["orders"] = {o["account_id"]: o["status"] for o in rows(ledger, "SELECT * FROM orders WHERE kind = 'open'")}
@@ -339,10 +339,10 @@ def test_killed_at_each_step_then_rerun_gives_exactly_one_order(tmp_path, case, 
     assert_books_agree(tmp_path / "+0s", magic)
 
 
-def test_a_crash_during_the_recovery_itself_is_recovered_too(tmp_path):
+def test_a_crash_during_the_recovery_itself_is_recovered_too(tmp_path, ledger_engine):
     """Killed after the intent; the rerun is killed again as its reconciliation's send is filled;
     the third run finds that fill and completes the fan-out: still exactly one order per account."""
-    config = write_bots(tmp_path)
+    config = write_bots(tmp_path, ledger=ledger_for(ledger_engine))
     assert run_cli(config, NOW, SCALPER_CRASH_AT="after_intent").returncode == -signal.SIGKILL
     assert books(tmp_path)["orders"] == {1: "new"}
     assert run_cli(config, NOW, SCALPER_CRASH_AT="after_fill").returncode == -signal.SIGKILL
@@ -351,5 +351,5 @@ def test_a_crash_during_the_recovery_itself_is_recovered_too(tmp_path):
     assert s.exit_code == 0 and len(s.reconciled) == 1, s.errors
     assert books(tmp_path) == _BOTH_FILLED
     assert_books_agree(tmp_path, magic_of(config))
-    assert [r["status"] for r in rows(tmp_path / "ledger.db", "SELECT status FROM runs ORDER BY rowid")] == [
+    assert [r["status"] for r in rows(ledger_of(tmp_path), "SELECT status FROM runs ORDER BY rowid")] == [
         "interrupted", "interrupted", "ok"]

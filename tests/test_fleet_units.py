@@ -136,7 +136,9 @@ def test_requests_are_pending_until_their_host_confirms(tmp_path):
     from scalper.fleet.requests import ask_hosts, pending_hosts
 
     with Ledger(tmp_path / "ledger.db") as led:
-        positions = [{"id": 1, "bot": "gold", "account_id": 7}, {"id": 2, "bot": "gold", "account_id": 8}]
+        from types import SimpleNamespace
+
+        positions = [SimpleNamespace(id=1, bot="gold", account_id=7), SimpleNamespace(id=2, bot="gold", account_id=8)]
         with led.tx() as c:
             asked = ask_hosts(led, c, "kill_switch", {"vps1": positions[:1], "vps2": positions[1:]}, 10.0,
                               bots=["gold"])

@@ -34,7 +34,8 @@ from scalper.ledger import schema as ledger_schema
 from scalper.ledger.store import MAX_PAGES_ENV
 from tests.clikit import cli
 from tests.conftest import shared_file
-from tests.enginekit import engine_at, golden, just_after_close, rows, write_config
+from tests.enginekit import engine_at, golden, just_after_close, write_config
+from tests.pgkit import fresh_ledger_url, is_url, ledger_of, rows
 
 ORDER_STATES = {"new", "sent", "filled", "rejected", "error", "failed", "canceled"}
 
@@ -60,6 +61,8 @@ def _sha(path: Path) -> str:
 
 
 def _integrity(db: Path) -> None:
+    if is_url(db):
+        return   # PostgreSQL checks its own pages, and every foreign key at every statement
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -135,6 +138,18 @@ def _version(db: Path) -> int:
 @pytest.fixture
 def config(tmp_path, xau_csv) -> Path:
     return write_config(tmp_path, xau_csv, accounts=(1, 2), risk={"max_concurrent": 10, "max_per_symbol": 10})
+
+
+@pytest.fixture
+def either_config(config, ledger_engine) -> Path:
+    """`config`, with its ledger in a fresh PostgreSQL schema for the postgresql run."""
+    if ledger_engine == "postgresql":
+        import yaml
+
+        cfg = yaml.safe_load(config.read_text())
+        cfg["ledger"] = fresh_ledger_url()
+        config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return config
 
 
 # --- read-only --------------------------------------------------------------------------------------
@@ -278,7 +293,7 @@ def test_full_disk_at_every_step_exits_1_and_the_next_run_completes(config, tmp_
 
 
 # --- a failure injected mid-run -------------------------------------------------------------------
-def test_exception_inside_the_fill_transaction_rolls_it_back_whole(config, tmp_path, monkeypatch):
+def test_exception_inside_the_fill_transaction_rolls_it_back_whole(either_config, tmp_path, monkeypatch):
     """The fill's ledger write (order → filled, position, audit) is one transaction: an
     error in its last statement leaves none of it; the next run learns the fill from the broker."""
     from scalper.ledger.store import Ledger as L
@@ -292,11 +307,12 @@ def test_exception_inside_the_fill_transaction_rolls_it_back_whole(config, tmp_p
         return real_audit(self, c, now, kind, message, **kw)
 
     monkeypatch.setattr(L, "audit", failing_audit)
+    config = either_config
     with pytest.raises(RuntimeError, match="injected"):
         engine_at(config, just_after_close(bars[0])).run_once()
     monkeypatch.setattr(L, "audit", real_audit)
 
-    db, paper = tmp_path / "ledger.db", tmp_path / "paper.db"
+    db, paper = ledger_of(tmp_path), tmp_path / "paper.db"
     assert_whole(db)
     [order] = rows(db, "SELECT * FROM orders")
     assert order["status"] == "sent" and order["fill_price"] is None
@@ -309,7 +325,7 @@ def test_exception_inside_the_fill_transaction_rolls_it_back_whole(config, tmp_p
     assert len(rows(db, "SELECT * FROM orders WHERE status = 'filled'")) == 2
 
 
-def test_broker_raising_mid_send_leaves_only_whole_rows(config, tmp_path, monkeypatch):
+def test_broker_raising_mid_send_leaves_only_whole_rows(either_config, tmp_path, monkeypatch):
     from scalper.brokers.paper import PaperBroker
 
     bars = _signal_bars()
@@ -322,12 +338,13 @@ def test_broker_raising_mid_send_leaves_only_whole_rows(config, tmp_path, monkey
             raise ConnectionResetError("injected: socket reset mid-request")
         return real_send(self, request)
 
+    config = either_config
     monkeypatch.setattr(PaperBroker, "send_order", flaky_send)
     with pytest.raises(ConnectionResetError):
         engine_at(config, just_after_close(bars[0])).run_once()
     monkeypatch.setattr(PaperBroker, "send_order", real_send)
 
-    db, paper = tmp_path / "ledger.db", tmp_path / "paper.db"
+    db, paper = ledger_of(tmp_path), tmp_path / "paper.db"
     assert_whole(db)
     assert sorted(o["status"] for o in rows(db, "SELECT status FROM orders")) == ["filled", "sent"]
 
@@ -336,7 +353,7 @@ def test_broker_raising_mid_send_leaves_only_whole_rows(config, tmp_path, monkey
     assert_completed(db, paper)   # the `sent` one is asked about, found absent, marked failed: never resent blind
 
 
-def test_feed_failing_mid_run_records_the_run_as_an_error_and_nothing_else(config, tmp_path, monkeypatch):
+def test_feed_failing_mid_run_records_the_run_as_an_error_and_nothing_else(either_config, tmp_path, monkeypatch):
     from scalper.feeds.csvfile import CsvFeed
 
     bars = _signal_bars()
@@ -346,8 +363,8 @@ def test_feed_failing_mid_run_records_the_run_as_an_error_and_nothing_else(confi
 
     monkeypatch.setattr(CsvFeed, "closed_bars", broken)
     with pytest.raises(OSError):
-        engine_at(config, just_after_close(bars[0])).run_once()
-    db = tmp_path / "ledger.db"
+        engine_at(either_config, just_after_close(bars[0])).run_once()
+    db = ledger_of(tmp_path)
     assert_whole(db)
     assert rows(db, "SELECT * FROM signals") == []
     assert [r["status"] for r in rows(db, "SELECT status FROM runs")] == ["error"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scalper.core import fills, upkeep
+from scalper.core import sim, upkeep
 from scalper.core.sizing import order_volume
 from scalper.symbols import default_qty, is_metal, root_symbol, round_volume, spec_for
 
@@ -41,15 +41,17 @@ def test_risk_percent_sizing():
 
 
 def test_fill_model():
-    assert fills.entry_price("buy", 100.0, 20, 0.01) == pytest.approx(100.1)
-    assert fills.entry_price("sell", 100.0, 20, 0.01) == pytest.approx(99.9)
-    assert fills.bar_exit("buy", 99.0, 102.0, 100.0, 102.5, 98.5) == (99.0, "sl")   # both touched: SL
-    assert fills.bar_exit("buy", 99.0, 102.0, 100.0, 102.5, 99.5) == (102.0, "tp")
-    assert fills.bar_exit("buy", 99.0, 102.0, 98.0, 100.0, 97.0) == (98.0, "sl")    # gap through SL
-    assert fills.bar_exit("sell", 101.0, 98.0, 100.0, 100.5, 99.0) is None
-    assert fills.bar_exit("sell", 101.0, 98.0, 97.5, 98.0, 97.0) == (97.5, "tp")    # gap through TP
-    assert fills.profit("buy", 100.0, 102.0, 0.5, 100) == pytest.approx(100.0)
-    assert fills.profit("sell", 100.0, 102.0, 0.5, 100) == pytest.approx(-100.0)
+    bid, ask = sim.quote(100.0, 20, 0.01)
+    assert (bid, ask) == pytest.approx((99.9, 100.1))
+    assert (sim.fill_price("buy", bid, ask), sim.fill_price("sell", bid, ask)) == (ask, bid)
+    assert (sim.close_price("buy", bid, ask), sim.close_price("sell", bid, ask)) == (bid, ask)
+    assert sim.bar_exit("buy", 99.0, 102.0, 100.0, 102.5, 98.5) == (99.0, "sl")   # both touched: SL
+    assert sim.bar_exit("buy", 99.0, 102.0, 100.0, 102.5, 99.5) == (102.0, "tp")
+    assert sim.bar_exit("buy", 99.0, 102.0, 98.0, 100.0, 97.0) == (98.0, "sl")    # gap through SL
+    assert sim.bar_exit("sell", 101.0, 98.0, 100.0, 100.5, 99.0) is None
+    assert sim.bar_exit("sell", 101.0, 98.0, 97.5, 98.0, 97.0) == (97.5, "tp")    # gap through TP
+    assert sim.profit("buy", 100.0, 102.0, 0.5, 100) == pytest.approx(100.0)
+    assert sim.profit("sell", 100.0, 102.0, 0.5, 100) == pytest.approx(-100.0)
 
 
 def test_trailing_stop_only_tightens():

@@ -11,33 +11,24 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from scalper.symbols import SymbolSpec
+from scalper.vocab import TradeRetcode
 
 Side = Literal["buy", "sell"]
 
-# --- return codes (MT5 TRADE_RETCODE_*) -------------------------------------
-DONE = 10009
-PLACED = 10008
-DONE_PARTIAL = 10010
+# --- return codes (MT5 TRADE_RETCODE_*, defined in scalper.vocab) -----------
+DONE = TradeRetcode.DONE
+PLACED = TradeRetcode.PLACED
+DONE_PARTIAL = TradeRetcode.DONE_PARTIAL
 
-RETCODE_NAMES = {
-    10004: "REQUOTE", 10006: "REJECT", 10007: "CANCEL", 10008: "PLACED", 10009: "DONE",
-    10010: "DONE_PARTIAL", 10011: "ERROR", 10012: "TIMEOUT", 10013: "INVALID",
-    10014: "INVALID_VOLUME", 10015: "INVALID_PRICE", 10016: "INVALID_STOPS",
-    10017: "TRADE_DISABLED", 10018: "MARKET_CLOSED", 10019: "NO_MONEY",
-    10020: "PRICE_CHANGED", 10021: "PRICE_OFF", 10022: "INVALID_EXPIRATION",
-    10023: "ORDER_CHANGED", 10024: "TOO_MANY_REQUESTS", 10025: "NO_CHANGES",
-    10026: "SERVER_DISABLES_AT", 10027: "CLIENT_DISABLES_AT", 10028: "LOCKED",
-    10029: "FROZEN", 10030: "INVALID_FILL", 10031: "CONNECTION", 10032: "ONLY_REAL",
-    10033: "LIMIT_ORDERS", 10034: "LIMIT_VOLUME", 10035: "INVALID_ORDER",
-    10036: "POSITION_CLOSED", 10038: "INVALID_CLOSE_VOLUME", 10039: "CLOSE_ORDER_EXIST",
-    10040: "LIMIT_POSITIONS", 10041: "REJECT_CANCEL", 10042: "LONG_ONLY",
-    10043: "SHORT_ONLY", 10044: "CLOSE_ONLY", 10045: "FIFO_CLOSE",
-}
-SUCCESS_CODES = frozenset({DONE, PLACED, DONE_PARTIAL})
+RETCODE_NAMES: dict[int, str] = {int(code): code.name for code in TradeRetcode}
+# Plain ints (what brokers answer with), named from the vocabulary.
+SUCCESS_CODES = frozenset(int(c) for c in (DONE, PLACED, DONE_PARTIAL))
 # Safe to resend with a fresh quote: the request certainly did not execute.
-TRANSIENT_CODES = frozenset({10004, 10011, 10020, 10021, 10023, 10024, 10028, 10029})
+TRANSIENT_CODES = frozenset(int(c) for c in (
+    TradeRetcode.REQUOTE, TradeRetcode.ERROR, TradeRetcode.PRICE_CHANGED, TradeRetcode.PRICE_OFF,
+    TradeRetcode.ORDER_CHANGED, TradeRetcode.TOO_MANY_REQUESTS, TradeRetcode.LOCKED, TradeRetcode.FROZEN))
 # Outcome unknown: the order may have executed. Look for it before any resend.
-UNCERTAIN_CODES = frozenset({10012, 10031})
+UNCERTAIN_CODES = frozenset(int(c) for c in (TradeRetcode.TIMEOUT, TradeRetcode.CONNECTION))
 
 
 def code_name(code: int | None) -> str:

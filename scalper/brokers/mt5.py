@@ -41,15 +41,11 @@ from scalper.errors import BrokerUnavailable
 from scalper.mt5_terminal import (IPC_ERRORS, Terminal, TerminalAccount, UnknownSymbol, describe_failure,
                                   load_package)
 from scalper.symbols import SymbolSpec
+from scalper.vocab import TradeRetcode
 
 log = logging.getLogger("scalper.mt5")
 
 MISSING_PACKAGE = "the mt5 broker needs the MetaTrader5 package on Windows: pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')"
-
-REQUOTE = 10004
-INVALID = 10013
-CONNECTION = 10031
-POSITION_CLOSED = 10036
 
 # symbol_info().filling_mode bits; the package does not export them (docs §3, §11).
 SYMBOL_FILLING_FOK = 1
@@ -220,7 +216,7 @@ class MT5Broker:
         try:
             symbol = self._t.resolve(request.symbol)
         except UnknownSymbol as exc:
-            return OrderResult(INVALID, str(exc), time=now)
+            return OrderResult(TradeRetcode.INVALID, str(exc), time=now)
         info = self._t.need("symbol_info", symbol)
         tick = self._t.need("symbol_info_tick", symbol)
         buy = request.side == "buy"
@@ -245,7 +241,7 @@ class MT5Broker:
         self._account_info()
         pos = self._open_position(ticket)
         if pos is None:
-            return OrderResult(POSITION_CLOSED, f"position {ticket} is not open", time=now)
+            return OrderResult(TradeRetcode.POSITION_CLOSED, f"position {ticket} is not open", time=now)
         info = self._t.need("symbol_info", pos.symbol)
         tick = self._t.need("symbol_info_tick", pos.symbol)
         long = pos.type == self._mt5.POSITION_TYPE_BUY
@@ -270,7 +266,7 @@ class MT5Broker:
         self._account_info()
         pos = self._open_position(ticket)
         if pos is None:
-            return OrderResult(POSITION_CLOSED, f"position {ticket} is not open", time=now)
+            return OrderResult(TradeRetcode.POSITION_CLOSED, f"position {ticket} is not open", time=now)
         info = self._t.need("symbol_info", pos.symbol)
         return self._send({
             "action": self._mt5.TRADE_ACTION_SLTP,
@@ -285,11 +281,11 @@ class MT5Broker:
         if result is None:
             code, text = error
             if code in IPC_ERRORS:
-                return OrderResult(CONNECTION, f"the terminal did not answer ({code} {text}); the order may have "
-                                               "gone through", time=now)
+                return OrderResult(TradeRetcode.CONNECTION, f"the terminal did not answer ({code} {text}); the "
+                                   "order may have gone through", time=now)
             return OrderResult(code, f"refused by the MetaTrader5 package ({code} {text})", time=now)
         message = result.comment
-        if result.retcode == REQUOTE:
+        if result.retcode == TradeRetcode.REQUOTE:
             message += f" (bid {result.bid}, ask {result.ask})"
         if result.retcode not in SUCCESS_CODES:
             return OrderResult(result.retcode, message, time=now)

@@ -166,6 +166,10 @@ def backtest(
                                            help="Spread in points for every bar, instead of the file's spread "
                                                 "column or the symbol's typical spread (0: no costs)."),
     no_trailing: bool = typer.Option(False, "--no-trailing", help="Turn the trailing stop off."),
+    leverage: Optional[float] = typer.Option(None, "--leverage", parser=number(1, 10_000), metavar="RATIO",
+                                             help="Account leverage (1:RATIO) for the margin check: an order needs "
+                                                  "volume × contract size × price / RATIO of free margin "
+                                                  "(default 100, as the paper broker)."),
     config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Replay history through the same strategies, risk rules and position upkeep as run-once.
@@ -173,6 +177,8 @@ def backtest(
     Prints trades, win rate, profit factor, expectancy, max drawdown and net P&L, in all and per strategy,
     and the rejections by reason. Fills follow the paper broker: the next bar's open plus or minus half the
     spread; SL/TP checked on each later bar. The kill-switch re-arms at the next UTC midnight.
+    An order the free margin cannot hold is refused (broker_no_money); a book whose equity falls to zero
+    is closed at the quote (stop_out).
     """
     from scalper.cli.progress import progress as progress_bar
     from scalper.services.backtest import backtest as service
@@ -181,7 +187,7 @@ def backtest(
         doc = service(data=data, bot=bot, symbol=symbol, strategies=strategies, since=since, until=until,
                       signals_out=signals_out, trades_out=trades_out, chart=chart, balance=balance, qty=qty,
                       lookback=lookback, skip_bad_rows=skip_bad_rows, config=config, progress=progress,
-                      spread=spread, trailing=False if no_trailing else None)
+                      spread=spread, trailing=False if no_trailing else None, leverage=leverage)
     if as_json:
         emit_json(doc)
     else:
@@ -193,4 +199,5 @@ from scalper.cli import ops  # noqa: E402,F401  (operator commands: status, kill
 from scalper.cli import bridge  # noqa: E402,F401  (terminal-server)
 from scalper.cli import optimize_cmd  # noqa: E402,F401  (scalper optimize)
 from scalper.cli import notify_cmd  # noqa: E402,F401  (notify test)
+from scalper.cli import ledger_cmd  # noqa: E402,F401  (ledger migrate)
 from scalper.cli import fleet_cmd  # noqa: E402,F401  (worker, beat)

@@ -55,7 +55,8 @@ err = _StderrConsole()
 ConfigOpt = typer.Option(None, "--config", "-c", envvar="SCALPER_CONFIG", show_envvar=True,
                          help="The bots file.  [default: ./bots.yaml]", metavar="PATH")
 LedgerOpt = typer.Option(None, "--ledger", envvar="SCALPER_LEDGER", show_envvar=True,
-                         help="The SQLite ledger (overrides `ledger:` in the bots file).", metavar="PATH")
+                         help="The ledger: an SQLite file, or a postgresql:// URL (overrides `ledger:` in the "
+                              "bots file).", metavar="PATH|URL")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout (human text goes to stderr).")
 
 

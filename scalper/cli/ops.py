@@ -166,8 +166,8 @@ def metrics(
         check_output(out, "--out")
     with Ledger(path, readonly=True) as led:
         if out:
-            m.write(led, Path(out))
+            m.write(led, Path(out), bots=[b.name for b in cfg.bots])
             err.print(f"wrote {out}")
         else:
-            typer.echo(m.render(led), nl=False)
+            typer.echo(m.render(led, bots=[b.name for b in cfg.bots]), nl=False)
     return 0

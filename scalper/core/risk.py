@@ -6,13 +6,13 @@ one that fails names the reason, so a rejection always says the real cause.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from scalper.core.bars import BAR_SECONDS
 from scalper.core.signals import Signal
 from scalper.core.stops import stops_valid
+from scalper.vocab import DecisionAction
 
-APPROVED = "open"
+APPROVED = DecisionAction.OPEN   # an approval is recorded with the action as its reason
 
 # Reason codes, in the order they are checked.
 ENGINE_PAUSED = "risk_engine_paused"
@@ -71,13 +71,13 @@ class Exposure:
 
 @dataclass(frozen=True)
 class Decision:
-    action: Literal["open", "reject"]
+    action: DecisionAction
     reason: str
     detail: str = ""
 
     @property
     def approved(self) -> bool:
-        return self.action == "open"
+        return self.action == DecisionAction.OPEN
 
 
 def signal_age(signal: Signal, now: float) -> float:
@@ -96,7 +96,7 @@ def daily_loss_cap(limits: RiskLimits, balance: float) -> float | None:
 
 def decide(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> Decision:
     def reject(reason: str, detail: str) -> Decision:
-        return Decision("reject", reason, detail)
+        return Decision(DecisionAction.REJECT, reason, detail)
 
     if exposure.engine_paused:
         return reject(ENGINE_PAUSED, "the engine is paused (scalper resume lifts it)")
@@ -130,7 +130,7 @@ def decide(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -
                            min_distance=exposure.stops_min_distance):
             return reject(STOPS_BEYOND_QUOTE, f"{signal.direction} SL {sl:g} / TP {tp:g} against bid {exposure.bid:g} "
                                               f"ask {exposure.ask:g}: the price already moved past a level")
-    return Decision("open", APPROVED, "")
+    return Decision(DecisionAction.OPEN, APPROVED, "")
 
 
 def order_stops(signal: Signal, digits: int | None) -> tuple[float, float]:

@@ -22,6 +22,7 @@ from pandas.api.types import is_numeric_dtype
 
 from scalper.clock import bar_iso
 from scalper.core.bars import BAR_SECONDS, Bars
+from scalper.core.sim import latest_price
 from scalper.errors import DataError, quote
 from scalper.feeds import plausible
 from scalper.memory import give_back
@@ -770,9 +771,4 @@ class CsvFeed:
         return self._recent(symbol, lambda bars: bars.time[0] <= start).closed_at(now).between(start, None)
 
     def price_at(self, symbol: str, now: float) -> float | None:
-        bars = self._recent(symbol, lambda bars: bars.time[0] <= now - BAR_SECONDS)
-        forming = bars.index_of(int(now // BAR_SECONDS) * BAR_SECONDS)
-        if forming is not None:
-            return float(bars.open[forming])
-        closed = bars.closed_at(now)
-        return float(closed.close[-1]) if len(closed) else None
+        return latest_price(self._recent(symbol, lambda bars: bars.time[0] <= now - BAR_SECONDS), now)

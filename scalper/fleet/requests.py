@@ -26,30 +26,30 @@ log = logging.getLogger("scalper.fleet")
 LOCK_WAIT_S = 60.0
 
 
-def split_by_host(cfg: Config, positions: list[dict[str, Any]]) -> tuple[list[dict], dict[str, list[dict]]]:
+def split_by_host(cfg: Config, positions: list[Any]) -> tuple[list[Any], dict[str, list[Any]]]:
     """(positions this machine closes itself, {other host: its positions})."""
     hosts = account_hosts(cfg)
-    here: list[dict] = []
-    elsewhere: dict[str, list[dict]] = defaultdict(list)
+    here: list[Any] = []
+    elsewhere: dict[str, list[Any]] = defaultdict(list)
     for p in positions:
-        host = hosts.get(p["account_id"], LOCAL)
+        host = hosts.get(p.account_id, LOCAL)
         (here if host == LOCAL else elsewhere[host]).append(p)
     return here, dict(elsewhere)
 
 
-def ask_hosts(ledger: Any, c: Any, kind: str, elsewhere: dict[str, list[dict]], now: float,
+def ask_hosts(ledger: Any, c: Any, kind: str, elsewhere: dict[str, list[Any]], now: float,
               *, bots: list[str] | None = None) -> list[str]:
     """Inside the operator's transaction: one request per host, unless the host has one pending
     already that covers the same bots (an engage repeated before the host answered). → the hosts asked."""
     request_id = f"{kind}-{uuid.uuid4().hex[:8]}"
-    wanted = sorted(bots or {p["bot"] for ps in elsewhere.values() for p in ps if p["bot"]})
+    wanted = sorted(bots or {p.bot for ps in elsewhere.values() for p in ps if p.bot})
     for host, positions in sorted(elsewhere.items()):
         if kind == "kill_switch" and any(r["kind"] == kind and set(wanted) <= set(r["bots"])
                                          for r in books.requests(ledger, host=host)):
             continue   # that request closes these positions too (it closes every open one of its bots)
         books.add_request(ledger, c, request_id, host, {
-            "kind": kind, "bots": sorted(bots or {p["bot"] for p in positions if p["bot"]}),
-            "positions": sorted(p["id"] for p in positions), "closed": 0, "left_open": len(positions)}, now)
+            "kind": kind, "bots": sorted(bots or {p.bot for p in positions if p.bot}),
+            "positions": sorted(p.id for p in positions), "closed": 0, "left_open": len(positions)}, now)
     return sorted(elsewhere)
 
 
@@ -81,6 +81,7 @@ def serve(cfg: Config, ledger_ref: Any, host: str, *, lock_wait_s: float = LOCK_
     from scalper import wiring
     from scalper.core.exposure import day_start
     from scalper.engine import close_bot_positions, close_brokers, update_daily_pnl
+    from scalper.vocab import CloseCause
     from scalper.ledger import Ledger, run_lock
     from scalper.orders import OrderDesk
     from scalper.services.control import books_clock
@@ -111,14 +112,14 @@ def serve(cfg: Config, ledger_ref: Any, host: str, *, lock_wait_s: float = LOCK_
                 if req["kind"] == "kill_switch":
                     # a switch released since asks nothing more; an engaged one: everything of the bot
                     bots = [b for b in req["bots"] if ledger.kill_switch(b) is not None]
-                    todo = [p for p in ledger.open_positions(sorted(mine)) if p["bot"] in bots]
+                    todo = [p for p in ledger.open_positions(sorted(mine)) if p.bot in bots]
                 else:
-                    todo = [p for p in ledger.open_positions(sorted(mine)) if p["id"] in ids]
+                    todo = [p for p in ledger.open_positions(sorted(mine)) if p.id in ids]
                 closed, errors = 0, []
                 if todo:
                     factory = wiring.make_broker_factory(cfg, wiring.make_feed(cfg), clock)
                     brokers: dict[int, Any] = {}
-                    for acc_id in sorted({p["account_id"] for p in todo}):
+                    for acc_id in sorted({p.account_id for p in todo}):
                         try:
                             b = factory(cfg.account(acc_id))
                             b.connect()
@@ -126,21 +127,23 @@ def serve(cfg: Config, ledger_ref: Any, host: str, *, lock_wait_s: float = LOCK_
                         except BrokerUnavailable as exc:
                             errors.append(f"account {acc_id}: {exc}")
                     try:
-                        by_bot: dict[str, list[dict]] = defaultdict(list)
+                        by_bot: dict[str, list[Any]] = defaultdict(list)
                         for p in todo:
-                            by_bot[p["bot"] or ""].append(p)
+                            by_bot[p.bot or ""].append(p)
                         for name, positions in by_bot.items():
                             try:
                                 bot = cfg.bot(name)
                             except KeyError:
                                 errors.append(f"positions of unknown bot {name!r} left open")
                                 continue
-                            closed += close_bot_positions(ledger, desk, brokers, bot, positions)
+                            closed += close_bot_positions(
+                                ledger, desk, brokers, bot, positions,
+                                reason=CloseCause.ROLLBACK if req["kind"] == "rollback" else CloseCause.KILL_SWITCH)
                     finally:
                         close_brokers(brokers)
                     closed_any = closed_any or closed > 0
-                open_ids = {p["id"] for p in ledger.open_positions(sorted(mine))}
-                left = len({p["id"] for p in todo} & open_ids)
+                open_ids = {p.id for p in ledger.open_positions(sorted(mine))}
+                left = len({p.id for p in todo} & open_ids)
                 with ledger.tx() as c:
                     books.update_request(ledger, c, req, now, confirmed=left == 0,
                                          closed=req.get("closed", 0) + closed, left_open=left, errors=errors)

@@ -12,8 +12,9 @@ engine), so the same rows give the same digest on both engines.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from scalper.ledger.schema import table_names
 
@@ -146,7 +147,7 @@ def copy_ledger(source: Any, target: Any) -> list[TableCopy]:
                     target.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{col}'), "
                                    f"COALESCE(MAX({col}), 0) + 1, false) FROM {table}")
         results = []
-        for table, src_cols, dst_cols in plan:
+        for table, src_cols, _ in plan:
             shared = [c for c in src_cols if c != ROWID]
             n_src, d_src = table_digest(source, table, shared)
             n_dst, d_dst = table_digest(target, table, shared)

@@ -18,15 +18,17 @@ Plain stdlib (and psycopg, already loaded for a PostgreSQL ledger) rather than a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from scalper.errors import LedgerError, LockHeld
 from scalper.ledger.paths import check_ledger_path
@@ -69,13 +71,13 @@ def lock_path(ledger_path: Path) -> Path:
     return ledger_path.with_name(ledger_path.name + ".lock")
 
 
-def leaves_lock_file(ledger: "Path | LedgerUrl") -> bool:
+def leaves_lock_file(ledger: Path | LedgerUrl) -> bool:
     """Would taking the lock create a file that is not there yet (a dry run must not)?"""
     return not isinstance(ledger, LedgerUrl) and not lock_path(Path(ledger)).exists()
 
 
 @contextmanager
-def run_lock(ledger: "Path | LedgerUrl", *, holder: str = "run-once", host: str = DEFAULT_HOST,
+def run_lock(ledger: Path | LedgerUrl, *, holder: str = "run-once", host: str = DEFAULT_HOST,
              scope: str | None = None, wait_s: float = 0.0, poll_s: float = 0.05) -> Iterator[None]:
     """Hold the lock, waiting up to `wait_s`; LockHeld (exit 75) naming the holder if it stays taken.
 
@@ -149,11 +151,12 @@ def _advisory_lock(ledger: LedgerUrl, name: str, *, holder: str, wait_s: float, 
     label = f"{_LABEL}{holder} | pid {os.getpid()} on {socket.gethostname()}"
     try:
         conn = postgres.connect(ledger, application=label)
+        postgres.server_keepalives(conn)   # a holder whose machine vanishes: the lock freed within ~1 min
     except sqlite3.Error as exc:
         raise LedgerError(str(exc)) from None
     try:
         deadline = time.monotonic() + wait_s
-        while not conn.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]:
+        while not (conn.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone() or (False,))[0]:
             if time.monotonic() >= deadline:
                 who, detail = _advisory_holder(conn, key)
                 scope = f" for host {name.removeprefix('pass:')}" if name.startswith("pass:") else f" ({name})"
@@ -162,22 +165,21 @@ def _advisory_lock(ledger: LedgerUrl, name: str, *, holder: str, wait_s: float, 
         try:
             yield
         finally:
-            try:
+            with contextlib.suppress(sqlite3.Error):   # the connection is gone: so is the lock
                 conn.execute("SELECT pg_advisory_unlock(?)", (key,))
-            except sqlite3.Error:
-                pass   # the connection is gone: so is the lock
     except sqlite3.Error as exc:
         raise LedgerError(str(exc)) from None
     finally:
         conn.close()
 
 
-def _advisory_holder(conn: "postgres.PgConnection", key: int) -> tuple[str | None, str | None]:
+def _advisory_holder(conn: postgres.PgConnection, key: int) -> tuple[str | None, str | None]:
     """Who holds the advisory lock `key`: its connection's label, from pg_stat_activity."""
     unsigned = key & 0xFFFFFFFFFFFFFFFF
     row = conn.execute(
         "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ? AND l.objid = ? AND l.objsubid = 1",
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ? AND l.objid = ? AND l.objsubid = 1 "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",   # keys are per database
         (unsigned >> 32, unsigned & 0xFFFFFFFF)).fetchone()
     if row is None:
         return None, None

@@ -16,10 +16,11 @@ from typing import Any
 
 from scalper.clock import iso
 from scalper.ledger.store import Ledger
+from scalper.vocab import RunStatus
 
 CURSORS = ("positions", "audit", "runs")
 STALL_KEY = "stall"          # notify_state: the stall an alert went out for (the last good run's id)
-SUCCESSFUL_RUN = ("ok", "paused")   # a pass that ran to its end (a paused engine still runs its passes)
+SUCCESSFUL_RUN = (RunStatus.OK, RunStatus.PAUSED)   # a pass that ran to its end (a paused engine still runs its passes)
 
 
 def _rows(c: sqlite3.Connection, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
@@ -52,7 +53,7 @@ def new_records(c: sqlite3.Connection, since_iso: str) -> dict[str, Any]:
     closes = _rows(c, """
         SELECT a.id AS audit_id, a.message AS audit_message, p.*
         FROM audit a JOIN positions p ON p.account_id = a.account_id
-                                       AND p.ticket = json_extract(a.data, '$.ticket')
+                                       AND p.ticket = CAST(json_extract(a.data, '$.ticket') AS INTEGER)
         WHERE a.kind = 'position_closed' AND a.id > ? AND a.at >= ? ORDER BY a.id""",
                    (cur["audit"], since_iso))
     kills = _rows(c, """
@@ -64,7 +65,7 @@ def new_records(c: sqlite3.Connection, since_iso: str) -> dict[str, Any]:
     last_run = cur["runs"]
     for r in _rows(c, "SELECT rowid AS seq, id, status, as_of, summary FROM runs WHERE rowid > ? AND dry_run = 0 "
                       "ORDER BY rowid", (cur["runs"],)):
-        if r["status"] == "running":   # a pass still under way: look again next time
+        if r["status"] == RunStatus.RUNNING:   # a pass still under way: look again next time
             break
         last_run = r["seq"]
         if r["as_of"] >= since_iso:

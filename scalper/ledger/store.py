@@ -1,8 +1,8 @@
 """The ledger: everything the engine decided and did, in one SQLite file.
 
 Written so that nothing is lost or duplicated:
-- WAL mode, synchronous=FULL (tests may lower it: SYNCHRONOUS_ENV), every write inside an explicit `BEGIN IMMEDIATE`
-  transaction (see `tx`), so a crash leaves either all of a step or none of it;
+- WAL mode, synchronous=FULL (tests may lower it: `sqlite.SYNCHRONOUS_ENV`), every write inside an explicit
+  `BEGIN IMMEDIATE` transaction (see `tx`), so a crash leaves either all of a step or none of it;
 - unique keys do the de-duplication (a signal's dedupe key, an order's client
   id and (signal, account)), so a retry finds the row instead of adding one;
 - every timestamp is UTC ISO 8601 ('...Z').
@@ -24,38 +24,38 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from scalper.clock import iso
 from scalper.errors import LedgerError
+from scalper.ledger import sqlite
+from scalper.ledger.orders import Orders
 from scalper.ledger.paths import check_ledger_path, refuse_foreign
+from scalper.ledger.positions import Positions
 from scalper.ledger.postgres import ENGINE, LedgerUrl
-from scalper.ledger.schema import SCHEMA_VERSION, SchemaError, current_version, migration_sql
-
-OPEN_ORDER_STATES = ("new", "sent")
+from scalper.ledger.reports import Reports
+from scalper.ledger.rows import KillSwitchRow, OrderRow, PositionRow, R
+from scalper.ledger.runs import Runs
+from scalper.ledger.schema import (
+    REBUILDS,
+    SCHEMA_VERSION,
+    SchemaError,
+    current_version,
+    migration_sql,
+)
+from scalper.ledger.signals import Signals
+from scalper.ledger.switches import KillSwitches
 
 # Tests and drills only: cap the ledger's size in pages (SQLite's max_page_count), so a
 # "disk full" happens for real at a chosen point. Unset in production.
 MAX_PAGES_ENV = "SCALPER_LEDGER_MAX_PAGES"
 
-# Tests only: how hard SQLite syncs the ledger and the paper broker's books to disk
-# (PRAGMA synchronous). Unset in production, where it is FULL: a committed step survives
-# a power cut. The test suite sets OFF (tests/conftest.py), because fsync is most of its
-# wall time. Unknown values mean FULL: a typo costs speed, never safety.
-SYNCHRONOUS_ENV = "SCALPER_SQLITE_SYNCHRONOUS"
-_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
-
-def synchronous_mode() -> str:
-    """The PRAGMA synchronous value to use: FULL unless a test asked otherwise."""
-    value = os.environ.get(SYNCHRONOUS_ENV, "").strip().upper()
-    return value if value in _SYNCHRONOUS_MODES else "FULL"
-
-
-def _explain(exc: BaseException, path: Path) -> str:
+def _explain(exc: BaseException, path: Path | LedgerUrl) -> str:
     """One line: which file, what is wrong, what to do. Never a traceback."""
     text = str(exc)
     if getattr(exc, "explained", False):   # the PostgreSQL adapter's errors say it all, masked
@@ -86,8 +86,19 @@ def _explain(exc: BaseException, path: Path) -> str:
 
 
 class Ledger:
-    def __init__(self, path: "str | os.PathLike | LedgerUrl", *, readonly: bool = False,
+    """The ledger (a file, or a PostgreSQL database) and its named operations, grouped by concern: `runs`, `signals` (and their
+    decisions), `orders`, `positions` (fills, daily P&L), `kill_switches`, `reports`. Reads return
+    row dataclasses (scalper.ledger.rows); writes take the connection of an open `tx()`, so a
+    caller groups the writes of one step into one transaction."""
+
+    def __init__(self, path: str | os.PathLike | LedgerUrl, *, readonly: bool = False,
                  _conn: sqlite3.Connection | None = None):
+        self.runs = Runs(self)
+        self.signals = Signals(self)
+        self.orders = Orders(self)
+        self.positions = Positions(self)
+        self.kill_switches = KillSwitches(self)
+        self.reports = Reports(self)
         # A file path, or a PostgreSQL database (postgres.LedgerUrl: str() is its masked display form)
         self.path: Any = path if isinstance(path, LedgerUrl) else Path(path)
         self.engine = ENGINE if isinstance(path, LedgerUrl) and _conn is None else "sqlite"
@@ -112,7 +123,7 @@ class Ledger:
             raise
 
     @classmethod
-    def snapshot(cls, path: "str | os.PathLike | LedgerUrl") -> "Ledger":
+    def snapshot(cls, path: str | os.PathLike | LedgerUrl) -> Ledger:
         """An in-memory copy to work on and throw away (--dry-run): the file is never written."""
         mem = sqlite3.connect(":memory:", isolation_level=None)
         if isinstance(path, LedgerUrl):
@@ -142,33 +153,23 @@ class Ledger:
         if self.readonly:
             if not self.path.exists():
                 raise LedgerError(f"no ledger at {self.path} yet; run `scalper run-once` first")
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                                   timeout=10)
-            return conn
+            return sqlite.connect_readonly(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and not self.path.is_file():
             raise LedgerError(f"the ledger {self.path} is not a file; point `ledger:` (or --ledger) at a file")
-        # The ledger holds account numbers and P&L: owner-only, including -wal/-shm
-        # (SQLite gives those the main file's mode).
-        old_umask = os.umask(0o077)
-        try:
+        # The ledger holds account numbers and P&L: owner-only, including -wal/-shm.
+        with sqlite.owner_only():
             if not self.path.exists():
                 fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+            conn = sqlite.connect(self.path, foreign_keys=True)
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={synchronous_mode()}")
-                conn.execute("PRAGMA foreign_keys=ON")
-                conn.execute("PRAGMA busy_timeout=10000")
                 max_pages = os.environ.get(MAX_PAGES_ENV)
                 if max_pages:
                     conn.execute(f"PRAGMA max_page_count={int(max_pages)}")
             except BaseException:
                 conn.close()
                 raise
-        finally:
-            os.umask(old_umask)
         return conn
 
     def _connect_postgres(self) -> Any:
@@ -201,7 +202,7 @@ class Ledger:
         except sqlite3.Error:
             pass
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -253,6 +254,18 @@ class Ledger:
         if version > 0 and not self._snapshot and self.engine == "sqlite":
             # PostgreSQL runs the migration's DDL inside the one transaction: a failure leaves it untouched
             self.last_backup = self.backup(f"v{version}")
+        # A table rebuild drops and renames tables other tables refer to: foreign keys are off
+        # for it (SQLite allows the switch outside a transaction only) and checked before commit.
+        rebuilds = any(v in REBUILDS for v in range(version + 1, SCHEMA_VERSION + 1))
+        if rebuilds:
+            self.conn.execute("PRAGMA foreign_keys=OFF")
+        try:
+            self._apply_migrations(rebuilds)
+        finally:
+            if rebuilds and not self._snapshot:
+                self.conn.execute("PRAGMA foreign_keys=ON")
+
+    def _apply_migrations(self, check_foreign_keys: bool) -> None:
         with self.tx() as c:
             # Another process may have migrated while we copied: decide again under the write lock.
             version = current_version(c)
@@ -262,10 +275,12 @@ class Ledger:
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _split_sql(migration_sql(v, self.engine)):
                     c.execute(statement)
-            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                      (str(SCHEMA_VERSION),))
+            if check_foreign_keys and c.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                raise SchemaError("has rows that refer to missing ones (PRAGMA foreign_key_check); it was left "
+                                  "untouched — restore it from a backup (*.bak beside it)")
+            _set_meta(c, "schema_version", str(SCHEMA_VERSION))
             if version == 0:
-                c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('created_at', ?)", (iso(time.time()),))
+                _set_meta(c, "created_at", iso(time.time()))
             else:
                 self.audit(c, time.time(), "migration", f"ledger schema migrated from v{version} to "
                            f"v{SCHEMA_VERSION}; backup: {self.last_backup}")
@@ -275,7 +290,7 @@ class Ledger:
 
         Written under a temporary name and renamed, so a `.bak` file is always whole;
         never overwrites an earlier backup."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         dest = self.path.with_name(f"{self.path.name}.{label}.{stamp}.bak")
         n = 1
         while dest.exists():
@@ -326,8 +341,10 @@ class Ledger:
         except sqlite3.Error as exc:
             raise LedgerError(_explain(exc, self.path)) from None
 
-    # --- generic helpers ----------------------------------------------------
+    # --- reads --------------------------------------------------------------------------------
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        """Rows as dicts: for the ledger's own modules and for tests; code outside
+        scalper/ledger asks a named operation instead."""
         try:
             cur = self.conn.execute(sql, params)
             cols = [d[0] for d in cur.description or ()]
@@ -339,6 +356,28 @@ class Ledger:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
+    def rows(self, cls: type[R], sql: str, params: tuple = ()) -> list[R]:
+        """Rows of a row dataclass (scalper.ledger.rows)."""
+        try:
+            cur = self.conn.execute(sql, params)
+            cols = [d[0] for d in cur.description or ()]
+            return [cls.from_row(cols, row) for row in cur.fetchall()]
+        except sqlite3.Error as exc:
+            raise LedgerError(_explain(exc, self.path)) from None
+
+    def row(self, cls: type[R], sql: str, params: tuple = ()) -> R | None:
+        found = self.rows(cls, sql, params)
+        return found[0] if found else None
+
+    def scalar(self, sql: str, params: tuple = ()) -> Any:
+        """The first column of the first row, or None."""
+        try:
+            got = self.conn.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise LedgerError(_explain(exc, self.path)) from None
+        return got[0] if got else None
+
+    # --- transitional writes (engine.py, until it calls the named operations) ------------------
     def insert(self, c: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
@@ -349,15 +388,16 @@ class Ledger:
         sets = ", ".join(f"{k} = ?" for k in fields)
         c.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*fields.values(), row_id))
 
-    def audit(self, c: sqlite3.Connection, now: float, kind: str, message: str, *, run_id: str | None = None,
-              bot: str | None = None, account_id: int | None = None, data: dict | None = None) -> None:
-        self.insert(c, "audit", {"at": iso(now), "run_id": run_id, "kind": kind, "bot": bot,
-                                 "account_id": account_id, "message": message,
-                                 "data": json.dumps(data, sort_keys=True) if data else None})
-
     def update_run(self, c: sqlite3.Connection, run_id: str, **fields: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in fields)
         c.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
+
+    # --- audit ----------------------------------------------------------------------------------
+    def audit(self, c: sqlite3.Connection, now: float, kind: str, message: str, *, run_id: str | None = None,
+              bot: str | None = None, account_id: int | None = None, data: dict | None = None) -> None:
+        c.execute("INSERT INTO audit (at, run_id, kind, bot, account_id, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  (iso(now), run_id, kind, bot, account_id, message,
+                   json.dumps(data, sort_keys=True) if data else None))
 
     # --- engine state -------------------------------------------------------
     def paused(self) -> tuple[bool, str | None]:
@@ -367,49 +407,39 @@ class Ledger:
         return False, None
 
     def set_paused(self, c: sqlite3.Connection, paused: bool, reason: str | None, now: float) -> None:
-        c.execute("INSERT OR REPLACE INTO engine_state (key, value, reason, updated_at) VALUES ('paused', ?, ?, ?)",
-                  ("1" if paused else "0", reason, iso(now)))
+        self.set_state(c, "paused", "1" if paused else "0", now, reason)
 
     def state(self, key: str) -> str | None:
         """A value the engine keeps between runs (engine_state), or None."""
-        row = self.one("SELECT value FROM engine_state WHERE key = ?", (key,))
-        return row["value"] if row else None
+        return self.scalar("SELECT value FROM engine_state WHERE key = ?", (key,))
 
     def set_state(self, c: sqlite3.Connection, key: str, value: str, now: float, reason: str | None = None) -> None:
-        c.execute("INSERT OR REPLACE INTO engine_state (key, value, reason, updated_at) VALUES (?, ?, ?, ?)",
-                  (key, value, reason, iso(now)))
+        c.execute("INSERT INTO engine_state (key, value, reason, updated_at) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value, reason = excluded.reason, "
+                  "updated_at = excluded.updated_at", (key, value, reason, iso(now)))
 
-    def kill_switch(self, bot: str) -> dict[str, Any] | None:
-        row = self.one("SELECT * FROM kill_switches WHERE bot = ?", (bot,))
-        return row if row and row["engaged"] else None
+    # --- shorthands the engine reads by (see .positions, .orders, .kill_switches) -------------
+    def kill_switch(self, bot: str) -> KillSwitchRow | None:
+        return self.kill_switches.get(bot)
 
     def set_kill_switch(self, c: sqlite3.Connection, bot: str, engaged: bool, *, source: str,
                         reason: str, now: float) -> None:
-        c.execute("INSERT OR REPLACE INTO kill_switches (bot, engaged, source, reason, changed_at) "
-                  "VALUES (?, ?, ?, ?, ?)", (bot, 1 if engaged else 0, source, reason, iso(now)))
+        self.kill_switches.set(c, bot, engaged, source=source, reason=reason, now=now)
 
-    # --- reads the engine needs ---------------------------------------------
-    def open_positions(self, account_ids: list[int] | None = None) -> list[dict[str, Any]]:
-        if account_ids is None:
-            return self.query("SELECT * FROM positions WHERE status = 'open' ORDER BY id")
-        marks = ",".join("?" for _ in account_ids)
-        return self.query(f"SELECT * FROM positions WHERE status = 'open' AND account_id IN ({marks}) ORDER BY id",
-                          tuple(account_ids))
+    def open_positions(self, account_ids: list[int] | None = None) -> list[PositionRow]:
+        return self.positions.open(account_ids)
 
-    def orders_in_flight(self, account_ids: list[int] | None = None) -> list[dict[str, Any]]:
-        """Opening orders not yet settled (new/sent): they count as exposure."""
-        rows = self.query("SELECT * FROM orders WHERE status IN ('new', 'sent') ORDER BY id")
-        if account_ids is not None:
-            rows = [r for r in rows if r["account_id"] in account_ids]
-        return rows
-
-    def realized_since(self, account_id: int, since_iso: str) -> float:
-        row = self.one("SELECT COALESCE(SUM(profit), 0) AS p FROM positions WHERE account_id = ? "
-                       "AND status = 'closed' AND closed_at >= ?", (account_id, since_iso))
-        return float(row["p"]) if row else 0.0
+    def orders_in_flight(self, account_ids: list[int] | None = None) -> list[OrderRow]:
+        """Orders not yet settled (new/sent): they count as exposure."""
+        return self.orders.in_flight(account_ids)
 
 
-def ledger_exists(where: "str | os.PathLike | LedgerUrl") -> bool:
+def _set_meta(c: sqlite3.Connection, key: str, value: str) -> None:
+    c.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+              (key, value))
+
+
+def ledger_exists(where: str | os.PathLike | LedgerUrl) -> bool:
     """Is there a ledger at `where` yet (a file; on PostgreSQL, a schema version in the database)?"""
     return where.exists() if isinstance(where, LedgerUrl) else Path(where).exists()
 

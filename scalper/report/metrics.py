@@ -11,81 +11,98 @@ from __future__ import annotations
 
 import math
 import os
-import sys
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scalper.clock import parse_instant
 from scalper.ledger import Ledger
+from scalper.ledger.positions import ADOPTED_BOT
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 
 class LedgerCollector:
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Ledger, bots: Sequence[str] = ()):
         self.ledger = ledger
+        self.bots = list(bots)   # the configured bots: each gets its kill-switch gauge, engaged or not
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        q = self.ledger.query
+        ledger = self.ledger
 
-        def family(kind, name, doc, labels, rows, value_key="n"):
+        def family(kind: type[Metric], name: str, doc: str, labels: list[str],
+                   samples: Mapping[tuple[str, ...], float]) -> Metric:
             metric = kind(name, doc, labels=labels)
-            for r in rows:
-                metric.add_metric([str(r[label]) for label in labels], _finite(r[value_key]))
+            for key, value in samples.items():
+                metric.add_metric([str(k) for k in key], _finite(value))
             return metric
 
+        tallies = ledger.reports.tallies()
         yield family(CounterMetricFamily, "scalper_signals", "Signals recorded, by bot and strategy",
-                     ["bot", "strategy"], q("SELECT bot, strategy, COUNT(*) AS n FROM signals GROUP BY 1, 2"))
+                     ["bot", "strategy"], tallies.signals)
         yield family(CounterMetricFamily, "scalper_decisions", "Risk decisions, by bot and reason",
-                     ["bot", "reason"], q("SELECT bot, reason, COUNT(*) AS n FROM decisions GROUP BY 1, 2"))
+                     ["bot", "reason"], tallies.decisions)
         yield family(GaugeMetricFamily, "scalper_orders", "Orders, by bot and current status",
-                     ["bot", "status"], q("SELECT bot, status, COUNT(*) AS n FROM orders GROUP BY 1, 2"))
+                     ["bot", "status"], tallies.orders)
         yield family(CounterMetricFamily, "scalper_runs", "run-once passes, by outcome", ["status"],
-                     q("SELECT status, COUNT(*) AS n FROM runs WHERE dry_run = 0 GROUP BY 1"))
-        opened = q(f"SELECT COALESCE(bot, '(adopted)') AS bot, COUNT(*) AS n, {_finite_sum('unrealized')} AS u "
-                   "FROM positions WHERE status = 'open' GROUP BY 1")
+                     {(status,): n for status, n in tallies.runs.items()})
+        opened: dict[tuple[str, ...], float] = defaultdict(float)
+        unrealized: dict[tuple[str, ...], float] = defaultdict(float)
+        for p in ledger.positions.open():
+            key = (p.bot or ADOPTED_BOT,)
+            opened[key] += 1
+            unrealized[key] += _finite(p.unrealized)
         yield family(GaugeMetricFamily, "scalper_open_positions", "Open positions, by bot", ["bot"], opened)
         yield family(GaugeMetricFamily, "scalper_unrealized_pnl", "Floating P&L of open positions (account currency)",
-                     ["bot"], opened, "u")
+                     ["bot"], _cents(unrealized))
+        realized: dict[tuple[str, ...], float] = defaultdict(float)
+        for bot, _, profit in ledger.reports.closed_profits():
+            realized[(bot or ADOPTED_BOT,)] += _finite(profit)
         yield family(GaugeMetricFamily, "scalper_realized_pnl", "Realized P&L of closed positions (account currency)",
-                     ["bot"], q(f"SELECT COALESCE(bot, '(adopted)') AS bot, {_finite_sum('profit')} AS n "
-                                "FROM positions WHERE status = 'closed' GROUP BY 1"))
+                     ["bot"], _cents(realized))
+        switches = {bot: 0.0 for bot in self.bots}
+        switches.update({bot: float(bool(k.engaged)) for bot, k in ledger.kill_switches.all().items()})
         yield family(GaugeMetricFamily, "scalper_kill_switch_engaged", "1 when the bot's kill-switch is engaged",
-                     ["bot"], q("SELECT bot, engaged AS n FROM kill_switches"))
-        paused, _ = self.ledger.paused()
+                     ["bot"], {(bot,): v for bot, v in switches.items()})
+        paused, _ = ledger.paused()
         yield GaugeMetricFamily("scalper_engine_paused", "1 while rollback has paused the engine",
                                 value=1 if paused else 0)
-        last = self.ledger.one("SELECT started_at, duration_s FROM runs WHERE dry_run = 0 AND finished_at IS NOT NULL "
-                               "ORDER BY started_at DESC, rowid DESC LIMIT 1")
+        last = ledger.runs.last(finished=True)
         if last:
             yield GaugeMetricFamily("scalper_last_run_timestamp_seconds", "When the last run-once started",
-                                    value=parse_instant(last["started_at"]))
+                                    value=parse_instant(last.started_at))
             yield GaugeMetricFamily("scalper_last_run_duration_seconds", "How long the last run-once took",
-                                    value=last["duration_s"] or 0)
+                                    value=last.duration_s or 0)
 
 
-def _finite_sum(column: str) -> str:
-    """SQL summing `column`'s finite values only: SQLite keeps an infinite REAL (a ledger written
-    before prices were checked), and one would make the whole sum +Inf."""
-    return f"COALESCE(SUM(CASE WHEN ABS({column}) <= {sys.float_info.max!r} THEN {column} END), 0)"
+def _cents(sums: Mapping[tuple[str, ...], float]) -> dict[tuple[str, ...], float]:
+    """Money to the cent: a sum of many float P&Ls carries noise in its last digits."""
+    return {k: round(v, 2) for k, v in sums.items()}
 
 
-def _finite(value) -> float:
-    """A sample value: 0 when absent, and never ±Inf/NaN."""
+def _finite(value: float | None) -> float:
+    """A sample value: 0 when absent, and never ±Inf/NaN (a ledger written before prices were
+    checked may hold an infinite P&L; one would make a whole sum +Inf)."""
     x = float(value or 0)
     return x if math.isfinite(x) else 0.0
 
 
-def render(ledger: Ledger) -> str:
+def render(ledger: Ledger, bots: Sequence[str] = ()) -> str:
+    """The metrics text; `bots`: the configured bots (each gets a kill-switch gauge)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry()
-    registry.register(LedgerCollector(ledger))
+    registry.register(LedgerCollector(ledger, bots))
     return generate_latest(registry).decode()
 
 
-def write(ledger: Ledger, path: Path) -> None:
+def write(ledger: Ledger, path: Path, bots: Sequence[str] = ()) -> None:
     """Atomically (write then rename), so a scraper never reads half a file."""
-    text = render(ledger)
+    text = render(ledger, bots)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)

@@ -27,10 +27,11 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
              trades_out: str | None = None, chart: str | None = None, balance: float | None = None,
              qty: float | None = None, lookback: int | None = None, skip_bad_rows: bool = False,
              config: str | None = None, progress: Progress | None = None, spread: float | None = None,
-             trailing: bool | None = None) -> dict:
+             trailing: bool | None = None, leverage: float | None = None) -> dict:
     """`spread` (points) replaces the file's spread column and the symbol's typical spread;
     `trailing` False turns the trailing stop off: with --strategies price_action_pinbar they
-    replay the setup other backtesters use (no costs, no trailing, one position at a time)."""
+    replay the setup other backtesters use (no costs, no trailing, one position at a time).
+    `leverage` replaces the account's default (sim.DEFAULT_LEVERAGE) in the margin check."""
     from scalper.feeds.csvfile import read_bars
     from scalper.outputs import check_chart, check_output
 
@@ -38,6 +39,8 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     setup, bot_name = resolve_setup(bot=bot, symbol=symbol, strategies=strategies, balance=balance, qty=qty,
                                     lookback=lookback, config=config)
     setup = with_costs(setup, spread=spread, trailing=trailing)
+    if leverage is not None:
+        setup = dataclasses.replace(setup, leverage=float(leverage))
     start, end = parse_span_options(since, until)
     if start is not None and end is not None and start > end:
         raise BadInput(f"--from {since} is after --to {until}", where="--from", fix="swap them")

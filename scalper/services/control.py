@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 from scalper import wiring
-from scalper.clock import FixedClock, OutOfRange, SystemClock, check_in_range, iso, parse_instant
-from scalper.core.exposure import day_start
+from scalper.clock import (
+    FixedClock,
+    OutOfRange,
+    SystemClock,
+    check_in_range,
+    iso,
+    parse_instant,
+)
 from scalper.config import Config
+from scalper.core.exposure import day_start
 from scalper.errors import BadInput, BrokerUnavailable, quote
 from scalper.fleet.hosts import is_fleet
 from scalper.fleet.requests import ask_hosts, nudge, pending_hosts, split_by_host
 from scalper.ledger import Ledger, run_lock
+from scalper.ledger.rows import PositionRow, RunRow
 from scalper.orders import OrderDesk
+from scalper.vocab import CloseCause, KillSwitchSource, RunStatus, Side
 
 LOCK_WAIT_S = 60.0
 REPLAY_GAP_S = 3600.0   # a run whose engine clock trailed the wall clock this much was a replay (--now)
@@ -73,11 +83,11 @@ def books_clock(ledger: Ledger, clock=None):
     never at today's price. → (clock, note or None)."""
     if clock is not None:
         return clock, None
-    last = ledger.one("SELECT as_of, started_at FROM runs WHERE dry_run = 0 ORDER BY rowid DESC LIMIT 1")
+    last = ledger.runs.last()
     if last is not None:
-        as_of, started = parse_instant(last["as_of"]), parse_instant(last["started_at"])
+        as_of, started = parse_instant(last.as_of), parse_instant(last.started_at)
         if started - as_of > REPLAY_GAP_S:
-            return FixedClock(as_of), (f"this ledger is a replay (its last run was as of {last['as_of']}); "
+            return FixedClock(as_of), (f"this ledger is a replay (its last run was as of {last.as_of}); "
                                       "positions are closed at that instant's prices")
     return SystemClock(), None
 
@@ -88,7 +98,7 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
     `close` is False) — also when the switch was engaged already and some are still open (a crash
     or a refused close left them). `clock` and `broker_factory` default to the wall clock (or the
     replay's, see books_clock) and the config's brokers."""
-    from scalper.engine import KEEP_POSITIONS, close_bot_positions, close_brokers, update_daily_pnl
+    from scalper.engine import close_bot_positions, close_brokers
 
     given_clock = clock
     clock = clock or SystemClock()
@@ -110,36 +120,39 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
         for b in bots:
             switch = ledger.kill_switch(b.name)
             was_engaged = switch is not None
-            positions = [p for p in ledger.open_positions(b.accounts) if p["bot"] == b.name]
+            positions = [p for p in ledger.positions.open(b.accounts) if p.bot == b.name]
             unchanged = was_engaged == (action == "engage")
             # engaged with --no-close, engaged again with closing: from now on it closes
-            if unchanged and action == "engage" and close and switch["source"] == KEEP_POSITIONS:
+            if unchanged and action == "engage" and close and switch is not None \
+                    and switch.source == KillSwitchSource.KEEP_POSITIONS:
                 unchanged = False
             entry = {"bot": b.name, "engaged": action == "engage", "positions_closed": 0, "unchanged": unchanged}
             if not unchanged:
                 with ledger.tx() as c:
-                    source = "manual" if action != "engage" or close else KEEP_POSITIONS
+                    source = (KillSwitchSource.MANUAL if action != "engage" or close
+                              else KillSwitchSource.KEEP_POSITIONS)
                     reason = ("released by hand" if action != "engage" else "engaged by hand"
                               + ("" if close else " (--no-close: its positions are kept open)"))
-                    ledger.set_kill_switch(c, b.name, action == "engage", source=source, reason=reason, now=now)
+                    ledger.kill_switches.set(c, b.name, action == "engage", source=source, reason=reason, now=now)
                     ledger.audit(c, now, "kill_switch", f"{action}d by hand", run_id=run_id, bot=b.name)
             if action == "engage" and close and positions:
                 positions, elsewhere = split_by_host(cfg, positions)   # fleet: other hosts close theirs
                 if elsewhere:
                     with ledger.tx() as c:
                         entry["hosts_asked"] = ask_hosts(ledger, c, "kill_switch", elsewhere, now, bots=[b.name])
-                brokers, errors = _connect_brokers(cfg, {p["account_id"] for p in positions}, clock, broker_factory)
+                brokers, errors = _connect_brokers(cfg, {p.account_id for p in positions}, clock, broker_factory)
                 out["errors"] += errors
                 try:
                     desk = OrderDesk(ledger, clock, run_id=run_id)
                     entry["positions_closed"] = close_bot_positions(ledger, desk, brokers, b, positions)
                 finally:
                     close_brokers(brokers)
-                entry["positions_left_open"] = len([p for p in ledger.open_positions(b.accounts)
-                                                    if p["bot"] == b.name])
+                entry["positions_left_open"] = len([p for p in ledger.positions.open(b.accounts)
+                                                    if p.bot == b.name])
             out["bots"].append(entry)
         if any(e["positions_closed"] for e in out["bots"]):
-            update_daily_pnl(ledger, day_start(now))   # the report's daily P&L counts these closes now
+            with ledger.tx() as c:   # the report's daily P&L counts these closes now
+                ledger.positions.rebuild_daily_pnl(c, day_start(now))
         if is_fleet(cfg):
             out["hosts_pending"] = pending_hosts(ledger)
     if is_fleet(cfg):
@@ -151,19 +164,19 @@ def status_of_kill_switches(cfg: Config, ledger_path: Path) -> list[dict]:
     rows = {}
     if ledger_path.exists():
         with Ledger(ledger_path, readonly=True) as ledger:
-            rows = {r["bot"]: r for r in ledger.query("SELECT * FROM kill_switches")}
+            rows = ledger.kill_switches.all()
     out = []
     for b in cfg.bots:
         r = rows.get(b.name)
-        engaged = bool(r and r["engaged"])
-        out.append({"bot": b.name, "engaged": engaged, "source": r["source"] if engaged else None,
-                    "reason": r["reason"] if r else None, "since": r["changed_at"] if r else None})
+        engaged = bool(r and r.engaged)
+        out.append({"bot": b.name, "engaged": engaged, "source": r.source if r and engaged else None,
+                    "reason": r.reason if r else None, "since": r.changed_at if r else None})
     return out
 
 
 def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: bool, clock=None,
              broker_factory=None) -> dict:
-    from scalper.engine import close_bot_positions, close_brokers, update_daily_pnl
+    from scalper.engine import close_bot_positions, close_brokers
 
     given_clock = clock
     clock = clock or SystemClock()
@@ -175,25 +188,24 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
         start = parse_since(since, now)
         start_iso = iso(start)
         run_id = "rollback-" + uuid.uuid4().hex[:8]
-        span = activity(ledger, start_iso)
+        span = asdict(ledger.reports.activity(start_iso))
         with ledger.tx() as c:
             ledger.set_paused(c, True, f"rollback at {iso(now)} (since {start_iso})", now)
-            canceled = c.execute("UPDATE orders SET status = 'canceled', message = 'canceled by rollback', "
-                                 "updated_at = ? WHERE status = 'new' AND created_at >= ?", (iso(now), start_iso))
-            n_canceled = canceled.rowcount
+            n_canceled = ledger.orders.cancel_unsent(c, created_since=start_iso, at=iso(now),
+                                                     message="canceled by rollback")
             ledger.audit(c, now, "rollback", f"engine paused; {n_canceled} pending order(s) canceled",
                          run_id=run_id, data={"since": start_iso})
         closed, errors, asked = 0, [], []
         if close_positions:
-            recent = ledger.query("SELECT * FROM positions WHERE status = 'open' AND opened_at >= ?", (start_iso,))
+            recent = ledger.positions.opened_since(start_iso)
             recent, elsewhere = split_by_host(cfg, recent)   # fleet: other hosts close theirs
             if elsewhere:
                 with ledger.tx() as c:
                     asked = ask_hosts(ledger, c, "rollback", elsewhere, now)
-            by_bot: dict[str, list] = {}
+            by_bot: dict[str, list[PositionRow]] = {}
             for p in recent:
-                by_bot.setdefault(p["bot"] or "", []).append(p)
-            brokers, errors = _connect_brokers(cfg, {p["account_id"] for p in recent}, clock, broker_factory)
+                by_bot.setdefault(p.bot or "", []).append(p)
+            brokers, errors = _connect_brokers(cfg, {p.account_id for p in recent}, clock, broker_factory)
             desk = OrderDesk(ledger, clock, run_id=run_id)
             try:
                 for name, positions in by_bot.items():
@@ -202,11 +214,12 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
                     except KeyError:
                         errors.append(f"positions of unknown bot {name!r} left open")
                         continue
-                    closed += close_bot_positions(ledger, desk, brokers, b, positions)
+                    closed += close_bot_positions(ledger, desk, brokers, b, positions, reason=CloseCause.ROLLBACK)
             finally:
                 close_brokers(brokers)
             if closed:
-                update_daily_pnl(ledger, day_start(now))
+                with ledger.tx() as c:
+                    ledger.positions.rebuild_daily_pnl(c, day_start(now))
         pending = pending_hosts(ledger) if is_fleet(cfg) else None
     doc = {"paused": True, "since": start_iso, "orders_canceled": n_canceled, "positions_closed": closed,
            "activity": span, "errors": errors}
@@ -226,19 +239,6 @@ def resume(ledger_path: Path) -> dict:
     return {"paused": False, "was_paused": was, "reason_was": why}
 
 
-def activity(ledger: Ledger, since_iso: str) -> dict:
-    one = lambda sql: ledger.one(sql, (since_iso,))["n"]  # noqa: E731
-    return {
-        "runs": one("SELECT COUNT(*) AS n FROM runs WHERE as_of >= ?"),
-        "signals": one("SELECT COUNT(*) AS n FROM signals WHERE created_at >= ?"),
-        "approved": one("SELECT COUNT(*) AS n FROM decisions WHERE action = 'open' AND created_at >= ?"),
-        "rejected": one("SELECT COUNT(*) AS n FROM decisions WHERE action = 'reject' AND created_at >= ?"),
-        "orders": {r["status"]: r["n"] for r in ledger.query(
-            "SELECT status, COUNT(*) AS n FROM orders WHERE created_at >= ? GROUP BY status", (since_iso,))},
-        "positions_opened": one("SELECT COUNT(*) AS n FROM positions WHERE opened_at >= ?"),
-    }
-
-
 STALE_RUNS = 3     # a last run older than this many intervals means the loop is not running
 
 
@@ -256,34 +256,29 @@ def status(cfg: Config, ledger_path: Path, now: float | None = None) -> dict:
                        fix="run `scalper run-once` first, or point --ledger (or `ledger:` in bots.yaml) at the "
                            "ledger file")
     now = time.time() if now is None else now
-    today = iso(now)[:10]
     doc = {"config": cfg.source, "ledger": str(ledger_path), "as_of": iso(now), "paused": False,
            "pause_reason": None, "engine": None, "last_run": None, "accounts": [], "bots": [], "open_positions": []}
     switches = {s["bot"]: s for s in status_of_kill_switches(cfg, ledger_path)}
     overrides = cfg.symbol_overrides()
     with Ledger(ledger_path, readonly=True) as ledger:
         doc["paused"], doc["pause_reason"] = ledger.paused()
-        last = ledger.one("SELECT id, started_at, as_of, duration_s, status FROM runs "
-                          "WHERE dry_run = 0 ORDER BY started_at DESC, rowid DESC LIMIT 1")
-        positions = ledger.open_positions()
-        closed = ledger.query("SELECT bot, account_id, profit, closed_at FROM positions WHERE status = 'closed' "
-                              "AND profit IS NOT NULL ORDER BY closed_at, id")
-        realized_today = {(r["bot"], r["account_id"]): r["realized"] for r in ledger.query(
-            "SELECT bot, account_id, realized FROM pnl_daily WHERE day = ?", (today,))}
+        last_run = ledger.runs.last()
+        positions = ledger.positions.open()
+        closed = [(bot, acc, profit) for bot, acc, profit in ledger.reports.closed_profits() if profit is not None]
+        realized_today = ledger.positions.realized_today(day_start(now))
         if is_fleet(cfg):
             doc["hosts_pending"] = pending_hosts(ledger)
-    if last:
-        last["age_s"] = round(max(0.0, now - parse_instant(last["started_at"])), 1)
+    last = _last_run_doc(last_run, now) if last_run is not None else None
     doc["last_run"] = last
     doc["engine"] = _engine_state(doc["paused"], last, cfg.engine.interval_s)
 
     paper = read_accounts(cfg.resolve_path(cfg.paper.state))
     for acc in cfg.accounts:
-        mine = [p for p in positions if p["account_id"] == acc.id]
-        unrealized = sum(p["unrealized"] or 0 for p in mine)
+        mine = [p for p in positions if p.account_id == acc.id]
+        unrealized = sum(p.unrealized or 0 for p in mine)
         balance, currency = paper.get(str(acc.id), (None, cfg.paper.currency)) if acc.broker == "paper" \
             else (None, None)
-        pnls = [r["profit"] for r in closed if r["account_id"] == acc.id]
+        pnls = [profit for _, account, profit in closed if account == acc.id]
         doc["accounts"].append({
             "id": acc.id, "name": acc.label, "broker": acc.broker, "currency": currency,
             "balance": rounding.money(balance), "equity": rounding.money(balance + unrealized) if balance is not None
@@ -294,10 +289,10 @@ def status(cfg: Config, ledger_path: Path, now: float | None = None) -> dict:
                 else "no paper state yet: run run-once" if acc.broker == "paper"
                 else "live balance: `scalper check` reaches the terminal")})
     for b in cfg.bots:
-        mine = [p for p in positions if p["bot"] == b.name]
-        unrealized = sum(p["unrealized"] or 0 for p in mine)
-        realized = sum(v for (bot, _), v in realized_today.items() if bot == b.name)
-        pnls = [r["profit"] for r in closed if r["bot"] == b.name]
+        mine = [p for p in positions if p.bot == b.name]
+        unrealized = sum(p.unrealized or 0 for p in mine)
+        realized = realized_today.get(b.name, 0.0)
+        pnls = [profit for bot, _, profit in closed if bot == b.name]
         curve = stats.cumulative(pnls)
         peak = max([0.0, *curve])
         doc["bots"].append({
@@ -306,25 +301,31 @@ def status(cfg: Config, ledger_path: Path, now: float | None = None) -> dict:
             "kill_switch": switches[b.name], "open_positions": len(mine),
             "unrealized": rounding.money(unrealized), "realized_today": rounding.money(realized),
             "pnl_today": rounding.money(realized + unrealized),
-            "open_risk": rounding.money(sum(_risk_at_stop(p, spec_for(p["symbol"], overrides)) for p in mine)),
+            "open_risk": rounding.money(sum(_risk_at_stop(p, spec_for(p.symbol, overrides)) for p in mine)),
             "drawdown": rounding.money(peak - (curve[-1] if curve else 0.0)),
             "max_drawdown": rounding.money(stats.max_drawdown(pnls))})
     doc["open_positions"] = []
     for p in positions:
-        d = spec_for(p["symbol"], overrides).digits
-        row = {k: p[k] for k in ("bot", "account_id", "ticket", "symbol", "side", "volume", "opened_at")}
-        row.update({k: rounding.price(p[k], d) for k in ("price_open", "sl", "tp")})
-        row.update(unrealized=rounding.money(p["unrealized"]), digits=d)
+        d = spec_for(p.symbol, overrides).digits
+        row = {"bot": p.bot, "account_id": p.account_id, "ticket": p.ticket, "symbol": p.symbol, "side": p.side,
+               "volume": p.volume, "opened_at": p.opened_at, "price_open": rounding.price(p.price_open, d),
+               "sl": rounding.price(p.sl, d), "tp": rounding.price(p.tp, d),
+               "unrealized": rounding.money(p.unrealized), "digits": d}
         doc["open_positions"].append(row)
     return doc
 
 
-def _risk_at_stop(p: dict, spec) -> float:
+def _last_run_doc(run: RunRow, now: float) -> dict:
+    return {"id": run.id, "started_at": run.started_at, "as_of": run.as_of, "duration_s": run.duration_s,
+            "status": run.status, "age_s": round(max(0.0, now - parse_instant(run.started_at)), 1)}
+
+
+def _risk_at_stop(p: PositionRow, spec) -> float:
     """What the position loses if its stop is hit now (0 once the stop locks in a profit or is absent)."""
-    if p["sl"] is None:
+    if p.sl is None:
         return 0.0
-    move = p["price_open"] - p["sl"] if p["side"] == "buy" else p["sl"] - p["price_open"]
-    return max(0.0, move) * p["volume"] * spec.contract_size
+    move = p.price_open - p.sl if p.side == Side.BUY else p.sl - p.price_open
+    return max(0.0, move) * p.volume * spec.contract_size
 
 
 def _engine_state(paused: bool, last: dict | None, interval_s: float) -> dict:
@@ -339,6 +340,6 @@ def _engine_state(paused: bool, last: dict | None, interval_s: float) -> dict:
     if age > STALE_RUNS * interval_s:
         return {"state": "stalled", "detail": f"last run {human_age(age)} ago (expected every {interval_s:g} s): "
                                               "is `scalper loop` (or its scheduler) running?"}
-    if last["status"] not in ("ok", "running"):
+    if last["status"] not in (RunStatus.OK, RunStatus.RUNNING):
         return {"state": "failing", "detail": f"last run ended {last['status']} {human_age(age)} ago"}
     return {"state": "running", "detail": f"last run {last['status']} {human_age(age)} ago"}

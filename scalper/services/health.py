@@ -157,12 +157,12 @@ def _engine_state_items(path: Path, add) -> None:
 
     with Ledger(path, readonly=True) as ledger:
         paused, why = ledger.paused()
-        engaged = ledger.query("SELECT bot, source, reason FROM kill_switches WHERE engaged = 1")
+        engaged = ledger.kill_switches.engaged()
     if paused:
         add("engine", False, f"paused ({why}); run-once does nothing until `scalper resume`")
-    for k in engaged:
-        add(f"kill-switch {k['bot']}", False, f"engaged ({k['source']}: {k['reason']}); "
-                                             f"`scalper kill-switch release --bot {k['bot']}` lifts it")
+    for k in engaged.values():
+        add(f"kill-switch {k.bot}", False, f"engaged ({k.source}: {k.reason}); "
+                                          f"`scalper kill-switch release --bot {k.bot}` lifts it")
 
 
 def _ledger_item(path: Path) -> dict:

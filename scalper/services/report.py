@@ -110,8 +110,9 @@ def _config_and_ledger(config: str | None, ledger: str | None):
     chosen = ledger or os.environ.get(wiring.LEDGER_ENV)
     if chosen and not config and not wiring.config_path(None).exists():
         from scalper.ledger.paths import check_ledger_path
+        from scalper.ledger.postgres import LedgerUrl, is_url
 
-        return None, check_ledger_path(chosen)
+        return None, LedgerUrl.parse(chosen, where="--ledger") if is_url(chosen) else check_ledger_path(chosen)
     cfg = wiring.load(config)
     return cfg, wiring.ledger_path(cfg, ledger)
 

@@ -65,11 +65,11 @@ def _refuse_going_back(ledger_path, instant: float, text: str) -> None:
         return
     try:
         with Ledger(ledger_path, readonly=True) as led:
-            row = led.one("SELECT MAX(as_of) AS t FROM runs WHERE dry_run = 0")
+            last_as_of = led.runs.latest_as_of()
     except ScalperError:   # not a ledger yet (empty file, older schema): the run itself says what is wrong
         return
-    if row and row["t"] and instant < parse_instant(row["t"]):
-        raise BadInput(f"--now {text} ({iso(instant)}) is earlier than this ledger's last run ({row['t']}); "
+    if last_as_of and instant < parse_instant(last_as_of):
+        raise BadInput(f"--now {text} ({iso(instant)}) is earlier than this ledger's last run ({last_as_of}); "
                        "nothing done", where="--now",
                        fix="replay forward from there, use another --ledger for an earlier span, "
                            "or add --allow-backwards if you mean it")
@@ -90,6 +90,6 @@ def _write_metrics(cfg, ledger_path, summary) -> None:
 
     try:
         with Ledger(ledger_path, readonly=True) as led:
-            metrics.write(led, cfg.resolve_path(cfg.engine.metrics_file))
+            metrics.write(led, cfg.resolve_path(cfg.engine.metrics_file), bots=[b.name for b in cfg.bots])
     except (OSError, ScalperError) as exc:  # metrics must never fail a trading run
         summary.errors.append(f"metrics file not written: {exc}")

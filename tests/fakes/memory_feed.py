@@ -2,7 +2,8 @@
 
 It follows the Feed protocol (scalper/feeds/base.py) exactly, so whatever
 drives it sees what a CSV or live feed would show at the same instant: only
-bars closed at `now`, and the open of the forming bar as the latest price.
+bars closed at `now`, and the latest price the simulated exchange reads
+(`scalper.core.sim.latest_price`: the open of the forming bar, else the last close).
 A symbol it has no bars for is simply unknown: no bars, no price.
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalper.core.bars import BAR_SECONDS, Bars
+from scalper.core.bars import Bars
+from scalper.core.sim import latest_price
 
 
 class MemoryFeed:
@@ -30,13 +32,7 @@ class MemoryFeed:
 
     def price_at(self, symbol: str, now: float) -> float | None:
         bars = self._bars.get(symbol)
-        if bars is None:
-            return None
-        forming = bars.index_of(int(now // BAR_SECONDS) * BAR_SECONDS)
-        if forming is not None:
-            return float(bars.open[forming])
-        closed = bars.closed_at(now)
-        return float(closed.close[-1]) if len(closed) else None
+        return None if bars is None else latest_price(bars, now)
 
     def _closed(self, symbol: str, now: float) -> Bars:
         bars = self._bars.get(symbol)
