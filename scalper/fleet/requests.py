@@ -81,10 +81,10 @@ def serve(cfg: Config, ledger_ref: Any, host: str, *, lock_wait_s: float = LOCK_
     from scalper import wiring
     from scalper.core.exposure import day_start
     from scalper.engine import close_bot_positions, close_brokers, update_daily_pnl
-    from scalper.vocab import CloseCause
     from scalper.ledger import Ledger, run_lock
     from scalper.orders import OrderDesk
     from scalper.services.control import books_clock
+    from scalper.vocab import CloseCause
 
     with Ledger(ledger_ref, readonly=True) as led:
         if not books.requests(led, host=host):
