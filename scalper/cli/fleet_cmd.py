@@ -10,7 +10,7 @@ import typer
 from scalper.cli import app
 from scalper.cli.common import ConfigOpt, LedgerOpt
 
-_FLEET_FIX = "install the fleet extra: pip install 'scalper[fleet]' (or, in the checkout, pip install '.[fleet]')"
+_FLEET_FIX = "install the fleet extra: in the scalper checkout, pip install '.[fleet]'"
 
 
 def _load(config: str | None, ledger: str | None):
