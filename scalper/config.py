@@ -170,6 +170,28 @@ class TerminalBridgeConfig(Strict):
                                   "SCALPER_BRIDGE_TOKEN=... on both ends")
 
 
+# --- fleet (scalper/fleet): which machine trades an account, and the Celery broker ------------------
+HostName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+
+
+class FleetConfig(Strict):
+    """`fleet:` — Celery passes per terminal host (`scalper worker`, `scalper beat`)."""
+
+    broker_url: str | None = Field(None, description="redis://… or amqp://… without a password (SCALPER_BROKER_URL "
+                                                     "wins, and carries credentials)")
+    queue_prefix: HostName = Field("scalper", description="queues are <prefix>.<host>")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _no_password(cls, v: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if v is not None and urlsplit(v).password:
+            raise Problem("the broker URL must not carry a password in bots.yaml",
+                          fix="write it without the password and export the full URL as SCALPER_BROKER_URL")
+        return v
+
+
 class AccountConfig(Strict, AccountRules):
     id: int = Field(ge=0)
     name: str | None = None
@@ -185,6 +207,8 @@ class AccountConfig(Strict, AccountRules):
     terminal: TerminalBridgeConfig | None = Field(
         None, description="mt5: reach the terminal through `scalper terminal-server` at host:port (e.g. from "
                           "Linux to a Windows VPS) instead of importing MetaTrader5 here")
+    host: HostName = Field("local", description="the terminal host whose `scalper worker --host NAME` trades "
+                                                "this account (a fleet; see README)")
 
     @model_validator(mode="before")
     @classmethod
@@ -397,6 +421,7 @@ class Config(Strict, ConfigRules):
     correlation_groups: dict[str, list[str]] = Field(default_factory=dict)
     bots: list[BotConfig] = Field(default_factory=list)
     notify: list[NotifyTarget] = Field(default_factory=list, description="alert targets (see README, Alerts)")
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
 
     # set by the loader, not by the file
     source: str | None = Field(None, exclude=True)

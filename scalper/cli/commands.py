@@ -20,6 +20,9 @@ def run_once(
     dry_run: bool = typer.Option(False, "--dry-run", help="Record nothing and send nothing; show what would happen."),
     allow_backwards: bool = typer.Option(False, "--allow-backwards",
                                          help="Let --now go earlier than the ledger's last run (refused otherwise)."),
+    host: Optional[str] = typer.Option(None, "--host", metavar="NAME",
+                                       help="Run the bots and accounts of this terminal host (`host:` of the "
+                                            "accounts in bots.yaml).  [default: local]"),
     config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """One engine pass: bars → strategies → ledger → risk → orders → position upkeep.
@@ -29,7 +32,7 @@ def run_once(
     from scalper.cli.run_once import run   # also run without typer for a plain line (scalper.cli.main)
 
     return run(bot=bot, now=now, dry_run=dry_run, allow_backwards=allow_backwards, config=config,
-               ledger=ledger, as_json=as_json)
+               ledger=ledger, as_json=as_json, host=host)
 
 
 @app.command("scan")
@@ -192,3 +195,4 @@ from scalper.cli import bridge  # noqa: E402,F401  (terminal-server)
 from scalper.cli import optimize_cmd  # noqa: E402,F401  (scalper optimize)
 from scalper.cli import notify_cmd  # noqa: E402,F401  (notify test)
 from scalper.cli import ledger_cmd  # noqa: E402,F401  (ledger migrate)
+from scalper.cli import fleet_cmd  # noqa: E402,F401  (worker, beat)

@@ -58,6 +58,7 @@ def status(con: Console, d: dict) -> None:
         if b["kill_switch"]["engaged"]:
             ks = b["kill_switch"]
             con.print(f"  {esc(b['bot'])}: kill-switch engaged ({esc(ks['source'])}: {esc(ks['reason'] or '')})")
+    hosts_pending(con, d)
     con.print("auto_trade off: signals and decisions recorded, no order sent. today: realized P&L of the UTC "
               "day + open P&L. risk: lost if every stop is hit. DD: realized P&L below its peak.", style="dim")
     if d["open_positions"]:
@@ -97,6 +98,7 @@ def kill_switch(con: Console, d: dict) -> None:
         verb = "engaged" if b["engaged"] else "released"
         extra = f", {b['positions_closed']} position(s) closed" if b["engaged"] else ""
         con.print(f"kill-switch {verb} for {esc(b['bot'])}{extra}{tail}")
+    hosts_pending(con, d)
     for e in d.get("errors", []):
         con.print(f"[red]error:[/] {esc(e)}")
 
@@ -108,6 +110,7 @@ def rollback(con: Console, d: dict) -> None:
               f"rejected {a['rejected']:,}, positions opened {a['positions_opened']:,}")
     con.print("  orders: " + (", ".join(f"{k} {v:,}" for k, v in a["orders"].items()) or "none"))
     con.print(f"  canceled {d['orders_canceled']:,} unsent order(s); closed {d['positions_closed']:,} position(s)")
+    hosts_pending(con, d)
     for e in d["errors"]:
         con.print(f"[red]error:[/] {esc(e)}")
 
@@ -117,3 +120,17 @@ def check(con: Console, d: dict) -> None:
         mark = "[green]ok[/]  " if item["ok"] else "[red]FAIL[/]"
         con.print(f"{mark} {esc(item['what'])}: {esc(item['detail'])}", highlight=False)
     con.print("[green]all good[/]" if d["ok"] else f"[red]problems found[/] (exit {d['exit_code']})")
+
+
+def hosts_pending(con: Console, d: dict) -> None:
+    """Fleet: the terminal hosts that have not confirmed an operator request yet."""
+    pending = d.get("hosts_pending")
+    if pending is None:
+        return
+    if not pending:
+        con.print("fleet: every host has confirmed")
+        return
+    for r in pending:
+        left = f", {r['left_open']} position(s) still open there" if r.get("left_open") is not None else ""
+        con.print(f"fleet: [yellow]host {esc(r['host'])} has not confirmed[/] the {r['kind'].replace('_', '-')} "
+                  f"of {r['requested_at']}{left} (its worker's next task or pass closes them)", soft_wrap=True)

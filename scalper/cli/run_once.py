@@ -76,13 +76,13 @@ def _options(args: list[str], i: int, values: dict[str, str], flags: dict[str, s
 
 
 def run(*, bot: list[str] | None, now: str | None, dry_run: bool, allow_backwards: bool,
-        config: str | None, ledger: str | None, as_json: bool) -> int:
+        config: str | None, ledger: str | None, as_json: bool, host: str | None = None) -> int:
     """One engine pass, its summary printed (JSON or text) → the exit code."""
     from scalper.cli.output import emit_json, out_console
     from scalper.services.run import run_once as service
 
     summary = service(config=config, ledger=ledger, now=now, dry_run=dry_run, bots=bot or None,
-                      allow_backwards=allow_backwards)
+                      allow_backwards=allow_backwards, host=host)
     if as_json:
         emit_json(summary.to_dict())
     else:

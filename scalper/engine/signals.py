@@ -72,7 +72,10 @@ class SignalFlow:
         earlier = ctx.ledger.signals.decision(signal_id)
         if earlier is None:
             decision = risk.decide(signal, self._exposure(bot, window), risk_limits(bot.risk), ctx.now)
-            books.record_decision(ctx.ledger, signal_id, decision, run_id=ctx.run_id, bot=bot.name, now=ctx.now)
+            if not books.record_decision(ctx.ledger, signal_id, decision, run_id=ctx.run_id, bot=bot.name,
+                                         now=ctx.now):
+                earlier = ctx.ledger.signals.decision(signal_id)   # another host's pass decided it first
+        if earlier is None:
             s.decisions[decision.reason] = s.decisions.get(decision.reason, 0) + 1
             crash_point("after_decision")
             approved = decision.approved

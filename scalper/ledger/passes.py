@@ -66,10 +66,11 @@ def _direction(text: str) -> Direction:
 
 
 def record_decision(ledger: Ledger, signal_id: int, decision: Decision, *, run_id: str, bot: str,
-                    now: float) -> None:
+                    now: float) -> bool:
+    """True when this decision was recorded; False when another pass had decided the signal first."""
     with ledger.tx() as c:
-        ledger.signals.decide(c, signal_id=signal_id, run_id=run_id, bot=bot, action=decision.action,
-                              reason=decision.reason, detail=decision.detail, created_at=iso(now))
+        return ledger.signals.decide(c, signal_id=signal_id, run_id=run_id, bot=bot, action=decision.action,
+                                     reason=decision.reason, detail=decision.detail, created_at=iso(now))
 
 
 # --- orders and positions ---------------------------------------------------------------------------

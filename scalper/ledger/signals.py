@@ -76,6 +76,12 @@ class Signals:
         return self._ledger.row(DecisionRow, "SELECT * FROM decisions WHERE signal_id = ?", (signal_id,))
 
     def decide(self, c: sqlite3.Connection, *, signal_id: int, run_id: str, bot: str, action: DecisionAction,
-               reason: str, detail: str, created_at: str) -> None:
+               reason: str, detail: str, created_at: str) -> bool:
+        """Record the decision on a signal unless one is there already (a fleet: another host's pass
+        may have decided it since this pass looked; inside the write transaction the check and the
+        insert are one step, and the first decision stands). True when this one was recorded."""
+        if c.execute("SELECT 1 FROM decisions WHERE signal_id = ?", (signal_id,)).fetchone() is not None:
+            return False
         c.execute("INSERT INTO decisions (signal_id, run_id, bot, action, reason, detail, created_at) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?)", (signal_id, run_id, bot, action, reason, detail, created_at))
+        return True

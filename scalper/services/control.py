@@ -13,6 +13,8 @@ from scalper.clock import FixedClock, SystemClock, iso, parse_instant, parse_sin
 from scalper.config import Config
 from scalper.core.exposure import day_start
 from scalper.errors import BadInput, BrokerUnavailable, quote
+from scalper.fleet.hosts import is_fleet
+from scalper.fleet.requests import ask_hosts, nudge, pending_hosts, split_by_host
 from scalper.ledger import Ledger, run_lock
 from scalper.ledger.rows import PositionRow, RunRow
 from scalper.orders import OrderDesk
@@ -109,6 +111,10 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
                     ledger.kill_switches.set(c, b.name, action == "engage", source=source, reason=reason, now=now)
                     ledger.audit(c, now, "kill_switch", f"{action}d by hand", run_id=run_id, bot=b.name)
             if action == "engage" and close and positions:
+                positions, elsewhere = split_by_host(cfg, positions)   # fleet: other hosts close theirs
+                if elsewhere:
+                    with ledger.tx() as c:
+                        entry["hosts_asked"] = ask_hosts(ledger, c, "kill_switch", elsewhere, now, bots=[b.name])
                 brokers, errors = _connect_brokers(cfg, {p.account_id for p in positions}, clock, broker_factory)
                 out["errors"] += errors
                 try:
@@ -122,6 +128,10 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
         if any(e["positions_closed"] for e in out["bots"]):
             with ledger.tx() as c:   # the report's daily P&L counts these closes now
                 ledger.positions.rebuild_daily_pnl(c, day_start(now))
+        if is_fleet(cfg):
+            out["hosts_pending"] = pending_hosts(ledger)
+    if is_fleet(cfg):
+        out["errors"] += nudge(cfg, sorted({h for e in out["bots"] for h in e.get("hosts_asked", [])}))
     return out
 
 
@@ -161,9 +171,13 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
                                                      message="canceled by rollback")
             ledger.audit(c, now, "rollback", f"engine paused; {n_canceled} pending order(s) canceled",
                          run_id=run_id, data={"since": start_iso})
-        closed, errors = 0, []
+        closed, errors, asked = 0, [], []
         if close_positions:
             recent = ledger.positions.opened_since(start_iso)
+            recent, elsewhere = split_by_host(cfg, recent)   # fleet: other hosts close theirs
+            if elsewhere:
+                with ledger.tx() as c:
+                    asked = ask_hosts(ledger, c, "rollback", elsewhere, now)
             by_bot: dict[str, list[PositionRow]] = {}
             for p in recent:
                 by_bot.setdefault(p.bot or "", []).append(p)
@@ -182,8 +196,13 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
             if closed:
                 with ledger.tx() as c:
                     ledger.positions.rebuild_daily_pnl(c, day_start(now))
-    return {"paused": True, "since": start_iso, "orders_canceled": n_canceled, "positions_closed": closed,
-            "activity": span, "errors": errors}
+        pending = pending_hosts(ledger) if is_fleet(cfg) else None
+    doc = {"paused": True, "since": start_iso, "orders_canceled": n_canceled, "positions_closed": closed,
+           "activity": span, "errors": errors}
+    if pending is not None:
+        doc["hosts_pending"] = pending
+        doc["errors"] += nudge(cfg, asked)
+    return doc
 
 
 def resume(ledger_path: Path) -> dict:
@@ -223,6 +242,8 @@ def status(cfg: Config, ledger_path: Path, now: float | None = None) -> dict:
         positions = ledger.positions.open()
         closed = [(bot, acc, profit) for bot, acc, profit in ledger.reports.closed_profits() if profit is not None]
         realized_today = ledger.positions.realized_today(day_start(now))
+        if is_fleet(cfg):
+            doc["hosts_pending"] = pending_hosts(ledger)
     last = _last_run_doc(last_run, now) if last_run is not None else None
     doc["last_run"] = last
     doc["engine"] = _engine_state(doc["paused"], last, cfg.engine.interval_s)
@@ -239,8 +260,10 @@ def status(cfg: Config, ledger_path: Path, now: float | None = None) -> dict:
             "balance": rounding.money(balance), "equity": rounding.money(balance + unrealized) if balance is not None
             else None, "unrealized": rounding.money(unrealized), "open_positions": len(mine),
             "max_drawdown": rounding.money(stats.max_drawdown(pnls)),
-            "note": None if balance is not None else ("no paper state yet: run run-once" if acc.broker == "paper"
-                                                      else "live balance: `scalper check` reaches the terminal")})
+            "note": None if balance is not None else (
+                f"on terminal host {acc.host}: its balance is in that host's broker" if acc.host != "local"
+                else "no paper state yet: run run-once" if acc.broker == "paper"
+                else "live balance: `scalper check` reaches the terminal")})
     for b in cfg.bots:
         mine = [p for p in positions if p.bot == b.name]
         unrealized = sum(p.unrealized or 0 for p in mine)

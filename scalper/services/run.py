@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import logging
 
-from scalper.errors import ScalperError
+from scalper.errors import BadInput, ScalperError
 
 log = logging.getLogger("scalper.run")
 
 
 def run_once(*, config: str | None, ledger: str | None, now: str | None = None, dry_run: bool = False,
-             bots: list[str] | None = None, allow_backwards: bool = False):
+             bots: list[str] | None = None, allow_backwards: bool = False, host: str | None = None):
     from scalper import wiring
 
-    cfg = wiring.load(config)
+    cfg = _for_host(wiring.load(config), host)
     # built first: it refuses a bad --now or ledger path before anything (the log file) is written
     engine = wiring.build_engine(cfg, ledger=ledger, now=now, dry_run=dry_run)
+    engine.host = host or "local"
     if now and not dry_run and not allow_backwards:
         _refuse_going_back(engine.ledger_path, engine.clock.now(), now)
     if not dry_run:
@@ -37,6 +38,18 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
     if not dry_run:
         summary.errors.extend(_alerts(cfg, engine.ledger_path, summary))
     return summary
+
+
+def _for_host(cfg, host: str | None):
+    """The fleet's hook (scalper.fleet.hosts): the bots and accounts of terminal host `host`
+    (default `local`); the whole config when every account is on it (a single machine)."""
+    from scalper.fleet.hosts import LOCAL, for_host, hosts_of
+
+    host = host or LOCAL
+    if host not in hosts_of(cfg):
+        raise BadInput(f"no account has host {host!r}", where="--host",
+                       fix=f"pass --host with one of: {', '.join(hosts_of(cfg))}")
+    return for_host(cfg, host)
 
 
 def _refuse_going_back(ledger_path, instant: float, text: str) -> None:
