@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Protocol, overload
 
 
 class Clock(Protocol):
@@ -59,6 +59,12 @@ def check_in_range(ts: float) -> float:
     return ts
 
 
+@overload
+def iso(ts: float) -> str: ...
+@overload
+def iso(ts: None) -> None: ...
+@overload
+def iso(ts: float | None) -> str | None: ...
 def iso(ts: float | int | None) -> str | None:
     """Epoch seconds → 'YYYY-MM-DDTHH:MM:SSZ' (UTC)."""
     if ts is None:

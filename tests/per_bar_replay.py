@@ -5,11 +5,24 @@ upkeep.trailing_stop, stops.stops_valid, exposure.kill_switch_reason)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
-from scalper.backtest import (ACCOUNT, DECISION_DELAY_S, END_EXIT, INVALID_STOPS, KILL_SWITCH_EXIT, PROGRESS_STEPS,
-                              BacktestResult, KillSwitchEvent, Progress, Setup, Trade, _latest_prices)
+from scalper.backtest import (
+    ACCOUNT,
+    DECISION_DELAY_S,
+    END_EXIT,
+    INVALID_STOPS,
+    KILL_SWITCH_EXIT,
+    PROGRESS_STEPS,
+    BacktestResult,
+    KillSwitchEvent,
+    Progress,
+    Setup,
+    Trade,
+    _latest_prices,
+)
 from scalper.core import risk, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.exposure import build_exposure, day_start, kill_switch_reason, risk_limits
@@ -18,7 +31,6 @@ from scalper.core.scan import scan_history
 from scalper.core.signals import Signal
 from scalper.core.sizing import order_volume
 from scalper.core.stops import stops_valid
-from dataclasses import dataclass
 
 
 @dataclass

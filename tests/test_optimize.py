@@ -15,7 +15,7 @@ from scalper.core.strategies import resolve_params
 from scalper.errors import BadInput
 from scalper.feeds.csvfile import read_bars
 from scalper.optimize import overfit
-from scalper.optimize.search import Runner, StopFlag, outcome, run_search
+from scalper.optimize.search import Runner, outcome, run_search
 from scalper.optimize.space import apply, parse_space
 from scalper.symbols import spec_for
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import os
 import pty
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time

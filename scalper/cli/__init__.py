@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Optional
 
 import typer
 
@@ -35,9 +34,9 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _global_options(
-    config: Optional[str] = typer.Option(None, "--config", "-c", metavar="PATH",
+    config: str | None = typer.Option(None, "--config", "-c", metavar="PATH",
                                          help="The bots file, for every command (also accepted after the command)."),
-    ledger: Optional[str] = typer.Option(None, "--ledger", metavar="PATH", help="The SQLite ledger, for every command."),
+    ledger: str | None = typer.Option(None, "--ledger", metavar="PATH", help="The SQLite ledger, for every command."),
     version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 import typer
 
@@ -16,7 +16,7 @@ class _StderrConsole:
     """rich's Console for stderr, built on first use: rich costs ~70 ms to import and
     a `run-once --json` from cron never needs it."""
 
-    _console = None
+    _console: Console | None = None
 
     def __getattr__(self, name):
         return getattr(stderr_console(), name)
@@ -29,7 +29,7 @@ class _StderrConsole:
         return self.__getattr__("__exit__")(*exc)
 
 
-def _console(**kwargs) -> "Console":
+def _console(**kwargs) -> Console:
     """A rich Console whose reader leaving (`scalper report | head -1`) raises BrokenPipeError
     for the CLI to end quietly with exit 0; rich's own handling exits 1."""
     from rich.console import Console
@@ -42,7 +42,7 @@ def _console(**kwargs) -> "Console":
     return QuietOnBrokenPipe(**kwargs)
 
 
-def stderr_console() -> "Console":
+def stderr_console() -> Console:
     """The real rich Console on stderr (built once). Pass this, not `err`, wherever rich
     needs a Console object (Progress, Live, `with console:`): `err` is only a proxy."""
     if _StderrConsole._console is None:
@@ -104,7 +104,8 @@ def _item_encoder():
     builds one per call, which is half its time on a small item); json.dumps where there is none."""
     from json import encoder
 
-    from scalper.jsonout import dumps as finite_dumps, finite
+    from scalper.jsonout import dumps as finite_dumps
+    from scalper.jsonout import finite
 
     if encoder.c_make_encoder is None:
         return finite_dumps
@@ -136,10 +137,10 @@ def json_pieces(doc: Any):
     yield "\n}"
 
 
-def out_console(as_json: bool) -> "Console":
+def out_console(as_json: bool) -> Console:
     """Human output goes to stdout normally, to stderr when stdout carries JSON."""
     if as_json:
-        return err
+        return cast("Console", err)   # the stderr proxy: the console is built on first use
     return _console(highlight=False)
 
 

@@ -48,7 +48,8 @@ def summary(con: Console, r: dict) -> None:
             + f"  bars {r['bars']:,}  {r['duration_s']:.1f} s")
     con.print(head)
     con.print(f"strategies {', '.join(r['strategies'])}  objective {r['objective']} (min {r['min_trades']} trades)  "
-              f"trials {r['trials_done']:,}" + (f" ({r['trials_resumed']:,} resumed)" if r.get("trials_resumed") else "")
+              f"trials {r['trials_done']:,}"
+              + (f" ({r['trials_resumed']:,} resumed)" if r.get("trials_resumed") else "")
               + f"  jobs {r['jobs']}  seed {r['seed']}")
     con.print("space: " + esc(", ".join(r["space"])))
     if r["interrupted"]:

@@ -10,13 +10,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from scalper.core import upkeep
 from scalper.core.risk import Exposure, RiskLimits, daily_loss_cap
 from scalper.symbols import root_symbol
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from scalper.config import RiskConfig
 
 DAY_SECONDS = 86_400
@@ -25,7 +28,7 @@ UNREALIZED_LOSS = "unrealized_loss"
 DAILY_LOSS = "daily_loss"
 
 
-def risk_limits(risk: "RiskConfig") -> RiskLimits:
+def risk_limits(risk: RiskConfig) -> RiskLimits:
     return RiskLimits(max_concurrent=risk.max_concurrent, max_per_symbol=risk.max_per_symbol,
                       decision_min_score=risk.decision_min_score, signal_max_age_s=risk.signal_max_age_s,
                       min_balance=risk.min_balance, daily_loss_limit=risk.daily_loss_limit,
@@ -73,7 +76,7 @@ def build_exposure(open_items: Iterable[tuple[int, str, str]], *, symbol: str, g
                     stops_min_distance=stops_min_distance)
 
 
-def kill_switch_reason(*, unrealized: float, realized_today: float, balance: float, risk: "RiskConfig",
+def kill_switch_reason(*, unrealized: float, realized_today: float, balance: float, risk: RiskConfig,
                        limits: RiskLimits) -> tuple[str, str] | None:
     """(source, reason) when a bot's kill-switch must engage, else None.
 
@@ -91,11 +94,12 @@ def kill_switch_reason(*, unrealized: float, realized_today: float, balance: flo
     return None
 
 
-def kill_switch_trips(*, unrealized, realized_today, balance: float, risk: "RiskConfig", limits: RiskLimits):
+def kill_switch_trips(*, unrealized: np.ndarray, realized_today: np.ndarray, balance: float, risk: RiskConfig,
+                      limits: RiskLimits) -> np.ndarray:
     """Vector form of `kill_switch_reason` (numpy arrays of unrealized and realized-today P&L,
     one balance): True where it would return a reason."""
     loss = -unrealized
-    tripped = loss != loss   # all False, the arrays' shape
+    tripped: np.ndarray = loss != loss   # all False, the arrays' shape
     if risk.kill_switch_loss is not None:
         tripped |= loss >= risk.kill_switch_loss
     if risk.kill_switch_loss_pct is not None and balance > 0:

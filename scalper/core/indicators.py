@@ -18,15 +18,16 @@ from itertools import accumulate
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import ArrayLike
 
 ATR_PERIOD = 14
 
 
-def _floats(*arrays) -> list[np.ndarray]:
+def _floats(*arrays: ArrayLike) -> list[np.ndarray]:
     return [np.asarray(a, dtype=np.float64) for a in arrays]
 
 
-def true_range(high, low, close) -> np.ndarray:
+def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> np.ndarray:
     """TR_0 = range_0; TR_i = max(high_i, close_{i-1}) - min(low_i, close_{i-1})."""
     high, low, close = _floats(high, low, close)
     tr = np.empty_like(high)
@@ -50,7 +51,7 @@ def _trailing_sums(first: np.ndarray, rest: np.ndarray, period: int) -> np.ndarr
     return sums
 
 
-def atr(high, low, close, period: int = ATR_PERIOD) -> np.ndarray:
+def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = ATR_PERIOD) -> np.ndarray:
     """ATR_i = simple mean of TR_{i-period+1} .. TR_i; NaN for the first period-1 bars."""
     tr = true_range(high, low, close)
     out = np.full(len(tr), np.nan)
@@ -62,18 +63,19 @@ def atr(high, low, close, period: int = ATR_PERIOD) -> np.ndarray:
 LONG_SERIES = 5_000   # bars from which ema() runs the recurrence in pandas' compiled loop
 
 
-def ema(close, period: int) -> np.ndarray:
+def ema(close: ArrayLike, period: int) -> np.ndarray:
     """e_0 = close_0; e_i = a*close_i + (1-a)*e_{i-1}, a = 2/(period+1).
 
     A history (backtest, scan: pandas already read it) goes through pandas' ewm(adjust=False),
     the same recurrence compiled (bit for bit the Python loop's values on the shared data for
     every period up to 2,000, and on random walks); a live window (100 bars) stays in Python:
     run-once does not import pandas."""
-    if len(close) >= LONG_SERIES:
+    array = np.asarray(close, dtype=np.float64)
+    if len(array) >= LONG_SERIES:
         import pandas as pd
 
-        return pd.Series(np.asarray(close, dtype=np.float64)).ewm(span=period, adjust=False).mean().to_numpy()
-    closes = np.asarray(close, dtype=np.float64).tolist()
+        return pd.Series(array).ewm(span=period, adjust=False).mean().to_numpy()
+    closes = array.tolist()
     if not closes:
         return np.empty(0)
     a = 2.0 / (period + 1)
@@ -87,7 +89,8 @@ def window_count(n_bars: int, lookback: int) -> int:
     return max(0, n_bars - lookback + 1)
 
 
-def window_atr(high, low, close, lookback: int, period: int = ATR_PERIOD) -> np.ndarray:
+def window_atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, lookback: int,
+               period: int = ATR_PERIOD) -> np.ndarray:
     """For each window of `lookback` bars (the k-th ends at bar k+lookback-1), its ATR at its last bar."""
     high, low, close = _floats(high, low, close)
     count = window_count(len(high), lookback)
@@ -100,7 +103,7 @@ def window_atr(high, low, close, lookback: int, period: int = ATR_PERIOD) -> np.
     return _trailing_sums(tr, tr, period)[lookback - period:] / period
 
 
-def window_ema(close, period: int, lookback: int, back: int = 0,
+def window_ema(close: ArrayLike, period: int, lookback: int, back: int = 0,
                history_ema: np.ndarray | None = None) -> np.ndarray:
     """For each window of `lookback` bars, its own EMA (seeded at the window's
     first close) read `back` bars before its last bar.
@@ -114,14 +117,17 @@ def window_ema(close, period: int, lookback: int, back: int = 0,
     full = ema(close, period) if history_ema is None else history_ema
     steps = lookback - 1 - back
     decay = (1.0 - 2.0 / (period + 1)) ** steps
-    return full[steps:steps + count] + decay * (close[:count] - full[:count])
+    windows: np.ndarray = full[steps:steps + count] + decay * (close[:count] - full[:count])
+    return windows
 
 
-def rolling_min(values, count: int) -> np.ndarray:
+def rolling_min(values: ArrayLike, count: int) -> np.ndarray:
     """r[k] = min(values[k .. k+count-1])."""
-    return sliding_window_view(np.asarray(values, dtype=np.float64), count).min(axis=1)
+    lows: np.ndarray = sliding_window_view(np.asarray(values, dtype=np.float64), count).min(axis=1)
+    return lows
 
 
-def rolling_max(values, count: int) -> np.ndarray:
+def rolling_max(values: ArrayLike, count: int) -> np.ndarray:
     """r[k] = max(values[k .. k+count-1])."""
-    return sliding_window_view(np.asarray(values, dtype=np.float64), count).max(axis=1)
+    highs: np.ndarray = sliding_window_view(np.asarray(values, dtype=np.float64), count).max(axis=1)
+    return highs

@@ -8,7 +8,8 @@ would, but for all bars at once.
 from __future__ import annotations
 
 import time
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ SEGMENT_WINDOWS = 1 << 15   # windows scanned at once
 
 
 def scan_history(history: Bars, strategies: list[str] | None = None,
-                 params: Mapping[str, Mapping] | None = None, lookback: int = 100,
+                 params: Mapping[str, Mapping[str, Any]] | None = None, lookback: int = 100,
                  view: HistoryView | None = None) -> ScanResult:
     """Scan `history` with `strategies` (default: all, canonical order).
 
@@ -62,8 +63,12 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
         part_end = min(count, first + SEGMENT_WINDOWS)
         whole = first == 0 and part_end == count
         stop = part_end + lookback - 1
+
+        def ema_over(period: int, first: int = first, stop: int = stop) -> np.ndarray:
+            return emas.over(period, first, stop)
+
         view = HistoryView(history if whole else history.slice(first, stop), lookback,
-                           None if whole else (lambda period, first=first, stop=stop: emas.over(period, first, stop)))
+                           None if whole else ema_over)
         for name in names:  # the view is shared: indicators are computed once per part
             part = get(name).STRATEGY.scan_view(view, resolved[name])
             result.signals.extend(part.signals)
@@ -103,7 +108,7 @@ def format_bar_time(epoch: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
 
 
-def signals_to_rows(signals: Iterable[Signal], digits: int | None = None) -> list[dict]:
+def signals_to_rows(signals: Iterable[Signal], digits: int | None = None) -> list[dict[str, Any]]:
     """Rows of the scan output: bar_time, strategy, direction, entry, sl, tp, score.
     With `digits`, prices are rounded to them and the score to 4 decimals (what a
     trader reads); without, full precision (the golden file's)."""

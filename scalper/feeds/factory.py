@@ -11,7 +11,8 @@ from scalper.errors import FeedUnavailable
 from scalper.feeds.base import Feed
 from scalper.feeds.builtin import BuiltinFeed
 
-MT5_MISSING = "the mt5 feed needs the MetaTrader5 package (Windows): pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')"
+MT5_MISSING = ("the mt5 feed needs the MetaTrader5 package (Windows): pip install MetaTrader5 "
+               "(or, in the scalper checkout, pip install '.[mt5]')")
 
 
 def build_feed(feed_cfg: FeedConfig, resolve_path: Callable[[str], Path], mt5_account=None, *,

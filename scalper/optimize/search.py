@@ -19,10 +19,11 @@ import hashlib
 import json
 import math
 import signal
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -87,6 +88,7 @@ def _init_worker(evaluator: Evaluator) -> None:
 
 
 def _evaluate_in_worker(start: int, end: int, values: dict, trades: bool) -> dict:
+    assert _WORKER is not None   # set by _init_worker, the pool's initializer
     return _WORKER.evaluate(start, end, values, trades)
 
 
@@ -98,7 +100,7 @@ class Runner:
         self.jobs = max(1, jobs)
         self.pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         if self.jobs > 1:
             import multiprocessing
 
@@ -111,7 +113,7 @@ class Runner:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def map(self, start: int, end: int, batch: list[dict], stop: "StopFlag", trades: bool = False) -> list[dict]:
+    def map(self, start: int, end: int, batch: list[dict], stop: StopFlag, trades: bool = False) -> list[dict]:
         if self.pool is None:
             return [self.evaluator.evaluate(start, end, v, trades) for v in batch]
         futures = [self.pool.submit(_evaluate_in_worker, start, end, v, trades) for v in batch]
@@ -219,8 +221,8 @@ def run_search(runner: Runner, dims: list[Dimension], *, start: int, end: int, t
                        "objective or settings", where="--study",
                        fix="give another --study file (or delete this one) to start a new search")
     result = SearchResult(study_name, min_trades=max(min_trades, 1))
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        result.trials.append(_record(t))
+    for done in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        result.trials.append(_record(done))
     result.resumed = len(result.trials)
     total = total if total is not None else trials
     distributions = {d.name: _distribution(d) for d in dims}

@@ -11,6 +11,7 @@ import hashlib
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from scalper.errors import BadInput
 from scalper.optimize import overfit
@@ -36,13 +37,15 @@ def optimize(*, data: str, space: str, bot: str | None = None, symbol: str | Non
         raise BadInput("scalper optimize needs optuna, which is not installed", where="optimize",
                        fix=INSTALL_FIX) from None
     if objective not in OBJECTIVES:
-        raise BadInput(f"unknown objective {objective!r}", where="--objective", fix=f"use one of: {', '.join(OBJECTIVES)}")
+        raise BadInput(f"unknown objective {objective!r}", where="--objective",
+                       fix=f"use one of: {', '.join(OBJECTIVES)}")
     if trials < 1:
         raise BadInput(f"--trials {trials}: at least 1", where="--trials", fix="e.g. --trials 100")
     if jobs < 1:
         raise BadInput(f"--jobs {jobs}: at least 1", where="--jobs", fix="e.g. --jobs 2 (one per core)")
     if anchored and not walk_forward:
-        raise BadInput("--anchored needs --walk-forward K", where="--anchored", fix="add --walk-forward 4, or drop --anchored")
+        raise BadInput("--anchored needs --walk-forward K", where="--anchored",
+                       fix="add --walk-forward 4, or drop --anchored")
     if apply and not bot:
         raise BadInput("--apply writes into a bot of bots.yaml: it needs --bot NAME", where="--apply",
                        fix="run with --bot NAME, or drop --apply")
@@ -99,7 +102,8 @@ def optimize(*, data: str, space: str, bot: str | None = None, symbol: str | Non
         interrupted = stop.requested
     duration = time.perf_counter() - began
 
-    doc = {"data": str(data), "bot": bot_name, "symbol": setup.symbol, "strategies": list(setup.strategies),
+    doc: dict[str, Any] = {
+           "data": str(data), "bot": bot_name, "symbol": setup.symbol, "strategies": list(setup.strategies),
            "lookback": setup.lookback, "bars": n, "objective": objective, "min_trades": min_trades,
            "space": [d.describe() for d in dims], "trials_asked": trials, "jobs": jobs, "seed": seed,
            "study": study, "walk_forward": walk_forward, "anchored": anchored, "interrupted": interrupted,
@@ -108,6 +112,7 @@ def optimize(*, data: str, space: str, bot: str | None = None, symbol: str | Non
         doc.update(_walk_forward_doc(history, setup, fold_results))
         all_trials = [dict(t.to_dict(), fold=r.fold.number) for r in fold_results for t in r.search.trials]
     else:
+        assert search is not None and equity_trades is not None   # the whole-history search ran
         doc.update(_search_doc(search))
         all_trials = [t.to_dict() for t in search.trials]
         equity = [(float(history.time[first]), setup.balance)]
@@ -156,7 +161,8 @@ def _judge(search, chosen) -> dict:
     lengths = {len(t.periods) for t in distinct}
     usable = [t for t in distinct if len(t.periods) == max(lengths)]
     if chosen.values not in [t.values for t in usable]:
-        return {"pbo": None, "dsr": None, "notes": ["the winner's returns are missing"], "configurations": len(distinct)}
+        return {"pbo": None, "dsr": None, "notes": ["the winner's returns are missing"],
+                "configurations": len(distinct)}
     key = [t.values for t in usable].index(chosen.values)
     return overfit.judge([t.periods for t in usable], key)
 
@@ -173,10 +179,11 @@ def _search_doc(search) -> dict:
 
 
 def _walk_forward_doc(history, setup, results) -> dict:
-    from scalper.clock import bar_iso
     from scalper.optimize.walkforward import summary
 
-    folds, equity, balance = [], [], setup.balance
+    folds: list[dict[str, Any]] = []
+    equity: list[tuple[float, float]] = []
+    balance = setup.balance
     pbos, last_judged = [], None
     for r in results:
         judged = _judge(r.search, r.chosen)
@@ -212,7 +219,8 @@ def _walk_forward_doc(history, setup, results) -> dict:
             "best": results[-1].chosen.to_dict() if results and results[-1].chosen else None,
             "equity": equity, "fold_boundaries": [(float(history.time[r.fold.oos_start]), f"fold {r.fold.number}")
                                                   for r in results],
-            "verdict": {"label": label, "text": words, "pbo": {"pbo": pbo, "per_fold": pbos} if pbo is not None else None,
+            "verdict": {"label": label, "text": words,
+                        "pbo": {"pbo": pbo, "per_fold": pbos} if pbo is not None else None,
                         "dsr": last_judged["dsr"] if last_judged else None,
                         "notes": (last_judged or {}).get("notes", [])}}
 
