@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import pty
+import re
 import select
 import signal
 import sqlite3
@@ -108,11 +109,22 @@ def test_the_change_is_shown_and_written_only_with_apply(capsys, xau_csv, tmp_pa
     shown = cli(capsys, *args)
     assert shown.code == 0, shown.err
     assert "+      doji_breakout:" in shown.out and "add --apply" in shown.out
+    # the objective, expectancy, is money: to the cent, like net
+    assert re.search(r"winner: #\d+ .* expectancy -?[\d,]+\.\d\d net -?[\d,]+\.\d\d over", " ".join(shown.out.split()))
     assert cfg.read_text() == BOTS                                 # nothing written
     applied = cli(capsys, *args, "--apply", "--json")
     assert applied.code == 0, applied.err
     doc = applied.json()
     assert doc["change"]["applied"] is True
+    # five trials prove nothing: the write is done as asked, with a warning that cannot be missed
+    assert doc["verdict"]["label"] != "likely genuine"
+    assert f"verdict: {doc['verdict']['label']}" in doc["change"]["warning"]
+    assert doc["change"]["warning"] in doc["warnings"]
+    human_cfg = tmp_path / "human.yaml"
+    human_cfg.write_text(BOTS)
+    loud = cli(capsys, *args[:-1], str(human_cfg), "--apply")
+    assert loud.code == 0 and "WARNING: --apply wrote parameters the search did not show to have an edge" in \
+        " ".join(loud.out.split())
     text = cfg.read_text()
     for line in ("# the trader's own notes stay", "broker: paper   # paper money", "trend_pullback: {rr: 2.0}   # tuned by hand",
                  "  - name: other"):

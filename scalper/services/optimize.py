@@ -17,6 +17,7 @@ from scalper.errors import BadInput
 from scalper.optimize import overfit
 from scalper.optimize.search import OBJECTIVES, Progress, Runner, fingerprint, graceful_interrupt, run_search
 
+GENUINE = "likely genuine"   # the one verdict that backs the winner (scalper.optimize.overfit.verdict_words)
 INSTALL_FIX = "pip install 'optuna>=3.6' (or, in the scalper checkout, pip install '.[optimize]')"
 
 
@@ -131,6 +132,14 @@ def optimize(*, data: str, space: str, bot: str | None = None, symbol: str | Non
         # An interrupted search shows its best so far but never writes it: rerun to finish.
         doc["change"] = _change(config, bot_name, dims, chosen.values, apply and not interrupted)
         doc["change"]["refused_interrupted"] = bool(apply and interrupted)
+        verdict = doc["verdict"]
+        if doc["change"]["applied"] and verdict["label"] != GENUINE:
+            # written as asked, but a trader must not miss that nothing shows these parameters earn
+            doc["change"]["warning"] = (
+                f"--apply wrote parameters the search did not show to have an edge (verdict: {verdict['label']}). "
+                f"{verdict['text']} Keep the bot on paper or auto_trade: false until it proves itself, or undo "
+                f"with the .bak beside {doc['change']['config']}.")
+            doc["warnings"] = [*doc["warnings"], doc["change"]["warning"]]
     else:
         doc["change"] = None
     if chart:
@@ -174,6 +183,8 @@ def _search_doc(search) -> dict:
     dsr = judged["dsr"]["dsr"] if judged["dsr"] else None
     label, words = overfit.verdict_words(pbo, dsr)
     return {"trials_done": len(search.trials), "trials_resumed": search.resumed,
+            "space_points": search.space_points, "space_exhausted": search.exhausted,
+            "repeats_not_rerun": search.repeats,
             "best": best.to_dict() if best else None,
             "verdict": {"label": label, "text": words, **judged}}
 
