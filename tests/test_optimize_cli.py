@@ -205,8 +205,15 @@ def test_ctrl_c_keeps_finished_trials_reports_the_best_and_resumes(xau_csv, tmp_
     kept = doc["trials_done"]
     assert 6 <= kept < 400 and doc["best"] is not None
     s = optuna.load_study(study_name="search", storage=f"sqlite:///{study}")
+    from scalper.optimize.search import REPEAT_OF
+
+    # every finished trial is in the study (beside them, TPE's proposals of points already tried: told
+    # the first one's value, marked, never backtested again, and not counted)
     complete = [t for t in s.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    assert len(complete) == kept                                   # every finished trial is in the study
+    backtested = [t for t in complete if REPEAT_OF not in t.user_attrs]
+    assert len(backtested) == kept
+    assert all(t.value == next(b.value for b in backtested if b.number == t.user_attrs[REPEAT_OF])
+               for t in complete if REPEAT_OF in t.user_attrs)
     assert all(t.state.name in ("COMPLETE",) for t in s.get_trials(deepcopy=False))   # none left dangling
     # The same command resumes: up to --trials in all, the earlier trials kept.
     resumed = subprocess.run([*args[:args.index("--trials") + 1], str(kept + 4), *args[args.index("--trials") + 2:]],
