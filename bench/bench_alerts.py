@@ -20,17 +20,17 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_run_once import run  # noqa: E402
+from bench_run_once import run
 
 GOLD = Path(__file__).resolve().parents[2] / "shared" / "data" / "XAUUSD_M1.csv"
-START = datetime(2025, 5, 15, 9, 10, 5, tzinfo=timezone.utc)
+START = datetime(2025, 5, 15, 9, 10, 5, tzinfo=UTC)
 
 
 def write_config(folder: Path) -> Path:

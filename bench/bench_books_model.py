@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
+from hypothesis.stateful import run_state_machine_as_test
 
-from tests import test_books_model as model  # noqa: E402
+from tests import test_books_model as model
 
 
 def main() -> int:

@@ -23,9 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from scalper.bridge.client import BridgeAddress, RemoteTerminal  # noqa: E402
 from scalper.brokers.base import OrderRequest  # noqa: E402
 from scalper.brokers.mt5 import MT5Broker  # noqa: E402
-from scalper.bridge.client import BridgeAddress, RemoteTerminal  # noqa: E402
 from scalper.clock import FixedClock  # noqa: E402
 from scalper.config import AccountConfig  # noqa: E402
 from tests.bridgekit import TOKEN, TOKEN_ENV, TerminalChild  # noqa: E402
@@ -107,7 +107,7 @@ def main() -> None:
             broker.connect()
             n = [0]
 
-            def send():
+            def send(broker=broker, n=n):
                 n[0] += 1
                 broker.send_order(OrderRequest(client_order_id=f"bench-{n[0]}", symbol="XAUUSD", side="buy",
                                                volume=0.01, sl=None, tp=None, magic=7))

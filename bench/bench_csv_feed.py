@@ -18,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -73,12 +74,12 @@ def ensure(mb: int) -> Path:
 
 def newest_bar(path: Path) -> int:
     """The open time of the file's last bar (epoch seconds, the file's clock read as UTC)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     with path.open("rb") as f:
         f.seek(max(0, path.stat().st_size - 200))
         last = f.read().decode().strip().splitlines()[-1]
-    return int(datetime.fromisoformat(last.split(",")[0]).replace(tzinfo=timezone.utc).timestamp())
+    return int(datetime.fromisoformat(last.split(",")[0]).replace(tzinfo=UTC).timestamp())
 
 
 def run(path: Path) -> dict:

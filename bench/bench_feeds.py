@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench_scan import SHARED, ensure_series   # this folder is on sys.path when run as a script
+from bench_scan import SHARED, ensure_series  # this folder is on sys.path when run as a script
 
 from scalper.clock import parse_instant
 from scalper.feeds import builtin

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -57,22 +57,22 @@ def write_config(folder: Path, bots: int, symbols: int) -> Path:
 
 def run(config: Path, now: str) -> tuple[float, float, dict]:
     exe = Path(sys.executable).with_name("scalper")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     p = subprocess.run([str(exe), "run-once", "--config", str(config), "--now", now, "--json"],
                        capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    # ru_maxrss of RUSAGE_CHILDREN is the max over all waited-for children so far (KB on Linux)
+    # ru_maxrss of RUSAGE_CHILDREN is the max over all waited-for children so far (KB on Linux): an upper
+    # bound for this run when an earlier child peaked higher
     rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if p.returncode != 0:
         raise SystemExit(f"run-once failed ({p.returncode}): {p.stderr[-2000:]}")
-    return wall, rss_mb if rss_mb > before / 1024 else rss_mb, json.loads(p.stdout)
+    return wall, rss_mb, json.loads(p.stdout)
 
 
 def scenario(name: str, bots: int, symbols: int, runs: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         config = write_config(Path(tmp), bots, symbols)
-        start = datetime.now(timezone.utc).replace(second=5, microsecond=0) - timedelta(hours=2)
+        start = datetime.now(UTC).replace(second=5, microsecond=0) - timedelta(hours=2)
         walls, rss, inner, signals, orders = [], [], [], 0, 0
         for k in range(runs + 1):
             now = (start + timedelta(minutes=k)).isoformat()

@@ -24,8 +24,9 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 MASK = "***"
 MIN_SECRET_LEN = 4            # shorter values would mask ordinary text; MT5 passwords are longer
@@ -142,7 +143,7 @@ def configure(cfg: Any, *, level: int = logging.INFO, extra_secrets: Iterable[st
 def current_path() -> Path | None:
     """The file the `scalper` logger writes to, if `configure`/`attach` set one."""
     for h in logging.getLogger("scalper").handlers:
-        if getattr(h, _MARK, False):
+        if getattr(h, _MARK, False) and isinstance(h, logging.FileHandler):
             return Path(h.baseFilename)
     return None
 

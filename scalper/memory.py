@@ -8,14 +8,16 @@ still holds but no longer uses. `malloc_trim` returns it. Elsewhere this does no
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
-_trim = None
+_trim: Callable[[int], object] | None = None
+_looked = False
 
 
 def give_back() -> None:
-    global _trim
-    if _trim is None:
-        _trim = False
+    global _trim, _looked
+    if not _looked:
+        _looked = True
         if sys.platform.startswith("linux"):
             try:
                 import ctypes
@@ -23,5 +25,5 @@ def give_back() -> None:
                 _trim = ctypes.CDLL("libc.so.6").malloc_trim
             except (OSError, AttributeError):
                 pass
-    if _trim:
+    if _trim is not None:
         _trim(0)

@@ -31,6 +31,7 @@ from scalper.symbols import root_symbol
 
 # The package's own failures of the link to the terminal (last_error codes, docs §9).
 IPC_ERRORS = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
+NO_ERROR: tuple[int, str] = (1, "Success")        # last_error() after a call that worked (RES_S_OK)
 
 OFFSET_STEP_S = 1800                           # server offsets are whole half hours
 OFFSET_TTL_S = 600                             # re-estimate now and then: DST moves it twice a year
@@ -55,7 +56,7 @@ class TerminalAccount:
     terminal_path: str | None = None
 
     @classmethod
-    def of(cls, acc: AccountConfig | None) -> "TerminalAccount":
+    def of(cls, acc: AccountConfig | None) -> TerminalAccount:
         if acc is None:
             return cls()
         return cls(login=acc.login, server=acc.server, password_env=acc.password_env,
@@ -114,12 +115,12 @@ class Terminal:
         self._state = _state_of(module)
 
     # --- calls -------------------------------------------------------------------------------
-    def call(self, function: str, *args, **kwargs) -> tuple[Any, tuple[int, str] | None]:
-        """(value, error): `error` is last_error() when the call failed (None/False), else None."""
+    def call(self, function: str, *args, **kwargs) -> tuple[Any, tuple[int, str]]:
+        """(value, error): `error` is last_error() when the call failed (None/False), else NO_ERROR."""
         with self._state.lock:
             value = getattr(self.mt5, function)(*args, **kwargs)
             if value is not None and value is not False:
-                return value, None
+                return value, NO_ERROR
             code, text = self.mt5.last_error()
             if code in IPC_ERRORS:
                 self._state.open = False  # the link is gone: the next open() starts it again
@@ -128,7 +129,7 @@ class Terminal:
     def need(self, function: str, *args, **kwargs) -> Any:
         """The call's value, or `error` saying what failed."""
         value, error = self.call(function, *args, **kwargs)
-        if error is not None:
+        if error is not NO_ERROR:
             raise self.error(describe_failure(function, error))
         return value
 

@@ -45,6 +45,7 @@ def make_clock(now: str | None) -> Clock:
     if now is None:   # an empty --now "" is refused by parse_instant_option, not read as "live"
         return SystemClock()
     instant = parse_instant_option(now, "--now")
+    assert instant is not None   # None only for None, handled above
     if instant > time.time() + 60:
         # a replay records what it does in the ledger: trades stamped in the future would
         # corrupt today's P&L, limits and reports
@@ -61,8 +62,8 @@ def make_feed(cfg: Config):
         from scalper.errors import FeedUnavailable
 
         module = terminal_module(cfg, mt5_account, FeedUnavailable)
-        return build_feed(cfg.feed, lambda p: cfg.resolve_path(p), mt5_account, module=module)
-    return build_feed(cfg.feed, lambda p: cfg.resolve_path(p), mt5_account)
+        return build_feed(cfg.feed, cfg.resolve_path, mt5_account, module=module)
+    return build_feed(cfg.feed, cfg.resolve_path, mt5_account)
 
 
 def terminal_module(cfg: Config, acc: AccountConfig, error=BrokerUnavailable):
@@ -81,7 +82,7 @@ def make_broker_factory(cfg: Config, feed, clock: Clock, *, dry_run: bool = Fals
     if dry_run and any(a.broker == "paper" for a in cfg.accounts):
         paper_state = _throwaway_copy(paper_state)
 
-    @functools.lru_cache(maxsize=None)   # asked per position on every valuation; the table is fixed
+    @functools.cache   # asked per position on every valuation; the table is fixed
     def specs(symbol: str):
         return spec_for(symbol, overrides)
 
@@ -97,7 +98,8 @@ def make_broker_factory(cfg: Config, feed, clock: Clock, *, dry_run: bool = Fals
                 from scalper.brokers.mt5 import MT5Broker
             except ImportError as exc:
                 raise BrokerUnavailable(f"the mt5 broker is not available here ({exc}); "
-                                        "on Windows: pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')") from None
+                                        "on Windows: pip install MetaTrader5 "
+                                        "(or, in the scalper checkout, pip install '.[mt5]')") from None
             module = terminal_module(cfg, acc) if acc.terminal is not None else None
             return MT5Broker.from_account(acc, clock=clock, module=module)  # the terminal's own symbol specs win
         raise BadInput(f"unknown broker {acc.broker!r}", where=f"accounts[{acc.id}].broker")

@@ -47,7 +47,7 @@ class TerminalChild:
         self._reader = None
 
     # --- process ---------------------------------------------------------------------------------
-    def start(self) -> "TerminalChild":
+    def start(self) -> TerminalChild:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCALPER_")}
         env.update({"PYTHONPATH": os.pathsep.join([str(self.folder / "shim"), str(REPO)]),
                     "SCALPER_FAKE_MT5": json.dumps(self.scenario), TOKEN_ENV: self.token,

@@ -50,6 +50,20 @@ def btc_csv() -> Path:
     return shared_file("BTCUSD_M1.csv")
 
 
+# Modules that read the same session-scoped replay (replayed_span) share an xdist group, so it is made once.
+SHARED_GROUPS = {"tests.test_report": "tests.test_backtest"}
+
+
+def pytest_collection_modifyitems(config, items):
+    # The suite runs on every core (xdist, --dist loadgroup): each module's tests go to one worker, so a
+    # module-scoped fixture (a backtest, a replayed ledger, a terminal session) is built once, not once
+    # per worker. Runs before xdist's own hook (trylast), which reads these marks.
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.module.__name__ if item.module is not None else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "real_durability: run with the production PRAGMA synchronous "
                                        "(FULL), not the suite's faster setting")

@@ -102,7 +102,7 @@ def test_a_history_ema_is_the_recurrence_bit_for_bit(name):
     closes = bars.close.tolist()
     for period in (2, 9, 20, 21, 50, 100, 200, 2000):
         a = 2.0 / (period + 1)
-        loop = list(accumulate(closes[1:], lambda e, c: a * c + (1.0 - a) * e, initial=closes[0]))
+        loop = list(accumulate(closes[1:], lambda e, c, a=a: a * c + (1.0 - a) * e, initial=closes[0]))
         assert ema(bars.close, period).tolist() == loop
 
 

@@ -81,7 +81,7 @@ def test_an_implausible_bar_is_refused_naming_its_line(command, price, tmp_path,
     args = ["--symbol", "XAUUSD"] if command == "backtest" else []
     r = cli(capsys, command, "--data", str(data), *args, "--json")
     assert r.code == 2, r.err
-    assert f"x.csv:101" in r.err and "implausible price" in r.err
+    assert "x.csv:101" in r.err and "implausible price" in r.err
     assert strict_json(r.out)["exit_code"] == 2
     # --skip-bad-rows drops exactly that row, not its neighbours
     ok = cli(capsys, command, "--data", str(data), *args, "--skip-bad-rows", "--json")
@@ -166,7 +166,7 @@ def test_an_infinite_pnl_in_an_old_ledger_never_reaches_json_or_metrics(tmp_path
     for args in (["report", "--since", "2025-05-01"], ["status"]):
         r = cli(capsys, *args, "--config", str(config), "--json")
         assert r.code == 0, r.err
-        doc = strict_json(r.out)   # the old report printed Infinity here
+        strict_json(r.out)   # the old report printed Infinity here
     m = cli(capsys, "metrics", "--config", str(config))
     assert m.code == 0 and "Inf" not in m.out and "NaN" not in m.out
     assert 'scalper_realized_pnl{bot="gold"} 0.0' in m.out

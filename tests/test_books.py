@@ -230,8 +230,8 @@ def test_opened_at_is_the_brokers_deal_time_and_adopted_positions_get_their_open
     s = w.run_once()
     assert s.exit_code == 0
     # A position with our magic opened by another program (or lost by a crash): adopted with its fill.
-    from scalper.brokers.mt5 import MT5Broker
     from scalper.brokers.base import OrderRequest
+    from scalper.brokers.mt5 import MT5Broker
     b = MT5Broker.from_account(w.cfg.account(1), clock=w.clock, module=t)
     b.connect()
     res = b.send_order(OrderRequest("by-another-program", GOLD, "buy", 0.01, magic=w.cfg.bot("gold-a").magic_number))
@@ -298,8 +298,8 @@ def test_a_market_break_never_brings_a_traded_bar_back_under_another_time(tmp_pa
 
 
 def test_check_says_to_set_the_server_offset_when_it_cannot_be_estimated(tmp_path):
-    from scalper.feeds.mt5 import Mt5Feed
     from scalper.errors import ServerClockUncertain
+    from scalper.feeds.mt5 import Mt5Feed
 
     w = World(tmp_path / "mt5", "mt5", SIGNAL_AT, bots=[{**SHARED[0], "accounts": [1]}], server_offset=False)
     t = w.terminals[1]

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import time
+from datetime import UTC
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,9 +17,9 @@ import pytest
 import yaml
 
 from scalper import wiring
+from scalper.bridge.client import BridgeAddress, RemoteTerminal
 from scalper.brokers.base import OrderRequest
 from scalper.brokers.mt5 import MT5Broker
-from scalper.bridge.client import BridgeAddress, RemoteTerminal
 from scalper.clock import FixedClock
 from scalper.config import AccountConfig, load_config
 from scalper.core.bars import BAR_SECONDS
@@ -232,14 +233,14 @@ def test_only_the_allowed_calls_with_plain_values_cross(child):
 
 
 def test_a_datetime_crosses_as_epoch_seconds(child):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     r = remote(child)
     r.initialize()
     server_now = int(START) + OFFSET_H * 3600
     a = r.copy_rates_range("XAUUSDm", 1, server_now - 600, server_now)
-    b = r.copy_rates_range("XAUUSDm", 1, datetime.fromtimestamp(server_now - 600, timezone.utc),
-                           datetime.fromtimestamp(server_now, timezone.utc))
+    b = r.copy_rates_range("XAUUSDm", 1, datetime.fromtimestamp(server_now - 600, UTC),
+                           datetime.fromtimestamp(server_now, UTC))
     assert len(a) >= 5 and a.tobytes() == b.tobytes()
 
 

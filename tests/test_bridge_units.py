@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import namedtuple
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -46,11 +46,13 @@ def test_a_bad_terminal_block_exits_2_naming_the_field_and_fix(tmp_path, capsys,
     config.write_text(ACCOUNT.format(broker=broker, terminal=terminal))
     r = cli(capsys, "check", "-c", str(config))
     text = " ".join((r.out + r.err).split())
+    # rich wraps at 80 columns, and breaks a long temporary path (xdist's are longer) inside a word
+    unwrapped = (r.out + r.err).replace("\n", "")
     assert r.code == 2, text
-    assert where in text and "bots.yaml" in text
+    assert where in unwrapped and "bots.yaml" in unwrapped, text
     if fix:
-        assert fix in text
-    assert "abc" not in text and "my secret token" not in text
+        assert fix in unwrapped, text
+    assert "abc" not in text and "my secret token" not in text and "my secret token" not in unwrapped
 
 
 def test_a_terminal_block_with_defaults_is_valid(tmp_path):
@@ -96,7 +98,7 @@ def _plain_only(value) -> bool:
 
 def test_arguments_are_taken_as_the_package_takes_them():
     assert p.encode_argument(np.float64(0.5)) == 0.5 and type(p.encode_argument(np.float64(0.5))) is float
-    when = datetime(2025, 5, 15, 9, 0, tzinfo=timezone.utc)
+    when = datetime(2025, 5, 15, 9, 0, tzinfo=UTC)
     assert p.encode_argument(when) == int(when.timestamp())
     for refused in (np.int64(1), np.int32(1), [1], {1, 2}, object()):
         with pytest.raises(p.RefusedValue, match="Invalid arguments"):
@@ -138,3 +140,75 @@ def test_run_once_does_not_import_rpyc_without_a_terminal_bridge(tmp_path):
             "print('rpyc' in sys.modules, 'scalper.bridge.client' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "False False", out.stderr
+
+
+# --- the token: one rule for both ends --------------------------------------------------------------
+def _server_reads_hello(token: str) -> bool:
+    """The real server authenticator on one end of a loopback connection: does it accept `token`?"""
+    import socket
+    import threading
+
+    from rpyc.utils.authenticators import AuthenticationError
+
+    from scalper.bridge.server import make_authenticator
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client_end = socket.create_connection(listener.getsockname(), timeout=10)
+        server_end, _ = listener.accept()
+    verdict: list[bool] = []
+
+    def serve() -> None:
+        try:
+            make_authenticator(token.encode(), None)(server_end)
+            verdict.append(True)
+        except AuthenticationError:
+            verdict.append(False)
+
+    worker = threading.Thread(target=serve)
+    worker.start()
+    try:
+        client_end.sendall(p.HELLO + token.encode() + b"\n")
+        worker.join(10)
+    finally:
+        client_end.close()
+        server_end.close()
+    return verdict == [True]
+
+
+def test_the_token_rule_is_the_servers_own_limits():
+    assert p.token_problem("") == "not set"
+    assert "too short" in p.token_problem("x" * (p.MIN_TOKEN_CHARS - 1))
+    assert p.token_problem("x" * p.MIN_TOKEN_CHARS) is None
+    assert "line break" in p.token_problem("first-line-0123\nsecond")
+    longest = "x" * p.MAX_TOKEN_BYTES
+    assert p.token_problem(longest) is None and "too long" in p.token_problem(longest + "x")
+    # multi-byte characters count as the bytes that travel
+    assert "too long" in p.token_problem("é" * (p.MAX_TOKEN_BYTES // 2 + 1))
+    # the longest token the rule allows is one the server's hello reader takes; one more byte it refuses
+    assert _server_reads_hello(longest)
+    assert not _server_reads_hello(longest + "x")
+
+
+@pytest.mark.parametrize("token, problem", [("short-token", "too short"), ("", "not set"),
+                                            ("x" * (p.MAX_TOKEN_BYTES + 1), "too long")])
+def test_the_client_refuses_a_token_the_server_would_refuse(monkeypatch, token, problem):
+    from scalper.bridge.client import remote_terminal
+    from scalper.config import TerminalBridgeConfig
+    from scalper.errors import BrokerUnavailable, FeedUnavailable
+
+    cfg = TerminalBridgeConfig(token_env="SCALPER_TEST_TOKEN_RULE")
+    monkeypatch.setenv("SCALPER_TEST_TOKEN_RULE", token)
+    with pytest.raises(BrokerUnavailable, match=problem) as refused:
+        remote_terminal(cfg, lambda path: path)
+    assert "$SCALPER_TEST_TOKEN_RULE" in str(refused.value)
+    assert not token or token not in str(refused.value)     # a secret is never echoed
+    with pytest.raises(FeedUnavailable, match=problem):
+        remote_terminal(cfg, lambda path: path, error=FeedUnavailable)
+    monkeypatch.setenv("SCALPER_TEST_TOKEN_RULE", "x" * p.MIN_TOKEN_CHARS)
+    assert remote_terminal(cfg, lambda path: path) is not None   # accepted: nothing is contacted yet
+
+
+def test_the_server_refuses_a_token_no_client_could_send(capsys, monkeypatch):
+    monkeypatch.setenv("SCALPER_BRIDGE_TOKEN", "x" * (p.MAX_TOKEN_BYTES + 1))
+    r = cli(capsys, "terminal-server")
+    assert r.code == 2 and "too long" in " ".join(r.err.split())

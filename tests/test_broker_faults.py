@@ -23,8 +23,7 @@ from scalper.engine import Engine
 from scalper.errors import BrokerUnavailable
 from scalper.orders import RetryPolicy
 from tests.enginekit import engine_at
-from tests.test_exactly_once import (NOW, assert_books_agree, books, broker_opens, magic_of, rows, run_cli,
-                                     write_bots)
+from tests.test_exactly_once import NOW, assert_books_agree, books, broker_opens, magic_of, rows, run_cli, write_bots
 
 FINAL_CODES = [10006, 10007, 10013, 10014, 10015, 10016, 10017, 10018, 10019, 10022, 10026, 10027, 10030, 10032,
                10033, 10034, 10035, 10038, 10039, 10040, 10042, 10043, 10044, 10045]

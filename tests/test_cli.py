@@ -8,10 +8,10 @@ import sys
 
 import yaml
 
+from scalper.clock import iso
 from tests.clikit import cli
 from tests.conftest import ROOT, shared_file
 from tests.enginekit import golden, just_after_close, write_config
-from scalper.clock import iso
 
 CONTRACT = ["run-once", "setup-bot", "report", "kill-switch", "rollback", "resume", "backtest", "scan",
             "status", "check", "loop", "metrics"]

@@ -3,13 +3,12 @@ auto_trade off, stale feeds, and position upkeep (SL/TP, trailing, kill-switch).
 
 from __future__ import annotations
 
-
 import yaml
 
+from scalper import wiring
 from scalper.brokers.paper import PaperBroker
 from scalper.clock import FixedClock
 from scalper.config import load_config
-from scalper import wiring
 from scalper.symbols import spec_for
 from tests.conftest import shared_file
 from tests.enginekit import engine_at, golden, just_after_close, replay, rows, ts, write_config

@@ -18,8 +18,17 @@ from scalper.feeds.csvfile import read_bars
 from scalper.mt5_terminal import TerminalAccount, UnknownSymbol
 from tests.conftest import shared_file
 from tests.enginekit import engine_at, golden, just_after_close, ts
-from tests.fakes.mt5_fake import (DEMO_LOGIN, DEMO_PASSWORD, DEMO_SERVER, FakeAccount, FakeSymbol, btcusd,
-                                  demo_terminal, eurusd, xauusd)
+from tests.fakes.mt5_fake import (
+    DEMO_LOGIN,
+    DEMO_PASSWORD,
+    DEMO_SERVER,
+    FakeAccount,
+    FakeSymbol,
+    btcusd,
+    demo_terminal,
+    eurusd,
+    xauusd,
+)
 
 T0 = 1_747_735_200.0            # 2025-05-20 10:00:00 UTC
 PASSWORD_ENV = "MT5_PASSWORD_7"

@@ -4,16 +4,30 @@ adapter's tests against it mean something."""
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
 from scalper.clock import FixedClock
 from scalper.core.bars import Bars
-from tests.fakes.mt5_fake import (DEMO_LOGIN, DEMO_PASSWORD, DEMO_SERVER, RATES_DTYPE, TERMINAL_PATH, FakeAccount,
-                                  FakeMT5, FakeSymbol, TradeDeal, TradeOrder, TradePosition, btcusd, demo_terminal,
-                                  eurusd, xauusd)
+from tests.fakes.mt5_fake import (
+    DEMO_LOGIN,
+    DEMO_PASSWORD,
+    DEMO_SERVER,
+    RATES_DTYPE,
+    TERMINAL_PATH,
+    FakeAccount,
+    FakeMT5,
+    FakeSymbol,
+    TradeDeal,
+    TradeOrder,
+    TradePosition,
+    btcusd,
+    demo_terminal,
+    eurusd,
+    xauusd,
+)
 
 T0 = 1_747_735_200.0            # 2025-05-20 10:00:00 UTC
 SUCCESS = (1, "Success")
@@ -70,11 +84,9 @@ def test_constants_have_the_package_values():
 
 def test_structures_keep_the_documented_field_order(mt5):
     assert TradePosition._fields == tuple(
-        "ticket time time_msc time_update time_update_msc type magic identifier reason volume price_open sl tp "
-        "price_current swap profit symbol comment external_id".split())
+        ["ticket", "time", "time_msc", "time_update", "time_update_msc", "type", "magic", "identifier", "reason", "volume", "price_open", "sl", "tp", "price_current", "swap", "profit", "symbol", "comment", "external_id"])
     assert TradeDeal._fields == tuple(
-        "ticket order time time_msc type entry magic position_id reason volume price commission swap profit fee "
-        "symbol comment external_id".split())
+        ["ticket", "order", "time", "time_msc", "type", "entry", "magic", "position_id", "reason", "volume", "price", "commission", "swap", "profit", "fee", "symbol", "comment", "external_id"])
     assert TradeOrder._fields[:6] == ("ticket", "time_setup", "time_setup_msc", "time_done", "time_done_msc",
                                       "time_expiration")
     result = sent(mt5, buy(mt5))
@@ -351,7 +363,7 @@ def test_history_ranges_are_inclusive_server_seconds_ordered_by_time(mt5, clock)
     assert [d.ticket for d in mt5.history_deals_get(t2, t2)] == [second.deal]
     assert mt5.history_deals_get(t1 + 1, t2 - 1) == ()
     assert [d.symbol for d in mt5.history_deals_get(t1, t2, group="*,!EUR*")] == ["XAUUSD"]
-    dt = datetime.fromtimestamp(t2, tz=timezone.utc)
+    dt = datetime.fromtimestamp(t2, tz=UTC)
     assert [o.ticket for o in mt5.history_orders_get(dt, dt)] == [second.order]
     assert mt5.history_deals_get(ticket=first.deal) == ()          # ticket= is the ORDER ticket
     assert mt5.history_deals_get(t1, float(t2)) is None and mt5.last_error()[0] == -2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,12 +22,12 @@ from urllib.parse import parse_qs
 import pytest
 import yaml
 
-from tests.enginekit import rows, write_config
 from tests.clikit import cli
+from tests.enginekit import rows, write_config
 
 pytest.importorskip("apprise", reason="alerts need the notify extra: pip install -e '.[notify]'")
 
-from scalper.services.run import run_once  # noqa: E402
+from scalper.services.run import run_once
 
 DAY = "2025-05-15"
 PASSES = [f"{DAY}T{t}" for t in ("09:16:05", "09:17:05", "09:22:05", "09:30:05", "09:31:05", "09:45:05",

@@ -19,8 +19,8 @@ from tests.test_notify import Hook, _config
 
 pytest.importorskip("apprise", reason="alerts need the notify extra")
 
-from scalper.clock import iso  # noqa: E402
-from scalper.services.run import run_once  # noqa: E402
+from scalper.clock import iso
+from scalper.services.run import run_once
 
 MAX_TRIES = 3
 

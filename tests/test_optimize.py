@@ -15,7 +15,7 @@ from scalper.core.strategies import resolve_params
 from scalper.errors import BadInput
 from scalper.feeds.csvfile import read_bars
 from scalper.optimize import overfit
-from scalper.optimize.search import Runner, StopFlag, outcome, run_search
+from scalper.optimize.search import Runner, outcome, run_search
 from scalper.optimize.space import apply, parse_space
 from scalper.symbols import spec_for
 
@@ -163,6 +163,41 @@ def test_the_same_seed_gives_the_same_search_and_jobs_run_in_processes():
 
     assert search(1) == search(1)
     assert search(2) == search(2)             # asked two at a time, told in order: reproducible too
+
+
+class _SmallDim(_Dim):
+    """Three values only: fewer points than the trials asked for."""
+    high = 2
+
+
+class CountingEdge(PlantedEdge):
+    def __init__(self):
+        super().__init__(good=1)
+        self.asked: list[int] = []
+
+    def evaluate(self, start, end, values, trades=False):
+        self.asked.append(int(values["demo.x"]))
+        return super().evaluate(start, end, values, trades)
+
+
+def test_a_small_space_is_searched_once_per_point_then_the_search_stops(tmp_path):
+    import optuna
+
+    evaluator = CountingEdge()
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    with Runner(evaluator, 1) as runner:
+        result = run_search(runner, [_SmallDim()], start=0, end=0, trials=20, seed=3, objective="net",
+                            min_trades=1, study_name="small", storage=storage)
+    assert sorted(evaluator.asked) == [0, 1, 2]                  # each point backtested once, never again
+    assert sorted(t.values["demo.x"] for t in result.trials) == [0, 1, 2]
+    assert result.space_points == 3 and result.exhausted and not result.interrupted
+    assert result.best.values == {"demo.x": 1}
+    # resuming the stored study: nothing left to try, and the repeats TPE was told are not counted as trials
+    with Runner(evaluator, 1) as runner:
+        again = run_search(runner, [_SmallDim()], start=0, end=0, trials=20, seed=3, objective="net",
+                           min_trades=1, study_name="small", storage=storage)
+    assert len(evaluator.asked) == 3                              # the resumed search ran no backtest
+    assert again.resumed == 3 and len(again.trials) == 3 and again.exhausted
 
 
 # --- the space -----------------------------------------------------------------------------------------

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import os
 import pty
+import re
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -108,11 +109,22 @@ def test_the_change_is_shown_and_written_only_with_apply(capsys, xau_csv, tmp_pa
     shown = cli(capsys, *args)
     assert shown.code == 0, shown.err
     assert "+      doji_breakout:" in shown.out and "add --apply" in shown.out
+    # the objective, expectancy, is money: to the cent, like net
+    assert re.search(r"winner: #\d+ .* expectancy -?[\d,]+\.\d\d net -?[\d,]+\.\d\d over", " ".join(shown.out.split()))
     assert cfg.read_text() == BOTS                                 # nothing written
     applied = cli(capsys, *args, "--apply", "--json")
     assert applied.code == 0, applied.err
     doc = applied.json()
     assert doc["change"]["applied"] is True
+    # five trials prove nothing: the write is done as asked, with a warning that cannot be missed
+    assert doc["verdict"]["label"] != "likely genuine"
+    assert f"verdict: {doc['verdict']['label']}" in doc["change"]["warning"]
+    assert doc["change"]["warning"] in doc["warnings"]
+    human_cfg = tmp_path / "human.yaml"
+    human_cfg.write_text(BOTS)
+    loud = cli(capsys, *args[:-1], str(human_cfg), "--apply")
+    assert loud.code == 0 and "WARNING: --apply wrote parameters the search did not show to have an edge" in \
+        " ".join(loud.out.split())
     text = cfg.read_text()
     for line in ("# the trader's own notes stay", "broker: paper   # paper money", "trend_pullback: {rr: 2.0}   # tuned by hand",
                  "  - name: other"):
@@ -193,8 +205,15 @@ def test_ctrl_c_keeps_finished_trials_reports_the_best_and_resumes(xau_csv, tmp_
     kept = doc["trials_done"]
     assert 6 <= kept < 400 and doc["best"] is not None
     s = optuna.load_study(study_name="search", storage=f"sqlite:///{study}")
+    from scalper.optimize.search import REPEAT_OF
+
+    # every finished trial is in the study (beside them, TPE's proposals of points already tried: told
+    # the first one's value, marked, never backtested again, and not counted)
     complete = [t for t in s.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    assert len(complete) == kept                                   # every finished trial is in the study
+    backtested = [t for t in complete if REPEAT_OF not in t.user_attrs]
+    assert len(backtested) == kept
+    assert all(t.value == next(b.value for b in backtested if b.number == t.user_attrs[REPEAT_OF])
+               for t in complete if REPEAT_OF in t.user_attrs)
     assert all(t.state.name in ("COMPLETE",) for t in s.get_trials(deepcopy=False))   # none left dangling
     # The same command resumes: up to --trials in all, the earlier trials kept.
     resumed = subprocess.run([*args[:args.index("--trials") + 1], str(kept + 4), *args[args.index("--trials") + 2:]],

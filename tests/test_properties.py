@@ -227,9 +227,10 @@ def test_the_generators_do_reach_signals():
         @guard
         @given(bars=signal_windows(100, 160, strategy=name))
         def collect(bars):
-            out = strategies.evaluate(name, bars, strategies.resolve_params(name))
+            # called at once below, inside this iteration: the loop variable is the right one
+            out = strategies.evaluate(name, bars, strategies.resolve_params(name))  # noqa: B023
             if isinstance(out, Signal):
-                seen.add((name, out.direction))
+                seen.add((name, out.direction))  # noqa: B023
 
         collect()
 

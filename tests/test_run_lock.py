@@ -18,8 +18,16 @@ from scalper.clock import iso
 from scalper.ledger import Ledger, run_lock
 from scalper.ledger.lock import lock_path
 from tests.enginekit import engine_at, just_after_close
-from tests.test_exactly_once import (assert_books_agree, books, broker_opens, child_env, magic_of, rows, run_cli,
-                                     write_bots)
+from tests.test_exactly_once import (
+    assert_books_agree,
+    books,
+    broker_opens,
+    child_env,
+    magic_of,
+    rows,
+    run_cli,
+    write_bots,
+)
 
 # Two signals on the 10:09 bar (trend_pullback and doji_breakout, both buy): one approved,
 # the other refused by max_per_symbol, so "the orders of a single run" is not trivial.

@@ -58,7 +58,7 @@ def _all_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def _assert_absent(secret: str, *texts: str, files: dict[str, bytes] = None) -> None:
+def _assert_absent(secret: str, *texts: str, files: dict[str, bytes] | None = None) -> None:
     for t in texts:
         assert secret not in t, f"the secret appears in output:\n{t}"
     for name, data in (files or {}).items():
@@ -233,11 +233,11 @@ def test_the_password_pasted_into_password_env_is_refused_without_echoing_it(tmp
 
 
 def test_ledger_paper_books_and_their_wal_shm_are_owner_only(tmp_path, xau_csv, capsys):
+    from scalper import wiring
     from scalper.brokers.paper import PaperBroker
     from scalper.clock import FixedClock
     from scalper.ledger import Ledger
     from scalper.symbols import spec_for
-    from scalper import wiring
 
     config = _write(tmp_path, xau_csv, with_mt5=False)
     old = os.umask(0o022)     # a permissive umask, as on many desktops

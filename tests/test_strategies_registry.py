@@ -15,7 +15,7 @@ def test_names_in_canonical_order():
                                          "range_reversion")
     for name in strategies.STRATEGY_NAMES:
         module = strategies.get(name)
-        assert module.NAME == name
+        assert name == module.NAME
         assert callable(module.evaluate) and callable(module.scan)
 
 
@@ -30,19 +30,19 @@ def test_unknown_strategy_lists_the_valid_names():
 
 
 def test_spec_defaults():
-    assert strategies.get("price_action_pinbar").DEFAULTS == dict(
+    assert dict(
         ema_period=21, slope_bars=3, level_lookback=20, wick_body_ratio=2.0, wick_range_min=0.6,
         nose_range_max=0.25, level_tolerance_atr=0.25, min_range_atr=0.5, sl_buffer_atr=0.1,
-        rr=1.5, min_bars=30)
-    assert strategies.get("trend_pullback").DEFAULTS == dict(
+        rr=1.5, min_bars=30) == strategies.get("price_action_pinbar").DEFAULTS
+    assert dict(
         fast_period=21, slow_period=50, slope_bars=5, touch_atr=0.1, sl_buffer_atr=0.1, rr=1.5,
-        min_bars=60)
-    assert strategies.get("doji_breakout").DEFAULTS == dict(
+        min_bars=60) == strategies.get("trend_pullback").DEFAULTS
+    assert dict(
         ema_period=21, doji_body_max=0.1, doji_range_max_atr=1.0, breakout_body_min=0.5,
-        sl_buffer_atr=0.1, rr=1.5, min_bars=30)
-    assert strategies.get("range_reversion").DEFAULTS == dict(
+        sl_buffer_atr=0.1, rr=1.5, min_bars=30) == strategies.get("doji_breakout").DEFAULTS
+    assert dict(
         ema_period=21, range_lookback=30, min_width_atr=1.5, max_width_atr=5.0, flat_bars=10,
-        flat_max_atr=0.5, probe_frac=0.1, reject_frac=0.25, sl_buffer_atr=0.25, min_bars=45)
+        flat_max_atr=0.5, probe_frac=0.1, reject_frac=0.25, sl_buffer_atr=0.25, min_bars=45) == strategies.get("range_reversion").DEFAULTS
 
 
 @pytest.mark.parametrize("name", strategies.STRATEGY_NAMES)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import logging
 import os
 import re
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from scalper.report import charts
@@ -227,7 +224,7 @@ def test_equity_of_closes_sharing_a_timestamp_spans_an_hour_not_years():
     lo, hi = ax.get_xlim()
     assert 0 < (hi - lo) * 86_400 <= 2 * 3600                             # an hour around it, not 2023→2027
     assert charts._collapse([(t, 0.0), (t, 5.0), (t + 60, 7.0)]) == [(t, 5.0), (t + 60, 7.0)]
-    assert "max drawdown 0.00 USD" == dd.get_title(loc="left")
+    assert dd.get_title(loc="left") == "max drawdown 0.00 USD"
 
 
 def test_signals_sit_beside_their_bar_not_under_the_entry():
@@ -315,3 +312,25 @@ def test_scan_output_prices_to_the_digits(tmp_path, capsys):
     assert all(len(r["score"].split(".")[-1]) <= 4 for r in rows)
     doc = cli(capsys, "scan", "--data", btc, "--json").json()
     assert all(_decimals(r["sl"]) <= 2 for r in doc["rows"])
+
+
+def test_the_pnl_axis_ends_where_the_data_ends():
+    from matplotlib.figure import Figure
+
+    start = 1_748_336_400.0
+    closes = [(start + k * 3600, float(k % 3 - 1)) for k in range(25)]     # a day of hourly closes
+    fig = Figure()
+    ax, dd = fig.subplots(2, 1)
+    dd.sharex(ax)
+    charts._equity_and_drawdown(ax, dd, closes, "realized P&L", "USD", None)
+    lo, hi = ax.get_xlim()
+    assert (lo, hi) == pytest.approx((charts._x(start), charts._x(start + 24 * 3600)), abs=1e-9)
+    assert dd.get_xlim() == (lo, hi)
+    line = ax.get_lines()[0]
+    assert line.get_xdata()[-1] == pytest.approx(hi, abs=1e-9)      # the curve reaches the edge, no further
+    # with a span (the report's: its first and last event), the axis is that span
+    later = start + 30 * 3600
+    fig = Figure()
+    ax, dd = fig.subplots(2, 1)
+    charts._equity_and_drawdown(ax, dd, closes, "realized P&L", "USD", (start, later))
+    assert ax.get_xlim() == pytest.approx((charts._x(start), charts._x(later)), abs=1e-9)

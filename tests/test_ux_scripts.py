@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from tests.conftest import ROOT
 
 TASK_NS = "{http://schemas.microsoft.com/windows/2004/02/mit/task}"
 
-
-import pytest
 
 
 @pytest.mark.parametrize("name, script", [("scalper-task.xml", "scalper-loop.ps1"),

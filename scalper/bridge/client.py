@@ -29,6 +29,7 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from scalper.bridge import protocol as p
 
@@ -70,7 +71,9 @@ class RemoteTerminal:
         self._delays = tuple(reconnect_delays)
         self._lock = threading.RLock()
         self._conn = None
-        self._remote_call = self._remote_ping = None
+        # rpyc's remote functions (netrefs: untyped); None while not connected
+        self._remote_call: Any = None
+        self._remote_ping: Any = None
         self._last_answer = 0.0
         self._error: tuple[int, str] = (1, "Success")
         self._init: tuple[tuple, tuple] | None = None    # the last successful initialize() (args, kwargs)
@@ -156,7 +159,7 @@ class RemoteTerminal:
 
             answer = rpyc.async_(self._remote_ping)()
             answer.set_expiry(self.address.timeout_s)
-            answer.value
+            _ = answer.value            # waits for the answer (or the expiry, which raises)
             self._last_answer = time.monotonic()
             return False
         except Exception:
@@ -205,8 +208,10 @@ class RemoteTerminal:
                 if not exc.retry:
                     break
         else:
+            assert last is not None   # RECONNECT_DELAYS_S is never empty
             raise last
         if self._conn is None:
+            assert last is not None   # the loop stopped on a refusal
             raise last
         if replaced:
             self.reconnects += 1
@@ -216,6 +221,7 @@ class RemoteTerminal:
 
     def _reinitialize(self) -> None:
         """A restarted server's terminal is not initialized: replay ours before anything else."""
+        assert self._init is not None   # called only when there is one to replay
         args, kwargs = self._init
         try:
             value, error = self._once("initialize", args, kwargs, self.address.timeout_s)
@@ -247,7 +253,7 @@ class RemoteTerminal:
             _close(sock)
             raise BridgeDown(f"No IPC connection (TLS with the terminal server at {a.where} failed: "
                              f"{exc.reason or exc})", retry=False) from None
-        except socket.timeout:
+        except TimeoutError:
             _close(sock)
             raise BridgeDown(f"No IPC connection (the terminal server at {a.where} did not answer within "
                              f"{a.timeout_s:g} s)", p.TIMED_OUT, retry=False) from None
@@ -290,8 +296,8 @@ class RemoteTerminal:
     def probe(self, pings: int = 5) -> dict:
         """Reachable, token accepted, latency (median of `pings` round trips), and when this client has
         initialized the terminal: connected to the trade server, trading allowed."""
-        out = {"reachable": False, "token_accepted": False, "latency_ms": None, "terminal_connected": None,
-               "trade_allowed": None, "error": None}
+        out: dict[str, Any] = {"reachable": False, "token_accepted": False, "latency_ms": None,
+                               "terminal_connected": None, "trade_allowed": None, "error": None}
         with self._lock:
             try:
                 self._ensure_connected()
@@ -363,10 +369,12 @@ def remote_terminal(cfg, resolve_path, *, error=None) -> RemoteTerminal:
     from scalper.errors import BrokerUnavailable
 
     token = os.environ.get(cfg.token_env, "")
-    if not token:
+    problem = p.token_problem(token)
+    if problem:
+        # the server's own rule: it never starts with such a token, so it could never accept this one
         raise (error or BrokerUnavailable)(
             f"the environment variable ${cfg.token_env} (token_env of the terminal server {cfg.host}:{cfg.port}) "
-            "is not set: export the same token that the terminal server was started with")
+            f"is {problem}: export the same token that the terminal server was started with")
     tls = None
     if cfg.tls is not None:
         paths = [str(resolve_path(x)) for x in (cfg.tls.ca, cfg.tls.cert, cfg.tls.key)]

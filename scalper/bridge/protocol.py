@@ -39,6 +39,22 @@ DEFAULT_TOKEN_ENV = "SCALPER_BRIDGE_TOKEN"
 MIN_TOKEN_CHARS = 16
 HELLO = b"SCALPER-BRIDGE/1 "      # + token + b"\n"; the server answers OK\n or NO\n, then closes on NO
 MAX_HELLO_BYTES = 1024
+MAX_TOKEN_BYTES = MAX_HELLO_BYTES - len(HELLO) - 2   # the server refuses a hello line of MAX_HELLO_BYTES
+
+
+def token_problem(token: str) -> str | None:
+    """What makes `token` unusable as the bridge's shared secret, or None. The one rule for both ends:
+    the server refuses to start with such a token, the client to connect with one (the server
+    could never accept it)."""
+    if not token:
+        return "not set"
+    if len(token) < MIN_TOKEN_CHARS:
+        return f"too short ({len(token)} characters; at least {MIN_TOKEN_CHARS})"
+    if "\n" in token:
+        return "holding a line break (the token travels as one line)"
+    if len(token.encode()) > MAX_TOKEN_BYTES:
+        return f"too long ({len(token.encode()):,} bytes; at most {MAX_TOKEN_BYTES:,})"
+    return None
 
 # last_error() codes the bridge answers with (the package's own IPC codes, docs §9), so the
 # adapter treats a bridge failure exactly like a terminal link failure.
@@ -158,7 +174,7 @@ def decode_result(value):
     raise TypeError(f"unexpected value from the terminal server: {type(value).__name__}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _record_type(name: str, fields: tuple):
     """One class per (name, fields), so results of one call compare and pickle alike."""
     if type(name) is not str or not all(type(f) is str for f in fields):

@@ -50,7 +50,7 @@ class Faults:
     lost_answers: int = 0
 
     @classmethod
-    def parse(cls, text: str | None) -> "Faults":
+    def parse(cls, text: str | None) -> Faults:
         faults = cls()
         for part in filter(None, (text or "").replace(",", ";").split(";")):
             key, _, value = part.partition("=")
@@ -225,9 +225,10 @@ def serve(*, host: str, port: int, token_env: str, tls_cert: str | None = None, 
     from scalper.errors import BadInput, Unavailable
 
     token = os.environ.get(token_env, "")
-    if len(token) < p.MIN_TOKEN_CHARS:
+    problem = p.token_problem(token)
+    if problem:
         raise BadInput(f"${token_env}, the environment variable that holds the bridge's shared secret, is "
-                       f"{'not set' if not token else 'too short'}",
+                       f"{problem}",
                        fix=f"export {token_env} with a random token of at least {p.MIN_TOKEN_CHARS} characters "
                            "(e.g. python -c \"import secrets; print(secrets.token_urlsafe(32))\"), the same on "
                            "the scalper side")
@@ -240,7 +241,7 @@ def serve(*, host: str, port: int, token_env: str, tls_cert: str | None = None, 
     except ValueError as exc:
         raise BadInput(str(exc), where=FAULTS_ENV) from None
     tls = None
-    if tls_given:
+    if tls_cert and tls_key and tls_client_ca:   # all three or none (checked above)
         try:
             tls = server_tls(tls_cert, tls_key, tls_client_ca)
         except (OSError, ssl.SSLError) as exc:
@@ -251,11 +252,13 @@ def serve(*, host: str, port: int, token_env: str, tls_cert: str | None = None, 
         module = load_terminal_package()
     except ImportError:
         raise Unavailable("the terminal server needs the MetaTrader5 package: run it on the terminal's Windows "
-                          "host (or under Wine Python) after pip install '.[mt5,bridge]' in the scalper checkout") from None
+                          "host (or under Wine Python) after pip install '.[mt5,bridge]' in the scalper checkout"
+                          ) from None
     try:
         server = build_server(module, host=host, port=port, token=token, tls=tls, faults=faults)
     except ImportError:
-        raise Unavailable("the terminal server needs rpyc: pip install rpyc (or, in the scalper checkout, pip install '.[bridge]')") from None
+        raise Unavailable("the terminal server needs rpyc: pip install rpyc "
+                          "(or, in the scalper checkout, pip install '.[bridge]')") from None
     except OSError as exc:
         raise BadInput(f"cannot listen on {host}:{port} ({exc.strerror or exc})", where="--host/--port",
                        fix="pick a free port with --port, or stop what holds it") from None

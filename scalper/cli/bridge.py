@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from scalper.cli.common import err
@@ -18,9 +16,9 @@ def terminal_server(
     token_env: str = typer.Option("SCALPER_BRIDGE_TOKEN", "--token-env", metavar="NAME",
                                   help="Environment variable holding the shared token (same name or value "
                                        "as the account's terminal.token_env on the scalper side)."),
-    tls_cert: Optional[str] = typer.Option(None, "--tls-cert", metavar="PEM", help="TLS: this server's certificate."),
-    tls_key: Optional[str] = typer.Option(None, "--tls-key", metavar="PEM", help="TLS: this server's private key."),
-    tls_client_ca: Optional[str] = typer.Option(None, "--tls-client-ca", metavar="PEM",
+    tls_cert: str | None = typer.Option(None, "--tls-cert", metavar="PEM", help="TLS: this server's certificate."),
+    tls_key: str | None = typer.Option(None, "--tls-key", metavar="PEM", help="TLS: this server's private key."),
+    tls_client_ca: str | None = typer.Option(None, "--tls-client-ca", metavar="PEM",
                                                 help="TLS: the CA that signed the client certificates "
                                                      "(clients without one are refused)."),
 ) -> int:

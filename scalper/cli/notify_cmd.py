@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, out_console
@@ -15,8 +13,8 @@ app.add_typer(notify_app, name="notify")
 
 @notify_app.command("test")
 def notify_test(
-    target: Optional[str] = typer.Option(None, "--target", help="Only this target (its `name:`, or its url_env)."),
-    config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
+    target: str | None = typer.Option(None, "--target", help="Only this target (its `name:`, or its url_env)."),
+    config: str | None = ConfigOpt, ledger: str | None = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Send a test message to every alert target and say which worked.
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from scalper.cli import render_ops as render
@@ -12,7 +10,7 @@ from scalper.cli.typer_app import app
 
 
 @app.command("status")
-def status(config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt) -> int:
+def status(config: str | None = ConfigOpt, ledger: str | None = LedgerOpt, as_json: bool = JsonOpt) -> int:
     """Bots, the last run (time, duration, outcome), pause and kill-switch states, open positions."""
     from scalper import wiring
     from scalper.services.control import status as service
@@ -26,10 +24,10 @@ def status(config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt,
 @app.command("kill-switch")
 def kill_switch(
     action: str = typer.Argument(..., help="engage | release | status", metavar="engage|release|status"),
-    bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="The bot to act on."),
+    bot: str | None = typer.Option(None, "--bot", metavar="NAME", help="The bot to act on."),
     all_bots: bool = typer.Option(False, "--all", help="Act on every bot."),
     no_close: bool = typer.Option(False, "--no-close", help="engage: halt new entries but leave positions open."),
-    config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt, ledger: str | None = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Halt a bot, let it trade again, or show every bot's kill-switch state.
 
@@ -55,8 +53,9 @@ def kill_switch(
 def rollback(
     since: str = typer.Option("30m", "--since", metavar="SPAN", help="How far back: 30m, 2h, 1d or an ISO time."),
     close_positions: bool = typer.Option(False, "--close-positions", help="Also close positions opened since then."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Close positions without asking (needed when not at a terminal)."),
-    config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
+    yes: bool = typer.Option(False, "--yes", "-y",
+            help="Close positions without asking (needed when not at a terminal)."),
+    config: str | None = ConfigOpt, ledger: str | None = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Pause the engine and undo what can be undone since a point in time.
 
@@ -85,7 +84,7 @@ def rollback(
 
 
 @app.command("resume")
-def resume(config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt) -> int:
+def resume(config: str | None = ConfigOpt, ledger: str | None = LedgerOpt, as_json: bool = JsonOpt) -> int:
     """Lift the pause that `scalper rollback` set."""
     from scalper import wiring
     from scalper.services.control import resume as service
@@ -101,12 +100,12 @@ def resume(config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt,
 
 @app.command("check")
 def check(
-    max_age: Optional[str] = typer.Option(None, "--max-age", metavar="AGE",
+    max_age: str | None = typer.Option(None, "--max-age", metavar="AGE",
                                           help="Stall watch: fail when the last successful pass is older than "
                                                "this (3m, 90s, 1h); brokers and feeds are not contacted."),
     notify: bool = typer.Option(False, "--notify", help="With --max-age: send a `stale` alert once per stall, "
                                                         "and a recovery message when passes succeed again."),
-    config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt, ledger: str | None = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Validate the config and ledger, reach the brokers and the feed; say what is wrong.
 
@@ -124,8 +123,8 @@ def check(
 def loop(
     interval: float = typer.Option(45.0, "--interval", parser=number(1.0, 86_400.0), metavar="SECONDS",
                                    help="Seconds between run starts, 1 to 86400.  [default: 45]"),
-    max_runs: Optional[int] = typer.Option(None, "--max-runs", metavar="N", min=1, help="Stop after this many runs."),
-    config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt,
+    max_runs: int | None = typer.Option(None, "--max-runs", metavar="N", min=1, help="Stop after this many runs."),
+    config: str | None = ConfigOpt, ledger: str | None = LedgerOpt,
 ) -> int:
     """Run run-once on a fixed cadence in the foreground.
 
@@ -140,9 +139,9 @@ def loop(
 
 @app.command("metrics")
 def metrics(
-    out: Optional[str] = typer.Option(None, "--out", metavar="FILE.prom",
+    out: str | None = typer.Option(None, "--out", metavar="FILE.prom",
                                       help="Write here (atomically) instead of stdout."),
-    config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt,
+    config: str | None = ConfigOpt, ledger: str | None = LedgerOpt,
 ) -> int:
     """Write Prometheus text-format metrics derived from the ledger.
 

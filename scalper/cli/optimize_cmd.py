@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from scalper.cli.common import ConfigOpt, JsonOpt, emit_json, out_console
@@ -18,10 +16,10 @@ def optimize(
                                    "strategy.parameter, risk.decision_min_score, risk.risk_percent, "
                                    "trailing.activate_r or trailing.distance_r. E.g. "
                                    "trend_pullback.rr=1.0..3.0:0.25,trend_pullback.touch_atr=0.05..0.30"),
-    bot: Optional[str] = typer.Option(None, "--bot", help="Search around this bot of bots.yaml (its strategies, "
+    bot: str | None = typer.Option(None, "--bot", help="Search around this bot of bots.yaml (its strategies, "
                                                           "parameters, lookback, qty and risk)."),
-    symbol: Optional[str] = typer.Option(None, "--symbol", help="Search for this symbol with the default settings."),
-    strategies: Optional[str] = typer.Option(None, "--strategies", metavar="a,b",
+    symbol: str | None = typer.Option(None, "--symbol", help="Search for this symbol with the default settings."),
+    strategies: str | None = typer.Option(None, "--strategies", metavar="a,b",
                                              help="Comma-separated strategy names, in order."),
     trials: int = typer.Option(100, "--trials", min=1, help="Trials in all (per fold with --walk-forward)."),
     objective: str = typer.Option("expectancy", "--objective",
@@ -29,27 +27,27 @@ def optimize(
                                        "(of the P&L per period), net."),
     min_trades: int = typer.Option(30, "--min-trades", min=0,
                                    help="Trials with fewer trades score nothing (too little evidence)."),
-    walk_forward: Optional[int] = typer.Option(None, "--walk-forward", metavar="K", min=1,
+    walk_forward: int | None = typer.Option(None, "--walk-forward", metavar="K", min=1,
                                                help="K folds: search each in-sample window, judge the winner on "
                                                     "the next, unseen one."),
     anchored: bool = typer.Option(False, "--anchored", help="Walk-forward in-sample windows all start at the "
                                                             "beginning (default: rolling, same length)."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes evaluating trials (one per core)."),
     seed: int = typer.Option(0, "--seed", help="Sampler seed: the same seed, data and --jobs give the same search."),
-    study: Optional[str] = typer.Option(None, "--study", metavar="FILE",
+    study: str | None = typer.Option(None, "--study", metavar="FILE",
                                         help="Keep the trials in this SQLite file (optuna's storage); the same "
                                              "command again resumes up to --trials."),
-    chart: Optional[str] = typer.Option(None, "--chart", metavar="FILE.png",
+    chart: str | None = typer.Option(None, "--chart", metavar="FILE.png",
                                         help="Draw the out-of-sample equity with fold boundaries and each "
                                              "parameter against the objective."),
     apply: bool = typer.Option(False, "--apply", help="Write the chosen parameters into the bot's strategy_params "
                                                       "in bots.yaml (the change is always shown; written only "
                                                       "with --apply)."),
-    balance: Optional[float] = typer.Option(None, "--balance", min=0.01, help="Starting balance."),
-    qty: Optional[float] = typer.Option(None, "--qty", min=0.0001, help="Lots per order."),
-    lookback: Optional[int] = typer.Option(None, "--lookback", min=15, help="Window length in bars."),
+    balance: float | None = typer.Option(None, "--balance", min=0.01, help="Starting balance."),
+    qty: float | None = typer.Option(None, "--qty", min=0.0001, help="Lots per order."),
+    lookback: int | None = typer.Option(None, "--lookback", min=15, help="Window length in bars."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
-    config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Search strategy (and risk) parameters with the backtester, and say how likely the winner is an accident.
 

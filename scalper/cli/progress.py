@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 __all__ = ["ProgressBar", "progress", "stderr_is_terminal"]
 
@@ -69,7 +69,7 @@ class ProgressBar:
             self.total = total
         if self._bar is not None:
             self._start()
-            fields = {"completed": completed}
+            fields: dict[str, float | str] = {"completed": completed}
             if total is not None:
                 fields["total"] = total
             if description is not None:
@@ -90,8 +90,15 @@ def progress(total: float | None, description: str, *, enabled: bool | None = No
     if not enabled:
         yield ProgressBar(description=description, total=total)
         return
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from scalper.cli.common import stderr_console
 

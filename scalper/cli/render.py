@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # rich is imported when something is drawn, not at start-up
-    from rich.console import Console
+    from rich.console import Console, JustifyMethod
     from rich.table import Table
 
 
@@ -266,9 +266,10 @@ def journal(con: Console, trades: list[dict], limit: int | None = JOURNAL_ROWS) 
                       soft_wrap=True)
         return
     t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-    for name, justify in (("closed", "left"), ("bot", "left"), ("strategy", "left"), ("side", "left"),
-                          ("entry", "right"), ("exit", "right"), ("R", "right"), ("held", "right"),
-                          ("why", "left"), ("P&L", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("closed", "left"), ("bot", "left"), ("strategy", "left"), ("side", "left"), ("entry", "right"),
+        ("exit", "right"), ("R", "right"), ("held", "right"), ("why", "left"), ("P&L", "right"))
+    for name, justify in columns:
         t.add_column(name, justify=justify, no_wrap=True)
     for c in cells:
         t.add_row(*c)

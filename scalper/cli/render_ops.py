@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from scalper.cli.render import esc
 
 if TYPE_CHECKING:  # rich is imported when something is drawn, not at start-up
-    from rich.console import Console
+    from rich.console import Console, JustifyMethod
 
 
 def status(con: Console, d: dict) -> None:
@@ -24,8 +24,10 @@ def status(con: Console, d: dict) -> None:
     if last:
         con.print(f"last run: {last['started_at']}  {(last['duration_s'] or 0) * 1000:,.0f} ms  {last['status']}")
     t = Table(title="accounts", title_justify="left", show_edge=False, pad_edge=False)
-    for col, j in (("account", "left"), ("broker", "left"), ("balance", "right"), ("equity", "right"),
-                   ("open", "right"), ("max DD", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("account", "left"), ("broker", "left"), ("balance", "right"), ("equity", "right"), ("open", "right"),
+        ("max DD", "right"))
+    for col, j in columns:
         t.add_column(col, justify=j, no_wrap=True)
     for a in d["accounts"]:
         cur = f" {a['currency']}" if a["currency"] else ""
@@ -54,7 +56,8 @@ def status(con: Console, d: dict) -> None:
     con.print(t)
     for b in d["bots"]:
         if not b["enabled"] or b["engine_mode"] != "scalper":
-            con.print(f"  {esc(b['bot'])}: not run ({'disabled' if not b['enabled'] else 'engine_mode ' + b['engine_mode']})")
+            why = "disabled" if not b["enabled"] else "engine_mode " + b["engine_mode"]
+            con.print(f"  {esc(b['bot'])}: not run ({why})")
         if b["kill_switch"]["engaged"]:
             ks = b["kill_switch"]
             con.print(f"  {esc(b['bot'])}: kill-switch engaged ({esc(ks['source'])}: {esc(ks['reason'] or '')})")

@@ -33,6 +33,13 @@ def _num(x, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+MONEY_OBJECTIVES = ("expectancy", "net")   # objectives that are an amount of money: shown to the cent
+
+
+def _objective(r: dict, value) -> str:
+    return _money(value) if r["objective"] in MONEY_OBJECTIVES else _num(value)
+
+
 def _params(p: dict | None) -> str:
     """name=value pairs; the strategy's name is left out when every parameter is of the same one."""
     p = p or {}
@@ -48,9 +55,14 @@ def summary(con: Console, r: dict) -> None:
             + f"  bars {r['bars']:,}  {r['duration_s']:.1f} s")
     con.print(head)
     con.print(f"strategies {', '.join(r['strategies'])}  objective {r['objective']} (min {r['min_trades']} trades)  "
-              f"trials {r['trials_done']:,}" + (f" ({r['trials_resumed']:,} resumed)" if r.get("trials_resumed") else "")
+              f"trials {r['trials_done']:,}"
+              + (f" ({r['trials_resumed']:,} resumed)" if r.get("trials_resumed") else "")
               + f"  jobs {r['jobs']}  seed {r['seed']}")
     con.print("space: " + esc(", ".join(r["space"])))
+    if r.get("space_exhausted"):
+        con.print(f"every one of the space's {r['space_points']:,} points was tried: the search stopped there "
+                  f"({r['trials_asked']:,} trials asked)" if r.get("space_points") else
+                  "the search stopped: the sampler proposed only points already tried")
     if r["interrupted"]:
         con.print("[yellow]interrupted:[/] every finished trial is kept" +
                   (f" in {esc(r['study'])}; run the same command again to resume" if r["study"] else "")
@@ -61,7 +73,8 @@ def summary(con: Console, r: dict) -> None:
                 "parameters"):
         t.add_column(col, justify="left" if col == "parameters" else "right")
     for row in r["best_trials"]:
-        t.add_row(str(row["number"]), *([str(row.get("fold"))] if r["walk_forward"] else []), _num(row["value"]),
+        t.add_row(str(row["number"]), *([str(row.get("fold"))] if r["walk_forward"] else []),
+                  _objective(r, row["value"]),
                   _num(row.get("trades")), _num(row.get("profit_factor"), 3), _money(row.get("net_pnl") or 0),
                   esc(_params(row["params"])))
     con.print(t)
@@ -71,7 +84,8 @@ def summary(con: Console, r: dict) -> None:
         best = r.get("best")
         if best:
             con.print(f"winner: #{best['number']}  {esc(_params(best['params']))}  {r['objective']} "
-                      f"{_num(best['value'])}  net {_money(best['net_pnl'] or 0)} over {best['trades']:,} trades")
+                      f"{_objective(r, best['value'])}  net {_money(best['net_pnl'] or 0)} "
+                      f"over {best['trades']:,} trades")
     v = r["verdict"]
     colour = {"likely overfit": "red", "likely genuine": "green"}.get(v["label"], "yellow")
     con.print(f"[bold {colour}]verdict: {v['label']}[/]  {esc(v['text'])}")
@@ -92,6 +106,8 @@ def summary(con: Console, r: dict) -> None:
             con.print(esc(change["diff"].rstrip("\n")), highlight=False)
             if change["applied"]:
                 con.print(f"[green]written to {esc(change['config'])}[/]")
+                if change.get("warning"):
+                    con.print(f"[bold red]WARNING: {esc(change['warning'])}[/]")
             elif change.get("refused_interrupted"):
                 con.print("[yellow]not written: the search was interrupted; finish it (same command) to apply[/]")
             else:

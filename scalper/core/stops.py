@@ -4,11 +4,20 @@ refused (10016, invalid stops) and nothing changes."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
+@overload
 def stops_valid(side: Literal["buy", "sell"], sl: float | None, tp: float | None, *, bid: float, ask: float,
-                min_distance: float = 0.0) -> bool:
+                min_distance: float = 0.0) -> bool: ...
+@overload
+def stops_valid(side: Literal["buy", "sell"], sl: np.ndarray | float | None, tp: np.ndarray | float | None, *,
+                bid: np.ndarray, ask: np.ndarray, min_distance: float = 0.0) -> np.ndarray: ...
+def stops_valid(side: Literal["buy", "sell"], sl: Any, tp: Any, *, bid: Any, ask: Any,
+                min_distance: float = 0.0) -> Any:
     """A buy is valued at the bid, a sell at the ask; each level must lie on its
     own side of that price, at least `min_distance` (stops level × point) away.
 
@@ -18,7 +27,8 @@ def stops_valid(side: Literal["buy", "sell"], sl: float | None, tp: float | None
     return _beyond(ask + min_distance, sl, below=False) & _beyond(ask - min_distance, tp, below=True)
 
 
-def _beyond(price, level, *, below: bool):
+def _beyond(price: Any, level: Any, *, below: bool) -> Any:
+    """`level` strictly below (or above) `price`: a bool, or an array of them; no level passes."""
     if level is None:
         return True
     return level < price if below else level > price

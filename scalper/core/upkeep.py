@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def trailing_stop(direction: Literal["buy", "sell"], entry: float, initial_sl: float,
@@ -25,8 +28,14 @@ def trailing_stop(direction: Literal["buy", "sell"], entry: float, initial_sl: f
     return None
 
 
-def trailing_candidates(direction: Literal["buy", "sell"], entry: float, initial_sl: float, price, *,
-                        activate_r: float, distance_r: float):
+@overload
+def trailing_candidates(direction: Literal["buy", "sell"], entry: float, initial_sl: float, price: float, *,
+                        activate_r: float, distance_r: float) -> float | None: ...
+@overload
+def trailing_candidates(direction: Literal["buy", "sell"], entry: float, initial_sl: float, price: np.ndarray, *,
+                        activate_r: float, distance_r: float) -> np.ndarray: ...
+def trailing_candidates(direction: Literal["buy", "sell"], entry: float, initial_sl: float, price: Any, *,
+                        activate_r: float, distance_r: float) -> Any:
     """The stop `distance_r` R behind `price` once it is `activate_r` R in profit, else None.
 
     `price` may be a numpy array (the backtester's bars): then an array, NaN where not active."""

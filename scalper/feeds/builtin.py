@@ -181,8 +181,8 @@ def _day_bars(seed: int, root: str, digits: int, spread_points: float, day: int)
 
     ticks = market.tick_volume * activity * rng.lognormal(0.0, 0.35, MINUTES)
     spread = spread_points * _SPREAD[minute // 60] * np.sqrt(burst) * rng.lognormal(0.0, 0.12, MINUTES)
-    price = [np.round(np.exp(x), digits) for x in (open_, high, low, close)]
-    bars = Bars.from_arrays(day * DAY_SECONDS + minute * BAR_SECONDS, *price,
+    o, h, lo, c = (np.round(np.exp(x), digits) for x in (open_, high, low, close))
+    bars = Bars.from_arrays(day * DAY_SECONDS + minute * BAR_SECONDS, o, h, lo, c,
                             volume=np.maximum(1.0, np.round(ticks)), spread=np.maximum(1.0, np.round(spread)))
     # a seed or symbol table that drives the path out of range must not reach the books
     plausible.check_bars(bars, "builtin feed")

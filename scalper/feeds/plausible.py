@@ -59,7 +59,7 @@ def neighbour_median(close: np.ndarray) -> np.ndarray:
         out[half:n - half] = np.median(sliding_window_view(close, NEIGHBOUR_WINDOW), axis=1)
         ends = [*range(half), *range(n - half, n)]
     else:
-        ends = range(n)
+        ends = list(range(n))
     for i in ends:
         out[i] = np.median(close[max(0, i - half):i + half + 1])
     return out

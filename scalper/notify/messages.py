@@ -101,6 +101,7 @@ def stale(last: dict | None, age_s: float | None, max_age_s: float) -> str:
 
     if last is None:
         return "STALLED: no successful run-once pass is recorded in the ledger; is the loop running?"
+    assert age_s is not None   # measured whenever there is a last pass
     return (f"STALLED: the last successful pass finished {human_age(age_s)} ago at {last['finished_at']} "
             f"(allowed: {human_age(max_age_s)}); check the loop, cron or service")
 

@@ -40,7 +40,7 @@ def known_schemes() -> frozenset[str]:
     spec = importlib.util.find_spec("apprise")
     origin = spec.origin if spec else ""
     try:
-        stamp = f"{origin}|{os.stat(origin).st_mtime_ns}"
+        stamp = f"{origin}|{os.stat(origin).st_mtime_ns}" if origin is not None else str(origin)
     except (OSError, TypeError):
         stamp = str(origin)
     cache = _cache_dir() / f"apprise-schemes-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.json"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import difflib
 import io
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from scalper.errors import BadInput
 from scalper.optimize.space import Dimension

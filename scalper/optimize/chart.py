@@ -5,8 +5,8 @@ against the objective, one panel per parameter."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 MAX_PARAM_PANELS = 6
 

@@ -9,7 +9,7 @@ each history prefix are computed once per process and reused by every trial.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from scalper.backtest import Setup, run_backtest
 from scalper.core.bars import Bars

@@ -180,7 +180,7 @@ def judge(period_returns: list[list[float]], winner: int, blocks: int = DEFAULT_
     """PBO and DSR of a search: `period_returns` one per-period series per distinct
     configuration tried (all of equal length), `winner` the index of the chosen one.
     Measures that cannot be computed are None, with the reason in `notes`."""
-    notes = []
+    notes: list[str] = []
     doc: dict = {"configurations": len(period_returns), "pbo": None, "dsr": None, "notes": notes}
     if not period_returns or not period_returns[0]:
         notes.append("no returns to judge")

@@ -19,16 +19,19 @@ import hashlib
 import json
 import math
 import signal
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from scalper.optimize.space import Dimension
+from scalper.optimize.space import Dimension, grid_size
 
 OBJECTIVES = ("expectancy", "profit_factor", "sharpe", "net")
+REPEAT_OF = "repeat_of"        # user attribute of a trial that proposed an already-tried point
+MAX_REPEATS_IN_A_ROW = 200     # proposals of tried points in a row before the search counts as done
 PERIOD_BARS = 60           # the returns series for Sharpe, PBO and DSR: P&L per 60 bars…
 MAX_PERIODS = 1024         # …or per longer stretch, so that there are at most this many periods
 
@@ -87,6 +90,7 @@ def _init_worker(evaluator: Evaluator) -> None:
 
 
 def _evaluate_in_worker(start: int, end: int, values: dict, trades: bool) -> dict:
+    assert _WORKER is not None   # set by _init_worker, the pool's initializer
     return _WORKER.evaluate(start, end, values, trades)
 
 
@@ -98,7 +102,7 @@ class Runner:
         self.jobs = max(1, jobs)
         self.pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         if self.jobs > 1:
             import multiprocessing
 
@@ -111,7 +115,7 @@ class Runner:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def map(self, start: int, end: int, batch: list[dict], stop: "StopFlag", trades: bool = False) -> list[dict]:
+    def map(self, start: int, end: int, batch: list[dict], stop: StopFlag, trades: bool = False) -> list[dict]:
         if self.pool is None:
             return [self.evaluator.evaluate(start, end, v, trades) for v in batch]
         futures = [self.pool.submit(_evaluate_in_worker, start, end, v, trades) for v in batch]
@@ -175,6 +179,9 @@ class SearchResult:
     resumed: int = 0            # trials found in the study already
     min_trades: int = 0
     interrupted: bool = False
+    space_points: int | None = None   # how many distinct points the space holds (None: continuous)
+    exhausted: bool = False           # stopped early: every point of the space was tried
+    repeats: int = 0                  # points the sampler proposed again: answered from the first, not re-run
 
     @property
     def best(self) -> TrialRecord | None:
@@ -219,11 +226,14 @@ def run_search(runner: Runner, dims: list[Dimension], *, start: int, end: int, t
                        "objective or settings", where="--study",
                        fix="give another --study file (or delete this one) to start a new search")
     result = SearchResult(study_name, min_trades=max(min_trades, 1))
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        result.trials.append(_record(t))
+    for done in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if REPEAT_OF not in done.user_attrs:
+            result.trials.append(_record(done))
     result.resumed = len(result.trials)
     total = total if total is not None else trials
     distributions = {d.name: _distribution(d) for d in dims}
+    result.space_points = grid_size(dims)
+    tried = {_key(t.values): t for t in result.trials}
 
     def report(what: str) -> None:
         if progress is not None:
@@ -231,10 +241,37 @@ def run_search(runner: Runner, dims: list[Dimension], *, start: int, end: int, t
             progress(done_before + len(result.trials), total,
                      what + (f" · best {best.value:.4g} (#{best.number})" if best else ""))
 
+    def tell_repeat(trial, first: TrialRecord) -> None:
+        # TPE learns the known value; the trial is marked so that a resumed study does not count it
+        trial.set_user_attr(REPEAT_OF, first.number)
+        study.tell(trial, first.value)
+        result.repeats += 1
+
     report(study_name)
     while len(result.trials) < trials and not stop.requested:
-        batch = [study.ask(distributions) for _ in range(min(runner.jobs, trials - len(result.trials)))]
-        values = [{d.name: d.round(t.params[d.name]) for d in dims} for t in batch]
+        if result.space_points is not None and len(tried) >= result.space_points:
+            result.exhausted = True     # a small stepped space: every point has its backtest
+            break
+        batch: list[optuna.trial.Trial] = []
+        values: list[dict] = []
+        repeated_in_batch: list[tuple[optuna.trial.Trial, dict]] = []
+        asked_in_vain = 0
+        while len(batch) < min(runner.jobs, trials - len(result.trials)) and asked_in_vain < MAX_REPEATS_IN_A_ROW:
+            t = study.ask(distributions)
+            v = {d.name: d.round(t.params[d.name]) for d in dims}
+            if _key(v) in tried:
+                tell_repeat(t, tried[_key(v)])
+                asked_in_vain += 1
+            elif any(v == other for other in values):
+                repeated_in_batch.append((t, v))     # told once the batch's backtests are done
+                asked_in_vain += 1
+            else:
+                batch.append(t)
+                values.append(v)
+                asked_in_vain = 0
+        if not batch:
+            result.exhausted = True     # the sampler proposes only points already tried
+            break
         outcomes = runner.map(start, end, values, stop)
         for t, v, out in zip(batch, values, outcomes):
             value = objective_value(out, objective, min_trades)
@@ -248,9 +285,16 @@ def run_search(runner: Runner, dims: list[Dimension], *, start: int, end: int, t
             study.tell(t, value)
             result.trials.append(TrialRecord(t.number, v, value, out["metrics"], out["sharpe"], out["periods"],
                                              note))
+            tried[_key(v)] = result.trials[-1]
+        for t, v in repeated_in_batch:
+            tell_repeat(t, tried[_key(v)])
         report(study_name)
     result.interrupted = stop.requested and len(result.trials) < trials
     return result
+
+
+def _key(values: dict) -> str:
+    return json.dumps(values, sort_keys=True)
 
 
 def _distribution(d: Dimension):

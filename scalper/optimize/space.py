@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Mapping
 
 from scalper.backtest import Setup
 from scalper.errors import BadInput
@@ -166,6 +166,7 @@ def apply(setup: Setup, dims: list[Dimension], values: Mapping[str, float]) -> S
         v = values[d.name]
         v = int(v) if d.integer else float(v)
         if d.kind == "strategy":
+            assert d.owner is not None   # a strategy parameter names its strategy
             by_strategy.setdefault(d.owner, {})[d.param] = v
         elif d.kind == "risk":
             risk_update[d.param] = v

@@ -99,12 +99,12 @@ def run_fold(runner: Runner, dims: list[Dimension], fold: Fold, *, trials: int, 
 
 def summary(results: list[FoldResult]) -> dict:
     """Totals over the folds: in- and out-of-sample P&L per bar and the overall WFE."""
-    done = [r for r in results if r.oos is not None and r.chosen is not None]
-    is_net = sum(r.chosen.metrics.get("net_pnl", 0.0) for r in done)
-    is_bars = sum(r.fold.is_end - r.fold.is_start + 1 for r in done)
-    oos_net = sum(r.oos["metrics"]["net_pnl"] for r in done)
-    oos_bars = sum(r.fold.oos_end - r.fold.oos_start + 1 for r in done)
-    oos_trades = sum(r.oos["metrics"]["trades"] for r in done)
+    done = [(r.fold, r.chosen, r.oos) for r in results if r.oos is not None and r.chosen is not None]
+    is_net = sum(chosen.metrics.get("net_pnl", 0.0) for _, chosen, _ in done)
+    is_bars = sum(fold.is_end - fold.is_start + 1 for fold, _, _ in done)
+    oos_net = sum(oos["metrics"]["net_pnl"] for _, _, oos in done)
+    oos_bars = sum(fold.oos_end - fold.oos_start + 1 for fold, _, _ in done)
+    oos_trades = sum(oos["metrics"]["trades"] for _, _, oos in done)
     wfe = efficiency(is_net, is_bars, oos_net, oos_bars)
     return {"folds_done": len(done), "in_sample_net": is_net, "out_of_sample_net": oos_net,
             "out_of_sample_trades": oos_trades, "walk_forward_efficiency": None if wfe is None or math.isnan(wfe)

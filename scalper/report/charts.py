@@ -11,9 +11,9 @@ global (backend, open windows) is touched.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -277,9 +277,8 @@ def _equity_and_drawdown(ax, dd_ax, equity: Sequence[tuple[float, float]], label
     values = np.array([v for _, v in points], dtype=np.float64)
     drawdown = values - np.maximum.accumulate(values)
     lo, hi = span if span else (float(times[0]), float(times[-1]))
-    if hi - lo < 3600:    # one instant (or a few minutes): show an hour around it, not years
-        mid = (hi + lo) / 2
-        lo, hi = mid - 1800, mid + 1800
+    if hi - lo < BAR_SECONDS:   # one instant: a minute either side of it (an empty span would show years)
+        lo, hi = lo - BAR_SECONDS, hi + BAR_SECONDS
     # the last level holds to the end of the span
     times = np.append(times, max(hi, times[-1]))
     values = np.append(values, values[-1])
@@ -297,8 +296,8 @@ def _equity_and_drawdown(ax, dd_ax, equity: Sequence[tuple[float, float]], label
     dd_ax.set_title(f"max drawdown {abs(worst):,.2f} {currency}", loc="left", fontsize=10)
     dd_ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, borderaxespad=0)
     dd_ax.set_ylim(min(worst * 1.15, -0.01), max(-worst * 0.05, 0.01))
-    pad = (hi - lo) * 0.02
-    ax.set_xlim(_x(lo - pad), _x(hi + pad))
+    # the time axis is the data's span: no margin past the last close (2% of a day was half an hour)
+    ax.set_xlim(_x(lo), _x(hi))
     for a in (ax, dd_ax):
         a.grid(alpha=0.3)
         _money_ticks(a)

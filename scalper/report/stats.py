@@ -15,8 +15,8 @@ Conventions:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ def summarize(pnls: Sequence[float]) -> Stats:
     gross_loss = -math.fsum(losses)
     net = math.fsum(pnls)
     n = len(pnls)
+    profit_factor: float | None
     if gross_loss > 0:
         profit_factor = gross_profit / gross_loss
     else:

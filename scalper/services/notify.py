@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from scalper.clock import iso, parse_instant
 from scalper.config import Config, NotifyTarget
@@ -241,6 +242,7 @@ def stall_watch(cfg: Config, ledger_path: Path, max_age_s: float, *, notify: boo
                           text=messages.stale(last, age, max_age_s), now=now)
                     outbox.set_state(c, outbox.STALL_KEY, key, now)
                 elif not stale and alerted is not None:
+                    assert last is not None   # not stale: a pass is recorded
                     route(cfg, c, event="stale", key=f"recovered:{alerted}", bot=None,
                           text=messages.recovered(last), now=now)
                     outbox.set_state(c, outbox.STALL_KEY, None, now)
@@ -249,6 +251,7 @@ def stall_watch(cfg: Config, ledger_path: Path, max_age_s: float, *, notify: boo
     if last is None:
         detail = "no successful pass recorded yet"
     else:
+        assert age is not None   # measured whenever there is a last pass
         detail = f"last successful pass {human_age(age)} ago ({last['finished_at']}); allowed {human_age(max_age_s)}"
     return {"what": "last pass", "ok": not stale, "detail": detail, "notes": notes}
 
@@ -267,7 +270,8 @@ def send_test(cfg: Config, *, target: str | None = None) -> dict:
                        fix=f"use one of: {', '.join(t.label for t in cfg.notify)}")
     from scalper.notify.deliver import Job, send_all
 
-    items, jobs = [], []
+    items: list[dict[str, Any]] = []
+    jobs = []
     for t in targets:
         url = os.environ.get(t.url_env)
         if not url:

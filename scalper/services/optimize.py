@@ -11,11 +11,13 @@ import hashlib
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from scalper.errors import BadInput
 from scalper.optimize import overfit
 from scalper.optimize.search import OBJECTIVES, Progress, Runner, fingerprint, graceful_interrupt, run_search
 
+GENUINE = "likely genuine"   # the one verdict that backs the winner (scalper.optimize.overfit.verdict_words)
 INSTALL_FIX = "pip install 'optuna>=3.6' (or, in the scalper checkout, pip install '.[optimize]')"
 
 
@@ -36,13 +38,15 @@ def optimize(*, data: str, space: str, bot: str | None = None, symbol: str | Non
         raise BadInput("scalper optimize needs optuna, which is not installed", where="optimize",
                        fix=INSTALL_FIX) from None
     if objective not in OBJECTIVES:
-        raise BadInput(f"unknown objective {objective!r}", where="--objective", fix=f"use one of: {', '.join(OBJECTIVES)}")
+        raise BadInput(f"unknown objective {objective!r}", where="--objective",
+                       fix=f"use one of: {', '.join(OBJECTIVES)}")
     if trials < 1:
         raise BadInput(f"--trials {trials}: at least 1", where="--trials", fix="e.g. --trials 100")
     if jobs < 1:
         raise BadInput(f"--jobs {jobs}: at least 1", where="--jobs", fix="e.g. --jobs 2 (one per core)")
     if anchored and not walk_forward:
-        raise BadInput("--anchored needs --walk-forward K", where="--anchored", fix="add --walk-forward 4, or drop --anchored")
+        raise BadInput("--anchored needs --walk-forward K", where="--anchored",
+                       fix="add --walk-forward 4, or drop --anchored")
     if apply and not bot:
         raise BadInput("--apply writes into a bot of bots.yaml: it needs --bot NAME", where="--apply",
                        fix="run with --bot NAME, or drop --apply")
@@ -99,7 +103,8 @@ def optimize(*, data: str, space: str, bot: str | None = None, symbol: str | Non
         interrupted = stop.requested
     duration = time.perf_counter() - began
 
-    doc = {"data": str(data), "bot": bot_name, "symbol": setup.symbol, "strategies": list(setup.strategies),
+    doc: dict[str, Any] = {
+           "data": str(data), "bot": bot_name, "symbol": setup.symbol, "strategies": list(setup.strategies),
            "lookback": setup.lookback, "bars": n, "objective": objective, "min_trades": min_trades,
            "space": [d.describe() for d in dims], "trials_asked": trials, "jobs": jobs, "seed": seed,
            "study": study, "walk_forward": walk_forward, "anchored": anchored, "interrupted": interrupted,
@@ -108,6 +113,7 @@ def optimize(*, data: str, space: str, bot: str | None = None, symbol: str | Non
         doc.update(_walk_forward_doc(history, setup, fold_results))
         all_trials = [dict(t.to_dict(), fold=r.fold.number) for r in fold_results for t in r.search.trials]
     else:
+        assert search is not None and equity_trades is not None   # the whole-history search ran
         doc.update(_search_doc(search))
         all_trials = [t.to_dict() for t in search.trials]
         equity = [(float(history.time[first]), setup.balance)]
@@ -126,6 +132,14 @@ def optimize(*, data: str, space: str, bot: str | None = None, symbol: str | Non
         # An interrupted search shows its best so far but never writes it: rerun to finish.
         doc["change"] = _change(config, bot_name, dims, chosen.values, apply and not interrupted)
         doc["change"]["refused_interrupted"] = bool(apply and interrupted)
+        verdict = doc["verdict"]
+        if doc["change"]["applied"] and verdict["label"] != GENUINE:
+            # written as asked, but a trader must not miss that nothing shows these parameters earn
+            doc["change"]["warning"] = (
+                f"--apply wrote parameters the search did not show to have an edge (verdict: {verdict['label']}). "
+                f"{verdict['text']} Keep the bot on paper or auto_trade: false until it proves itself, or undo "
+                f"with the .bak beside {doc['change']['config']}.")
+            doc["warnings"] = [*doc["warnings"], doc["change"]["warning"]]
     else:
         doc["change"] = None
     if chart:
@@ -156,7 +170,8 @@ def _judge(search, chosen) -> dict:
     lengths = {len(t.periods) for t in distinct}
     usable = [t for t in distinct if len(t.periods) == max(lengths)]
     if chosen.values not in [t.values for t in usable]:
-        return {"pbo": None, "dsr": None, "notes": ["the winner's returns are missing"], "configurations": len(distinct)}
+        return {"pbo": None, "dsr": None, "notes": ["the winner's returns are missing"],
+                "configurations": len(distinct)}
     key = [t.values for t in usable].index(chosen.values)
     return overfit.judge([t.periods for t in usable], key)
 
@@ -168,6 +183,8 @@ def _search_doc(search) -> dict:
     dsr = judged["dsr"]["dsr"] if judged["dsr"] else None
     label, words = overfit.verdict_words(pbo, dsr)
     return {"trials_done": len(search.trials), "trials_resumed": search.resumed,
+            "space_points": search.space_points, "space_exhausted": search.exhausted,
+            "repeats_not_rerun": search.repeats,
             "best": best.to_dict() if best else None,
             "verdict": {"label": label, "text": words, **judged}}
 
@@ -175,7 +192,9 @@ def _search_doc(search) -> dict:
 def _walk_forward_doc(history, setup, results) -> dict:
     from scalper.optimize.walkforward import summary
 
-    folds, equity, balance = [], [], setup.balance
+    folds: list[dict[str, Any]] = []
+    equity: list[tuple[float, float]] = []
+    balance = setup.balance
     pbos, last_judged = [], None
     for r in results:
         judged = _judge(r.search, r.chosen)
@@ -211,7 +230,8 @@ def _walk_forward_doc(history, setup, results) -> dict:
             "best": results[-1].chosen.to_dict() if results and results[-1].chosen else None,
             "equity": equity, "fold_boundaries": [(float(history.time[r.fold.oos_start]), f"fold {r.fold.number}")
                                                   for r in results],
-            "verdict": {"label": label, "text": words, "pbo": {"pbo": pbo, "per_fold": pbos} if pbo is not None else None,
+            "verdict": {"label": label, "text": words,
+                        "pbo": {"pbo": pbo, "per_fold": pbos} if pbo is not None else None,
                         "dsr": last_judged["dsr"] if last_judged else None,
                         "notes": (last_judged or {}).get("notes", [])}}
 

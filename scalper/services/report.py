@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 from scalper.core.bars import BAR_SECONDS
@@ -64,13 +65,12 @@ def report(*, config: str | None, ledger: str | None, since: str, bot: str | Non
 
 
 def _digits_of(cfg):
-    from functools import lru_cache
 
     from scalper.symbols import spec_for
 
     overrides = cfg.symbol_overrides() if cfg else None
 
-    @lru_cache(maxsize=None)
+    @functools.cache
     def digits(symbol: str) -> int | None:
         try:
             return spec_for(symbol, overrides).digits

@@ -30,9 +30,9 @@ from __future__ import annotations
 import fnmatch
 import functools
 from collections import deque, namedtuple
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Callable
 
 import numpy as np
 

@@ -14,13 +14,13 @@ checked): check a config's parameters once, with `resolve_params`.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Mapping
+from typing import Any
 
 from scalper.core.bars import Bars
 from scalper.core.signals import Signal, Skip
 from scalper.core.strategies import doji_breakout, pinbar, range_reversion, trend_pullback
-from scalper.core.strategies.base import ScanResult
-from scalper.core.strategies.params import InvalidParams
+from scalper.core.strategies.base import ScanResult, Strategy
+from scalper.core.strategies.params import InvalidParams, Params
 
 _MODULES = (pinbar, trend_pullback, doji_breakout, range_reversion)
 STRATEGY_NAMES: tuple[str, ...] = tuple(m.NAME for m in _MODULES)
@@ -44,15 +44,21 @@ def get(name: str) -> ModuleType:
         raise UnknownStrategy(name) from None
 
 
-def resolve_params(name: str, overrides: Mapping | None = None, lookback: int | None = None) -> dict:
+def strategy(name: str) -> Strategy:
+    """The rules of strategy `name` (UnknownStrategy if there is none)."""
+    found: Strategy = get(name).STRATEGY
+    return found
+
+
+def resolve_params(name: str, overrides: Params | None = None, lookback: int | None = None) -> dict[str, Any]:
     """DEFAULTS merged with `overrides`, validated (against the bot's `lookback`
     when given). Raises InvalidParams (a ValueError) saying what to fix."""
-    return get(name).STRATEGY.resolve(overrides, lookback)
+    return strategy(name).resolve(overrides, lookback)
 
 
-def evaluate(name: str, window: Bars, params: Mapping) -> Signal | Skip:
+def evaluate(name: str, window: Bars, params: Params) -> Signal | Skip:
     """Run strategy `name` on one window; `params` as returned by resolve_params."""
-    return get(name).evaluate(window, params)
+    return strategy(name).evaluate(window, params)
 
 
 def did_you_mean(name: str) -> str | None:

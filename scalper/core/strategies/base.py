@@ -10,18 +10,27 @@ floats or with arrays, so a rule lives in exactly one place.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Literal
 
 import numpy as np
 
 from scalper.core.bars import Bars
 from scalper.core.signals import Signal, Skip
-from scalper.core.strategies.params import Param, Relation, bars_reached, resolve
-from scalper.core.strategies.tolerance import gt
-from scalper.core.strategies.views import HistoryView, WindowView
+from scalper.core.strategies.params import Param, Params, Relation, bars_reached, resolve
+from scalper.core.strategies.tolerance import Value, gt
+from scalper.core.strategies.views import HistoryView, View, WindowView
 
-BUY, SELL = "buy", "sell"
+Side = Literal["buy", "sell"]
+BUY: Side = "buy"
+SELL: Side = "sell"
+
+# A strategy's rules, functions of the view and the parameters (see the module's docstring)
+Setups = Callable[[View, Params], tuple[Value, Value]]     # -> (buy holds, sell holds)
+Stop = Callable[[View, Params, Side], Value]                # -> SL
+Score = Callable[[View, Params, Side, Value], Value]        # (…, risk) -> score
+Target = Callable[[View, Params, Side, Value], Value]       # (…, risk) -> TP
 
 
 @dataclass
@@ -34,11 +43,11 @@ class ScanResult:
     evaluated: int = 0
 
 
-def risk_of(side: str, entry, sl):
+def risk_of(side: str, entry: Value, sl: Value) -> Value:
     return entry - sl if side == BUY else sl - entry
 
 
-def rr_target(view, params: Mapping, side: str, risk):
+def rr_target(view: View, params: Params, side: str, risk: Value) -> Value:
     """The default take profit: close_t ± rr * risk (+ for a buy)."""
     entry = view.candle().close
     return entry + params["rr"] * risk if side == BUY else entry - params["rr"] * risk
@@ -49,43 +58,45 @@ class Strategy:
     name: str
     specs: Mapping[str, Param]
     reaching: tuple[str, ...]   # parameters v whose rules read bar t-v
-    setups: Callable            # (view, params) -> (buy, sell)
-    stop: Callable              # (view, params, side) -> SL
-    score: Callable             # (view, params, side, risk) -> score
-    target: Callable = rr_target
+    setups: Setups
+    stop: Stop
+    score: Score
+    target: Target = rr_target
     relations: tuple[Relation, ...] = ()
 
     @property
-    def defaults(self) -> dict:
+    def defaults(self) -> dict[str, Any]:
         return {name: spec.default for name, spec in self.specs.items()}
 
     def reason(self, what: str) -> str:
         return f"{self.name}_{what}"
 
-    def min_bars_reach(self, params: Mapping) -> int:
+    def min_bars_reach(self, params: Params) -> int:
         """How many bars the parameters make the rules read, bar t included."""
         return bars_reached({**self.defaults, **params}, self.reaching)
 
-    def resolve(self, overrides: Mapping | None = None, lookback: int | None = None) -> dict:
+    def resolve(self, overrides: Params | None = None, lookback: int | None = None) -> dict[str, Any]:
         return resolve(self.specs, self.reaching, self.relations, overrides, lookback)
 
-    def _complete(self, params: Mapping) -> dict:
+    def _complete(self, params: Params) -> dict[str, Any]:
         # Not validated: the config was checked when loaded, and tests build odd
         # parameters (a negative buffer) on purpose.
         return {**self.defaults, **params}
 
-    def _bars_needed(self, params: Mapping) -> int:
+    def _bars_needed(self, params: Params) -> int:
         # min_bars is the rule; the reach guards unvalidated parameters from
         # reading before the window's first bar.
-        return max(params["min_bars"], bars_reached(params, self.reaching))
+        needed: int = max(params["min_bars"], bars_reached(params, self.reaching))
+        return needed
 
-    def evaluate(self, window: Bars, params: Mapping) -> Signal | Skip:
+    def evaluate(self, window: Bars, params: Params) -> Signal | Skip:
         """The live path: one window, its last bar is the signal bar t."""
         p = self._complete(params)
         if len(window) < self._bars_needed(p):
             return Skip(self.name, self.reason("insufficient_candles"))
         view = WindowView(window)
         buy, sell = self.setups(view, p)
+        side: Side
         if buy:
             side = BUY
         elif sell:
@@ -101,12 +112,12 @@ class Strategy:
                       float(self.target(view, p, side, risk)),
                       float(self.score(view, p, side, risk)), p)
 
-    def scan(self, history: Bars, params: Mapping, lookback: int) -> ScanResult:
+    def scan(self, history: Bars, params: Params, lookback: int) -> ScanResult:
         """The fast path: for every bar t >= lookback-1, what `evaluate` gives on
         the window of bars t-lookback+1 .. t."""
         return self.scan_view(HistoryView(history, lookback), params)
 
-    def scan_view(self, view: HistoryView, params: Mapping) -> ScanResult:
+    def scan_view(self, view: HistoryView, params: Params) -> ScanResult:
         p = self._complete(params)
         if view.count == 0:
             return ScanResult()
@@ -125,8 +136,9 @@ class Strategy:
             rows = np.flatnonzero(fired & valid)
             is_buy = buy[rows]
 
-            def pick(per_side: Callable[[str], np.ndarray]) -> list[float]:
-                return np.where(is_buy, per_side(BUY)[rows], per_side(SELL)[rows]).tolist()
+            def pick(per_side: Callable[[Side], np.ndarray]) -> list[float]:
+                picked: list[float] = np.where(is_buy, per_side(BUY)[rows], per_side(SELL)[rows]).tolist()
+                return picked
 
             sls = pick(lambda side: sl[side])
             tps = pick(lambda side: self.target(view, p, side, risk[side]))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from scalper.core.strategies.base import BUY, Strategy
-from scalper.core.strategies.params import Kind, Param
-from scalper.core.strategies.tolerance import ge, gt, le, lt
+from scalper.core.strategies.base import BUY, Side, Strategy
+from scalper.core.strategies.params import Kind, Param, Params
+from scalper.core.strategies.tolerance import Value, ge, gt, le, lt
+from scalper.core.strategies.views import View
 
 NAME = "doji_breakout"
 
@@ -19,7 +20,7 @@ PARAMS = {
 }
 
 
-def _setups(v, p):
+def _setups(v: View, p: Params) -> tuple[Value, Value]:
     bar, doji, a, eps = v.candle(), v.candle(1), v.atr(), v.eps
     ema_now = v.ema(p["ema_period"])
     setup = (gt(doji.range, 0.0, eps) & le(doji.body, p["doji_body_max"] * doji.range, eps)
@@ -30,12 +31,12 @@ def _setups(v, p):
     return buy, sell
 
 
-def _stop(v, p, side):
+def _stop(v: View, p: Params, side: Side) -> Value:
     doji, buffer = v.candle(1), p["sl_buffer_atr"] * v.atr()
     return doji.low - buffer if side == BUY else doji.high + buffer
 
 
-def _score(v, p, side, risk):
+def _score(v: View, p: Params, side: Side, risk: Value) -> Value:
     bar = v.candle()
     return bar.body / bar.range
 

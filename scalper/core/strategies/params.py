@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Mapping
+from typing import Any
 
 from scalper.core.indicators import ATR_PERIOD
+
+Params = Mapping[str, Any]   # a strategy's parameters by name (ints and floats)
 
 
 class InvalidParams(ValueError):
@@ -31,20 +34,21 @@ class Kind(Enum):
     NON_NEGATIVE = "a number of at least 0"
     FRACTION = "a number from 0 to 1"
 
-    def accepts(self, value) -> bool:
+    def accepts(self, value: object) -> bool:
         if isinstance(value, bool):
             return False
         if self is Kind.COUNT:
-            return isinstance(value, numbers.Integral) and value >= 1
+            return isinstance(value, numbers.Integral) and int(value) >= 1
         if not isinstance(value, numbers.Real) or not math.isfinite(value):
             return False
+        number = float(value)
         if self is Kind.POSITIVE:
-            return value > 0
+            return number > 0
         if self is Kind.NON_NEGATIVE:
-            return value >= 0
-        return 0 <= value <= 1
+            return number >= 0
+        return 0 <= number <= 1
 
-    def normalize(self, value) -> int | float:
+    def normalize(self, value: Any) -> int | float:
         return int(value) if self is Kind.COUNT else float(value)
 
 
@@ -58,18 +62,19 @@ class Param:
 class Relation:
     """A rule between parameters; `message` is formatted with the parameters."""
 
-    holds: Callable[[Mapping], bool]
+    holds: Callable[[Params], bool]
     message: str
 
 
-def bars_reached(params: Mapping, reaching: tuple[str, ...]) -> int:
+def bars_reached(params: Params, reaching: tuple[str, ...]) -> int:
     """How many bars (bar t included) the rules read: a parameter v in `reaching`
     reads bar t-v; every strategy also needs the ATR's 14 bars."""
-    return max([ATR_PERIOD, *(params[name] + 1 for name in reaching)])
+    reached: int = max([ATR_PERIOD, *(params[name] + 1 for name in reaching)])
+    return reached
 
 
 def resolve(specs: Mapping[str, Param], reaching: tuple[str, ...], relations: tuple[Relation, ...],
-            overrides: Mapping | None, lookback: int | None) -> dict:
+            overrides: Params | None, lookback: int | None) -> dict[str, Any]:
     """Defaults merged with `overrides`, checked; raises InvalidParams saying what to fix."""
     overrides = dict(overrides or {})
     for name in overrides:
@@ -95,7 +100,7 @@ def resolve(specs: Mapping[str, Param], reaching: tuple[str, ...], relations: tu
     return params
 
 
-def _check_reach(params: Mapping, reaching: tuple[str, ...]) -> None:
+def _check_reach(params: Params, reaching: tuple[str, ...]) -> None:
     min_bars = params["min_bars"]
     for name in reaching:
         needed = params[name] + 1
@@ -103,6 +108,6 @@ def _check_reach(params: Mapping, reaching: tuple[str, ...]) -> None:
             raise InvalidParams(f"{name}={params[name]} reaches {needed} bars back but min_bars is "
                                 f"{min_bars}; raise min_bars to at least {needed} or lower {name}",
                                 param=name)
-    if ATR_PERIOD > min_bars:
+    if min_bars < ATR_PERIOD:
         raise InvalidParams(f"min_bars={min_bars} is below the {ATR_PERIOD} bars the ATR needs; "
                             f"raise min_bars to at least {ATR_PERIOD}", param="min_bars")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from scalper.core.strategies.base import BUY, Strategy
-from scalper.core.strategies.params import Kind, Param
-from scalper.core.strategies.tolerance import ge, gt, le, lt
+from scalper.core.strategies.base import BUY, Side, Strategy
+from scalper.core.strategies.params import Kind, Param, Params
+from scalper.core.strategies.tolerance import Value, ge, gt, le, lt
+from scalper.core.strategies.views import View
 
 NAME = "price_action_pinbar"
 
@@ -23,12 +24,12 @@ PARAMS = {
 }
 
 
-def _setups(v, p):
+def _setups(v: View, p: Params) -> tuple[Value, Value]:
     bar, a, eps = v.candle(), v.atr(), v.eps
     big_enough = gt(bar.range, 0.0, eps) & ge(bar.range, p["min_range_atr"] * a, eps)
     ema_now, ema_then = v.ema(p["ema_period"]), v.ema(p["ema_period"], p["slope_bars"])
 
-    def rejects(wick, nose):
+    def rejects(wick: Value, nose: Value) -> Value:
         """The dominant wick dwarfs the body and most of the range; the nose is short."""
         return (ge(wick, p["wick_body_ratio"] * bar.body, eps)
                 & ge(wick, p["wick_range_min"] * bar.range, eps)
@@ -46,12 +47,12 @@ def _setups(v, p):
     return buy, sell
 
 
-def _stop(v, p, side):
+def _stop(v: View, p: Params, side: Side) -> Value:
     bar, buffer = v.candle(), p["sl_buffer_atr"] * v.atr()
     return bar.low - buffer if side == BUY else bar.high + buffer
 
 
-def _score(v, p, side, risk):
+def _score(v: View, p: Params, side: Side, risk: Value) -> Value:
     bar = v.candle()
     return (bar.lower if side == BUY else bar.upper) / bar.range
 

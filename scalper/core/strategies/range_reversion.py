@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalper.core.strategies.base import BUY, Strategy
-from scalper.core.strategies.params import Kind, Param, Relation
-from scalper.core.strategies.tolerance import ge, gt, le, lt
-from scalper.core.strategies.views import bearish, bullish
+from scalper.core.strategies.base import BUY, Side, Strategy
+from scalper.core.strategies.params import Kind, Param, Params, Relation
+from scalper.core.strategies.tolerance import Value, ge, gt, le, lt
+from scalper.core.strategies.views import View, bearish, bullish
 
 NAME = "range_reversion"
 
@@ -31,14 +31,14 @@ RELATIONS = (
 )
 
 
-def _box(v, p):
+def _box(v: View, p: Params) -> tuple[Value, Value, Value, Value]:
     """The range of the previous bars: top H, bottom L, width W and middle."""
     top = v.highest_high(p["range_lookback"])
     bottom = v.lowest_low(p["range_lookback"])
     return top, bottom, top - bottom, (top + bottom) / 2
 
 
-def _setups(v, p):
+def _setups(v: View, p: Params) -> tuple[Value, Value]:
     bar, a, eps = v.candle(), v.atr(), v.eps
     top, bottom, width, mid = _box(v, p)
     drift = abs(v.ema(p["ema_period"]) - v.ema(p["ema_period"], p["flat_bars"]))
@@ -53,7 +53,7 @@ def _setups(v, p):
     return buy, sell
 
 
-def _stop(v, p, side):
+def _stop(v: View, p: Params, side: Side) -> Value:
     bar, buffer = v.candle(), p["sl_buffer_atr"] * v.atr()
     top, bottom, _, _ = _box(v, p)
     if side == BUY:
@@ -61,11 +61,11 @@ def _stop(v, p, side):
     return np.maximum(bar.high, top) + buffer
 
 
-def _target(v, p, side, risk):
+def _target(v: View, p: Params, side: Side, risk: Value) -> Value:
     return _box(v, p)[3]
 
 
-def _score(v, p, side, risk):
+def _score(v: View, p: Params, side: Side, risk: Value) -> Value:
     return np.minimum(1.0, abs(_box(v, p)[3] - v.candle().close) / (2 * risk))
 
 

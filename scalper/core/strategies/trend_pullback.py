@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalper.core.strategies.base import BUY, Strategy
-from scalper.core.strategies.params import Kind, Param, Relation
-from scalper.core.strategies.tolerance import ge, gt, le, lt
-from scalper.core.strategies.views import bearish, bullish
+from scalper.core.strategies.base import BUY, Side, Strategy
+from scalper.core.strategies.params import Kind, Param, Params, Relation
+from scalper.core.strategies.tolerance import Value, ge, gt, le, lt
+from scalper.core.strategies.views import View, bearish, bullish
 
 NAME = "trend_pullback"
 
@@ -28,7 +28,7 @@ RELATIONS = (
 )
 
 
-def _setups(v, p):
+def _setups(v: View, p: Params) -> tuple[Value, Value]:
     bar, prev, a, eps = v.candle(), v.candle(1), v.atr(), v.eps
     fast, slow = v.ema(p["fast_period"]), v.ema(p["slow_period"])
     fast_prev, slow_prev = v.ema(p["fast_period"], 1), v.ema(p["slow_period"], 1)
@@ -43,14 +43,14 @@ def _setups(v, p):
     return buy, sell
 
 
-def _stop(v, p, side):
+def _stop(v: View, p: Params, side: Side) -> Value:
     bar, prev, buffer = v.candle(), v.candle(1), p["sl_buffer_atr"] * v.atr()
     if side == BUY:
         return np.minimum(prev.low, bar.low) - buffer
     return np.maximum(prev.high, bar.high) + buffer
 
 
-def _score(v, p, side, risk):
+def _score(v: View, p: Params, side: Side, risk: Value) -> Value:
     gap = abs(v.ema(p["fast_period"]) - v.ema(p["slow_period"]))
     return np.minimum(1.0, gap / (2 * v.atr()))
 

@@ -17,28 +17,31 @@ they compute, so several strategies can share one view.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 import numpy as np
 
 from scalper.core import indicators
 from scalper.core.bars import Bars
-from scalper.core.strategies.tolerance import gt, lt, tolerance
+from scalper.core.strategies.tolerance import Value, gt, lt, tolerance
+
+T = TypeVar("T")
 
 
 class Candle(NamedTuple):
     """One bar and its anatomy (floats, or arrays in the fast path)."""
-    open: float
-    high: float
-    low: float
-    close: float
-    range: float   # high - low
-    body: float    # abs(close - open)
-    upper: float   # high - max(open, close)
-    lower: float   # min(open, close) - low
+    open: Value
+    high: Value
+    low: Value
+    close: Value
+    range: Value   # high - low
+    body: Value    # abs(close - open)
+    upper: Value   # high - max(open, close)
+    lower: Value   # min(open, close) - low
 
 
-def candle(open_, high, low, close) -> Candle:
+def candle(open_: Value, high: Value, low: Value, close: Value) -> Candle:
     return Candle(open_, high, low, close,
                   range=high - low,
                   body=abs(close - open_),
@@ -46,18 +49,18 @@ def candle(open_, high, low, close) -> Candle:
                   lower=np.minimum(open_, close) - low)
 
 
-def bullish(bar: Candle, eps):
+def bullish(bar: Candle, eps: Value) -> Value:
     return gt(bar.close, bar.open, eps)
 
 
-def bearish(bar: Candle, eps):
+def bearish(bar: Candle, eps: Value) -> Value:
     return lt(bar.close, bar.open, eps)
 
 
 class WindowView:
     """One window; its signal bar is the last one."""
 
-    def __init__(self, window: Bars):
+    def __init__(self, window: Bars) -> None:
         self._bars = window
         self._last = len(window) - 1
         self._candles: dict[int, Candle] = {}
@@ -96,7 +99,8 @@ class WindowView:
 class HistoryView:
     """Every full window of `lookback` bars of a history, at once."""
 
-    def __init__(self, history: Bars, lookback: int, history_ema=None):
+    def __init__(self, history: Bars, lookback: int,
+                 history_ema: Callable[[int], np.ndarray] | None = None) -> None:
         """`history_ema(period)`, when given, supplies the EMA seeded at an earlier first bar
         (a longer history this one is a part of), for values that do not depend on the part."""
         if lookback < 1:
@@ -106,13 +110,14 @@ class HistoryView:
         self.lookback = lookback
         self.count = indicators.window_count(len(history), lookback)
         self.bar_times = history.time[lookback - 1:]
-        self._cache: dict[tuple, np.ndarray | Candle] = {}
+        self._cache: dict[tuple[object, ...], Any] = {}
         self.eps = tolerance(self.candle().close)
 
-    def _cached(self, key: tuple, compute):
+    def _cached(self, key: tuple[object, ...], compute: Callable[[], T]) -> T:
         if key not in self._cache:
             self._cache[key] = compute()
-        return self._cache[key]
+        value: T = self._cache[key]
+        return value
 
     def _at_signal_bars(self, values: np.ndarray, back: int) -> np.ndarray:
         """values[t-back] for every signal bar t."""
@@ -144,3 +149,7 @@ class HistoryView:
         highs = self._cached(("rolling_max", count),
                              lambda: indicators.rolling_max(self.history.high, count))
         return self._at_signal_bars(highs, count)
+
+
+# What a strategy's rules read: one window (floats) or every window of a history (arrays).
+View: TypeAlias = WindowView | HistoryView
