@@ -99,7 +99,7 @@ def main() -> None:
             w.wait_ready(120)
         before = pg_stats(ledger) if pg else None
         beat = subprocess.Popen([sys.executable, "-m", "scalper", "beat", "--config", str(paths["operator"])],
-                                cwd=folder, env=child_env("redis"), stdout=open(folder / "beat.log", "wb"),  # noqa: SIM115
+                                cwd=folder, env=child_env("redis"), stdout=open(folder / "beat.log", "wb"),
                                 stderr=subprocess.STDOUT, start_new_session=True)
         t0 = time.time()
         try:

@@ -62,8 +62,8 @@ def bench_command(path: Path, trials: int, jobs: int) -> None:
 def _setup():
     from scalper.backtest import Setup
     from scalper.config import RiskConfig
-    from scalper.settings import risk_rules
     from scalper.core.strategies import resolve_params
+    from scalper.settings import risk_rules
     from scalper.symbols import spec_for
 
     risk = RiskConfig.model_validate({"kill_switch": False, "trailing": {"enabled": False}, "max_concurrent": 1})

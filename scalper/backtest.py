@@ -41,19 +41,29 @@ What a live engine never has to decide, decided here:
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 
 from scalper.core import risk, sim, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.exposure import DAY_SECONDS, build_exposure, day_start, kill_switch_reason, kill_switch_trips
-from scalper.core.scan import scan_history
 from scalper.core.rules import RiskRules
+from scalper.core.scan import scan_history
 from scalper.core.signals import Signal
-from scalper.core.sim import (DEFAULT_LEVERAGE, bar_exit, close_price, exit_bars, exit_time, fill_price, margin,
-                               no_money, profit, stopped_out)
+from scalper.core.sim import (
+    DEFAULT_LEVERAGE,
+    bar_exit,
+    close_price,
+    exit_bars,
+    exit_time,
+    fill_price,
+    margin,
+    no_money,
+    profit,
+    stopped_out,
+)
 from scalper.core.sizing import size_order
 from scalper.core.stops import stops_valid
 from scalper.core.strategies.views import HistoryView
@@ -461,7 +471,7 @@ class _Paths:
 
     FEW = 16   # positions left: each then followed on its own
 
-    def __init__(self, replay: "_Replay", bar_index: np.ndarray):
+    def __init__(self, replay: _Replay, bar_index: np.ndarray):
         self.r = replay
         n = len(replay.signals)
         self.exit_bar = np.full(n, replay.last + 1, dtype=np.int64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol, overload
 
 
@@ -44,7 +44,7 @@ def parse_instant(text: str) -> float:
         s = s[:-1] + "+00:00"
     dt = datetime.fromisoformat(s)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     try:
         ts = dt.timestamp()
     except (OverflowError, OSError):  # 0001-01-01T00:00+14:00 is before year 1 in UTC
@@ -69,12 +69,12 @@ def iso(ts: float | int | None) -> str | None:
     """Epoch seconds → 'YYYY-MM-DDTHH:MM:SSZ' (UTC)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(float(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(float(ts), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def bar_iso(ts: float) -> str:
     """A bar time as the file's own clock, no offset: 'YYYY-MM-DD HH:MM:SS'."""
-    return datetime.fromtimestamp(int(ts), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(int(ts), tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def parse_instant_option(text: str | None, option: str) -> float | None:

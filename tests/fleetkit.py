@@ -91,7 +91,7 @@ class Worker:
                 "--pool", self.pool, "--loglevel", "INFO"]
         if self.ledger:
             args += ["--ledger", self.ledger]
-        self._log = open(self.log, "ab")  # noqa: SIM115 - the child writes to it until stop()
+        self._log = open(self.log, "ab")
         self.proc = subprocess.Popen(args, cwd=self.folder, env=child_env(self.broker, **self.env),
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
@@ -240,7 +240,7 @@ def wait_passes(ledger: str, want: set[tuple[str, int]], timeout: float = 30.0) 
     while time.monotonic() < deadline:
         try:
             done = {(d["host"], d["slot"]) for d in pass_ends(ledger)}
-        except Exception:   # noqa: BLE001 - the ledger may not exist yet
+        except Exception:
             done = set()
         if want <= done:
             return

@@ -10,8 +10,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalper.backtest import (ACCOUNT, DECISION_DELAY_S, END_EXIT, INVALID_STOPS, KILL_SWITCH_EXIT, NO_MONEY,
-                              PROGRESS_STEPS, STOP_OUT_EXIT, BacktestResult, KillSwitchEvent, Progress, Setup, Trade)
+from scalper.backtest import (
+    ACCOUNT,
+    DECISION_DELAY_S,
+    END_EXIT,
+    INVALID_STOPS,
+    KILL_SWITCH_EXIT,
+    NO_MONEY,
+    PROGRESS_STEPS,
+    STOP_OUT_EXIT,
+    BacktestResult,
+    KillSwitchEvent,
+    Progress,
+    Setup,
+    Trade,
+)
 from scalper.core import risk, sim, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.exposure import build_exposure, day_start, kill_switch_reason

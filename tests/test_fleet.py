@@ -291,7 +291,7 @@ def test_two_beats_give_one_pass_per_host_per_interval(tmp_path, monkeypatch):
     import sys
 
     beats = [subprocess.Popen([sys.executable, "-m", "scalper", "beat", "--config", str(paths["operator"])],
-                              cwd=tmp_path, env=child_env("redis"), stdout=open(tmp_path / f"beat{i}.log", "wb"),  # noqa: SIM115
+                              cwd=tmp_path, env=child_env("redis"), stdout=open(tmp_path / f"beat{i}.log", "wb"),
                               stderr=subprocess.STDOUT, start_new_session=True) for i in range(2)]
     try:
         for w in workers:

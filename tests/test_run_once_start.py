@@ -55,7 +55,7 @@ def _typer_reading(args: list[str], monkeypatch) -> tuple[dict | None, dict]:
     monkeypatch.setattr(run_once, "run", record)
     try:
         app(args=args, prog_name="scalper", standalone_mode=False)
-    except (Exception, SystemExit):  # noqa: BLE001 — usage errors, --help, --version: the fast reader declined those
+    except (Exception, SystemExit):
         return None, {k: os.environ.get(k) for k in ENV}
     return (seen or None), {k: os.environ.get(k) for k in ENV}
 

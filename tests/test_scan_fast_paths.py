@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalper.cli.common import LONG_LIST, dumps
-from scalper.core.bars import Bars
 from scalper.clock import bar_iso
+from scalper.core.bars import Bars
 from scalper.core.scan import format_bar_times, price_decimals
 
 

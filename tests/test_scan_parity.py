@@ -8,8 +8,8 @@ import pytest
 
 from scalper.core import strategies
 from scalper.core.scan import ScanResult, scan_history
-from scalper.services.scan import signals_to_rows
 from scalper.core.signals import Signal
+from scalper.services.scan import signals_to_rows
 from tests.strategy_data import BTC, XAU, bars_from_rows, load_bars, load_expected_signals
 
 LOOKBACK = 100

@@ -33,13 +33,21 @@ from __future__ import annotations
 import logging
 import re
 
-from scalper.brokers.base import (SUCCESS_CODES, AccountInfo, BrokerDeal, BrokerOrder, BrokerPosition,
-                                  OrderRequest, OrderResult, Quote, Side)
+from scalper.brokers.base import (
+    SUCCESS_CODES,
+    AccountInfo,
+    BrokerDeal,
+    BrokerOrder,
+    BrokerPosition,
+    OrderRequest,
+    OrderResult,
+    Quote,
+    Side,
+)
 from scalper.clock import Clock
 from scalper.config import AccountConfig
 from scalper.errors import BrokerUnavailable
-from scalper.mt5_terminal import (IPC_ERRORS, Terminal, TerminalAccount, UnknownSymbol, describe_failure,
-                                  load_package)
+from scalper.mt5_terminal import IPC_ERRORS, Terminal, TerminalAccount, UnknownSymbol, describe_failure, load_package
 from scalper.symbols import SymbolSpec
 from scalper.vocab import TradeRetcode
 
@@ -88,7 +96,7 @@ class MT5Broker:
         self._mt5 = module
 
     @classmethod
-    def from_account(cls, acc: AccountConfig, *, clock: Clock, module=None) -> "MT5Broker":
+    def from_account(cls, acc: AccountConfig, *, clock: Clock, module=None) -> MT5Broker:
         return cls(str(acc.id), clock=clock, access=TerminalAccount.of(acc), module=module,
                    server_offset_s=acc.server_utc_offset_s)
 

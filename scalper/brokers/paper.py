@@ -23,8 +23,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scalper.brokers.base import (DONE, UNCERTAIN_CODES, AccountInfo, BrokerDeal, BrokerOrder, BrokerPosition,
-                                  OrderRequest, OrderResult, Quote, Side, code_name)
+from scalper.brokers.base import (
+    DONE,
+    UNCERTAIN_CODES,
+    AccountInfo,
+    BrokerDeal,
+    BrokerOrder,
+    BrokerPosition,
+    OrderRequest,
+    OrderResult,
+    Quote,
+    Side,
+    code_name,
+)
 from scalper.brokers.paper_books import BookedPosition, OrderEntry, PaperBooks, read_accounts
 from scalper.brokers.paper_faults import FAULTS_ENV, die, faults_from_env
 from scalper.clock import Clock

@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 import typer
 
-from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, number, out_console
 from scalper.cli import render
+from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, number, out_console
 from scalper.cli.typer_app import app
 
 
 @app.command("run-once")
 def run_once(
-    bot: Optional[List[str]] = typer.Option(None, "--bot", "-b", metavar="NAME", help="Run only this bot (repeatable)."),
-    now: Optional[str] = typer.Option(None, "--now", metavar="ISO",
+    bot: list[str] | None = typer.Option(None, "--bot", "-b", metavar="NAME", help="Run only this bot (repeatable)."),
+    now: str | None = typer.Option(None, "--now", metavar="ISO",
                                       help="Evaluate as if the clock were at this instant (csv/builtin feed and "
                                            "paper broker only), to replay history minute by minute."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Record nothing and send nothing; show what would happen."),
     allow_backwards: bool = typer.Option(False, "--allow-backwards",
                                          help="Let --now go earlier than the ledger's last run (refused otherwise)."),
-    host: Optional[str] = typer.Option(None, "--host", metavar="NAME",
+    host: str | None = typer.Option(None, "--host", metavar="NAME",
                                        help="Run the bots and accounts of this terminal host (`host:` of the "
                                             "accounts in bots.yaml).  [default: local]"),
-    config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt, ledger: str | None = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """One engine pass: bars → strategies → ledger → risk → orders → position upkeep.
 
     Every enabled bot with engine_mode: scalper is run. Exit codes: 0 done, 1 unexpected failure, 2 bad input, 3 broker or feed unavailable, 75 another run-once holds the lock.
     """
-    from scalper.cli.run_once import run   # also run without typer for a plain line (scalper.cli.main)
+    from scalper.cli.run_once import run  # also run without typer for a plain line (scalper.cli.main)
 
     return run(bot=bot, now=now, dry_run=dry_run, allow_backwards=allow_backwards, config=config,
                ledger=ledger, as_json=as_json, host=host)
@@ -38,16 +36,16 @@ def run_once(
 @app.command("scan")
 def scan(
     data: str = typer.Option(..., "--data", metavar="FILE.csv", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
-    symbol: Optional[str] = typer.Option(None, "--symbol", metavar="SYMBOL", help="Symbol the file holds (for a bot's parameters)."),
-    bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="Use this bot's strategies, parameters and lookback."),
-    strategies: Optional[str] = typer.Option(None, "--strategies", help="Comma-separated strategy names.",
+    symbol: str | None = typer.Option(None, "--symbol", metavar="SYMBOL", help="Symbol the file holds (for a bot's parameters)."),
+    bot: str | None = typer.Option(None, "--bot", metavar="NAME", help="Use this bot's strategies, parameters and lookback."),
+    strategies: str | None = typer.Option(None, "--strategies", help="Comma-separated strategy names.",
                                              metavar="a,b"),
-    since: Optional[str] = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
-    until: Optional[str] = typer.Option(None, "--to", metavar="ISO", help="Last signal bar time (file clock)."),
-    out: Optional[str] = typer.Option(None, "--out", help="Write the signals to this CSV file.", metavar="FILE.csv"),
-    lookback: Optional[int] = typer.Option(None, "--lookback", metavar="BARS", min=15, help="Window length in bars [default: 100]."),
+    since: str | None = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
+    until: str | None = typer.Option(None, "--to", metavar="ISO", help="Last signal bar time (file clock)."),
+    out: str | None = typer.Option(None, "--out", help="Write the signals to this CSV file.", metavar="FILE.csv"),
+    lookback: int | None = typer.Option(None, "--lookback", metavar="BARS", min=15, help="Window length in bars [default: 100]."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
-    config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Every raw strategy signal (before risk) a history holds, with counts and skip reasons.
 
@@ -70,18 +68,18 @@ def scan(
 @app.command("setup-bot")
 def setup_bot(
     symbol: str = typer.Option(..., "--symbol", metavar="SYMBOL", help="Broker symbol, e.g. XAUUSD, XAUUSDm, EURUSD."),
-    name: Optional[str] = typer.Option(None, "--name", metavar="NAME",
+    name: str | None = typer.Option(None, "--name", metavar="NAME",
                                        help="Bot name [default: the symbol in lower case + -scalper, "
                                             "e.g. xauusd-scalper]."),
     update: bool = typer.Option(False, "--update", help="Allow changing the symbol of an existing bot of that name."),
-    user_id: Optional[int] = typer.Option(None, "--user-id", metavar="N", help="Owner's user id (kept for reports)."),
-    account_id: Optional[List[int]] = typer.Option(None, "--account-id", metavar="ID", help="Broker account id (repeatable)."),
-    auto_trade: Optional[bool] = typer.Option(None, "--auto-trade/--no-auto-trade",
+    user_id: int | None = typer.Option(None, "--user-id", metavar="N", help="Owner's user id (kept for reports)."),
+    account_id: list[int] | None = typer.Option(None, "--account-id", metavar="ID", help="Broker account id (repeatable)."),
+    auto_trade: bool | None = typer.Option(None, "--auto-trade/--no-auto-trade",
                                               help="Send orders, or only record signals and decisions."),
-    strategies: Optional[str] = typer.Option(None, "--strategies", metavar="a,b,c",
+    strategies: str | None = typer.Option(None, "--strategies", metavar="a,b,c",
                                              help="Strategies in order [default: all four]."),
-    qty: Optional[float] = typer.Option(None, "--qty", metavar="LOTS", help="Lots per order [default: 0.01 metals, 0.10 FX]."),
-    config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
+    qty: float | None = typer.Option(None, "--qty", metavar="LOTS", help="Lots per order [default: 0.01 metals, 0.10 FX]."),
+    config: str | None = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Add a bot to bots.yaml, or update the bot of that name, keeping the file's comments.
 
@@ -104,16 +102,16 @@ def setup_bot(
 @app.command("report")
 def report(
     since: str = typer.Option("24h", "--since", metavar="SPAN", help="How far back: 30m, 24h, 7d or an ISO time (UTC)."),
-    bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="Only this bot."),
+    bot: str | None = typer.Option(None, "--bot", metavar="NAME", help="Only this bot."),
     as_csv: bool = typer.Option(False, "--csv", help="Print the per-strategy table as CSV on stdout "
                                                      "(with --journal: the closed trades)."),
     journal: bool = typer.Option(False, "--journal", help="List every closed trade (entry/exit time and price, "
                                                           "R multiple, time held, exit reason, P&L), not only "
                                                           "the last 20; with --csv, as CSV."),
-    chart: Optional[str] = typer.Option(None, "--chart", metavar="FILE.png",
+    chart: str | None = typer.Option(None, "--chart", metavar="FILE.png",
                                         help="Draw the equity curve, with signals and trades over price candles "
                                              "when the config's csv/builtin feed has the bars."),
-    config: Optional[str] = ConfigOpt, ledger: Optional[str] = LedgerOpt, as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt, ledger: str | None = LedgerOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Signals, decisions and orders side by side; per strategy: signals, approved, rejected by reason, trades,
     win rate, profit factor, net P&L, max drawdown; daily P&L; open positions.
@@ -138,34 +136,34 @@ def report(
 @app.command("backtest")
 def backtest(
     data: str = typer.Option(..., "--data", metavar="FILE.csv", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
-    bot: Optional[str] = typer.Option(None, "--bot", metavar="NAME", help="Replay this bot of bots.yaml: its strategies, "
+    bot: str | None = typer.Option(None, "--bot", metavar="NAME", help="Replay this bot of bots.yaml: its strategies, "
                                                           "parameters, lookback, qty and risk settings."),
-    symbol: Optional[str] = typer.Option(None, "--symbol", metavar="SYMBOL", help="Replay this symbol with the default settings."),
-    strategies: Optional[str] = typer.Option(None, "--strategies", metavar="a,b",
+    symbol: str | None = typer.Option(None, "--symbol", metavar="SYMBOL", help="Replay this symbol with the default settings."),
+    strategies: str | None = typer.Option(None, "--strategies", metavar="a,b",
                                              help="Comma-separated strategy names, in order."),
-    since: Optional[str] = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
-    until: Optional[str] = typer.Option(None, "--to", metavar="ISO", help="Last bar replayed (file clock)."),
-    signals_out: Optional[str] = typer.Option(None, "--signals-out", metavar="FILE.csv",
+    since: str | None = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
+    until: str | None = typer.Option(None, "--to", metavar="ISO", help="Last bar replayed (file clock)."),
+    signals_out: str | None = typer.Option(None, "--signals-out", metavar="FILE.csv",
                                               help="Write every raw signal (before risk), as scan does."),
-    trades_out: Optional[str] = typer.Option(None, "--trades-out", metavar="FILE.csv", help="Write the trades."),
-    chart: Optional[str] = typer.Option(None, "--chart", metavar="FILE.png",
+    trades_out: str | None = typer.Option(None, "--trades-out", metavar="FILE.csv", help="Write the trades."),
+    chart: str | None = typer.Option(None, "--chart", metavar="FILE.png",
                                         help="Draw the last bars with signals and trades, and the equity curve."),
-    balance: Optional[float] = typer.Option(None, "--balance", parser=number(0.01, 1e12), metavar="MONEY",
+    balance: float | None = typer.Option(None, "--balance", parser=number(0.01, 1e12), metavar="MONEY",
                                             help="Starting balance (default: the bot's paper balance, else 10000)."),
-    qty: Optional[float] = typer.Option(None, "--qty", parser=number(0.0001, 1e5), metavar="LOTS",
+    qty: float | None = typer.Option(None, "--qty", parser=number(0.0001, 1e5), metavar="LOTS",
                                         help="Lots per order (default: the bot's, else 0.01 metals, 0.10 FX)."),
-    lookback: Optional[int] = typer.Option(None, "--lookback", metavar="BARS", min=15, help="Window length in bars "
+    lookback: int | None = typer.Option(None, "--lookback", metavar="BARS", min=15, help="Window length in bars "
                                                                             "(default: the bot's, else 100)."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
-    spread: Optional[float] = typer.Option(None, "--spread", parser=number(0, 1e6), metavar="POINTS",
+    spread: float | None = typer.Option(None, "--spread", parser=number(0, 1e6), metavar="POINTS",
                                            help="Spread in points for every bar, instead of the file's spread "
                                                 "column or the symbol's typical spread (0: no costs)."),
     no_trailing: bool = typer.Option(False, "--no-trailing", help="Turn the trailing stop off."),
-    leverage: Optional[float] = typer.Option(None, "--leverage", parser=number(1, 10_000), metavar="RATIO",
+    leverage: float | None = typer.Option(None, "--leverage", parser=number(1, 10_000), metavar="RATIO",
                                              help="Account leverage (1:RATIO) for the margin check: an order needs "
                                                   "volume × contract size × price / RATIO of free margin "
                                                   "(default 100, as the paper broker)."),
-    config: Optional[str] = ConfigOpt, as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Replay history through the same strategies, risk rules and position upkeep as run-once.
 
@@ -190,9 +188,11 @@ def backtest(
     return 0
 
 
-from scalper.cli import ops  # noqa: E402,F401  (operator commands: status, kill-switch, rollback, …)
-from scalper.cli import bridge  # noqa: E402,F401  (terminal-server)
-from scalper.cli import optimize_cmd  # noqa: E402,F401  (scalper optimize)
-from scalper.cli import notify_cmd  # noqa: E402,F401  (notify test)
-from scalper.cli import ledger_cmd  # noqa: E402,F401  (ledger migrate)
-from scalper.cli import fleet_cmd  # noqa: E402,F401  (worker, beat)
+from scalper.cli import (
+    bridge,  # noqa: F401  (terminal-server)
+    fleet_cmd,  # noqa: F401  (worker, beat)
+    ledger_cmd,  # noqa: F401  (ledger migrate)
+    notify_cmd,  # noqa: F401  (notify test)
+    ops,  # noqa: F401  (operator commands: status, kill-switch, rollback, …)
+    optimize_cmd,  # noqa: F401  (scalper optimize)
+)

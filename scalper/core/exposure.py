@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from scalper.core import upkeep
 from scalper.core.risk import Exposure, daily_loss_cap

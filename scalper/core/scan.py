@@ -7,8 +7,8 @@ would, but for all bars at once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from operator import attrgetter
-from typing import Mapping
 
 import numpy as np
 

@@ -82,12 +82,12 @@ class _Column:
 
     @classmethod
     def of(cls, name: str, values: np.ndarray, missing: np.ndarray, unreadable: np.ndarray,
-           cells: pd.Series, index: int | None = None) -> "_Column":
+           cells: pd.Series, index: int | None = None) -> _Column:
         rows = np.flatnonzero(unreadable)
         return cls(name, values, missing, unreadable, dict(zip(rows.tolist(), cells.iloc[rows].tolist())), index)
 
     @classmethod
-    def join(cls, field: str, chunks: list["_Chunk"]) -> "_Column":
+    def join(cls, field: str, chunks: list[_Chunk]) -> _Column:
         """One column from the same column of consecutive chunks of rows."""
         parts = [c.columns[field] for c in chunks]
         if len(parts) == 1:
@@ -110,7 +110,7 @@ class _Chunk:
 
     @classmethod
     def of(cls, frame: pd.DataFrame, fields: dict[str, int], names: list[str],
-           epoch: bool | None = None) -> "_Chunk":
+           epoch: bool | None = None) -> _Chunk:
         time_column, epoch = _time_column(frame, fields, names, epoch)
         columns = {"time": time_column}
         columns.update((f, _numeric_column(names[i], frame[i], i)) for f, i in fields.items()
@@ -133,7 +133,7 @@ class _BarTable:
 
     # -- parsing --
     @classmethod
-    def parse(cls, path: Path) -> "_BarTable":
+    def parse(cls, path: Path) -> _BarTable:
         encoding = _check_text(path)
         header_line, quoted, sep, names, fields = _header(path, _head(path, encoding))
         chunks = None

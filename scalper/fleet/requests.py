@@ -68,7 +68,7 @@ def nudge(cfg: Config, hosts: list[str]) -> list[str]:
         from scalper.fleet.app import send_serve_requests
 
         send_serve_requests(cfg, hosts)
-    except Exception as exc:  # noqa: BLE001 - any broker trouble: said, never fatal (the pass serves it)
+    except Exception as exc:
         return [(f"could not reach the Celery broker ({type(exc).__name__}: {exc}); hosts "
                 f"{', '.join(hosts)} close their positions on their next pass")]
     return []

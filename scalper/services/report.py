@@ -15,9 +15,9 @@ def report(*, config: str | None, ledger: str | None, since: str, bot: str | Non
            chart: str | None = None) -> dict:
     """The report document. A missing ledger is bad input (exit 2): the path given,
     or the config's `ledger:`, names no file; nothing has been recorded there."""
+    from scalper.clock import parse_since
     from scalper.ledger import Ledger
     from scalper.report import charts, journal, ledger_report
-    from scalper.clock import parse_since
 
     start = parse_since(since, time.time())   # bad arguments first, whatever the ledger
     cfg, path = _config_and_ledger(config, ledger)
