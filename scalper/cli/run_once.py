@@ -15,7 +15,7 @@ from typing import Any
 
 # option spelling -> parameter of `run`; typer's declarations in commands.py are the reference
 _VALUES = {"--bot": "bot", "-b": "bot", "--now": "now", "--config": "config", "-c": "config",
-           "--ledger": "ledger"}
+           "--ledger": "ledger", "--host": "host"}
 _FLAGS = {"--dry-run": "dry_run", "--allow-backwards": "allow_backwards", "--json": "as_json"}
 _GLOBAL_VALUES = {"--config": "config", "-c": "config", "--ledger": "ledger"}   # before the command
 _ENV = {"config": "SCALPER_CONFIG", "ledger": "SCALPER_LEDGER"}   # the options' envvar fallbacks
@@ -37,7 +37,7 @@ def parse(args: list[str]) -> dict[str, Any] | None:
             os.environ[_ENV[name]] = value
     kwargs: dict[str, Any] = {"bot": options.get("bot") or None, "now": options.get("now"),
                               "dry_run": "dry_run" in options, "allow_backwards": "allow_backwards" in options,
-                              "as_json": "as_json" in options}
+                              "as_json": "as_json" in options, "host": options.get("host")}
     for name, env in _ENV.items():   # click: the option as given, else a non-empty envvar, else None
         kwargs[name] = options[name] if name in options else (os.environ.get(env) or None)
     return kwargs

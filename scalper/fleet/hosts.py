@@ -9,8 +9,10 @@ decided once for the fleet (the ledger's dedupe key); each host fans it out to i
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from scalper.config import Config
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache (run-once)
+    from scalper.config import Config
 
 LOCAL = "local"
 SLOT_TOLERANCE_S = 2.0   # a pass sent this much before its grid instant (clocks apart) still counts for it
