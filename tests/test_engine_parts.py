@@ -69,8 +69,8 @@ def test_a_signal_is_recorded_once_and_read_back_as_the_strategy_gave_it(tmp_pat
 
 def test_a_run_left_running_is_marked_interrupted_and_audited_by_the_next(tmp_path):
     with Ledger(tmp_path / "ledger.db") as ledger:
-        assert books.start_run(ledger, run_id="a", started_at=iso(NOW), now=NOW, pid=11, dry_run=False) == []
-        dead = books.start_run(ledger, run_id="b", started_at=iso(NOW + 45), now=NOW + 45, pid=12, dry_run=False)
+        assert books.start_run(ledger, run_id="a", started_at=iso(NOW), now=NOW, pid=11, dry_run=False, host="local") == []
+        dead = books.start_run(ledger, run_id="b", started_at=iso(NOW + 45), now=NOW + 45, pid=12, dry_run=False, host="local")
         assert [(r.id, r.pid) for r in dead] == [("a", 11)]
         books.finish_run(ledger, "b", finished_at=iso(NOW + 46), duration_s=1.0, status=RunStatus.OK,
                          summary={"run_id": "b"})

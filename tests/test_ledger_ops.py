@@ -52,10 +52,16 @@ def _order(led: Ledger, cid: str, signal_id: int | None, account: int, kind: Ord
 
 def test_runs_start_finish_and_the_interrupted_ones(led: Ledger) -> None:
     with led.tx() as c:
-        led.runs.start(c, "dead", started_at=iso(NOW - 60), as_of=iso(NOW - 60), pid=1, dry_run=False)
+        led.runs.start(c, "dead", started_at=iso(NOW - 60), as_of=iso(NOW - 60), pid=1, dry_run=False, host="local")
+        # a fleet's shared ledger: another host's pass is live while this host's next pass starts
+        led.runs.start(c, "live-b", started_at=iso(NOW - 90), as_of=iso(NOW - 120), pid=9, dry_run=False, host="b")
     with led.tx() as c:
-        [dead] = led.runs.mark_interrupted(c, noticed_at=iso(NOW))
-        led.runs.start(c, "r2", started_at=iso(NOW), as_of=iso(NOW - 7200), pid=2, dry_run=False)
+        [dead] = led.runs.mark_interrupted(c, noticed_at=iso(NOW), host="local")
+        led.runs.start(c, "r2", started_at=iso(NOW), as_of=iso(NOW - 7200), pid=2, dry_run=False, host="local")
+    running = led.query("SELECT id, host FROM runs WHERE status = 'running' ORDER BY id")
+    assert [(r["id"], r["host"]) for r in running] == [("live-b", "b"), ("r2", "local")]   # b's run untouched
+    with led.tx() as c:
+        led.runs.finish(c, "live-b", status=RunStatus.OK, finished_at=iso(NOW - 1), duration_s=4.0, summary="{}")
     assert (dead.id, dead.pid, dead.status) == ("dead", 1, RunStatus.RUNNING)       # as it was
     assert led.runs.last() is not None and led.runs.last().id == "r2"
     assert led.runs.last(finished=True).status == RunStatus.INTERRUPTED

@@ -65,7 +65,9 @@ def test_check_reaches_the_database_and_names_where_the_password_came_from_never
     assert engine_at(config, NOW).run_once().exit_code == 0
     r = cli(capsys, "check", "--config", str(config), "--json")
     [item] = [i for i in r.json()["items"] if i["what"] == "ledger"]
-    assert item["ok"] and "schema v5" in item["detail"], item
+    from scalper.ledger.schema import SCHEMA_VERSION
+
+    assert item["ok"] and f"schema v{SCHEMA_VERSION}" in item["detail"], item
     assert SECRET not in r.out + r.err
 
     # a server that is not there: one line naming the masked URL, nothing else
@@ -292,7 +294,7 @@ def test_a_v4_postgresql_ledger_is_migrated_to_v5_in_one_transaction_rows_ids_an
         conn.close()
 
     with Ledger(url) as led:
-        assert led.schema_version() == SCHEMA_VERSION == 5
+        assert led.schema_version() == SCHEMA_VERSION == 6
         assert [r["id"] for r in led.query("SELECT id FROM runs ORDER BY rowid")] == ["r1", "r2"]
         assert led.one("SELECT order_id FROM positions WHERE id = 17")["order_id"] == 41
         with led.tx() as c:                                  # ids continue after the copied ones
@@ -333,10 +335,10 @@ def test_processes_creating_one_new_ledger_at_once_create_it_once():
             p.stdin.close()
         for p in openers:
             assert p.wait(timeout=120) == 0, p.stderr.read()
-            assert p.stdout.read().strip() == "5"
+            assert p.stdout.read().strip() == "6"
     finally:
         for p in openers:
             if p.poll() is None:
                 p.kill()
-    assert pgkit.rows(url, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "5"}]
+    assert pgkit.rows(url, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "6"}]
     assert pgkit.rows(url, "SELECT COUNT(*) AS n FROM meta WHERE key = 'created_at'") == [{"n": 1}]

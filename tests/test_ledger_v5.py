@@ -58,7 +58,8 @@ def _dump(path: Path) -> dict[str, list[tuple]]:
     try:
         out = {}
         for table in TABLES:
-            cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "reason" or table != "orders"]
+            added_since_v4 = {"orders": "reason", "runs": "host"}   # by v5 and v6
+            cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if added_since_v4.get(table) != r[1]]
             out[table] = conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY rowid").fetchall()
         return out
     finally:
@@ -70,7 +71,7 @@ def test_a_v4_ledger_with_rows_migrates_keeping_every_row(tmp_path: Path) -> Non
     _v4_ledger(db)
     before = _dump(db)
     with Ledger(db) as led:
-        assert led.schema_version() == SCHEMA_VERSION == 5
+        assert led.schema_version() == SCHEMA_VERSION == 6
         assert led.last_backup is not None and led.last_backup.name.startswith("ledger.db.v4.")
         assert led.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1     # back on after the rebuild
         assert led.conn.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -83,7 +84,7 @@ def test_a_v4_ledger_with_rows_migrates_keeping_every_row(tmp_path: Path) -> Non
         assert [p.close_state for p in led.positions.closing(7)] == [CloseState.CLOSING]
     after = _dump(db)
     migrated = after.pop("audit")
-    assert migrated[:-1] == before.pop("audit") and "migrated from v4 to v5" in migrated[-1][6]
+    assert migrated[:-1] == before.pop("audit") and f"migrated from v4 to v{SCHEMA_VERSION}" in migrated[-1][6]
     assert after == before
     indexes = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"orders_status", "positions_open", "positions_bot_closed", "positions_closing"} <= indexes

@@ -68,7 +68,7 @@ class Engine:
             ledger = Ledger.snapshot(self.ledger_path) if self.dry_run else Ledger(self.ledger_path)
             with ledger:
                 ctx = PassContext(self.cfg, ledger, clock=self.clock, now=now, dry_run=self.dry_run,
-                                  broker_factory=self.broker_factory, sleep=self.sleep)
+                                  broker_factory=self.broker_factory, sleep=self.sleep, host=self.host)
                 return Pass(ctx, self.feed, bot_names, bars).run()
 
     def _read_bars(self, bot_names: list[str] | None, now: float) -> dict[str, Bars | Exception]:

@@ -15,6 +15,7 @@ from scalper.brokers.base import Broker
 from scalper.clock import Clock, iso
 from scalper.errors import BrokerUnavailable, ScalperError
 from scalper.ledger import Ledger
+from scalper.ledger.lock import DEFAULT_HOST
 from scalper.orders import OrderDesk, RetryPolicy
 from scalper.symbols import SymbolSpec, spec_for
 from scalper.vocab import ORDER_PROBLEMS
@@ -67,8 +68,9 @@ class PassContext:
     """The state of one run-once pass, shared by its parts (sequence, market, signals, upkeep)."""
 
     def __init__(self, cfg: Config, ledger: Ledger, *, clock: Clock, now: float, dry_run: bool,
-                 broker_factory: BrokerFactory, sleep: Callable[[float], None]) -> None:
+                 broker_factory: BrokerFactory, sleep: Callable[[float], None], host: str = DEFAULT_HOST) -> None:
         self.cfg = cfg
+        self.host = host   # the terminal host this pass serves (its runs, its lock)
         self.ledger = ledger
         self.now = now
         self.dry_run = dry_run

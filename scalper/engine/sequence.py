@@ -38,7 +38,7 @@ class Pass:
     def run(self) -> RunSummary:
         ctx, s = self.ctx, self.ctx.summary
         books.start_run(ctx.ledger, run_id=ctx.run_id, started_at=s.started_at, now=ctx.now, pid=os.getpid(),
-                        dry_run=ctx.dry_run)
+                        dry_run=ctx.dry_run, host=ctx.host)
         status = RunStatus.OK
         try:
             self._run()

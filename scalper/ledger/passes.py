@@ -19,16 +19,16 @@ from scalper.vocab import OrderStatus, RunStatus
 
 # --- runs ---------------------------------------------------------------------------------------
 def start_run(ledger: Ledger, *, run_id: str, started_at: str, now: float, pid: int,
-              dry_run: bool) -> list[RunRow]:
+              dry_run: bool, host: str) -> list[RunRow]:
     """Record this run as `running`. The caller holds the run lock, so a run still marked `running`
     died without finishing (a crash): it is marked `interrupted` (finished_at = when that was
     noticed) and audited. Returns those runs."""
     with ledger.tx() as c:
-        dead = ledger.runs.mark_interrupted(c, noticed_at=started_at)
+        dead = ledger.runs.mark_interrupted(c, noticed_at=started_at, host=host)
         for run in dead:
             ledger.audit(c, now, "run_interrupted", f"run {run.id} (pid {run.pid}) ended without "
                          "finishing (killed or crashed); its orders are reconciled by this run", run_id=run_id)
-        ledger.runs.start(c, run_id, started_at=started_at, as_of=iso(now), pid=pid, dry_run=dry_run)
+        ledger.runs.start(c, run_id, started_at=started_at, as_of=iso(now), pid=pid, dry_run=dry_run, host=host)
     return dead
 
 

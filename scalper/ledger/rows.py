@@ -86,6 +86,7 @@ class RunRow(Row):
     pid: int | None = None
     dry_run: int = 0
     summary: str | None = None
+    host: str = "local"
 
 
 @dataclass(frozen=True)

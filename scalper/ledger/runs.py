@@ -17,20 +17,21 @@ class Runs:
         self._ledger = ledger
 
     def start(self, c: sqlite3.Connection, run_id: str, *, started_at: str, as_of: str, pid: int,
-              dry_run: bool) -> None:
-        c.execute("INSERT INTO runs (id, started_at, as_of, status, pid, dry_run) VALUES (?, ?, ?, ?, ?, ?)",
-                  (run_id, started_at, as_of, RunStatus.RUNNING, pid, int(dry_run)))
+              dry_run: bool, host: str) -> None:
+        c.execute("INSERT INTO runs (id, started_at, as_of, status, pid, dry_run, host) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  (run_id, started_at, as_of, RunStatus.RUNNING, pid, int(dry_run), host))
 
     def finish(self, c: sqlite3.Connection, run_id: str, *, status: RunStatus, finished_at: str,
                duration_s: float, summary: str) -> None:
         c.execute("UPDATE runs SET status = ?, finished_at = ?, duration_s = ?, summary = ? WHERE id = ?",
                   (status, finished_at, duration_s, summary, run_id))
 
-    def mark_interrupted(self, c: sqlite3.Connection, *, noticed_at: str) -> list[RunRow]:
-        """Every run still `running` becomes `interrupted` (call under the run lock: such a run
-        died without finishing). Its end is unknown; finished_at records when that was noticed.
-        Returns the runs so marked, as they were."""
-        dead = fetch(c, RunRow, "SELECT * FROM runs WHERE status = ? ORDER BY rowid", (RunStatus.RUNNING,))
+    def mark_interrupted(self, c: sqlite3.Connection, *, noticed_at: str, host: str) -> list[RunRow]:
+        """Every run of terminal host `host` still `running` becomes `interrupted` (call under that
+        host's run lock: such a run died without finishing; another host's run may be live). Its end
+        is unknown; finished_at records when that was noticed. Returns the runs so marked, as they were."""
+        dead = fetch(c, RunRow, "SELECT * FROM runs WHERE status = ? AND host = ? ORDER BY rowid",
+                     (RunStatus.RUNNING, host))
         for run in dead:
             c.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
                       (RunStatus.INTERRUPTED, noticed_at, run.id))

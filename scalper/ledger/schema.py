@@ -30,7 +30,7 @@ from scalper.vocab import (
     Side,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class SchemaError(Exception):
@@ -333,9 +333,20 @@ ALTER TABLE fills_v5 RENAME TO fills;
 """
 
 
+
+def _v6_run_host() -> str:
+    """v6: each run names its terminal host. A pass marks as interrupted only the runs of its own
+    host left `running` (under that host's lock); on a fleet's shared ledger the other hosts'
+    passes are live, not dead."""
+    return """
+ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT 'local';
+CREATE INDEX IF NOT EXISTS runs_running ON runs (status, host);
+"""
+
+
 # MIGRATIONS[v] brings a ledger from version v-1 to v. Version 1 is the base.
 MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _v3_notify_outbox(), 4: _v4_position_closing_state(),
-                              5: _v5_status_checks()}
+                              5: _v5_status_checks(), 6: _v6_run_host()}
 # Migrations that rebuild tables: run with foreign keys off (see Ledger._migrate).
 REBUILDS = frozenset({5})
 
