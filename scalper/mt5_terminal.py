@@ -20,13 +20,16 @@ environment into `initialize()`/`login()`; no message carries it.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scalper.config import AccountConfig
 from scalper.errors import BadInput, Unavailable
+
+if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
+    from scalper.config import AccountConfig
 from scalper.symbols import root_symbol
 
 # The package's own failures of the link to the terminal (last_error codes, docs §9).
@@ -61,6 +64,18 @@ class TerminalAccount:
             return cls()
         return cls(login=acc.login, server=acc.server, password_env=acc.password_env,
                    terminal_path=acc.terminal_path)
+
+
+def missing_package(what: str) -> str:
+    """What to do when the MetaTrader5 package is missing, for `what` (the mt5 broker, feed): it
+    exists for Windows only, so elsewhere the way is the terminal bridge, not an install that fails."""
+    if sys.platform == "win32":
+        return (f"{what} needs the MetaTrader5 package beside the terminal: pip install MetaTrader5 "
+                "(or, in the scalper checkout, pip install '.[mt5]')")
+    return (f"{what} needs the MetaTrader5 package, which runs only on Windows (or under Wine) beside the "
+            "terminal; from here, reach the terminal through `scalper terminal-server`: pip install "
+            "'.[bridge]' in the scalper checkout and give the mt5 account a `terminal:` "
+            "(README, \"Trading from Linux\")")
 
 
 def load_package(error: type[Unavailable], message: str):

@@ -97,9 +97,9 @@ def make_broker_factory(cfg: Config, feed, clock: Clock, *, dry_run: bool = Fals
             try:
                 from scalper.brokers.mt5 import MT5Broker
             except ImportError as exc:
-                raise BrokerUnavailable(f"the mt5 broker is not available here ({exc}); "
-                                        "on Windows: pip install MetaTrader5 "
-                                        "(or, in the scalper checkout, pip install '.[mt5]')") from None
+                from scalper.mt5_terminal import missing_package
+
+                raise BrokerUnavailable(f"{missing_package('the mt5 broker')} ({exc})") from None
             module = terminal_module(cfg, acc) if acc.terminal is not None else None
             return MT5Broker.from_account(acc, clock=clock, module=module)  # the terminal's own symbol specs win
         raise BadInput(f"unknown broker {acc.broker!r}", where=f"accounts[{acc.id}].broker")

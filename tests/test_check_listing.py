@@ -51,9 +51,10 @@ def test_a_feed_that_cannot_open_still_lists_every_account_with_the_bridge_hint(
 
 def test_on_windows_the_package_hint_is_kept(tmp_path, monkeypatch):
     """Where the package can be installed, its own install hint stands."""
+    from scalper import mt5_terminal
     from scalper.services import health
 
-    monkeypatch.setattr(health.sys, "platform", "win32")
+    monkeypatch.setattr(mt5_terminal.sys, "platform", "win32")
     monkeypatch.setattr(health.wiring, "make_feed", _missing_package)
     path = _config(tmp_path, {"type": "mt5"}, [MT5_ACCOUNT], [{"name": "gold", "symbol": "XAUUSDm", "accounts": [2]}])
     feed = _items(check(str(path), None))["feed"]
@@ -62,9 +63,9 @@ def test_on_windows_the_package_hint_is_kept(tmp_path, monkeypatch):
 
 def _missing_package(cfg):
     from scalper.errors import FeedUnavailable
-    from scalper.feeds.factory import MT5_MISSING
+    from scalper.mt5_terminal import missing_package
 
-    raise FeedUnavailable(MT5_MISSING)
+    raise FeedUnavailable(missing_package("the mt5 feed"))   # worded for the platform at hand
 
 
 def test_every_symbol_and_account_is_listed_after_a_failing_symbol(tmp_path):

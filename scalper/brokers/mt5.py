@@ -47,13 +47,21 @@ from scalper.brokers.base import (
 from scalper.clock import Clock
 from scalper.config import AccountConfig
 from scalper.errors import BrokerUnavailable
-from scalper.mt5_terminal import IPC_ERRORS, Terminal, TerminalAccount, UnknownSymbol, describe_failure, load_package
+from scalper.mt5_terminal import (
+    IPC_ERRORS,
+    Terminal,
+    TerminalAccount,
+    UnknownSymbol,
+    describe_failure,
+    load_package,
+    missing_package,
+)
 from scalper.symbols import SymbolSpec
 from scalper.vocab import TradeRetcode
 
 log = logging.getLogger("scalper.mt5")
 
-MISSING_PACKAGE = "the mt5 broker needs the MetaTrader5 package on Windows: pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')"
+MISSING_PACKAGE = missing_package("the mt5 broker")
 
 # symbol_info().filling_mode bits; the package does not export them (docs §3, §11).
 SYMBOL_FILLING_FOK = 1

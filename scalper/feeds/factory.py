@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 from scalper.errors import FeedUnavailable
 from scalper.feeds.base import Feed
 from scalper.feeds.builtin import BuiltinFeed
+from scalper.mt5_terminal import missing_package
 
 if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
     from scalper.config import FeedConfig
 
-MT5_MISSING = "the mt5 feed needs the MetaTrader5 package (Windows): pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')"
+MT5_MISSING = missing_package("the mt5 feed")
 
 
 def build_feed(feed_cfg: FeedConfig, resolve_path: Callable[[str], Path], mt5_account=None, *,

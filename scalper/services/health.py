@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,7 +80,7 @@ def check(config: str | None, ledger_option: str | None, *, max_age: str | None 
     try:
         feed = wiring.make_feed(cfg)
     except ScalperError as exc:
-        add("feed", False, _here(str(exc)), exc.exit_code)
+        add("feed", False, str(exc), exc.exit_code)
         feed = None
     if feed is not None:
         for symbol in sorted({b.symbol for b in runnable}):
@@ -96,7 +95,7 @@ def _feed_item(feed: Feed, symbol: str, now: float, max_age_s: float) -> tuple[s
     try:
         bars = feed.closed_bars(symbol, 101, now)
     except ScalperError as exc:
-        return what, False, _here(str(exc)), exc.exit_code
+        return what, False, str(exc), exc.exit_code
     except Exception as exc:  # reported as this symbol's item; the next ones are still checked
         return what, False, f"{type(exc).__name__}: {exc}", 1
     fresh = bar_freshness(bars, now, max_age_s)
@@ -137,23 +136,13 @@ def _account_items(cfg: Config, runnable: list[BotConfig], feed: Feed | None, cl
                 probe = _bridge_probe(cfg, acc) if bridged else None   # while the terminal is initialized
                 add(what, True, f"balance {info.balance:,.2f} {info.currency}, equity {info.equity:,.2f}")
             except ScalperError as exc:
-                add(what, False, _here(str(exc)), exc.exit_code)
+                add(what, False, str(exc), exc.exit_code)
             except Exception as exc:  # reported as this account's item; the next ones are still checked
                 add(what, False, f"{type(exc).__name__}: {exc}", 1)
             if bridged:
                 _bridge_item(acc, probe or _bridge_probe(cfg, acc), items, add)
     finally:
         close_brokers(dict(enumerate(held)))
-
-
-def _here(message: str) -> str:
-    """The MetaTrader5 package exists for Windows only: elsewhere, point at the terminal bridge
-    instead of an install that cannot succeed."""
-    if sys.platform == "win32" or "pip install MetaTrader5" not in message:
-        return message
-    return ("the MetaTrader5 package runs only on Windows (or under Wine), beside the terminal; from here, "
-            "reach the terminal through `scalper terminal-server`: pip install '.[bridge]' in the scalper "
-            "checkout and give the mt5 account a `terminal:` (README, \"Trading from Linux\")")
 
 
 def _bridge_probe(cfg: Config, acc: AccountConfig) -> dict[str, Any]:
