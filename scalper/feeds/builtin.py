@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from difflib import get_close_matches
 from functools import lru_cache
 from statistics import NormalDist
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.feeds import plausible
-from scalper.symbols import CRYPTO_ROOTS, is_fx_pair, root_symbol, spec_for
+from scalper.symbols import CRYPTO_ROOTS, SymbolSpec, is_fx_pair, known_spec, root_symbol, spec_for
 
 DAY_SECONDS = 86_400
 MINUTES = DAY_SECONDS // BAR_SECONDS
@@ -103,6 +104,19 @@ def market_for(symbol: str) -> Market:
     if is_fx_pair(root):
         return _JPY_MARKET if root.endswith("JPY") else _FX_MARKET
     return _OTHER_MARKET
+
+
+def unknown_symbol(symbol: str, overrides: dict[str, SymbolSpec] | None = None) -> str | None:
+    """Why the built-in feed would only make up a market for `symbol` (a misspelt symbol would trade a
+    price series nothing resembles), or None when it knows the instrument: its own table, a currency
+    pair, a crypto root, the symbol table, or the config's `symbols:` (the trader vouches for it)."""
+    root = root_symbol(symbol)
+    if (root in _MARKETS or is_fx_pair(root) or root.startswith(CRYPTO_ROOTS)
+            or known_spec(symbol, overrides) is not None):
+        return None
+    near = get_close_matches(root, list(_MARKETS), n=1)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    return f"the built-in feed does not know the symbol {symbol!r}{hint}"
 
 
 class BuiltinFeed:
