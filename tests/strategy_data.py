@@ -103,3 +103,26 @@ class Reference:
 
 def failing(rules: dict[str, bool]) -> set[str]:
     return {name for name, holds in rules.items() if not holds}
+
+
+def oriented(bars: Bars, side: str) -> Bars:
+    """A buy-side window as written, or its mirror for the sell side."""
+    return bars if side == "buy" else mirror(bars)
+
+
+def fires(strategy, rules, w: Bars, params: dict, side: str):
+    """The spec's rules (the test's reference) all hold on `w`, and the strategy signals `side`."""
+    from scalper.core.signals import Signal
+
+    assert not failing(rules(w, params, side))
+    signal = strategy.evaluate(w, params)
+    assert isinstance(signal, Signal) and signal.direction == side
+    return signal
+
+
+def misses_by(strategy, rules, w: Bars, params: dict, side: str) -> set[str]:
+    """A near miss: the strategy finds no setup on `w`; → the reference rules that fail there."""
+    from scalper.core.signals import Skip
+
+    assert strategy.evaluate(w, params) == Skip(strategy.NAME, f"{strategy.NAME}_no_setup")
+    return failing(rules(w, params, side))

@@ -6,7 +6,7 @@ import pytest
 
 from scalper.core.signals import Signal, Skip
 from scalper.core.strategies import pinbar
-from tests.strategy_data import Reference, bars_from_rows, failing, mirror
+from tests.strategy_data import Reference, bars_from_rows, fires, misses_by, oriented
 
 P = dict(pinbar.DEFAULTS)
 FLAT = (100.0, 100.5, 99.5, 100.0)       # every earlier bar near the level: TR 1.0, lows 99.5
@@ -43,16 +43,10 @@ def rules(w, p, side):
             "closes_inside": ref.lt(bar["close"], level), "ema_slope": ref.lt(ema_now, ema_then)}
 
 
-def oriented(w, side):
-    return w if side == "buy" else mirror(w)
-
-
 @pytest.mark.parametrize("side", ["buy", "sell"])
 def test_fires_with_spec_levels(side):
     w = oriented(window(), side)
-    assert not failing(rules(w, P, side))
-    signal = pinbar.evaluate(w, P)
-    assert isinstance(signal, Signal)
+    signal = fires(pinbar, rules, w, P, side)
     assert (signal.strategy, signal.direction, signal.bar_time) == (pinbar.NAME, side, int(w.time[-1]))
     # A = 1.0 (14 bars of TR 1.0); buy: SL = 99.4 - 0.1, risk 1.0, TP = 100.3 + 1.5;
     # the sell is the mirror about 100 (prices p -> 200 - p).
@@ -84,8 +78,7 @@ def test_near_miss_breaking_one_rule_does_not_fire(rule, side):
     case = NEAR_MISSES[rule]
     p = {**P, **case.get("params", {})}
     w = oriented(window(case.get("bar_t", PIN), case.get("earlier", 90.0)), side)
-    assert failing(rules(w, p, side)) == {rule}
-    assert pinbar.evaluate(w, p) == Skip(pinbar.NAME, "price_action_pinbar_no_setup")
+    assert misses_by(pinbar, rules, w, p, side) == {rule}
 
 
 @pytest.mark.parametrize("side", ["buy", "sell"])

@@ -6,7 +6,7 @@ import pytest
 
 from scalper.core.signals import Signal, Skip
 from scalper.core.strategies import range_reversion
-from tests.strategy_data import Reference, bars_from_rows, failing, mirror
+from tests.strategy_data import Reference, bars_from_rows, fires, misses_by, oriented
 
 P = dict(range_reversion.DEFAULTS)
 QUIET = (100.0, 100.25, 99.75, 100.0)     # TR 0.5, close on the middle of the box
@@ -43,16 +43,10 @@ def rules(w, p, side):
             "mid_side": ref.lt(bar["close"], mid), "reversal_bar": ref.gt(bar["close"], bar["open"])}
 
 
-def oriented(w, side):
-    return w if side == "buy" else mirror(w)
-
-
 @pytest.mark.parametrize("side", ["buy", "sell"])
 def test_fires_with_spec_levels(side):
     w = oriented(window(), side)
-    assert not failing(rules(w, P, side))
-    signal = range_reversion.evaluate(w, P)
-    assert isinstance(signal, Signal) and signal.direction == side
+    signal = fires(range_reversion, rules, w, P, side)
     a = (13 * 0.5 + 0.9) / 14                   # 13 quiet TRs and bar t's 0.9
     sl = 99.0 - 0.25 * a                         # min(low_t, L) - buffer
     risk = 99.8 - sl
@@ -79,8 +73,7 @@ def test_near_miss_breaking_one_rule_does_not_fire(rule, side):
     case = dict(NEAR_MISSES[rule])
     p = {**P, **case.pop("params", {})}
     w = oriented(window(**case), side)
-    assert failing(rules(w, p, side)) == {rule}
-    assert range_reversion.evaluate(w, p) == Skip(range_reversion.NAME, "range_reversion_no_setup")
+    assert misses_by(range_reversion, rules, w, p, side) == {rule}
 
 
 @pytest.mark.parametrize("side", ["buy", "sell"])

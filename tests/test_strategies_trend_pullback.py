@@ -6,7 +6,7 @@ import pytest
 
 from scalper.core.signals import Signal, Skip
 from scalper.core.strategies import trend_pullback
-from tests.strategy_data import Reference, bars_from_rows, failing, mirror
+from tests.strategy_data import Reference, bars_from_rows, fires, misses_by, oriented
 
 P = dict(trend_pullback.DEFAULTS)
 FLAT = (100.0, 100.1, 99.9, 100.0)          # TR 0.2; both EMAs sit at 100
@@ -53,16 +53,10 @@ def rules(w, p, side):
             "beyond_fast": ref.lt(bar["close"], fast)}
 
 
-def oriented(w, side):
-    return w if side == "buy" else mirror(w)
-
-
 @pytest.mark.parametrize("side", ["buy", "sell"])
 def test_fires_with_spec_levels(side):
     w = oriented(window(), side)
-    assert not failing(rules(w, P, side))
-    signal = trend_pullback.evaluate(w, P)
-    assert isinstance(signal, Signal) and signal.direction == side
+    signal = fires(trend_pullback, rules, w, P, side)
     # The EMAs start bar t-1 at exactly 100: run the spec's recurrence over the last two closes.
     af, as_ = 2 / 22, 2 / 51
     f_prev, s_prev = 100 + af * 0.5, 100 + as_ * 0.5
@@ -99,8 +93,7 @@ def test_near_miss_breaking_one_rule_does_not_fire(rule, side):
     case = dict(NEAR_MISSES[rule])
     p = {**P, **case.pop("params", {})}
     w = oriented(window(**case), side)
-    assert failing(rules(w, p, side)) == {rule}
-    assert trend_pullback.evaluate(w, p) == Skip(trend_pullback.NAME, "trend_pullback_no_setup")
+    assert misses_by(trend_pullback, rules, w, p, side) == {rule}
 
 
 @pytest.mark.parametrize("side", ["buy", "sell"])
