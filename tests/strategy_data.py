@@ -6,28 +6,16 @@ The data folder is /work/shared/data (next to the repo), or $SCALPER_SHARED_DATA
 from __future__ import annotations
 
 import functools
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from scalper.core.bars import Bars
+from tests.conftest import SHARED_DATA, shared_file  # noqa: F401  (the strategy tests read them from here)
 
-SHARED_DATA = Path(os.environ.get("SCALPER_SHARED_DATA",
-                                  Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 XAU = "XAUUSD_M1.csv"
 BTC = "BTCUSD_M1.csv"
 XAU_EXPECTED = "XAUUSD_M1.expected_signals.csv"
-
-
-def shared_file(name: str) -> Path:
-    path = SHARED_DATA / name
-    if not path.is_file():
-        pytest.fail(f"shared data file {path} is missing; set SCALPER_SHARED_DATA to the folder "
-                    f"holding {name}")
-    return path
 
 
 def epoch_seconds(times: pd.Series) -> np.ndarray:
@@ -126,3 +114,10 @@ def misses_by(strategy, rules, w: Bars, params: dict, side: str) -> set[str]:
 
     assert strategy.evaluate(w, params) == Skip(strategy.NAME, f"{strategy.NAME}_no_setup")
     return failing(rules(w, params, side))
+
+
+def near_miss(case: dict, params: dict, window, side: str) -> tuple[Bars, dict]:
+    """A near-miss case ({window arguments..., "params": overrides}) → (its oriented window, its params)."""
+    case = dict(case)
+    p = {**params, **case.pop("params", {})}
+    return oriented(window(**case), side), p

@@ -6,7 +6,7 @@ import pytest
 
 from scalper.core.signals import Signal, Skip
 from scalper.core.strategies import range_reversion
-from tests.strategy_data import Reference, bars_from_rows, fires, misses_by, oriented
+from tests.strategy_data import Reference, bars_from_rows, fires, misses_by, near_miss, oriented
 
 P = dict(range_reversion.DEFAULTS)
 QUIET = (100.0, 100.25, 99.75, 100.0)     # TR 0.5, close on the middle of the box
@@ -70,9 +70,7 @@ NEAR_MISSES = {
 @pytest.mark.parametrize("side", ["buy", "sell"])
 @pytest.mark.parametrize("rule", sorted(NEAR_MISSES))
 def test_near_miss_breaking_one_rule_does_not_fire(rule, side):
-    case = dict(NEAR_MISSES[rule])
-    p = {**P, **case.pop("params", {})}
-    w = oriented(window(**case), side)
+    w, p = near_miss(NEAR_MISSES[rule], P, window, side)
     assert misses_by(range_reversion, rules, w, p, side) == {rule}
 
 

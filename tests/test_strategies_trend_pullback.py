@@ -6,7 +6,7 @@ import pytest
 
 from scalper.core.signals import Signal, Skip
 from scalper.core.strategies import trend_pullback
-from tests.strategy_data import Reference, bars_from_rows, fires, misses_by, oriented
+from tests.strategy_data import Reference, bars_from_rows, fires, misses_by, near_miss, oriented
 
 P = dict(trend_pullback.DEFAULTS)
 FLAT = (100.0, 100.1, 99.9, 100.0)          # TR 0.2; both EMAs sit at 100
@@ -90,9 +90,7 @@ NEAR_MISSES = {
 @pytest.mark.parametrize("side", ["buy", "sell"])
 @pytest.mark.parametrize("rule", sorted(NEAR_MISSES))
 def test_near_miss_breaking_one_rule_does_not_fire(rule, side):
-    case = dict(NEAR_MISSES[rule])
-    p = {**P, **case.pop("params", {})}
-    w = oriented(window(**case), side)
+    w, p = near_miss(NEAR_MISSES[rule], P, window, side)
     assert misses_by(trend_pullback, rules, w, p, side) == {rule}
 
 
