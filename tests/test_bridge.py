@@ -134,16 +134,22 @@ def ledger_dump(db) -> dict:
     return out
 
 
-def test_the_engine_trades_through_the_bridge_exactly_as_in_process(tmp_path, child):
-    bars, _ = read_bars(shared_file("XAUUSD_M1.csv"))
-    terminal = {"host": "127.0.0.1", "port": child.port, "token_env": TOKEN_ENV, "timeout_s": 5,
-                "order_timeout_s": 5}
+def _bridged_engine(tmp_path, child, *, timeout_s: float, order_timeout_s: float):
+    """(config, clock, feed, engine) of a bots file whose mt5 account trades through the child's terminal server."""
+    terminal = {"host": "127.0.0.1", "port": child.port, "token_env": TOKEN_ENV, "timeout_s": timeout_s,
+                "order_timeout_s": order_timeout_s}
     cfg = load_config(write_bots(tmp_path / "bridge", terminal))
     clock = FixedClock(START)
     feed = wiring.make_feed(cfg)
+    engine = Engine(cfg, ledger_path=wiring.ledger_path(cfg, None), clock=clock, feed=feed,
+                    broker_factory=wiring.make_broker_factory(cfg, feed, clock), sleep=lambda s: None)
+    return cfg, clock, feed, engine
+
+
+def test_the_engine_trades_through_the_bridge_exactly_as_in_process(tmp_path, child):
+    bars, _ = read_bars(shared_file("XAUUSD_M1.csv"))
+    cfg, clock, feed, bridged = _bridged_engine(tmp_path, child, timeout_s=5, order_timeout_s=5)
     assert type(feed._t.mt5) is RemoteTerminal
-    bridged = Engine(cfg, ledger_path=wiring.ledger_path(cfg, None), clock=clock, feed=feed,
-                     broker_factory=wiring.make_broker_factory(cfg, feed, clock), sleep=lambda s: None)
     over_bridge = drive(child, bridged, bars, MINUTES)
 
     # the reference: the same fake, in this process, handed to the adapter as its module
@@ -343,13 +349,7 @@ def test_the_order_desk_reconciles_an_order_sent_into_a_frozen_server(tmp_path, 
     """The whole path: run-once sends into a frozen server (exit 3, the order stays `sent`), the server
     wakes, the next run finds the order at the broker and records it filled, with one send in all."""
     bars, _ = read_bars(shared_file("XAUUSD_M1.csv"))
-    terminal = {"host": "127.0.0.1", "port": child.port, "token_env": TOKEN_ENV, "timeout_s": 1,
-                "order_timeout_s": 1.5}
-    cfg = load_config(write_bots(tmp_path / "bridge", terminal))
-    clock = FixedClock(START)
-    feed = wiring.make_feed(cfg)
-    eng = Engine(cfg, ledger_path=wiring.ledger_path(cfg, None), clock=clock, feed=feed,
-                 broker_factory=wiring.make_broker_factory(cfg, feed, clock), sleep=lambda s: None)
+    cfg, clock, feed, eng = _bridged_engine(tmp_path, child, timeout_s=1, order_timeout_s=1.5)
     child.control("stop_in_next_order_send")
     first = drive(child, eng, bars, 1)[0]
     assert first.exit_code == 3
