@@ -96,14 +96,17 @@ def _broker(tmp_path, config, now, account="1"):
     return b
 
 
+def _doji_replay(tmp_path, xau_csv, trailing: dict, *, minutes: int):
+    """A doji_breakout bot replayed minute by minute from just after its first golden signal's bar
+    → (its bots file, the start, its ledger)."""
+    config = write_config(tmp_path, xau_csv, strategies=["doji_breakout"], risk={"trailing": trailing})
+    start = just_after_close(first("doji_breakout")["bar_time"])
+    replay(engine_at(config, start), [start + 60 * k for k in range(minutes)])
+    return config, start, tmp_path / "ledger.db"
+
+
 def test_sl_tp_closes_reach_the_ledger_with_pnl(tmp_path, xau_csv):
-    row = first("doji_breakout")
-    config = write_config(tmp_path, xau_csv, strategies=["doji_breakout"],
-                          risk={"trailing": {"enabled": False}})
-    start = just_after_close(row["bar_time"])
-    eng = engine_at(config, start)
-    replay(eng, [start + 60 * k for k in range(0, 240)])
-    ledger = tmp_path / "ledger.db"
+    config, start, ledger = _doji_replay(tmp_path, xau_csv, {"enabled": False}, minutes=240)
     closed = rows(ledger, "SELECT * FROM positions WHERE status = 'closed'")
     assert closed, "expected at least one SL/TP close in four hours"
     broker = _broker(tmp_path, config, start + 60 * 240)
@@ -118,13 +121,8 @@ def test_sl_tp_closes_reach_the_ledger_with_pnl(tmp_path, xau_csv):
 
 
 def test_trailing_stop_moves_the_broker_sl(tmp_path, xau_csv):
-    row = first("doji_breakout")
-    config = write_config(tmp_path, xau_csv, strategies=["doji_breakout"],
-                          risk={"trailing": {"enabled": True, "activate_r": 0.2, "distance_r": 0.8}})
-    start = just_after_close(row["bar_time"])
-    eng = engine_at(config, start)
-    replay(eng, [start + 60 * k for k in range(0, 120)])
-    ledger = tmp_path / "ledger.db"
+    config, start, ledger = _doji_replay(tmp_path, xau_csv, {"enabled": True, "activate_r": 0.2, "distance_r": 0.8},
+                                         minutes=120)
     trails = rows(ledger, "SELECT * FROM audit WHERE kind = 'trailing_stop'")
     assert trails, "the trailing stop never moved in two hours"
     moved = rows(ledger, "SELECT * FROM positions WHERE sl != initial_sl")

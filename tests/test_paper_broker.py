@@ -147,21 +147,22 @@ def test_sl_hit_closes_at_the_sl_with_an_mt5_style_comment(rig):
     assert out.profit == pytest.approx((1998.0 - 2000.10) * 0.1 * 100)
 
 
-def test_tp_hit_closes_at_the_tp(rig):
+def _closing_deal(rig, order):
+    """The last deal of `order`'s position after the broker synced at the rig's minute 5."""
     broker = rig.broker()
-    ticket = broker.send_order(buy(sl=1990.0, tp=2000.8)).position_ticket
+    ticket = broker.send_order(order).position_ticket
     rig.at(5)
     broker.sync()
-    out = broker.deals(since=T0, position=ticket)[-1]
+    return broker.deals(since=T0, position=ticket)[-1]
+
+
+def test_tp_hit_closes_at_the_tp(rig):
+    out = _closing_deal(rig, buy(sl=1990.0, tp=2000.8))
     assert (out.reason, out.price, out.time) == ("tp", 2000.8, T0 + MINUTE)
 
 
 def test_sell_tp_hit(rig):
-    broker = rig.broker()
-    ticket = broker.send_order(sell(sl=2010.0, tp=1998.5)).position_ticket
-    rig.at(5)
-    broker.sync()
-    out = broker.deals(since=T0, position=ticket)[-1]
+    out = _closing_deal(rig, sell(sl=2010.0, tp=1998.5))
     assert (out.side, out.reason, out.price) == ("buy", "tp", 1998.5)
     assert out.profit == pytest.approx((1999.90 - 1998.5) * 0.1 * 100)
 
