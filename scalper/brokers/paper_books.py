@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalper.brokers.base import BrokerDeal, BrokerOrder, Side
+from scalper.brokers.base import BrokerDeal, BrokerOrder, BrokerPosition, Side
 from scalper.ledger import sqlite
 from scalper.vocab import FillEntry, OrderStatus
 
@@ -93,21 +93,12 @@ PRAGMA user_version = {SCHEMA_VERSION}
 """
 
 
-@dataclass(frozen=True, slots=True)
-class BookedPosition:
-    """An open position as the books hold it."""
+@dataclass(frozen=True)
+class BookedPosition(BrokerPosition):
+    """An open position as the books hold it: the broker's fields (valued at the latest price only
+    when reported), and how far its bars were checked for SL/TP."""
 
-    ticket: int
-    symbol: str
-    side: Side
-    volume: float
-    price_open: float
-    sl: float | None
-    tp: float | None
-    magic: int
-    comment: str
-    time_open: float
-    checked_until: int | None    # open time of the last bar checked for SL/TP (None: none yet)
+    checked_until: int | None = None    # open time of the last bar checked for SL/TP (None: none yet)
 
 
 @dataclass(frozen=True, slots=True)
