@@ -46,7 +46,10 @@ from scalper.vocab import (
 CLIENT_ID_PREFIX = "sc"
 # A position gone at the broker whose closing deal the history does not show yet stays `closing`
 # (closed, P&L pending) and is completed on a later pass; after this long it is given up as missing.
+# An interrupted opening send the broker does not show either stays `sent` (in doubt) as long.
 HISTORY_WAIT_S = 3 * 86_400
+IN_DOUBT = ("in doubt: not found at the broker after an interrupted send, whose history may lag; not resent, "
+            "looked up again on every pass")
 CLOSING = CloseState.CLOSING
 
 
@@ -303,7 +306,10 @@ class OrderDesk:
         The broker is asked first, always. Found filled: recorded. Found refused:
         recorded. Not found: a `new` order provably never left (the desk marks
         `sent` before sending), so it is sent now if its signal is still fresh;
-        a `sent` one is marked failed and never resent blindly."""
+        a `sent` one is never resent blindly: an opening order stays in doubt
+        (`sent`) while the broker's history may lag, for HISTORY_WAIT_S, and is
+        booked from the history when it shows there (its fill, and its close
+        when it has closed since); otherwise it is marked failed."""
         notes = []
         for order in self.ledger.orders.in_flight([account_id]):
             cid = order.client_order_id
@@ -324,11 +330,32 @@ class OrderDesk:
                 self._close_out(order, OrderStatus.FAILED, "never sent (interrupted before sending); signal now stale",
                                 now)
                 notes.append(f"order {cid} had never been sent and its signal is stale; marked failed")
+            elif self._may_still_show(broker, order, now):
+                self._keep_in_doubt(order, now)
+                notes.append(f"order {cid} not found at the broker yet (its history may lag); in doubt, not resent")
             else:
                 self._close_out(order, OrderStatus.FAILED,
                                 "not found at the broker after an interrupted send; not resent", now)
                 notes.append(f"order {cid} never reached the broker; marked failed, not resent")
         return notes
+
+    @staticmethod
+    def _may_still_show(broker: Broker, order: OrderRow, now: float) -> bool:
+        """An interrupted opening send the broker does not know yet is no proof it never arrived
+        while the broker's history may lag: it may have filled, and even closed since (SL/TP)."""
+        return (order.kind == OrderKind.OPEN and broker.history_may_lag
+                and now - parse_instant(order.created_at) <= HISTORY_WAIT_S)
+
+    def _keep_in_doubt(self, order: OrderRow, now: float) -> None:
+        """Leave it `sent` (in flight: exposure, looked up by its client id on every pass, never
+        resent: a resend could double it); audited the first time only."""
+        if order.message == IN_DOUBT:
+            return
+        with self.ledger.tx() as c:
+            self.ledger.orders.move(c, order.id, at=iso(now), message=IN_DOUBT)
+            self.ledger.audit(c, now, "reconcile", f"order {order.client_order_id}: {IN_DOUBT}",
+                              run_id=self.run_id, bot=order.bot, account_id=order.account_id,
+                              data={"client_order_id": order.client_order_id})
 
     def _close_out(self, order: OrderRow, status: OrderStatus, message: str, now: float, **extra: Any) -> None:
         with self.ledger.tx() as c:

@@ -4,6 +4,7 @@ operator services, with several bots sharing accounts and symbols (tests/bookkit
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -12,9 +13,10 @@ import pytest
 
 from scalper.brokers.mt5 import MT5Broker
 from scalper.engine import Engine
-from scalper.orders import CLOSING
-from tests.bookkit import GOLD, World
+from scalper.orders import CLOSING, HISTORY_WAIT_S, IN_DOUBT
+from tests.bookkit import GOLD, INITIAL, World
 from tests.enginekit import ts
+from tests.test_books_model import SimulatedCrash, crash_at
 
 # Both gold bots take the trend_pullback sell of the 09:15 bar; gold-a on accounts 1 and 2, gold-b on 1.
 SIGNAL_AT = ts("2025-05-15 09:16:05")
@@ -110,6 +112,90 @@ def test_a_close_keeps_its_result_while_the_history_lags_and_completes_later(tmp
     [row] = w.ledger("SELECT * FROM positions WHERE ticket = ?", (pos["ticket"],))
     assert row["close_state"] is None and row["profit"] == pytest.approx(w.broker_close_profit(1, pos["ticket"]))
     assert row["profit"] != 0 and w.check_books() == []
+
+
+# --- 2b. a fill the ledger never heard of, whose position closed while the history lagged -----------------
+ONE_GOLD_BOT = [{**SHARED[0], "accounts": [1], "risk": {**SHARED[0]["risk"], "max_per_symbol": 1}}]
+
+
+@pytest.mark.parametrize("kind", ["paper", "mt5"])
+def test_a_fill_unheard_after_a_crash_stays_in_doubt_while_the_history_lags_then_is_booked_with_its_pnl(
+        tmp_path, kind):
+    """A crash right after the broker filled (the ledger still has the order `sent`); MT5's history lags;
+    the position hits SL/TP at the broker before the next pass. Not found is no proof the order never
+    arrived: it stays in doubt (in flight, not failed, never resent) until the history shows it, then
+    its fill and its close are booked with the broker's figures. The paper broker's history never lags:
+    the next pass books it at once."""
+    w = World(tmp_path / kind, kind, SIGNAL_AT, bots=ONE_GOLD_BOT)
+    lag = 3
+    if kind == "mt5":
+        w.terminals[1].history_lag = lag    # the fill's records stay out of the history for lag calls
+    with crash_at("after_fill"), pytest.raises(SimulatedCrash):
+        w.run_once()
+    [order] = w.ledger("SELECT * FROM orders")
+    assert order["status"] == "sent" and order["kind"] == "open"
+    [(cid, ticket)] = w.broker_opening_orders(1)
+    assert cid == order["client_order_id"]
+    # The broker closes the position (SL/TP) while nobody runs; MT5's server does it on a tick, the
+    # paper broker on its next sync (at the next pass, before the order is looked up).
+    for _ in range(24 * 60 // 10):
+        w.advance(600)
+        if kind == "paper" or not w.broker_positions(1):
+            break
+    assert kind == "paper" or w.broker_positions(1) == {}
+    passes = 0
+    while True:
+        w.advance(60)
+        s = w.run_once()
+        passes += 1
+        assert s.exit_code == 0, s.errors
+        [row] = w.ledger("SELECT * FROM orders WHERE kind = 'open' AND client_order_id = ?", (cid,))
+        assert w.broker_opening_orders(1) == [(cid, ticket)]       # never resent
+        assert w.check_books() == [], passes
+        if row["status"] != "sent":
+            break
+        assert kind == "mt5" and passes <= lag, passes   # every pass looks it up again
+        assert row["message"] == IN_DOUBT                          # in doubt: in flight, counted as exposure
+        assert w.ledger("SELECT * FROM positions") == []
+        assert len(w.ledger("SELECT * FROM audit WHERE message LIKE ?", (f"%{cid}: in doubt%",))) == 1
+    assert passes == 1 if kind == "paper" else passes > 1      # MT5: in doubt until the history caught up
+    # Booked as the broker has it: the fill at its deal's price and time, the close with its P&L.
+    assert (row["status"], row["broker_ticket"]) == ("filled", ticket)
+    [pos] = w.ledger("SELECT * FROM positions")
+    assert (pos["ticket"], pos["status"], pos["close_state"]) == (ticket, "closed", None)
+    assert pos["close_reason"] in ("sl", "tp")
+    assert pos["profit"] == pytest.approx(w.broker_close_profit(1, ticket), abs=1e-9)
+    assert pos["profit"] != 0
+    assert pos["profit"] == pytest.approx(w.broker_balance(1) - INITIAL, abs=1e-9)
+    fills = {f["entry"]: f for f in w.ledger("SELECT * FROM fills WHERE position_ticket = ?", (ticket,))}
+    assert set(fills) == {"in", "out"} and fills["in"]["price"] == pos["price_open"] == row["fill_price"]
+
+
+def test_an_interrupted_send_without_a_trace_at_the_broker_fails_only_after_the_history_wait(tmp_path):
+    """MT5: a process killed after marking an order `sent`, before the request left. Nothing at the
+    broker; the order stays in doubt (in flight, never resent) until HISTORY_WAIT_S has passed, then fails."""
+    w = World(tmp_path / "mt5", "mt5", SIGNAL_AT, bots=ONE_GOLD_BOT)
+    with crash_at("after_intent"), pytest.raises(SimulatedCrash):
+        w.run_once()
+    [order] = w.ledger("SELECT * FROM orders")
+    con = sqlite3.connect(w.ledger_path)      # died between marking it `sent` and the request leaving
+    with con:
+        con.execute("UPDATE orders SET status = 'sent' WHERE id = ?", (order["id"],))
+    con.close()
+    w.advance(60)
+    assert w.run_once().exit_code == 0
+    [row] = w.ledger("SELECT * FROM orders")
+    assert (row["status"], row["message"]) == ("sent", IN_DOUBT)
+    w.advance(86_400)                         # Friday: still in doubt
+    assert w.run_once().exit_code == 0
+    [row] = w.ledger("SELECT * FROM orders")
+    assert row["status"] == "sent" and HISTORY_WAIT_S > 86_400 + 60
+    w.advance(3 * 86_400)                     # Monday (the feed has no weekend bars): past the wait
+    assert w.run_once().exit_code == 0
+    opens = w.ledger("SELECT * FROM orders WHERE client_order_id = ?", (order["client_order_id"],))
+    assert [o["status"] for o in opens] == ["failed"]
+    assert all(cid != order["client_order_id"] for cid, _ in w.broker_opening_orders(1))   # never resent
+    assert w.check_books() == []
 
 
 # --- 4. one reachable and one unreachable account ----------------------------------------------------------

@@ -161,6 +161,9 @@ class Broker(Protocol):
 
     name: str                   # "paper", "mt5", ...
     account: str                # the account's name in bots.yaml
+    # May a fill be missing from positions and history for a while? Then an order not found
+    # after an interrupted send is in doubt, not proven unsent.
+    history_may_lag: bool
 
     def connect(self) -> None:
         """Reach the broker; raise scalper.errors.BrokerUnavailable when it cannot."""

@@ -92,6 +92,7 @@ class MT5Broker:
     """One account in a MetaTrader 5 terminal. See the module docstring for the decisions."""
 
     name = "mt5"
+    history_may_lag = True      # the terminal's history lags the trade server's
 
     def __init__(self, account: str, *, clock: Clock, access: TerminalAccount = TerminalAccount(), module=None,
                  server_offset_s: int | None = None, deviation: int = DEVIATION_POINTS):

@@ -86,6 +86,7 @@ class PaperBroker:
     """One paper account, kept in a state file that other accounts and processes may share."""
 
     name = "paper"
+    history_may_lag = False     # one state file: a fill is in its history in the same transaction
 
     def __init__(self, state_path: Path, account: str, feed: Feed, clock: Clock,
                  specs: Callable[[str], SymbolSpec], initial_balance: float = 10_000.0,
