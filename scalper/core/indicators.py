@@ -78,7 +78,9 @@ def ema(close: PriceSeries, period: int) -> np.ndarray:
     if len(close) >= LONG_SERIES:
         import pandas as pd
 
-        return pd.PriceSeries(np.asarray(close, dtype=np.float64)).ewm(span=period, adjust=False).mean().to_numpy()
+        series = pd.Series(np.asarray(close, dtype=np.float64))
+        smoothed: np.ndarray = series.ewm(span=period, adjust=False).mean().to_numpy()
+        return smoothed
     closes = np.asarray(close, dtype=np.float64).tolist()
     if not closes:
         return np.empty(0)
