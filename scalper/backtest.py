@@ -51,7 +51,7 @@ from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.exposure import DAY_SECONDS, build_exposure, day_start, kill_switch_reason, kill_switch_trips
 from scalper.core.rules import RiskRules
 from scalper.core.scan import scan_history
-from scalper.core.signals import Signal
+from scalper.core.signals import Direction, Signal
 from scalper.core.sim import (
     DEFAULT_LEVERAGE,
     bar_exit,
@@ -101,7 +101,7 @@ class Setup:
 @dataclass(frozen=True, slots=True)
 class Trade:
     strategy: str
-    direction: str
+    direction: Direction
     signal_time: int        # open time of the signal bar
     entry_time: float       # the instant the order filled
     exit_time: float
@@ -141,7 +141,7 @@ class BacktestResult:
 @dataclass
 class _Position:
     strategy: str
-    direction: str
+    direction: Direction
     signal_time: int
     entry_time: float
     entry: float
@@ -240,7 +240,7 @@ class _Replay:
             due = signal_bars[next_signal] if next_signal < len(signal_bars) else last + 1
             if self.book:
                 # Nothing but a stop-out or the kill-switch can happen before the next exit or signal bar.
-                due = min(due, min(p.exit_bar for p in self.book))
+                due = min(due, *(p.exit_bar for p in self.book))
                 if self._between(i, min(due, last + 1)):
                     continue
             if due > last:
@@ -485,7 +485,8 @@ class _Paths:
         tp = _round_prices(np.array([s.tp for s in replay.signals]), spec.digits)
         buy = np.array([s.direction == "buy" for s in replay.signals])
         bid, ask = sim.quote(replay.latest[bar_index], replay.spread[bar_index], spec.point)
-        for direction, mine in (("buy", buy), ("sell", ~buy)):
+        sides: tuple[tuple[Direction, np.ndarray], ...] = (("buy", buy), ("sell", ~buy))
+        for direction, mine in sides:
             ok = mine & stops_valid(direction, sl, tp, bid=bid, ask=ask, min_distance=replay.stop_distance)
             rows = np.flatnonzero(ok)
             if len(rows):
@@ -506,7 +507,7 @@ class _Paths:
         return float(path[-1]), int(np.count_nonzero(path[1:] != path[:-1]))
 
     # -- following --
-    def _trail(self, direction: str, entry, initial_sl, sl, tp, bars):
+    def _trail(self, direction: Direction, entry, initial_sl, sl, tp, bars):
         """The stops after the upkeep of `bars` (one bar per position), and which moved."""
         t, r = self.r.setup.rules.trailing, self.r
         price = r.latest[bars]
@@ -518,7 +519,7 @@ class _Paths:
         moved &= (level > sl) if direction == "buy" else (level < sl)   # NaN (not active) compares False
         return np.where(moved, level, sl), moved
 
-    def _follow(self, direction: str, rows, bars, entry, initial_sl, tp) -> None:
+    def _follow(self, direction: Direction, rows, bars, entry, initial_sl, tp) -> None:
         r = self.r
         trailing = r.setup.rules.trailing.enabled
         worse = np.minimum if direction == "buy" else np.maximum
@@ -551,7 +552,7 @@ class _Paths:
                 moves += moved
             worst = worse(worst, r.latest[k])
 
-    def _follow_one(self, direction: str, row: int, k: int, entry: float, initial_sl: float, sl: float, tp: float,
+    def _follow_one(self, direction: Direction, row: int, k: int, entry: float, initial_sl: float, sl: float, tp: float,
                     moves: int, worst: float) -> None:
         """One position from bar k on (its stop `sl` before k), in windows that double."""
         r = self.r
@@ -575,7 +576,7 @@ class _Paths:
             k, size = j, size * 2
         self.exit_sl[row], self.moves[row], self.worst[row] = sl, moves, worst
 
-    def _window(self, direction: str, entry, initial_sl, tp, k: int, j: int, sl: float) -> np.ndarray:
+    def _window(self, direction: Direction, entry, initial_sl, tp, k: int, j: int, sl: float) -> np.ndarray:
         """The stop before bar k, then after the upkeep of each bar k .. j-1: the running best
         of the accepted candidates."""
         n, none = j - k, -np.inf if direction == "buy" else np.inf

@@ -14,6 +14,7 @@ from scalper.symbols import SymbolSpec
 from scalper.vocab import TradeRetcode
 
 Side = Literal["buy", "sell"]
+OrderState = Literal["filled", "rejected", "canceled", "placed"]   # a BrokerOrder's, as the broker reports it
 
 # --- return codes (MT5 TRADE_RETCODE_*, defined in scalper.vocab) -----------
 DONE = TradeRetcode.DONE
@@ -148,7 +149,7 @@ class BrokerOrder:
     magic: int
     symbol: str
     side: Side
-    state: Literal["filled", "rejected", "canceled", "placed"]
+    state: OrderState
     volume: float
     price: float | None
     position_ticket: int | None

@@ -41,6 +41,7 @@ from scalper.brokers.base import (
     BrokerPosition,
     OrderRequest,
     OrderResult,
+    OrderState,
     Quote,
     Side,
 )
@@ -94,11 +95,11 @@ class MT5Broker:
     name = "mt5"
     history_may_lag = True      # the terminal's history lags the trade server's
 
-    def __init__(self, account: str, *, clock: Clock, access: TerminalAccount = TerminalAccount(), module=None,
+    def __init__(self, account: str, *, clock: Clock, access: TerminalAccount | None = None, module=None,
                  server_offset_s: int | None = None, deviation: int = DEVIATION_POINTS):
         self.account = account
         self._clock = clock
-        self._access = access
+        self._access = access if access is not None else TerminalAccount()   # None: no login, server or terminal named
         self._deviation = deviation
         module = module if module is not None else load_package(BrokerUnavailable, MISSING_PACKAGE)
         self._t = Terminal(module, error=BrokerUnavailable, server_offset_s=server_offset_s)
@@ -354,7 +355,7 @@ class MT5Broker:
 
     def _order(self, o, client_order_id: str, offset: int) -> BrokerOrder:
         mt5 = self._mt5
-        states = {mt5.ORDER_STATE_FILLED: "filled", mt5.ORDER_STATE_PARTIAL: "filled",
+        states: dict[int, OrderState] = {mt5.ORDER_STATE_FILLED: "filled", mt5.ORDER_STATE_PARTIAL: "filled",
                   mt5.ORDER_STATE_CANCELED: "canceled", mt5.ORDER_STATE_EXPIRED: "canceled",
                   mt5.ORDER_STATE_REJECTED: "rejected"}
         deals = self._order_deals(o.ticket, offset) if o.state in (mt5.ORDER_STATE_FILLED,

@@ -10,11 +10,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from scalper.core import upkeep
 from scalper.core.risk import Exposure, daily_loss_cap
 from scalper.core.rules import RiskRules
 from scalper.symbols import root_symbol
+
+if TYPE_CHECKING:   # arrays only in annotations: the live path need not import numpy here
+    import numpy as np
 
 DAY_SECONDS = 86_400
 
@@ -81,11 +85,12 @@ def kill_switch_reason(*, unrealized: float, realized_today: float, balance: flo
     return None
 
 
-def kill_switch_trips(*, unrealized, realized_today, balance: float, rules: RiskRules):
+def kill_switch_trips(*, unrealized: np.ndarray, realized_today: np.ndarray, balance: float,
+                      rules: RiskRules) -> np.ndarray:
     """Vector form of `kill_switch_reason` (numpy arrays of unrealized and realized-today P&L,
     one balance): True where it would return a reason."""
     loss = -unrealized
-    tripped = loss != loss   # all False, the arrays' shape
+    tripped: np.ndarray = loss != loss   # all False, the arrays' shape
     rule = rules.kill_switch
     if rule.loss is not None:
         tripped |= loss >= rule.loss

@@ -14,19 +14,25 @@ recurrence and stays within ~1e-15 relative of the per-window recurrence.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from itertools import accumulate
+from typing import TypeAlias
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import NDArray
 
 ATR_PERIOD = 14
 
+# A price series, oldest first: a numpy array (bars' columns) or a plain list (tests, small callers).
+PriceSeries: TypeAlias = "np.ndarray | Sequence[float]"
 
-def _floats(*arrays) -> list[np.ndarray]:
+
+def _floats(*arrays: PriceSeries) -> list[np.ndarray]:
     return [np.asarray(a, dtype=np.float64) for a in arrays]
 
 
-def true_range(high, low, close) -> np.ndarray:
+def true_range(high: PriceSeries, low: PriceSeries, close: PriceSeries) -> np.ndarray:
     """TR_0 = range_0; TR_i = max(high_i, close_{i-1}) - min(low_i, close_{i-1})."""
     high, low, close = _floats(high, low, close)
     tr = np.empty_like(high)
@@ -50,7 +56,7 @@ def _trailing_sums(first: np.ndarray, rest: np.ndarray, period: int) -> np.ndarr
     return sums
 
 
-def atr(high, low, close, period: int = ATR_PERIOD) -> np.ndarray:
+def atr(high: PriceSeries, low: PriceSeries, close: PriceSeries, period: int = ATR_PERIOD) -> np.ndarray:
     """ATR_i = simple mean of TR_{i-period+1} .. TR_i; NaN for the first period-1 bars."""
     tr = true_range(high, low, close)
     out = np.full(len(tr), np.nan)
@@ -62,7 +68,7 @@ def atr(high, low, close, period: int = ATR_PERIOD) -> np.ndarray:
 LONG_SERIES = 5_000   # bars from which ema() runs the recurrence in pandas' compiled loop
 
 
-def ema(close, period: int) -> np.ndarray:
+def ema(close: PriceSeries, period: int) -> np.ndarray:
     """e_0 = close_0; e_i = a*close_i + (1-a)*e_{i-1}, a = 2/(period+1).
 
     A history (backtest, scan: pandas already read it) goes through pandas' ewm(adjust=False),
@@ -72,7 +78,9 @@ def ema(close, period: int) -> np.ndarray:
     if len(close) >= LONG_SERIES:
         import pandas as pd
 
-        return pd.Series(np.asarray(close, dtype=np.float64)).ewm(span=period, adjust=False).mean().to_numpy()
+        series = pd.Series(np.asarray(close, dtype=np.float64))
+        smoothed: np.ndarray = series.ewm(span=period, adjust=False).mean().to_numpy()
+        return smoothed
     closes = np.asarray(close, dtype=np.float64).tolist()
     if not closes:
         return np.empty(0)
@@ -87,7 +95,8 @@ def window_count(n_bars: int, lookback: int) -> int:
     return max(0, n_bars - lookback + 1)
 
 
-def window_atr(high, low, close, lookback: int, period: int = ATR_PERIOD) -> np.ndarray:
+def window_atr(high: PriceSeries, low: PriceSeries, close: PriceSeries, lookback: int,
+               period: int = ATR_PERIOD) -> np.ndarray:
     """For each window of `lookback` bars (the k-th ends at bar k+lookback-1), its ATR at its last bar."""
     high, low, close = _floats(high, low, close)
     count = window_count(len(high), lookback)
@@ -100,7 +109,7 @@ def window_atr(high, low, close, lookback: int, period: int = ATR_PERIOD) -> np.
     return _trailing_sums(tr, tr, period)[lookback - period:] / period
 
 
-def window_ema(close, period: int, lookback: int, back: int = 0,
+def window_ema(close: PriceSeries, period: int, lookback: int, back: int = 0,
                history_ema: np.ndarray | None = None) -> np.ndarray:
     """For each window of `lookback` bars, its own EMA (seeded at the window's
     first close) read `back` bars before its last bar.
@@ -111,7 +120,7 @@ def window_ema(close, period: int, lookback: int, back: int = 0,
     """
     close = np.asarray(close, dtype=np.float64)
     count = window_count(len(close), lookback)
-    full = ema(close, period) if history_ema is None else history_ema
+    full: NDArray[np.float64] = ema(close, period) if history_ema is None else history_ema
     steps = lookback - 1 - back
     decay = (1.0 - 2.0 / (period + 1)) ** steps
     return full[steps:steps + count] + decay * (close[:count] - full[:count])
@@ -120,7 +129,7 @@ def window_ema(close, period: int, lookback: int, back: int = 0,
 SHORT_ROLL = 256   # values up to which a rolling min/max is reduced window by window
 
 
-def _rolling(values, count: int, pick) -> np.ndarray:
+def _rolling(values: PriceSeries, count: int, pick: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
     """r[k] = pick over values[k .. k+count-1], with pick np.minimum or np.maximum.
 
     A long series doubles the span instead of reducing every window (log2(count) passes over
@@ -130,7 +139,8 @@ def _rolling(values, count: int, pick) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if len(values) <= SHORT_ROLL or count < 2 or count > len(values):
         windows = sliding_window_view(values, count)
-        return windows.min(axis=1) if pick is np.minimum else windows.max(axis=1)
+        reduced: np.ndarray = windows.min(axis=1) if pick is np.minimum else windows.max(axis=1)  # stubs: Any
+        return reduced
     n = len(values) - count + 1
     span, m = 1, values
     while span * 2 <= count:
@@ -139,11 +149,11 @@ def _rolling(values, count: int, pick) -> np.ndarray:
     return pick(m[:n], m[count - span:count - span + n])
 
 
-def rolling_min(values, count: int) -> np.ndarray:
+def rolling_min(values: PriceSeries, count: int) -> np.ndarray:
     """r[k] = min(values[k .. k+count-1])."""
     return _rolling(values, count, np.minimum)
 
 
-def rolling_max(values, count: int) -> np.ndarray:
+def rolling_max(values: PriceSeries, count: int) -> np.ndarray:
     """r[k] = max(values[k .. k+count-1])."""
     return _rolling(values, count, np.maximum)

@@ -8,6 +8,7 @@ would, but for all bars at once.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from operator import attrgetter
 
 import numpy as np
@@ -16,6 +17,7 @@ from scalper.core.bars import Bars
 from scalper.core.indicators import ema, window_count
 from scalper.core.signals import Signal
 from scalper.core.strategies import STRATEGY_NAMES, ScanResult, get, resolve_params
+from scalper.core.strategies.params import Params
 from scalper.core.strategies.views import HistoryView
 
 __all__ = ["ScanResult", "price_decimals", "scan_history"]
@@ -25,7 +27,7 @@ SEGMENT_WINDOWS = 1 << 15   # windows scanned at once
 
 
 def scan_history(history: Bars, strategies: list[str] | None = None,
-                 params: Mapping[str, Mapping] | None = None, lookback: int = 100,
+                 params: Mapping[str, Params] | None = None, lookback: int = 100,
                  view: HistoryView | None = None) -> ScanResult:
     """Scan `history` with `strategies` (default: all, canonical order).
 
@@ -65,7 +67,7 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
         whole = first == 0 and part_end == count
         stop = part_end + lookback - 1
         view = HistoryView(history if whole else history.slice(first, stop), lookback,
-                           None if whole else (lambda period, first=first, stop=stop: emas.over(period, first, stop)))
+                           None if whole else partial(emas.over, start=first, stop=stop))
         for name in names:  # the view is shared: indicators are computed once per part
             part = get(name).STRATEGY.scan_view(view, resolved[name])
             found[name].extend(part.signals)
@@ -113,7 +115,8 @@ def format_bar_times(epochs: np.ndarray) -> list[str]:
     if not len(epochs):
         return []
     text = np.datetime_as_string(np.asarray(epochs, dtype=np.int64).astype("datetime64[s]"), unit="s")
-    return np.char.replace(text, "T", " ").tolist()
+    times: list[str] = np.char.replace(text, "T", " ").tolist()   # numpy's stubs: tolist() -> Any
+    return times
 
 
 def price_decimals(bars: Bars, most: int = 8) -> int:

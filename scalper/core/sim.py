@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Literal, NamedTuple, TypeVar
+from typing import Literal, NamedTuple, TypeVar, overload
 
 import numpy as np
 
@@ -189,7 +189,11 @@ def no_money(needed: float, free_margin: float) -> bool:
     return needed > free_margin
 
 
-def stopped_out(equity: Price) -> Price:
+@overload
+def stopped_out(equity: float) -> bool: ...
+@overload
+def stopped_out(equity: np.ndarray) -> np.ndarray: ...
+def stopped_out(equity: float | np.ndarray) -> bool | np.ndarray:
     """Whether the broker closes every position (True/False, or per element of an array):
     nothing is left to hold them."""
-    return equity <= 0.0   # type: ignore[return-value]
+    return equity <= 0.0

@@ -92,12 +92,14 @@ class _Column:
         parts = [c.columns[field] for c in chunks]
         if len(parts) == 1:
             return parts[0]
-        raw, offset = {}, 0
+        raw: dict[int, object] = {}
+        offset = 0
         for chunk, part in zip(chunks, parts):
             raw.update((row + offset, cell) for row, cell in part.raw.items())
             offset += len(chunk.blank)
-        return cls(parts[0].name, *(np.concatenate([getattr(p, a) for p in parts])
-                                    for a in ("values", "missing", "unreadable")), raw, parts[0].index)
+        return cls(parts[0].name, np.concatenate([p.values for p in parts]),
+                   np.concatenate([p.missing for p in parts]), np.concatenate([p.unreadable for p in parts]),
+                   raw, parts[0].index)
 
 
 @dataclass
@@ -136,7 +138,7 @@ class _BarTable:
     def parse(cls, path: Path) -> _BarTable:
         encoding = _check_text(path)
         header_line, quoted, sep, names, fields = _header(path, _head(path, encoding))
-        chunks = None
+        chunks: list[_Chunk] | None = None
         if not quoted and encoding != "utf-16":
             try:  # the common case: the bytes streamed through pandas in chunks
                 chunks, epoch = [], None
@@ -201,21 +203,29 @@ class _BarTable:
     def _spike_problems(self) -> list[tuple[str, np.ndarray]]:
         """Good rows priced far away from the rows around them (see scalper.feeds.plausible);
         they leave the good rows."""
-        h, lo, cl = (self.columns[f].values[self.good] for f in ("high", "low", "close"))
+        good = self._good_rows()
+        h, lo, cl = (self.columns[f].values[good] for f in ("high", "low", "close"))
         spike = plausible.spikes(h, lo, cl)
-        rows = self.good[spike]
-        self.good = self.good[~spike]
+        rows = good[spike]
+        self.good = good[~spike]
         return [("spike", rows)]
 
     def _order_problems(self) -> list[tuple[str, np.ndarray]]:
         """Duplicate times (the first is kept) and rows that go back in time, among good rows."""
-        t = self.columns["time"].values[self.good]
+        good = self._good_rows()
+        t = self.columns["time"].values[good]
         if len(t) < 2 or bool(np.all(t[1:] > t[:-1])):   # the usual file: strictly rising times
-            return [("duplicate", self.good[:0]), ("out_of_order", self.good[:0])]
+            return [("duplicate", good[:0]), ("out_of_order", good[:0])]
         duplicate = pd.Series(t).duplicated(keep="first").to_numpy()
         latest_before = np.concatenate(([-np.inf], np.maximum.accumulate(t)[:-1]))
         backwards = (t < latest_before) & ~duplicate
-        return [("duplicate", self.good[duplicate]), ("out_of_order", self.good[backwards])]
+        return [("duplicate", good[duplicate]), ("out_of_order", good[backwards])]
+
+    def _good_rows(self) -> np.ndarray:
+        """The rows that passed the checks so far; problems() sets them before anything reads them."""
+        if self.good is None:
+            raise RuntimeError("_BarTable.problems() must run first")
+        return self.good
 
     # -- reporting --
     def line(self, row: int) -> int:
@@ -274,7 +284,8 @@ class _BarTable:
             return None, (f"implausible bar: high {_num(value['high'])} is more than "
                           f"{plausible.JUMP_FACTOR:g}x low {_num(value['low'])} within one minute"), fix
         if kind == "spike":
-            near = self.good[np.abs(self.good - row) <= plausible.NEIGHBOUR_WINDOW // 2]
+            good = self._good_rows()
+            near = good[np.abs(good - row) <= plausible.NEIGHBOUR_WINDOW // 2]
             ref = float(np.median(c["close"].values[near])) if len(near) else float("nan")
             field = max(PRICE_FIELDS, key=lambda f: max(value[f] / ref, ref / value[f]))
             return c[field].name, (f"implausible price {_num(value[field])}: more than "
@@ -284,7 +295,8 @@ class _BarTable:
             field = next(f for f in ("volume", "spread") if f in value and value[f] < 0)
             return c[field].name, f"negative {field} {_num(value[field])}", fix
         t = c["time"].values
-        earlier = self.good[self.good < row]
+        good = self._good_rows()
+        earlier = good[good < row]
         if kind == "duplicate":
             first = int(earlier[t[earlier] == t[row]][0])
             return None, f"duplicate time {bar_iso(int(t[row]))} (first at line {self.line(first)})", \
@@ -314,7 +326,7 @@ class _BarTable:
             return c[field].values if every else c[field].values[keep]
 
         return Bars.from_arrays(
-            kept("time").astype(np.int64), *(kept(f) for f in PRICE_FIELDS),
+            kept("time").astype(np.int64), kept("open"), kept("high"), kept("low"), kept("close"),
             volume=kept("volume") if "volume" in c else None,
             spread=kept("spread") if "spread" in c else None)
 
