@@ -43,7 +43,8 @@ class OrderStatus(StrEnum):
     FILLED = "filled"
     REJECTED = "rejected"      # a final refusal by the broker
     ERROR = "error"            # still refused when the retry budget ran out, or not sendable
-    FAILED = "failed"          # never reached the broker (found nowhere after an interrupted send)
+    FAILED = "failed"          # never reached the broker: found nowhere after an interrupted send (on MT5, whose
+                               # history may lag, only after orders.HISTORY_WAIT_S in doubt as `sent`)
     CANCELED = "canceled"      # by rollback, before it was sent
 
 
