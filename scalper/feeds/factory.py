@@ -14,7 +14,8 @@ from scalper.feeds.builtin import BuiltinFeed
 if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
     from scalper.config import FeedConfig
 
-MT5_MISSING = "the mt5 feed needs the MetaTrader5 package (Windows): pip install MetaTrader5 (or, in the scalper checkout, pip install '.[mt5]')"
+MT5_MISSING = ("the mt5 feed needs the MetaTrader5 package (Windows): pip install MetaTrader5 (or, in the scalper "
+               "checkout, pip install '.[mt5]')")
 
 
 def build_feed(feed_cfg: FeedConfig, resolve_path: Callable[[str], Path], mt5_account=None, *,
