@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fleetkit import Worker, child_env, ledger_rows, write_fleet
+from tests.fleetkit import Worker, child_env, ledger_rows, write_fleet  # noqa: E402  (needs ROOT on sys.path)
 
 SYMBOLS = ["XAUUSD", "XAGUSD", "BTCUSD", "ETHUSD", "EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF",
            "NZDUSD", "EURJPY", "GBPJPY", "EURGBP", "US30", "NAS100", "EURCHF", "AUDJPY", "CADJPY", "XAUUSDm"]

@@ -118,9 +118,9 @@ class PaperConfig(Strict):
 
 class FeedConfig(Strict):
     type: Literal["builtin", "csv", "mt5"] = "builtin"
-    path: str | None = Field(None, description="csv: a file, or a pattern with {symbol}")
+    path: str | None = Field(default=None, description="csv: a file, or a pattern with {symbol}")
     files: dict[str, str] = Field(default_factory=dict, description="csv: symbol → file")
-    max_bar_age_s: PosInt = Field(180, description="refuse to trade on bars older than this (live feeds)")
+    max_bar_age_s: PosInt = Field(default=180, description="refuse to trade on bars older than this (live feeds)")
     seed: int = 7
 
     @model_validator(mode="after")
@@ -147,7 +147,7 @@ class BridgeTlsConfig(Strict):
     ca: str = Field(description="the CA certificate (PEM) that signed the terminal server's certificate")
     cert: str = Field(description="this client's certificate (PEM), which the server checks")
     key: str = Field(description="this client's private key (PEM)")
-    server_name: str | None = Field(None, description="the name in the server's certificate; default: host")
+    server_name: str | None = Field(default=None, description="the name in the server's certificate; default: host")
 
 
 class TerminalBridgeConfig(Strict):
@@ -155,10 +155,10 @@ class TerminalBridgeConfig(Strict):
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 18812
-    token_env: str = Field("SCALPER_BRIDGE_TOKEN",
+    token_env: str = Field(default="SCALPER_BRIDGE_TOKEN",
                            description="name of the environment variable holding the shared token")
-    timeout_s: PosFloat = Field(10.0, description="answer time allowed for a read (quotes, bars, positions)")
-    order_timeout_s: PosFloat = Field(30.0, description="answer time allowed for order_send; past it the order "
+    timeout_s: PosFloat = Field(default=10.0, description="answer time allowed for a read (quotes, bars, positions)")
+    order_timeout_s: PosFloat = Field(default=30.0, description="answer time allowed for order_send; past it the order "
                                                         "is uncertain and looked up, never resent blindly")
     tls: BridgeTlsConfig | None = None
 
@@ -177,9 +177,9 @@ HostName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 class FleetConfig(Strict):
     """`fleet:` — Celery passes per terminal host (`scalper worker`, `scalper beat`)."""
 
-    broker_url: str | None = Field(None, description="redis://… or amqp://… without a password (SCALPER_BROKER_URL "
-                                                     "wins, and carries credentials)")
-    queue_prefix: HostName = Field("scalper", description="queues are <prefix>.<host>")
+    broker_url: str | None = Field(default=None, description="redis://… or amqp://… without a password "
+                                                             "(SCALPER_BROKER_URL wins, and carries credentials)")
+    queue_prefix: HostName = Field(default="scalper", description="queues are <prefix>.<host>")
 
     @field_validator("broker_url")
     @classmethod
@@ -196,18 +196,18 @@ class AccountConfig(Strict, AccountRules):
     id: int = Field(ge=0)
     name: str | None = None
     broker: Literal["paper", "mt5"] = "paper"
-    balance: Money | None = Field(None, description="paper: starting balance")
+    balance: Money | None = Field(default=None, description="paper: starting balance")
     login: int | None = None
     server: str | None = None
-    password_env: str | None = Field(None, description="name of the environment variable holding the password")
+    password_env: str | None = Field(default=None, description="name of the environment variable holding the password")
     terminal_path: str | None = None
     server_utc_offset_s: Annotated[int, Field(ge=-12 * 3600, le=14 * 3600)] | None = Field(
-        None, description="mt5: broker server time minus UTC, in seconds (e.g. 10800 for UTC+3); "
+        default=None, description="mt5: broker server time minus UTC, in seconds (e.g. 10800 for UTC+3); "
                           "estimated from live quotes when left out")
     terminal: TerminalBridgeConfig | None = Field(
-        None, description="mt5: reach the terminal through `scalper terminal-server` at host:port (e.g. from "
+        default=None, description="mt5: reach the terminal through `scalper terminal-server` at host:port (e.g. from "
                           "Linux to a Windows VPS) instead of importing MetaTrader5 here")
-    host: HostName = Field("local", description="the terminal host whose `scalper worker --host NAME` trades "
+    host: HostName = Field(default="local", description="the terminal host whose `scalper worker --host NAME` trades "
                                                 "this account (a fleet; see README)")
 
     @model_validator(mode="before")
@@ -245,27 +245,30 @@ class AccountConfig(Strict, AccountRules):
 
 class TrailingConfig(Strict):
     enabled: bool = _TRAIL.enabled
-    activate_r: NonNegFloat = Field(_TRAIL.activate_r, description="start trailing once profit reaches this many R")
-    distance_r: PosFloat = Field(_TRAIL.distance_r, description="keep the stop this many R behind the best price")
+    activate_r: NonNegFloat = Field(default=_TRAIL.activate_r,
+                                    description="start trailing once profit reaches this many R")
+    distance_r: PosFloat = Field(default=_TRAIL.distance_r,
+                                 description="keep the stop this many R behind the best price")
 
 
 class RiskConfig(Strict):
     max_concurrent: PosInt = _LIMITS.max_concurrent
     max_per_symbol: PosInt = _LIMITS.max_per_symbol
     decision_min_score: Annotated[float, Field(ge=0, le=1)] = _LIMITS.decision_min_score
-    signal_max_age_s: PosInt = Field(_LIMITS.signal_max_age_s,
+    signal_max_age_s: PosInt = Field(default=_LIMITS.signal_max_age_s,
                                      description="a signal older than this (from its bar's close) is stale")
     min_balance: NonNegFloat = _LIMITS.min_balance
-    daily_loss_limit: PosFloat | None = Field(_LIMITS.daily_loss_limit,
+    daily_loss_limit: PosFloat | None = Field(default=_LIMITS.daily_loss_limit,
                                               description="account currency; realized + unrealized today")
     daily_loss_limit_pct: Percent | None = _LIMITS.daily_loss_limit_pct
     max_spread_points: PosFloat | None = _LIMITS.max_spread_points
-    kill_switch: bool = Field(_KILL.enabled, description="close positions past the unrealized-loss limit and halt")
-    kill_switch_loss: PosFloat | None = Field(_KILL.loss,
+    kill_switch: bool = Field(default=_KILL.enabled,
+                              description="close positions past the unrealized-loss limit and halt")
+    kill_switch_loss: PosFloat | None = Field(default=_KILL.loss,
                                               description="unrealized loss (account currency) that trips it")
-    kill_switch_loss_pct: Percent | None = Field(_KILL.loss_pct, description="…or this percent of the balance")
+    kill_switch_loss_pct: Percent | None = Field(default=_KILL.loss_pct, description="…or this percent of the balance")
     risk_percent: Annotated[float, Field(gt=0, le=10)] | None = Field(
-        _RULES.risk_percent, description="size each order to lose this percent of the balance at its SL (never "
+        default=_RULES.risk_percent, description="size each order to lose this percent of the balance at its SL (never "
                                          "more: an order below the symbol's minimum volume is not sent)")
     trailing: TrailingConfig = Field(default_factory=TrailingConfig)
 
@@ -310,7 +313,7 @@ class BotConfig(Strict, BotRules):
         from scalper.core import strategies as registry
 
         names = _strategy_names()
-        for name, overrides in self.strategy_params.items():
+        for name in self.strategy_params:
             if name not in names:
                 raise Problem(f"unknown strategy {name!r}", loc=("strategy_params", name), fix=_pick(name, names))
         # Every strategy's parameters are checked, also those of a strategy not enabled yet:
@@ -352,14 +355,14 @@ class NotifyTarget(Strict, NotifyRules):
     """Where alerts go (`notify:`). The URL carries a token: it lives only in the environment."""
 
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")] | None = Field(
-        None, description="how output and the ledger name this target; default: the url_env name")
+        default=None, description="how output and the ledger name this target; default: the url_env name")
     url_env: str = Field(description="name of the environment variable holding the apprise URL")
     events: list[str] = Field(default_factory=lambda: list(NOTIFY_EVENTS), min_length=1)
-    bots: list[str] | None = Field(None, description="only these bots' events (default: every bot)")
-    daily_summary_at: str = Field("21:00", description="UTC time of day after which the daily summary goes out")
-    timeout_s: Annotated[float, Field(gt=0, le=15)] = Field(5.0, description="per delivery (connect, and read)")
+    bots: list[str] | None = Field(default=None, description="only these bots' events (default: every bot)")
+    daily_summary_at: str = Field(default="21:00", description="UTC time of day after which the daily summary goes out")
+    timeout_s: Annotated[float, Field(gt=0, le=15)] = Field(default=5.0, description="per delivery (connect, and read)")
     max_tries: Annotated[int, Field(ge=1, le=1000)] = Field(
-        40, description="an alert that failed this many deliveries is dropped (with an audit row)")
+        default=40, description="an alert that failed this many deliveries is dropped (with an audit row)")
 
     @model_validator(mode="before")
     @classmethod
@@ -424,7 +427,7 @@ class Config(Strict, ConfigRules):
     fleet: FleetConfig = Field(default_factory=FleetConfig)
 
     # set by the loader, not by the file
-    source: str | None = Field(None, exclude=True)
+    source: str | None = Field(default=None, exclude=True)
 
     @field_validator("ledger")
     @classmethod
@@ -537,10 +540,12 @@ def _pick(name: object, names: tuple[str, ...]) -> str:
 def _param_problem(name: str, overrides: dict, exc: ValueError, given: dict) -> Problem:
     """Point a strategy-parameter problem at the key to change, and split its message from its fix."""
     text = str(exc)
-    message, _, fix = text.rpartition("; ")
+    message, _, fix_text = text.rpartition("; ")
+    fix: str | None = fix_text
     if not message:
         message, fix = text, None
     param = getattr(exc, "param", None)
+    loc: tuple[str, ...]
     if param and param in overrides:
         loc = ("strategy_params", name, param)
     elif "lookback=" in text:  # the default min_bars against the bot's lookback

@@ -78,7 +78,7 @@ def _num(x: Any) -> str:
     return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)
 
 
-def _fix_for(err: dict, loc: tuple) -> str | None:
+def _fix_for(err: Mapping[str, Any], loc: tuple) -> str | None:
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "greater_than":
         return "use a positive value" if ctx.get("gt") == 0 else f"use a value above {_num(ctx.get('gt'))}"

@@ -342,3 +342,22 @@ def test_processes_creating_one_new_ledger_at_once_create_it_once():
                 p.kill()
     assert pgkit.rows(url, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "6"}]
     assert pgkit.rows(url, "SELECT COUNT(*) AS n FROM meta WHERE key = 'created_at'") == [{"n": 1}]
+
+
+def test_a_connection_keeps_the_urls_options_and_adds_its_name_timeout_and_keepalives():
+    from urllib.parse import parse_qs, urlsplit
+
+    from scalper.ledger import postgres
+
+    url = pgkit.fresh_ledger_url()
+    options = parse_qs(urlsplit(url).query)["options"][0].split()   # -csearch_path=<schema> -c…
+    schema = next(o.split("=", 1)[1] for o in options if o.startswith("-csearch_path="))
+    conn = postgres.connect(LedgerUrl.parse(url), application="scalper-probe")
+    try:
+        params = conn.raw.info.get_parameters()
+        assert params["connect_timeout"] == str(postgres.CONNECT_TIMEOUT_S)
+        assert {k: params[k] for k in postgres.KEEPALIVES} == {k: str(v) for k, v in postgres.KEEPALIVES.items()}
+        assert conn.raw.execute("SHOW application_name").fetchone()[0] == "scalper-probe"
+        assert conn.raw.execute("SHOW search_path").fetchone()[0] == schema   # the URL's own options
+    finally:
+        conn.close()

@@ -25,7 +25,8 @@ def run_once(
 ) -> int:
     """One engine pass: bars → strategies → ledger → risk → orders → position upkeep.
 
-    Every enabled bot with engine_mode: scalper is run. Exit codes: 0 done, 1 unexpected failure, 2 bad input, 3 broker or feed unavailable, 75 another run-once holds the lock.
+    Every enabled bot with engine_mode: scalper is run. Exit codes: 0 done, 1 unexpected failure, 2 bad input,
+    3 broker or feed unavailable, 75 another run-once holds the lock.
     """
     from scalper.cli.run_once import run  # also run without typer for a plain line (scalper.cli.main)
 
@@ -35,15 +36,19 @@ def run_once(
 
 @app.command("scan")
 def scan(
-    data: str = typer.Option(..., "--data", metavar="FILE.csv", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
-    symbol: str | None = typer.Option(None, "--symbol", metavar="SYMBOL", help="Symbol the file holds (for a bot's parameters)."),
-    bot: str | None = typer.Option(None, "--bot", metavar="NAME", help="Use this bot's strategies, parameters and lookback."),
+    data: str = typer.Option(..., "--data", metavar="FILE.csv",
+                             help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
+    symbol: str | None = typer.Option(None, "--symbol", metavar="SYMBOL",
+                                      help="Symbol the file holds (for a bot's parameters)."),
+    bot: str | None = typer.Option(None, "--bot", metavar="NAME",
+                                   help="Use this bot's strategies, parameters and lookback."),
     strategies: str | None = typer.Option(None, "--strategies", help="Comma-separated strategy names.",
                                              metavar="a,b"),
     since: str | None = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
     until: str | None = typer.Option(None, "--to", metavar="ISO", help="Last signal bar time (file clock)."),
     out: str | None = typer.Option(None, "--out", help="Write the signals to this CSV file.", metavar="FILE.csv"),
-    lookback: int | None = typer.Option(None, "--lookback", metavar="BARS", min=15, help="Window length in bars [default: 100]."),
+    lookback: int | None = typer.Option(None, "--lookback", metavar="BARS", min=15,
+                                        help="Window length in bars [default: 100]."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
     config: str | None = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
@@ -73,12 +78,14 @@ def setup_bot(
                                             "e.g. xauusd-scalper]."),
     update: bool = typer.Option(False, "--update", help="Allow changing the symbol of an existing bot of that name."),
     user_id: int | None = typer.Option(None, "--user-id", metavar="N", help="Owner's user id (kept for reports)."),
-    account_id: list[int] | None = typer.Option(None, "--account-id", metavar="ID", help="Broker account id (repeatable)."),
+    account_id: list[int] | None = typer.Option(None, "--account-id", metavar="ID",
+                                                help="Broker account id (repeatable)."),
     auto_trade: bool | None = typer.Option(None, "--auto-trade/--no-auto-trade",
                                               help="Send orders, or only record signals and decisions."),
     strategies: str | None = typer.Option(None, "--strategies", metavar="a,b,c",
                                              help="Strategies in order [default: all four]."),
-    qty: float | None = typer.Option(None, "--qty", metavar="LOTS", help="Lots per order [default: 0.01 metals, 0.10 FX]."),
+    qty: float | None = typer.Option(None, "--qty", metavar="LOTS",
+                                     help="Lots per order [default: 0.01 metals, 0.10 FX]."),
     config: str | None = ConfigOpt, as_json: bool = JsonOpt,
 ) -> int:
     """Add a bot to bots.yaml, or update the bot of that name, keeping the file's comments.
@@ -101,7 +108,8 @@ def setup_bot(
 
 @app.command("report")
 def report(
-    since: str = typer.Option("24h", "--since", metavar="SPAN", help="How far back: 30m, 24h, 7d or an ISO time (UTC)."),
+    since: str = typer.Option("24h", "--since", metavar="SPAN",
+                              help="How far back: 30m, 24h, 7d or an ISO time (UTC)."),
     bot: str | None = typer.Option(None, "--bot", metavar="NAME", help="Only this bot."),
     as_csv: bool = typer.Option(False, "--csv", help="Print the per-strategy table as CSV on stdout "
                                                      "(with --journal: the closed trades)."),
@@ -135,10 +143,12 @@ def report(
 
 @app.command("backtest")
 def backtest(
-    data: str = typer.Option(..., "--data", metavar="FILE.csv", help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
+    data: str = typer.Option(..., "--data", metavar="FILE.csv",
+                             help="A CSV bar file (time, open, high, low, close[, volume, spread])."),
     bot: str | None = typer.Option(None, "--bot", metavar="NAME", help="Replay this bot of bots.yaml: its strategies, "
                                                           "parameters, lookback, qty and risk settings."),
-    symbol: str | None = typer.Option(None, "--symbol", metavar="SYMBOL", help="Replay this symbol with the default settings."),
+    symbol: str | None = typer.Option(None, "--symbol", metavar="SYMBOL",
+                                      help="Replay this symbol with the default settings."),
     strategies: str | None = typer.Option(None, "--strategies", metavar="a,b",
                                              help="Comma-separated strategy names, in order."),
     since: str | None = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
@@ -188,7 +198,8 @@ def backtest(
     return 0
 
 
-from scalper.cli import (
+# Imported last: these modules register their commands on `app`, defined above (they import it from here).
+from scalper.cli import (  # noqa: E402
     bridge,  # noqa: F401  (terminal-server)
     fleet_cmd,  # noqa: F401  (worker, beat)
     ledger_cmd,  # noqa: F401  (ledger migrate)

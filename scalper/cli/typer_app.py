@@ -45,4 +45,5 @@ def _global_options(
         os.environ["SCALPER_LEDGER"] = ledger
 
 
-from scalper.cli import commands  # noqa: F401  (registers the commands)
+# Imported last: it registers the commands on `app`, defined above (and imports `app` from here).
+from scalper.cli import commands  # noqa: E402, F401

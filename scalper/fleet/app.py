@@ -21,7 +21,7 @@ import math
 import os
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -184,6 +184,8 @@ class GridSchedule(schedule):
     """Due at every multiple of the interval on the UTC epoch grid (xx:00, xx:45, …), so every
     beat — a second one started by mistake included — fires at the same instants."""
 
+    run_every: timedelta   # set by schedule.__init__ (celery-types' stub leaves the attribute out)
+
     def is_due(self, last_run_at: datetime) -> schedstate:
         interval = self.run_every.total_seconds()
         now = time.time()
@@ -213,7 +215,9 @@ def start_beat(cfg: Config, *, loglevel: str = "INFO") -> None:
     app = make_app(cfg)
     app.conf.beat_schedule = beat_schedule(cfg, app)
     app.conf.beat_max_loop_interval = min(5.0, cfg.engine.interval_s / 4)
-    app.Beat(scheduler=FleetScheduler, loglevel=loglevel, quiet=True).run()
+    # Celery resolves `scheduler` with symbol_by_name, which takes a class as well as a dotted name;
+    # celery-types' stub says str only.
+    app.Beat(scheduler=FleetScheduler, loglevel=loglevel, quiet=True).run()  # type: ignore[arg-type]
 
 
 def start_worker(cfg: Config, host: str, *, pool: str | None = None, loglevel: str = "INFO") -> None:

@@ -519,13 +519,17 @@ def connect(where: LedgerUrl, *, readonly: bool = False, application: str = "sca
     environment (PGPASSWORD…), ~/.pgpass or a service file, never from us."""
     try:
         import psycopg
+        from psycopg.conninfo import make_conninfo
     except ImportError:
         raise LedgerError(f"the ledger {where} is a PostgreSQL database, and psycopg is not installed; "
                           "install it from the scalper checkout: pip install '.[fleet]'"
                           ) from None
     try:
-        raw = psycopg.connect(where.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                              application_name=application[:63], **KEEPALIVES)
+        # The libpq parameters go through make_conninfo, whose **kwargs are typed as connection parameters
+        # (connect()'s own keywords would otherwise claim the dict's values in the type check).
+        conninfo = make_conninfo(where.url, connect_timeout=CONNECT_TIMEOUT_S, application_name=application[:63],
+                                 **KEEPALIVES)
+        raw = psycopg.connect(conninfo, autocommit=True)
     except psycopg.Error as exc:
         raise _translate_error(exc, where) from None
     _number_loaders(raw)

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from scalper.clock import iso
 from scalper.errors import LedgerError
@@ -36,7 +36,7 @@ from scalper.ledger import sqlite
 from scalper.ledger.orders import Orders
 from scalper.ledger.paths import check_ledger_path, refuse_foreign
 from scalper.ledger.positions import Positions
-from scalper.ledger.postgres import ENGINE, LedgerUrl
+from scalper.ledger.postgres import ENGINE, LedgerUrl, PgConnection
 from scalper.ledger.reports import Reports
 from scalper.ledger.rows import R
 from scalper.ledger.runs import Runs
@@ -86,8 +86,8 @@ def _explain(exc: BaseException, path: Path | LedgerUrl) -> str:
 
 
 class Ledger:
-    """The ledger (a file, or a PostgreSQL database) and its named operations, grouped by concern: `runs`, `signals` (and their
-    decisions), `orders`, `positions` (fills, daily P&L), `kill_switches`, `reports`. Reads return
+    """The ledger (a file, or a PostgreSQL database) and its named operations, grouped by concern: `runs`,
+    `signals` (and their decisions), `orders`, `positions` (fills, daily P&L), `kill_switches`, `reports`. Reads return
     row dataclasses (scalper.ledger.rows); writes take the connection of an open `tx()`, so a
     caller groups the writes of one step into one transaction."""
 
@@ -105,7 +105,9 @@ class Ledger:
         self.readonly = readonly
         self._snapshot = _conn is not None   # an in-memory copy: never write beside the ledger
         self.last_backup: Path | None = None  # the copy made before the last migration
-        self.conn: sqlite3.Connection | None = None
+        # Set once the connection opens; __init__ fails (LedgerError) otherwise, so a Ledger always has one.
+        # A PostgreSQL ledger's connection is a postgres.PgConnection, which speaks sqlite3.Connection's subset.
+        self.conn: sqlite3.Connection
         try:
             self.conn = _conn or self._connect()
             if not readonly:
@@ -195,10 +197,11 @@ class Ledger:
                 pass
 
     def close(self) -> None:
-        if self.conn is None:
+        conn = getattr(self, "conn", None)   # None when __init__ failed before connecting
+        if conn is None:
             return
         try:
-            self.conn.close()
+            conn.close()
         except sqlite3.Error:
             pass
 
@@ -250,7 +253,7 @@ class Ledger:
             else:
                 from scalper.ledger.postgres import refuse_foreign as refuse_foreign_database
 
-                refuse_foreign_database(self.conn)
+                refuse_foreign_database(cast(PgConnection, self.conn))   # engine != sqlite: a PgConnection
         if version > 0 and not self._snapshot and self.engine == "sqlite":
             # PostgreSQL runs the migration's DDL inside the one transaction: a failure leaves it untouched
             self.last_backup = self.backup(f"v{version}")

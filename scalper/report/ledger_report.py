@@ -52,7 +52,8 @@ def build(ledger: Ledger, *, since: float, bot: str | None = None) -> dict:
     names = [n for n in STRATEGY_NAMES if n in signals or n in pnls]
     names += sorted((set(signals) | set(pnls)) - set(names))
     per_strategy = {n: _strategy_row(signals[n], decisions[n], orders[n], pnls[n]) for n in names}
-    all_decisions, all_orders = Counter(), Counter()
+    all_decisions: Counter[str] = Counter()
+    all_orders: Counter[str] = Counter()
     for n in names:
         all_decisions.update(decisions[n])
         all_orders.update(orders[n])

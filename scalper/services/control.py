@@ -7,6 +7,7 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from scalper import wiring
 from scalper.clock import FixedClock, SystemClock, iso, parse_instant, parse_since
@@ -16,7 +17,7 @@ from scalper.errors import BadInput, BrokerUnavailable, quote
 from scalper.fleet.hosts import is_fleet
 from scalper.fleet.requests import ask_hosts, nudge, pending_hosts, split_by_host
 from scalper.ledger import Ledger, run_lock
-from scalper.ledger.rows import PositionRow, RunRow
+from scalper.ledger.rows import KillSwitchRow, PositionRow, RunRow
 from scalper.orders import OrderDesk
 from scalper.vocab import CloseCause, KillSwitchSource, RunStatus, Side
 
@@ -85,7 +86,7 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
             states = [st for st in states if st["bot"] == bot]
         return {"action": "status", "bots": states}
     bots = _bots(cfg, bot, all_bots)
-    out = {"action": action, "bots": [], "errors": []}
+    out: dict[str, Any] = {"action": action, "bots": [], "errors": []}
     with run_lock(ledger_path, holder="kill-switch", wait_s=LOCK_WAIT_S), Ledger(ledger_path) as ledger:
         run_id = "manual-" + uuid.uuid4().hex[:8]
         clock, note = books_clock(ledger, given_clock)
@@ -101,7 +102,8 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
             if unchanged and action == "engage" and close and switch is not None \
                     and switch.source == KillSwitchSource.KEEP_POSITIONS:
                 unchanged = False
-            entry = {"bot": b.name, "engaged": action == "engage", "positions_closed": 0, "unchanged": unchanged}
+            entry: dict[str, Any] = {"bot": b.name, "engaged": action == "engage", "positions_closed": 0,
+                                     "unchanged": unchanged}
             if not unchanged:
                 with ledger.tx() as c:
                     source = (KillSwitchSource.MANUAL if action != "engage" or close
@@ -136,7 +138,7 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
 
 
 def status_of_kill_switches(cfg: Config, ledger_path: Path) -> list[dict]:
-    rows = {}
+    rows: dict[str, KillSwitchRow] = {}
     if ledger_path.exists():
         with Ledger(ledger_path, readonly=True) as ledger:
             rows = ledger.kill_switches.all()
@@ -171,7 +173,9 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
                                                      message="canceled by rollback")
             ledger.audit(c, now, "rollback", f"engine paused; {n_canceled} pending order(s) canceled",
                          run_id=run_id, data={"since": start_iso})
-        closed, errors, asked = 0, [], []
+        closed = 0
+        errors: list[str] = []
+        asked: list[str] = []
         if close_positions:
             recent = ledger.positions.opened_since(start_iso)
             recent, elsewhere = split_by_host(cfg, recent)   # fleet: other hosts close theirs
@@ -197,8 +201,8 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
                 with ledger.tx() as c:
                     ledger.positions.rebuild_daily_pnl(c, day_start(now))
         pending = pending_hosts(ledger) if is_fleet(cfg) else None
-    doc = {"paused": True, "since": start_iso, "orders_canceled": n_canceled, "positions_closed": closed,
-           "activity": span, "errors": errors}
+    doc: dict[str, Any] = {"paused": True, "since": start_iso, "orders_canceled": n_canceled,
+                           "positions_closed": closed, "activity": span, "errors": errors}
     if pending is not None:
         doc["hosts_pending"] = pending
         doc["errors"] += nudge(cfg, asked)
@@ -232,8 +236,9 @@ def status(cfg: Config, ledger_path: Path, now: float | None = None) -> dict:
                        fix="run `scalper run-once` first, or point --ledger (or `ledger:` in bots.yaml) at the "
                            "ledger file")
     now = time.time() if now is None else now
-    doc = {"config": cfg.source, "ledger": str(ledger_path), "as_of": iso(now), "paused": False,
-           "pause_reason": None, "engine": None, "last_run": None, "accounts": [], "bots": [], "open_positions": []}
+    doc: dict[str, Any] = {"config": cfg.source, "ledger": str(ledger_path), "as_of": iso(now), "paused": False,
+                           "pause_reason": None, "engine": None, "last_run": None, "accounts": [], "bots": [],
+                           "open_positions": []}
     switches = {s["bot"]: s for s in status_of_kill_switches(cfg, ledger_path)}
     overrides = cfg.symbol_overrides()
     with Ledger(ledger_path, readonly=True) as ledger:

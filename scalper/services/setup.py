@@ -7,6 +7,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML
@@ -60,7 +61,8 @@ def setup_bot(*, config: str | None, symbol: str, name: str | None = None, user_
 
     existing = next((b for b in bots if isinstance(b, dict) and b.get("name") == name), None)
     created = existing is None
-    if created:
+    bot: dict[Any, Any]   # a CommentedMap for a new bot; the file's own mapping for an existing one
+    if existing is None:
         accounts = account_ids or [a.get("id") for a in (doc.get("accounts") or [])[:1]] or [1]
         # A new bot spells out the schema's defaults for the settings a trader tunes first.
         bot = CommentedMap()
