@@ -111,7 +111,7 @@ class OrderDesk:
         self._move(order.id, status=OrderStatus.SENT)
         self.on_event("order_status", {"status": OrderStatus.SENT, "order": order})
         request = OrderRequest(client_order_id=order.client_order_id, symbol=order.symbol,
-                               side=order.side, volume=order.volume, sl=order.sl, tp=order.tp,
+                               side=order.side.word, volume=order.volume, sl=order.sl, tp=order.tp,
                                magic=order.magic)
         outcome = self._send_with_retry(broker, order, request)
         if outcome.unreachable:
@@ -173,11 +173,14 @@ class OrderDesk:
             spent += seconds
             self.sleep(seconds)
 
-        def out_of_budget(state: RetryCallState) -> bool:
-            return spent + (state.upcoming_sleep or 0.0) > p.budget_s
+        attempts_used = stop_after_attempt(p.attempts)
+
+        def stop(state: RetryCallState) -> bool:
+            """Out of attempts, or the next wait would spend more than the time budget."""
+            return attempts_used(state) or spent + (state.upcoming_sleep or 0.0) > p.budget_s
 
         retrying = Retrying(
-            stop=stop_after_attempt(p.attempts) | out_of_budget,
+            stop=stop,
             # exponential backoff plus jitter, so many bots do not retry in lockstep
             wait=wait_exponential(multiplier=p.initial_s, max=p.max_wait_s) + wait_random(0, p.initial_s),
             retry=retry_if_result(lambda r: r.kind in ("transient", "uncertain")),

@@ -8,6 +8,7 @@ I/O: the core may import it. Risk reason codes stay with the risk decision (`sca
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
+from typing import Literal
 
 # How reports and P&L books label a position adopted from the broker (no bot or strategy of ours opened it).
 ADOPTED = "(adopted)"
@@ -23,6 +24,11 @@ class Side(StrEnum):
     def opposite(self) -> Side:
         """The side that closes this one (closing a buy is a sell)."""
         return Side.SELL if self is Side.BUY else Side.BUY
+
+    @property
+    def word(self) -> Literal["buy", "sell"]:
+        """The side as the broker protocol's literal (brokers.base.Side)."""
+        return "buy" if self is Side.BUY else "sell"
 
 
 def opposite_side(side: str) -> Side:
