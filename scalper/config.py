@@ -507,6 +507,23 @@ class Config(Strict, ConfigRules):
         return self
 
     @model_validator(mode="after")
+    def _builtin_knows_the_symbols(self) -> Config:
+        """The built-in feed makes up a market for a symbol it does not know: a misspelt symbol
+        would trade a price series nothing resembles. Refused, unless `symbols:` describes it."""
+        if self.feed.type != "builtin":
+            return self
+        from scalper.feeds.builtin import unknown_symbol
+
+        specs = settings.symbol_specs(self)
+        for i, bot in enumerate(self.bots):
+            problem = unknown_symbol(bot.symbol, specs)
+            if problem is not None:
+                raise Problem(f"bot {bot.name!r}: {problem}", loc=("bots", i, "symbol"),
+                              fix="correct the symbol, or describe it under `symbols:` (digits, contract_size) "
+                                  "to trade a made-up market for it on purpose")
+        return self
+
+    @model_validator(mode="after")
     def _notify_checks(self):
         names = {b.name for b in self.bots}
         first: dict[str, int] = {}

@@ -168,3 +168,22 @@ def test_factory_says_how_to_get_the_mt5_feed(monkeypatch):
     with pytest.raises(FeedUnavailable) as err:
         build_feed(FeedConfig(type="mt5"), Path)
     assert str(err.value) == MT5_MISSING and err.value.exit_code == 3
+
+
+def test_a_symbol_the_builtin_feed_does_not_know_is_refused_naming_the_nearest(tmp_path):
+    """A typo on the built-in feed would trade a made-up market: refused at validation, with the
+    nearest known symbol; a symbol described under `symbols:` is the trader's to make up."""
+    from scalper.config import load_config
+    from scalper.errors import ConfigError
+    from scalper.feeds.builtin import unknown_symbol
+
+    assert unknown_symbol("XAUSD") == "the built-in feed does not know the symbol 'XAUSD' (did you mean XAUUSD?)"
+    for known in ("XAUUSD", "XAUUSDm", "gold", "EURUSD", "USDJPY", "BTCUSD", "US30", "NAS100"):
+        assert unknown_symbol(known) is None, known
+    path = tmp_path / "bots.yaml"
+    path.write_text("accounts: [{id: 1}]\nbots: [{name: gold, symbol: XAUSD, accounts: [1]}]\n")
+    with pytest.raises(ConfigError, match=r"bots\[0\]\.symbol: bot 'gold': .*'XAUSD' \(did you mean XAUUSD\?\)"):
+        load_config(path)
+    path.write_text("accounts: [{id: 1}]\nbots: [{name: gold, symbol: XAUSD, accounts: [1]}]\n"
+                    "symbols: {XAUSD: {digits: 2, contract_size: 100}}\n")
+    assert load_config(path).bot("gold").symbol == "XAUSD"
