@@ -108,10 +108,12 @@ def test_sizing_without_a_balance_is_refused_not_guessed():
 
 
 # --- a fixed qty below a known minimum is a config error -----------------------------------------
-def _bots_file(tmp_path, bot: dict, symbols: dict | None = None):
+def _bots_file(tmp_path, bot: dict, symbols: dict | None = None, feed: dict | None = None):
     doc = {"accounts": [{"id": 1}], "bots": [{"name": "index", "accounts": [1], **bot}]}
     if symbols:
         doc["symbols"] = symbols
+    if feed:
+        doc["feed"] = feed
     path = tmp_path / "bots.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -147,7 +149,9 @@ def test_what_is_not_a_fixed_qty_below_a_known_minimum_passes(tmp_path):
     # sized per order from the balance: checked per order instead
     load_config(_bots_file(tmp_path, {"symbol": "US30", "qty": 0.01, "risk": {"risk_percent": 1}}))
     # an unlisted symbol's rules are only a guess: the broker's own spec decides at order time
-    load_config(_bots_file(tmp_path, {"symbol": "ZZTOP", "qty": 0.001}))
+    # (on a csv feed: the built-in feed refuses a symbol it does not know)
+    (tmp_path / "zztop.csv").write_text("")
+    load_config(_bots_file(tmp_path, {"symbol": "ZZTOP", "qty": 0.001}, feed={"type": "csv", "path": "zztop.csv"}))
 
 
 # --- at order time --------------------------------------------------------------------------------

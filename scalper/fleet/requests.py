@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Any
 
 from scalper.config import Config
-from scalper.errors import BrokerUnavailable, LockHeld, ScalperError
+from scalper.errors import LockHeld, ScalperError
 from scalper.fleet.hosts import LOCAL, account_hosts
 from scalper.ledger import fleet as books
 
@@ -78,14 +78,13 @@ def serve(cfg: Config, ledger_ref: Any, host: str, *, lock_wait_s: float = LOCK_
     """On host `host`: close what its pending requests name and is still open on its accounts,
     and confirm each request none of whose positions is left open. `cfg` is the host's view
     (fleet.hosts.for_host). → the requests served, with what was done."""
-    from scalper import wiring
     from scalper.core.exposure import day_start
     from scalper.engine import close_brokers
     from scalper.engine.upkeep import close_bot_positions
     from scalper.ledger import Ledger, run_lock
     from scalper.ledger.passes import rebuild_daily_pnl
     from scalper.orders import OrderDesk
-    from scalper.services.control import books_clock
+    from scalper.services.control import books_clock, connect_brokers
     from scalper.vocab import CloseCause
 
     with Ledger(ledger_ref, readonly=True) as led:
@@ -117,17 +116,10 @@ def serve(cfg: Config, ledger_ref: Any, host: str, *, lock_wait_s: float = LOCK_
                     todo = [p for p in ledger.positions.open(sorted(mine)) if p.bot in bots]
                 else:
                     todo = [p for p in ledger.positions.open(sorted(mine)) if p.id in ids]
-                closed, errors = 0, []
+                closed = 0
+                errors: list[str] = []
                 if todo:
-                    factory = wiring.make_broker_factory(cfg, wiring.make_feed(cfg), clock)
-                    brokers: dict[int, Any] = {}
-                    for acc_id in sorted({p.account_id for p in todo}):
-                        try:
-                            b = factory(cfg.account(acc_id))
-                            b.connect()
-                            brokers[acc_id] = b
-                        except BrokerUnavailable as exc:
-                            errors.append(f"account {acc_id}: {exc}")
+                    brokers, errors = connect_brokers(cfg, {p.account_id for p in todo}, clock)
                     try:
                         by_bot: dict[str, list[Any]] = defaultdict(list)
                         for p in todo:

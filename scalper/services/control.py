@@ -37,7 +37,8 @@ def _bots(cfg: Config, bot: str | None, all_bots: bool) -> list:
     raise BadInput("say which bot", where="--bot", fix="pass --bot NAME or --all")
 
 
-def _connect_brokers(cfg: Config, account_ids: set[int], clock, factory=None) -> tuple[dict, list[str]]:
+def connect_brokers(cfg: Config, account_ids: set[int], clock, factory=None) -> tuple[dict, list[str]]:
+    """Connected brokers of `account_ids` (by id), and one line per account that could not be reached."""
     if factory is None:
         feed = wiring.make_feed(cfg)
         factory = wiring.make_broker_factory(cfg, feed, clock)
@@ -117,7 +118,7 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
                 if elsewhere:
                     with ledger.tx() as c:
                         entry["hosts_asked"] = ask_hosts(ledger, c, "kill_switch", elsewhere, now, bots=[b.name])
-                brokers, errors = _connect_brokers(cfg, {p.account_id for p in positions}, clock, broker_factory)
+                brokers, errors = connect_brokers(cfg, {p.account_id for p in positions}, clock, broker_factory)
                 out["errors"] += errors
                 try:
                     desk = OrderDesk(ledger, clock, run_id=run_id)
@@ -185,7 +186,7 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
             by_bot: dict[str, list[PositionRow]] = {}
             for p in recent:
                 by_bot.setdefault(p.bot or "", []).append(p)
-            brokers, errors = _connect_brokers(cfg, {p.account_id for p in recent}, clock, broker_factory)
+            brokers, errors = connect_brokers(cfg, {p.account_id for p in recent}, clock, broker_factory)
             desk = OrderDesk(ledger, clock, run_id=run_id)
             try:
                 for name, positions in by_bot.items():
