@@ -21,7 +21,7 @@ from scalper.settings import risk_rules
 from scalper.vocab import CloseCause, KillSwitchSource, OrderStatus, TradeRetcode
 
 if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
-    from scalper.config import BotConfig
+    from scalper.config import BotConfig, Config
 
 
 def upkeep(ctx: PassContext, bots: list[BotConfig], magics: dict[int, str]) -> None:
@@ -106,6 +106,24 @@ def _enforce_kill_switch(ctx: PassContext, bot: BotConfig, positions: list[Posit
     ctx.summary.kill_switches.append({"bot": bot.name, "source": "engaged", "reason": "still engaged: "
                                       f"{len(positions)} open position(s) closed again",
                                       "positions_closed": closed})
+
+
+def close_positions_by_bot(ledger: Ledger, desk: OrderDesk, brokers: dict[int, Broker], cfg: Config,
+                           positions: Sequence[PositionRow], reason: CloseCause) -> tuple[int, list[str]]:
+    """`close_bot_positions` for each bot's share of `positions` → (how many closed, problems). The
+    positions of a bot the config no longer has are left open, and named."""
+    by_bot: dict[str, list[PositionRow]] = defaultdict(list)
+    for p in positions:
+        by_bot[p.bot or ""].append(p)
+    closed, problems = 0, []
+    for name, mine in by_bot.items():
+        try:
+            bot = cfg.bot(name)
+        except KeyError:
+            problems.append(f"positions of unknown bot {name!r} left open")
+            continue
+        closed += close_bot_positions(ledger, desk, brokers, bot, mine, reason=reason)
+    return closed, problems
 
 
 def close_bot_positions(ledger: Ledger, desk: OrderDesk, brokers: dict[int, Broker], bot: BotConfig,

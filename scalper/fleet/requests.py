@@ -80,7 +80,7 @@ def serve(cfg: Config, ledger_ref: Any, host: str, *, lock_wait_s: float = LOCK_
     (fleet.hosts.for_host). → the requests served, with what was done."""
     from scalper.core.exposure import day_start
     from scalper.engine import close_brokers
-    from scalper.engine.upkeep import close_bot_positions
+    from scalper.engine.upkeep import close_positions_by_bot
     from scalper.ledger import Ledger, run_lock
     from scalper.ledger.passes import rebuild_daily_pnl
     from scalper.orders import OrderDesk
@@ -121,18 +121,10 @@ def serve(cfg: Config, ledger_ref: Any, host: str, *, lock_wait_s: float = LOCK_
                 if todo:
                     brokers, errors = connect_brokers(cfg, {p.account_id for p in todo}, clock)
                     try:
-                        by_bot: dict[str, list[Any]] = defaultdict(list)
-                        for p in todo:
-                            by_bot[p.bot or ""].append(p)
-                        for name, positions in by_bot.items():
-                            try:
-                                bot = cfg.bot(name)
-                            except KeyError:
-                                errors.append(f"positions of unknown bot {name!r} left open")
-                                continue
-                            closed += close_bot_positions(
-                                ledger, desk, brokers, bot, positions,
-                                reason=CloseCause.ROLLBACK if req["kind"] == "rollback" else CloseCause.KILL_SWITCH)
+                        closed, problems = close_positions_by_bot(
+                            ledger, desk, brokers, cfg, todo,
+                            reason=CloseCause.ROLLBACK if req["kind"] == "rollback" else CloseCause.KILL_SWITCH)
+                        errors += problems
                     finally:
                         close_brokers(brokers)
                     closed_any = closed_any or closed > 0

@@ -155,7 +155,7 @@ def status_of_kill_switches(cfg: Config, ledger_path: Path) -> list[dict]:
 def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: bool, clock=None,
              broker_factory=None) -> dict:
     from scalper.engine import close_brokers
-    from scalper.engine.upkeep import close_bot_positions
+    from scalper.engine.upkeep import close_positions_by_bot
 
     given_clock = clock
     clock = clock or SystemClock()
@@ -183,19 +183,11 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
             if elsewhere:
                 with ledger.tx() as c:
                     asked = ask_hosts(ledger, c, "rollback", elsewhere, now)
-            by_bot: dict[str, list[PositionRow]] = {}
-            for p in recent:
-                by_bot.setdefault(p.bot or "", []).append(p)
             brokers, errors = connect_brokers(cfg, {p.account_id for p in recent}, clock, broker_factory)
             desk = OrderDesk(ledger, clock, run_id=run_id)
             try:
-                for name, positions in by_bot.items():
-                    try:
-                        b = cfg.bot(name)
-                    except KeyError:
-                        errors.append(f"positions of unknown bot {name!r} left open")
-                        continue
-                    closed += close_bot_positions(ledger, desk, brokers, b, positions, reason=CloseCause.ROLLBACK)
+                closed, problems = close_positions_by_bot(ledger, desk, brokers, cfg, recent, CloseCause.ROLLBACK)
+                errors += problems
             finally:
                 close_brokers(brokers)
             if closed:
