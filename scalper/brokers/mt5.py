@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from scalper.brokers.base import (
     SUCCESS_CODES,
@@ -253,13 +254,21 @@ class MT5Broker:
             "comment": safe_comment(request.client_order_id),
         }, now)
 
-    def close_position(self, ticket: int, *, comment: str = "", magic: int = 0) -> OrderResult:
-        """The whole position, by an opposite deal that names it (docs §7.2)."""
+    def _position_to_change(self, ticket: int) -> tuple[Any, float] | OrderResult:
+        """The open position `ticket` and the time now, or the answer for one no longer open."""
         now = self._clock.now()
         self._account_info()
         pos = self._open_position(ticket)
         if pos is None:
             return OrderResult(TradeRetcode.POSITION_CLOSED, f"position {ticket} is not open", time=now)
+        return pos, now
+
+    def close_position(self, ticket: int, *, comment: str = "", magic: int = 0) -> OrderResult:
+        """The whole position, by an opposite deal that names it (docs §7.2)."""
+        found = self._position_to_change(ticket)
+        if isinstance(found, OrderResult):
+            return found
+        pos, now = found
         info = self._t.need("symbol_info", pos.symbol)
         tick = self._t.need("symbol_info_tick", pos.symbol)
         long = pos.type == self._mt5.POSITION_TYPE_BUY
@@ -280,11 +289,10 @@ class MT5Broker:
     def modify_stops(self, ticket: int, sl: float | None, tp: float | None) -> OrderResult:
         """Both levels are always sent: a level left out would be removed (docs §7.2). 10025 (nothing
         to change) comes back as it is; the caller decides what it means."""
-        now = self._clock.now()
-        self._account_info()
-        pos = self._open_position(ticket)
-        if pos is None:
-            return OrderResult(TradeRetcode.POSITION_CLOSED, f"position {ticket} is not open", time=now)
+        found = self._position_to_change(ticket)
+        if isinstance(found, OrderResult):
+            return found
+        pos, now = found
         info = self._t.need("symbol_info", pos.symbol)
         return self._send({
             "action": self._mt5.TRADE_ACTION_SLTP,
