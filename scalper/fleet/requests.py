@@ -11,13 +11,12 @@ in the broker: a host that is down, or a task lost with a broker, is served by t
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections import defaultdict
 from typing import Any
 
 from scalper.config import Config
-from scalper.errors import LockHeld, ScalperError
+from scalper.errors import ScalperError
 from scalper.fleet.hosts import LOCAL, account_hosts
 from scalper.ledger import fleet as books
 
@@ -92,18 +91,9 @@ def serve(cfg: Config, ledger_ref: Any, host: str, *, lock_wait_s: float = LOCK_
             return []   # the common case, every pass: one read, no lock
     mine = {a.id for a in cfg.accounts}
     done: list[dict[str, Any]] = []
-    deadline = time.monotonic() + lock_wait_s
-    while True:
-        try:
-            lock = run_lock(ledger_ref, holder="fleet request", host=host)
-            lock.__enter__()
-            break
-        except LockHeld:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.05)
     try:
-        with Ledger(ledger_ref) as ledger:
+        with run_lock(ledger_ref, holder="fleet request", host=host, wait_s=lock_wait_s), \
+                Ledger(ledger_ref) as ledger:
             clock, _ = books_clock(ledger)
             now = clock.now()
             desk = OrderDesk(ledger, clock, run_id=f"fleet-{host}-{uuid.uuid4().hex[:6]}")
@@ -143,6 +133,4 @@ def serve(cfg: Config, ledger_ref: Any, host: str, *, lock_wait_s: float = LOCK_
     except ScalperError as exc:
         log.warning("host %s: serving operator requests failed: %s", host, exc)
         raise
-    finally:
-        lock.__exit__(None, None, None)
     return done
