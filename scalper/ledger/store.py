@@ -38,7 +38,7 @@ from scalper.ledger.paths import check_ledger_path, refuse_foreign
 from scalper.ledger.positions import Positions
 from scalper.ledger.postgres import ENGINE, LedgerUrl, PgConnection
 from scalper.ledger.reports import Reports
-from scalper.ledger.rows import R
+from scalper.ledger.rows import R, fetch
 from scalper.ledger.runs import Runs
 from scalper.ledger.schema import (
     REBUILDS,
@@ -362,9 +362,7 @@ class Ledger:
     def rows(self, cls: type[R], sql: str, params: tuple = ()) -> list[R]:
         """Rows of a row dataclass (scalper.ledger.rows)."""
         try:
-            cur = self.conn.execute(sql, params)
-            cols = [d[0] for d in cur.description or ()]
-            return [cls.from_row(cols, row) for row in cur.fetchall()]
+            return fetch(self.conn, cls, sql, params)
         except sqlite3.Error as exc:
             raise LedgerError(_explain(exc, self.path)) from None
 

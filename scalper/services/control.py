@@ -17,6 +17,7 @@ from scalper.errors import BadInput, BrokerUnavailable, quote
 from scalper.fleet.hosts import is_fleet
 from scalper.fleet.requests import ask_hosts, nudge, pending_hosts, split_by_host
 from scalper.ledger import Ledger, run_lock
+from scalper.ledger.passes import rebuild_daily_pnl
 from scalper.ledger.rows import KillSwitchRow, PositionRow, RunRow
 from scalper.orders import OrderDesk
 from scalper.vocab import CloseCause, KillSwitchSource, RunStatus, Side
@@ -129,8 +130,7 @@ def kill_switch(cfg: Config, ledger_path: Path, action: str, *, bot: str | None,
                                                     if p.bot == b.name])
             out["bots"].append(entry)
         if any(e["positions_closed"] for e in out["bots"]):
-            with ledger.tx() as c:   # the report's daily P&L counts these closes now
-                ledger.positions.rebuild_daily_pnl(c, day_start(now))
+            rebuild_daily_pnl(ledger, day_start(now))   # the report's daily P&L counts these closes now
         if is_fleet(cfg):
             out["hosts_pending"] = pending_hosts(ledger)
     if is_fleet(cfg):
@@ -191,8 +191,7 @@ def rollback(cfg: Config, ledger_path: Path, *, since: str, close_positions: boo
             finally:
                 close_brokers(brokers)
             if closed:
-                with ledger.tx() as c:
-                    ledger.positions.rebuild_daily_pnl(c, day_start(now))
+                rebuild_daily_pnl(ledger, day_start(now))
         pending = pending_hosts(ledger) if is_fleet(cfg) else None
     doc: dict[str, Any] = {"paused": True, "since": start_iso, "orders_canceled": n_canceled,
                            "positions_closed": closed, "activity": span, "errors": errors}
