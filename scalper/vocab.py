@@ -31,11 +31,6 @@ class Side(StrEnum):
         return "buy" if self is Side.BUY else "sell"
 
 
-def opposite_side(side: str) -> Side:
-    """The closing side of `side` given as its stored text ("buy" → SELL)."""
-    return Side(side).opposite
-
-
 class OrderKind(StrEnum):
     OPEN = "open"      # opens a position for a signal
     CLOSE = "close"    # closes one position by its ticket

@@ -17,7 +17,6 @@ from scalper.vocab import (
     OrderStatus,
     Side,
     TradeRetcode,
-    opposite_side,
 )
 from tests.fakes.mt5_fake import FakeMT5
 
@@ -26,7 +25,7 @@ def test_side_opposite_is_an_involution() -> None:
     for side in Side:
         assert side.opposite != side
         assert side.opposite.opposite == side
-    assert Side.BUY.opposite == "sell" and opposite_side("sell") == Side.BUY
+    assert Side.BUY.opposite == "sell" and Side("sell").opposite == Side.BUY
 
 
 def test_members_are_the_stored_text() -> None:

@@ -33,7 +33,6 @@ from scalper.brokers.base import (
     OrderRequest,
     OrderResult,
     Quote,
-    Side,
     code_name,
 )
 from scalper.brokers.paper_books import BookedPosition, OrderEntry, PaperBooks, read_accounts
@@ -47,6 +46,7 @@ from scalper.faults import crash_point
 from scalper.feeds.base import Feed
 from scalper.symbols import SymbolSpec
 from scalper.vocab import CloseReason, FillEntry, OrderStatus, TradeRetcode
+from scalper.vocab import Side as Word  # the vocabulary's side (brokers.base.Side is its protocol word)
 
 if TYPE_CHECKING:   # pydantic stays unloaded when the config comes from its cache
     from scalper.config import FaultConfig
@@ -294,7 +294,7 @@ class PaperBroker:
         """Close a whole position at `price`: closing order, OUT deal, balance. → (order, deal) tickets."""
         spec = self._specs(pos.symbol)
         pnl = sim.profit(pos.side, pos.price_open, price, pos.volume, spec.contract_size)
-        side: Side = "sell" if pos.side == "buy" else "buy"   # the closing deal's
+        side = Word(pos.side).opposite.word   # the closing deal's
         order = self._books.record_order(OrderEntry(
             client_order_id=comment, magic=magic, symbol=pos.symbol, side=side, volume=pos.volume, price=price,
             sl=None, tp=None, state=OrderStatus.FILLED, code=DONE, message=_message(DONE), time=when,

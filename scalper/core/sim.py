@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Literal, NamedTuple, TypeVar, overload
+from typing import NamedTuple, TypeVar, overload
 
 import numpy as np
 
 from scalper.core.bars import BAR_SECONDS, Bars
 
-Direction = Literal["buy", "sell"]
 Price = TypeVar("Price", float, np.ndarray)
 
 DEFAULT_LEVERAGE = 100     # 1:100, a common retail CFD account's; the paper broker's and the backtest's default

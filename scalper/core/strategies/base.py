@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from scalper.core.bars import Bars
-from scalper.core.signals import Signal, Skip
+from scalper.core.signals import Direction, Signal, Skip
 from scalper.core.strategies.params import Param, Params, Relation, bars_reached, resolve
 from scalper.core.strategies.tolerance import Value, gt
 from scalper.core.strategies.views import HistoryView, View, WindowView
 
-Side = Literal["buy", "sell"]
+Side = Direction   # a strategy names the side a signal would open
 BUY: Side = "buy"
 SELL: Side = "sell"
 
