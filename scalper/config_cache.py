@@ -63,16 +63,12 @@ def _cache_key(p: Path) -> str | None:
 
 
 def _code_stamp() -> str:
-    """Changes whenever the code that validates a bots file changes on disk (also in an editable
-    install): the schema, the YAML checks, every strategy module (parameter rules), the plain
-    rebuild, and pydantic itself (found, not imported)."""
+    """Changes whenever scalper's code changes on disk (also in an editable install) — every module,
+    not a list of the validating ones that a new validator would have to remember to join — and
+    with pydantic itself (found, not imported)."""
     from importlib.util import find_spec
 
-    here = Path(__file__).parent
-    files = [here / name for name in ("config.py", "config_errors.py", "config_yaml.py", "config_cache.py",
-                                      "config_rules.py", "settings.py", "symbols.py", "core/rules.py",
-                                      "core/sizing.py")]
-    files += sorted((here / "core" / "strategies").glob("*.py"))
+    files = sorted(Path(__file__).parent.rglob("*.py"))
     pydantic = find_spec("pydantic")
     if pydantic is not None and pydantic.origin:
         files += [Path(pydantic.origin), Path(pydantic.origin).with_name("version.py")]
