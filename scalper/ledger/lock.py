@@ -31,13 +31,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scalper.errors import LedgerError, LockHeld
+from scalper.fleet.hosts import LOCAL
 from scalper.ledger.paths import check_ledger_path
 from scalper.ledger.postgres import LedgerUrl
 
 if TYPE_CHECKING:
     from scalper.ledger import postgres
 
-DEFAULT_HOST = "local"   # the terminal host of an account without `host:` (and of a plain run-once)
+# the terminal host of an account without `host:` (and of a plain run-once), named once in fleet.hosts
+DEFAULT_HOST = LOCAL
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt

@@ -13,10 +13,10 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
              bots: list[str] | None = None, allow_backwards: bool = False, host: str | None = None):
     from scalper import wiring
 
-    cfg = _for_host(wiring.load(config), host)
+    cfg, host = _for_host(wiring.load(config), host)
     # built first: it refuses a bad --now or ledger path before anything (the log file) is written
     engine = wiring.build_engine(cfg, ledger=ledger, now=now, dry_run=dry_run)
-    engine.host = host or "local"
+    engine.host = host
     if now and not dry_run and not allow_backwards:
         _refuse_going_back(engine.ledger_path, engine.clock.now(), now)
     if not dry_run:
@@ -42,14 +42,14 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
 
 def _for_host(cfg, host: str | None):
     """The fleet's hook (scalper.fleet.hosts): the bots and accounts of terminal host `host`
-    (default `local`); the whole config when every account is on it (a single machine)."""
+    (default `local`), the whole config when every account is on it (a single machine) → (config, host)."""
     from scalper.fleet.hosts import LOCAL, for_host, hosts_of
 
     host = host or LOCAL
     if host not in hosts_of(cfg):
         raise BadInput(f"no account has host {host!r}", where="--host",
                        fix=f"pass --host with one of: {', '.join(hosts_of(cfg))}")
-    return for_host(cfg, host)
+    return for_host(cfg, host), host
 
 
 def _refuse_going_back(ledger_path, instant: float, text: str) -> None:
