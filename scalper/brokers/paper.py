@@ -217,8 +217,9 @@ class PaperBroker:
         with self._books.transaction():
             for pos in self._books.positions():
                 self._check_stops(pos, now)
-            if self._books.positions() and sim.stopped_out(self._equity_and_free_margin(now)[0]):
-                self._stop_out(now)
+            equity = self._equity_and_free_margin(now)[0]   # with no position left: the balance
+            if sim.stopped_out(equity):
+                self._stop_out(now, equity)
 
     # --- internals ----------------------------------------------------------
     def _open(self, request: OrderRequest, now: float) -> OrderResult:
@@ -279,9 +280,8 @@ class PaperBroker:
         elif len(bars):
             self._books.mark_checked(pos.ticket, int(bars.time[-1]))
 
-    def _stop_out(self, now: float) -> None:
+    def _stop_out(self, now: float, equity: float) -> None:
         """Close every position at the quote, as a broker's stop-out does (deal reason "so")."""
-        equity = self._equity_and_free_margin(now)[0]
         for pos in self._books.positions():
             quote = self._quote_at(pos.symbol, now)
             if quote is None:
