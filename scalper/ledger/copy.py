@@ -111,10 +111,11 @@ def is_empty(conn: Any) -> list[tuple[str, int]]:
     return out
 
 
-def copy_ledger(source: Any, target: Any) -> list[TableCopy]:
+def copy_ledger(source: Any, target: Any, *, check: bool = True) -> list[TableCopy]:
     """Copy every row of `source` into `target` (a ledger of the same schema version, holding no
     rows but `meta`, which is replaced), in ONE transaction on the target, then verify each
-    table's count and digest. Raises CopyMismatch (after rolling back) when they differ."""
+    table's count and digest. Raises CopyMismatch (after rolling back) when they differ.
+    `check=False` skips the digests and returns [] (a throw-away copy: the dry run's snapshot)."""
     tables = ledger_tables(source)
     missing = [t for t in tables if t not in set(ledger_tables(target))]
     if missing:
@@ -148,6 +149,8 @@ def copy_ledger(source: Any, target: Any) -> list[TableCopy]:
                                    f"COALESCE(MAX({col}), 0) + 1, false) FROM {table}")
         results = []
         for table, src_cols, _ in plan:
+            if not check:
+                continue
             shared = [c for c in src_cols if c != ROWID]
             n_src, d_src = table_digest(source, table, shared)
             n_dst, d_dst = table_digest(target, table, shared)
