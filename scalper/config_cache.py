@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from scalper.config import Config
 
-MAX_CACHED_BYTES = 1_000_000   # larger files are refused by the loader, with its own message
+MAX_CONFIG_BYTES = 1_000_000   # a bots file is a few KB: anything far larger is the wrong file (refused by config_yaml)
 
 
 def load_config(path: str | os.PathLike) -> Config:
@@ -52,7 +52,7 @@ def _cache_key(p: Path) -> str | None:
     from scalper import __version__
 
     try:
-        if p.stat().st_size > MAX_CACHED_BYTES:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
             return None
         raw = p.read_bytes()
     except OSError:

@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
+from scalper.config_cache import MAX_CONFIG_BYTES  # defined where the cache, which loads no YAML, reads it too
 from scalper.errors import ConfigError
 
-MAX_CONFIG_BYTES = 1_000_000   # a bots file is a few KB: anything far larger is the wrong file
 MAX_DEPTH = 40                 # a bots file nests about 5 deep
 MAX_EXPANDED_NODES = 200_000   # aliases may share a value, not multiply it a billion times
 
