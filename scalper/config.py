@@ -25,7 +25,7 @@ from pydantic import (
 from scalper import settings
 from scalper.config_cache import _cache_dir, _cache_key, _code_stamp, load_config  # noqa: F401  (its home)
 from scalper.config_rules import AccountRules, BotRules, ConfigRules, NotifyRules
-from scalper.core.rules import RiskRules
+from scalper.core.rules import DEFAULT_BALANCE, DEFAULT_LOOKBACK, RiskRules
 from scalper.symbols import SymbolSpec
 
 # Every default below that the core also reads is taken from the core's own value objects.
@@ -111,7 +111,7 @@ class FaultConfig(Strict):
 
 class PaperConfig(Strict):
     state: str = "var/paper-broker.db"
-    initial_balance: Money = 10_000.0
+    initial_balance: Money = DEFAULT_BALANCE
     currency: str = "USD"
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
@@ -279,7 +279,7 @@ class BotConfig(Strict, BotRules):
     enabled: bool = True
     engine_mode: Literal["scalper", "legacy", "off"] = "scalper"
     timeframe: Literal["1m"] = "1m"
-    lookback: Annotated[int, Field(ge=15, le=5000)] = 100
+    lookback: Annotated[int, Field(ge=15, le=5000)] = DEFAULT_LOOKBACK
     user_id: int | None = None
     accounts: list[int] = Field(min_length=1)
     auto_trade: bool = True

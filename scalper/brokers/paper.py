@@ -40,6 +40,7 @@ from scalper.brokers.paper_faults import FAULTS_ENV, die, faults_from_env
 from scalper.clock import Clock
 from scalper.core import sim
 from scalper.core.bars import BAR_SECONDS
+from scalper.core.rules import DEFAULT_BALANCE
 from scalper.core.stops import stops_valid
 from scalper.errors import BrokerUnavailable
 from scalper.faults import crash_point
@@ -89,7 +90,7 @@ class PaperBroker:
     history_may_lag = False     # one state file: a fill is in its history in the same transaction
 
     def __init__(self, state_path: Path, account: str, feed: Feed, clock: Clock,
-                 specs: Callable[[str], SymbolSpec], initial_balance: float = 10_000.0,
+                 specs: Callable[[str], SymbolSpec], initial_balance: float = DEFAULT_BALANCE,
                  currency: str = "USD", faults: FaultConfig | None = None,
                  leverage: float = sim.DEFAULT_LEVERAGE):
         self.account = account

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DEFAULT_LOOKBACK = 100      # bars in the window a bot's strategies read
+DEFAULT_BALANCE = 10_000.0  # a new paper account's; the backtest's without a config
+
 
 @dataclass(frozen=True)
 class RiskLimits:

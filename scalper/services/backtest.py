@@ -8,6 +8,7 @@ import dataclasses
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scalper import rounding
 from scalper.backtest import BacktestResult, Progress, Setup, Trade, run_backtest
@@ -16,6 +17,9 @@ from scalper.core.risk import APPROVED
 from scalper.errors import BadInput
 from scalper.outputs import write_csv
 from scalper.report import stats
+
+if TYPE_CHECKING:
+    from scalper.config import BotConfig, Config
 
 TRADE_FIELDS = ["signal_time", "entry_time", "exit_time", "strategy", "direction", "volume", "entry", "exit",
                 "sl", "tp", "final_sl", "exit_reason", "pnl"]
@@ -124,8 +128,7 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
     """A bot's settings from bots.yaml, or a symbol with the defaults (a config given
     with --config still supplies its symbol table). Command-line values win."""
     from scalper import wiring
-    from scalper.config import BotConfig, Config, PaperConfig
-    from scalper.core.rules import RiskRules
+    from scalper.core.rules import DEFAULT_BALANCE, RiskRules
     from scalper.core.sizing import size_order
     from scalper.services.options import bot_named, strategy_selection
     from scalper.settings import risk_rules
@@ -149,7 +152,7 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
         name, rules = str(symbol), RiskRules()
         qty = qty or default_qty(name, cfg.symbol_overrides() if cfg else None)
         if balance is None:
-            balance = (cfg.paper if cfg else PaperConfig()).initial_balance
+            balance = cfg.paper.initial_balance if cfg else DEFAULT_BALANCE
     names, params, lookback = strategy_selection(b, strategies, lookback)
     spec = spec_for(name, cfg.symbol_overrides() if cfg else None)
     if rules.risk_percent is None:

@@ -41,11 +41,10 @@ def strategy_selection(bot: BotConfig | None, strategies: str | None,
     """What scan and backtest run: the strategies (--strategies, else the bot's, else all), the
     lookback (--lookback, else the bot's, else the schema's default) and each strategy's
     parameters (the bot's strategy_params over the defaults), checked against that lookback."""
-    from scalper.config import BotConfig
     from scalper.core import strategies as registry
-    from scalper.settings import schema_default
+    from scalper.core.rules import DEFAULT_LOOKBACK
 
-    lookback = lookback or (bot.lookback if bot else schema_default(BotConfig, "lookback"))
+    lookback = lookback or (bot.lookback if bot else DEFAULT_LOOKBACK)
     names = strategy_list(strategies) if strategies else list(bot.strategies if bot else registry.STRATEGY_NAMES)
     overrides = bot.strategy_params if bot else {}
     params = {}
