@@ -12,6 +12,10 @@ is reported as such. The peers trade the pin bar of docs/strategies.md (bench/pe
 written from the document) without costs, without a trailing stop, one position at a time;
 scalper is configured alike with `--strategies price_action_pinbar --spread 0 --no-trailing`.
 
+Each scalper scenario runs twice: as a trader's second run on a file (the parsed bars read from
+scalper's bar cache, filled by the warm-up round) and with SCALPER_BARS_CACHE=0 (the CSV parsed in
+the process, as a first run). The peers parse the CSV in every run: they have no such cache.
+
 Targets (issue 15): the 4-strategy backtest with full risk <= 0.2x backtesting.py's pin-bar
 run; scalper's pin bar <= 0.1x backtesting.py, with the same trades; peak <= 150 MB for both;
 a scan <= 1.3x reading the file with pandas alone.
@@ -42,17 +46,24 @@ def ensure(bars: int) -> Path:
     return out
 
 
+FOUR, PIN, SCAN = ("scalper backtest, 4 strategies, full risk", "scalper backtest, pin bar, peers' setup",
+                   "scalper scan, 4 strategies")
+COLD = ", no bar cache"   # the same scenario with SCALPER_BARS_CACHE=0: the CSV parsed in the process
+
+
 def scenarios(data: Path) -> dict[str, list[str]]:
     scalper = [PY, "-m", "scalper"]
     pin = ["--strategies", "price_action_pinbar", "--spread", "0", "--no-trailing"]
+    ours = {
+        FOUR: scalper + ["backtest", "--data", str(data), "--symbol", "XAUUSD", "--json"],
+        PIN: scalper + ["backtest", "--data", str(data), "--symbol", "XAUUSD", "--json"] + pin,
+        SCAN: scalper + ["scan", "--data", str(data), "--json"],
+    }
     return {
-        "scalper backtest, 4 strategies, full risk": scalper + ["backtest", "--data", str(data), "--symbol",
-                                                                "XAUUSD", "--json"],
-        "scalper backtest, pin bar, peers' setup": scalper + ["backtest", "--data", str(data), "--symbol", "XAUUSD",
-                                                              "--json"] + pin,
+        **ours,
+        **{name + COLD: cmd for name, cmd in ours.items()},
         "backtesting.py 0.6.6, pin bar": [PY, str(HERE / "peers" / "pinbar_backtesting.py"), str(data)],
         "vectorbt, pin bar": [PY, str(HERE / "peers" / "pinbar_vectorbt.py"), str(data)],
-        "scalper scan, 4 strategies": scalper + ["scan", "--data", str(data), "--json"],
         "pandas.read_csv alone": [PY, "-c", f"import pandas; pandas.read_csv({str(data)!r})"],
     }
 
@@ -61,10 +72,11 @@ def installed(module: str) -> bool:
     return subprocess.run([PY, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
-def run(cmd: list[str]) -> tuple[float, float, str]:
+def run(name: str, cmd: list[str]) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MiB, stdout) of one whole process."""
+    env = dict(os.environ, SCALPER_BARS_CACHE="0") if name.endswith(COLD) else None
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=HERE / "peers")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=HERE / "peers", env=env)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -98,39 +110,43 @@ def main() -> None:
     walls: dict[str, list[float]] = {n: [] for n in todo}
     peaks: dict[str, float] = {n: 0.0 for n in todo}
     counts: dict[str, int | None] = {}
-    for _ in range(args.warmup):
-        for cmd in todo.values():
-            run(cmd)
+    for _ in range(args.warmup):   # also fills the bar cache the warm scenarios read
+        for name, cmd in todo.items():
+            run(name, cmd)
     for _ in range(args.rounds):
         for name, cmd in todo.items():
-            wall, peak, out = run(cmd)
+            wall, peak, out = run(name, cmd)
             walls[name].append(wall)
             peaks[name] = max(peaks[name], peak)
             counts[name] = trades(name, out)
     print(f"load average at end {os.getloadavg()}\n")
     med = {n: statistics.median(w) for n, w in walls.items()}
-    print(f"{'scenario':45s} {'median':>8s} {'runs':>22s} {'peak':>8s} {'trades':>7s}")
+    width = max(map(len, todo)) + 1
+    print(f"{'scenario':{width}s} {'median':>8s} {'runs':>22s} {'peak':>8s} {'trades':>7s}")
     for name in todo:
         runs = ", ".join(f"{w:.2f}" for w in walls[name])
-        print(f"{name:45s} {med[name]:7.2f}s {runs:>22s} {peaks[name]:6.0f}MB {counts[name] or '':>7}")
+        print(f"{name:{width}s} {med[name]:7.2f}s {runs:>22s} {peaks[name]:6.0f}MB {counts[name] or '':>7}")
     print()
-    four, pin = "scalper backtest, 4 strategies, full risk", "scalper backtest, pin bar, peers' setup"
-    bt, vb = "backtesting.py 0.6.6, pin bar", "vectorbt, pin bar"
+    bt, vb, pandas_alone = "backtesting.py 0.6.6, pin bar", "vectorbt, pin bar", "pandas.read_csv alone"
 
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISSED"
 
-    if bt in med:
-        r4, rp = med[four] / med[bt], med[pin] / med[bt]
-        print(f"4 strategies / backtesting.py pin bar: {r4:.2f}x (target <= 0.2x: {verdict(r4 <= 0.2)})")
-        print(f"pin bar / backtesting.py pin bar:      {rp:.2f}x (target <= 0.1x: {verdict(rp <= 0.1)}); "
-              f"trades {counts[pin]} vs {counts[bt]}")
-    if vb in med:
-        print(f"pin bar / vectorbt pin bar:            {med[pin] / med[vb]:.2f}x; trades {counts[pin]} vs {counts[vb]}")
-    for name in (four, pin):
-        print(f"peak {name}: {peaks[name]:.0f} MB (target <= 150 MB: {verdict(peaks[name] <= 150)})")
-    rs = med["scalper scan, 4 strategies"] / med["pandas.read_csv alone"]
-    print(f"scan / pandas.read_csv alone: {rs:.2f}x (target <= 1.3x: {verdict(rs <= 1.3)})")
+    for suffix, label in (("", "warm bar cache"), (COLD, "no bar cache")):
+        four, pin, scan = FOUR + suffix, PIN + suffix, SCAN + suffix
+        print(f"-- {label}")
+        if bt in med:
+            r4, rp = med[four] / med[bt], med[pin] / med[bt]
+            print(f"4 strategies / backtesting.py pin bar: {r4:.2f}x (target <= 0.2x: {verdict(r4 <= 0.2)})")
+            print(f"pin bar / backtesting.py pin bar:      {rp:.2f}x (target <= 0.1x: {verdict(rp <= 0.1)}); "
+                  f"trades {counts[pin]} vs {counts[bt]}")
+        if vb in med:
+            print(f"pin bar / vectorbt pin bar:            {med[pin] / med[vb]:.2f}x; "
+                  f"trades {counts[pin]} vs {counts[vb]}")
+        for name in (four, pin):
+            print(f"peak {name}: {peaks[name]:.0f} MB (target <= 150 MB: {verdict(peaks[name] <= 150)})")
+        rs = med[scan] / med[pandas_alone]
+        print(f"scan / pandas.read_csv alone: {rs:.2f}x (target <= 1.3x: {verdict(rs <= 1.3)})")
 
 
 if __name__ == "__main__":
