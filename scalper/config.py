@@ -492,12 +492,13 @@ class Config(Strict, ConfigRules):
             if bot.risk.risk_percent is not None:
                 continue   # sized per order; refused then with risk_volume_below_minimum if too small
             spec = known_spec(bot.symbol, specs)
-            if spec is None or size_order(qty=bot.volume, spec=spec).ok:
+            qty = self.qty_of(bot)
+            if spec is None or size_order(qty=qty, spec=spec).ok:
                 continue
             least = spec.volume_min
             listed = bot.symbol in specs or root_symbol(bot.symbol) in specs
             source = "`symbols:`" if listed else "the built-in symbol table"
-            what = f"qty {bot.volume:g}" if bot.qty is not None else f"the default qty {bot.volume:g}"
+            what = f"qty {qty:g}" if bot.qty is not None else f"the default qty {qty:g}"
             raise Problem(f"bot {bot.name!r}: {what} is below {bot.symbol}'s minimum volume {least:g} (from "
                           f"{source}, volume step {spec.volume_step:g}); such an order is never sent, nor "
                           "raised to the minimum", loc=("bots", i, "qty") if bot.qty is not None else ("bots", i),

@@ -38,12 +38,6 @@ class BotRules:
         strategy_params: dict[str, dict[str, Any]]
 
     @property
-    def volume(self) -> float:
-        from scalper.symbols import default_qty
-
-        return self.qty if self.qty is not None else default_qty(self.symbol)
-
-    @property
     def magic_number(self) -> int:
         """Stable per bot: the broker tags our positions with it."""
         if self.magic is not None:
@@ -90,6 +84,13 @@ class ConfigRules:
             if b.name == name:
                 return b
         raise KeyError(name)
+
+    def qty_of(self, bot) -> float:
+        """A bot's lots per order: its `qty`, else the symbol's default, never below the minimum
+        volume of the symbol as this config's `symbols:` (or the built-in table) describes it."""
+        from scalper.symbols import default_qty
+
+        return bot.qty if bot.qty is not None else default_qty(bot.symbol, self.symbol_overrides())
 
     def symbol_overrides(self) -> dict[str, SymbolSpec]:
         from scalper import settings

@@ -302,9 +302,10 @@ def test_backtest_agrees_with_the_engine_replayed_minute_by_minute(replayed_span
     start = bars.index_of(int(ts(first_bar)))
     span = range(start, start + count)
 
-    bot = load_config(config).bot("gold")
+    cfg = load_config(config)
+    bot = cfg.bot("gold")
     setup = Setup(symbol=bot.symbol, spec=spec_for(bot.symbol), strategies=tuple(bot.strategies),
-                  params={n: bot.params_for(n) for n in bot.strategies}, lookback=bot.lookback, qty=bot.volume,
+                  params={n: bot.params_for(n) for n in bot.strategies}, lookback=bot.lookback, qty=cfg.qty_of(bot),
                   rules=risk_rules(bot.risk), balance=balance)
     result = run_backtest(bars, setup, start=float(bars.time[span[0]]), end=float(bars.time[span[-1]]))
 

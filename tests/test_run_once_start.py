@@ -140,8 +140,8 @@ def test_plain_settings_answer_as_the_validated_ones(tmp_path, monkeypatch):
     assert isinstance(plain, Plain) and plain.model_dump() == validated.model_dump()
     for b in validated.bots:
         p = plain.bot(b.name)
-        assert (p.volume, p.magic_number, p.risk.trailing.enabled) == (b.volume, b.magic_number,
-                                                                       b.risk.trailing.enabled)
+        assert (plain.qty_of(p), p.magic_number, p.risk.trailing.enabled) == (
+            validated.qty_of(b), b.magic_number, b.risk.trailing.enabled)
         assert all(p.params_for(s) == b.params_for(s) for s in b.strategies)
         assert plain.groups_of(b.symbol) == validated.groups_of(b.symbol)
     assert [a.label for a in plain.accounts] == [a.label for a in validated.accounts]

@@ -136,16 +136,17 @@ def test_the_minimum_of_the_files_own_symbols_table_counts(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(_bots_file(tmp_path, {"symbol": "GER40", "qty": 0.4}, symbols))
     assert "GER40's minimum volume 0.5 (from `symbols:`" in err.value.message
-    # the default qty is under it too: the bot is named, and asked for a qty
-    with pytest.raises(ConfigError) as err:
-        load_config(_bots_file(tmp_path, {"symbol": "GER40"}, symbols))
-    assert err.value.where == "bots[0]" and "the default qty 0.01" in err.value.message
-    assert load_config(_bots_file(tmp_path, {"symbol": "GER40", "qty": 1.0}, symbols)).bots[0].volume == 1.0
+    # without a qty, the default is the minimum the file's own table gives (never below it)
+    cfg = load_config(_bots_file(tmp_path, {"symbol": "GER40"}, symbols))
+    assert cfg.qty_of(cfg.bots[0]) == 0.5
+    cfg = load_config(_bots_file(tmp_path, {"symbol": "GER40", "qty": 1.0}, symbols))
+    assert cfg.qty_of(cfg.bots[0]) == 1.0
 
 
 def test_what_is_not_a_fixed_qty_below_a_known_minimum_passes(tmp_path):
     assert default_qty("US30") == 0.1 and default_qty("EURUSD") == 0.1 and default_qty("XAUUSD") == 0.01
-    assert load_config(_bots_file(tmp_path, {"symbol": "US30"})).bots[0].volume == 0.1   # the default fits
+    cfg = load_config(_bots_file(tmp_path, {"symbol": "US30"}))
+    assert cfg.qty_of(cfg.bots[0]) == 0.1   # the default fits
     # sized per order from the balance: checked per order instead
     load_config(_bots_file(tmp_path, {"symbol": "US30", "qty": 0.01, "risk": {"risk_percent": 1}}))
     # an unlisted symbol's rules are only a guess: the broker's own spec decides at order time
@@ -171,6 +172,25 @@ def test_run_once_records_the_refusal_and_sends_nothing(tmp_path, xau_csv):
     # the broker never saw it: no order, no deal in its own books
     assert rows(tmp_path / "paper.db", "SELECT * FROM orders") == []
     assert rows(tmp_path / "paper.db", "SELECT * FROM deals") == []
+
+
+def test_a_bot_without_qty_sends_the_minimum_of_the_files_symbols_table(tmp_path, xau_csv):
+    """The default qty (0.01 for gold) is raised to the minimum `symbols:` gives the symbol,
+    at validation and when run-once sizes the order alike."""
+    pin = next(r for r in golden(shared_file("XAUUSD_M1.expected_signals.csv"))
+               if r["strategy"] == "price_action_pinbar")
+    config = write_config(tmp_path, xau_csv, strategies=["price_action_pinbar"])
+    doc = yaml.safe_load(config.read_text())
+    doc["symbols"] = {"XAUUSDm": {"digits": 2, "contract_size": 100, "volume_min": 0.05, "volume_step": 0.01}}
+    assert "qty" not in doc["bots"][0]
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    s = engine_at(config, just_after_close(pin["bar_time"])).run_once()
+
+    assert s.decisions == {"open": 1} and s.orders_created == 1
+    [order] = rows(tmp_path / "ledger.db", "SELECT * FROM orders")
+    assert order["status"] == "filled" and order["volume"] == 0.05
+    [deal] = rows(tmp_path / "paper.db", "SELECT * FROM deals")
+    assert deal["volume"] == 0.05
 
 
 def _gold_setup(qty: float, **risk_settings) -> Setup:

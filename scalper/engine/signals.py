@@ -112,6 +112,7 @@ class SignalFlow:
     def _fan_out(self, bot: BotConfig, signal: Signal, signal_id: int, key: str) -> None:
         """One order per broker account of the bot."""
         ctx = self.ctx
+        qty = ctx.cfg.qty_of(bot)
         for acc_id in bot.accounts:
             broker = ctx.brokers.get(acc_id)
             spec: SymbolSpec | None = None
@@ -124,9 +125,9 @@ class SignalFlow:
                 # Never sized from a guessed contract size: the order is recorded and refused here.
                 order, created = ctx.desk.record_intent(
                     signal_id=signal_id, dedupe_key=key, account_id=acc_id, bot=bot.name, symbol=bot.symbol,
-                    side=signal.direction, volume=bot.volume, sl=signal.sl, tp=signal.tp, magic=bot.magic_number)
+                    side=signal.direction, volume=qty, sl=signal.sl, tp=signal.tp, magic=bot.magic_number)
             else:
-                sized = size_order(qty=bot.volume, spec=spec, risk_percent=bot.risk.risk_percent,
+                sized = size_order(qty=qty, spec=spec, risk_percent=bot.risk.risk_percent,
                                    balance=ctx.balances.get(acc_id), risk_per_unit=signal.risk)
                 if not sized.ok:
                     # Never raised to the minimum: recorded with volume 0 (no broker fills that, should a

@@ -144,7 +144,7 @@ def resolve_setup(*, bot: str | None, symbol: str | None, strategies: str | None
     if bot:
         cfg = wiring.load(config)
         b = bot_named(cfg, bot, config)
-        name, rules, qty = b.symbol, risk_rules(b.risk), qty or b.volume
+        name, rules, qty = b.symbol, risk_rules(b.risk), qty or cfg.qty_of(b)
         if balance is None:   # the account the bot can least afford to lose on; said in the output
             balance = min(cfg.account(a).balance or cfg.paper.initial_balance for a in b.accounts)
     else:   # a config given with --config still supplies its symbol table
