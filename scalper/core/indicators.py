@@ -14,7 +14,8 @@ recurrence and stays within ~1e-15 relative of the per-window recurrence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate
 from typing import TypeAlias
 
@@ -65,29 +66,54 @@ def atr(high: PriceSeries, low: PriceSeries, close: PriceSeries, period: int = A
     return out
 
 
-LONG_SERIES = 5_000   # bars from which ema() runs the recurrence in pandas' compiled loop
+LONG_SERIES = 5_000   # bars from which ema() runs pandas' recurrence (or its exact copy, _ewm_mean)
 
 
 def ema(close: PriceSeries, period: int) -> np.ndarray:
     """e_0 = close_0; e_i = a*close_i + (1-a)*e_{i-1}, a = 2/(period+1).
 
-    A history (backtest, scan: pandas already read it) goes through pandas' ewm(adjust=False),
-    the same recurrence compiled (bit for bit the Python loop's values on the shared data for
-    every period up to 2,000, and on random walks); a live window (100 bars) stays in Python:
-    run-once does not import pandas."""
+    A history (backtest, scan) goes through pandas' ewm(adjust=False) when pandas is loaded
+    anyway (a CSV was parsed), else through _ewm_mean, its arithmetic step for step: a bar file
+    read from the bar cache needs no pandas (~0.2 s to import). Both give bit for bit the
+    Python loop's values on the shared data for every period up to 2,000, and on random walks;
+    a live window (100 bars) stays in the Python loop: run-once does not import pandas."""
     if len(close) >= LONG_SERIES:
+        values = np.asarray(close, dtype=np.float64)
+        if "pandas" not in sys.modules and bool(np.isfinite(values).all()):
+            exact = _ewm_mean(values, period)
+            if exact is not None:
+                return exact
         import pandas as pd
 
-        series = pd.Series(np.asarray(close, dtype=np.float64))
-        smoothed: np.ndarray = series.ewm(span=period, adjust=False).mean().to_numpy()
+        smoothed: np.ndarray = pd.Series(values).ewm(span=period, adjust=False).mean().to_numpy()
         return smoothed
     closes = np.asarray(close, dtype=np.float64).tolist()
     if not closes:
         return np.empty(0)
     a = 2.0 / (period + 1)
     b = 1.0 - a
-    values = accumulate(closes[1:], lambda e, c: a * c + b * e, initial=closes[0])
-    return np.fromiter(values, dtype=np.float64, count=len(closes))
+    values_ = accumulate(closes[1:], lambda e, c: a * c + b * e, initial=closes[0])
+    return np.fromiter(values_, dtype=np.float64, count=len(closes))
+
+
+def _ewm_mean(close: np.ndarray, period: int) -> np.ndarray | None:
+    """pandas' ewm(span=period, adjust=False).mean() of finite values, operation for operation
+    (pandas/_libs/window/aggregations.pyx, ewm): alpha from the centre of mass, and the step
+    skipped when the value equals the mean. pandas then divides by the weights' sum, (1-alpha) +
+    alpha, which is exactly 1.0 for every period up to 5,000 (None otherwise: pandas does it)."""
+    alpha = 1.0 / (1.0 + (period - 1) / 2.0)
+    old = 1.0 - alpha
+    if old + alpha != 1.0:
+        return None
+
+    def means(values: list[float]) -> Iterator[float]:
+        e = values[0]
+        for c in values:
+            if e != c:
+                e = old * e + alpha * c
+            yield e
+
+    return np.fromiter(means(close.tolist()), dtype=np.float64, count=len(close))
 
 
 def window_count(n_bars: int, lookback: int) -> int:

@@ -15,10 +15,9 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from pandas.api.types import is_numeric_dtype
 
 from scalper.clock import bar_iso
 from scalper.core.bars import BAR_SECONDS, Bars
@@ -27,6 +26,9 @@ from scalper.errors import DataError, quote
 from scalper.feeds import plausible
 from scalper.memory import give_back
 from scalper.symbols import root_symbol
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a file is parsed: a cached file never needs it (bar_cache)
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 # Header names, after lower-casing and stripping <angle brackets>, quotes and
@@ -51,7 +53,22 @@ def read_bars(path: str | Path, *, skip_bad_rows: bool = False) -> tuple[Bars, l
     Bad rows raise DataError naming the line and the problem, or, with
     `skip_bad_rows`, are dropped with one warning per kind of problem. A file
     without the required columns or without data rows always raises.
+    The parsed columns are kept in the bar cache (scalper.feeds.bar_cache): an unchanged file
+    is read back from it, without a parse.
     """
+    from scalper.feeds import bar_cache
+
+    slot = bar_cache.slot(path, skip_bad_rows)
+    cached = slot.load() if slot is not None else None
+    if cached is not None:
+        return cached
+    bars, warnings = _parse_bars(path, skip_bad_rows)
+    if slot is not None:
+        slot.store(bars, warnings)
+    return bars, warnings
+
+
+def _parse_bars(path: str | Path, skip_bad_rows: bool) -> tuple[Bars, list[str]]:
     table = _BarTable.parse(Path(path))
     problems = table.problems()
     if problems and not skip_bad_rows:
@@ -136,6 +153,8 @@ class _BarTable:
     # -- parsing --
     @classmethod
     def parse(cls, path: Path) -> _BarTable:
+        import pandas as pd
+
         encoding = _check_text(path)
         header_line, quoted, sep, names, fields = _header(path, _head(path, encoding))
         chunks: list[_Chunk] | None = None
@@ -216,6 +235,8 @@ class _BarTable:
         t = self.columns["time"].values[good]
         if len(t) < 2 or bool(np.all(t[1:] > t[:-1])):   # the usual file: strictly rising times
             return [("duplicate", good[:0]), ("out_of_order", good[:0])]
+        import pandas as pd
+
         duplicate = pd.Series(t).duplicated(keep="first").to_numpy()
         latest_before = np.concatenate(([-np.inf], np.maximum.accumulate(t)[:-1]))
         backwards = (t < latest_before) & ~duplicate
@@ -433,6 +454,8 @@ def _head(path: Path, encoding: str) -> str:
 def _read_chunks(source, sep: str, names: list[str], fields: dict[str, int], header_line: int):
     """The data rows (every line after the header, blank lines included, columns numbered), as
     DataFrames of CHUNK_ROWS rows; raises pandas' ParserError on a row wider than the header."""
+    import pandas as pd
+
     return pd.read_csv(source, sep=sep, header=None, skiprows=header_line, names=range(len(names)),
                        index_col=False, skip_blank_lines=False, skipinitialspace=True, encoding="utf-8",
                        dtype={fields[f]: object for f in ("time", "date") if f in fields}, chunksize=CHUNK_ROWS)
@@ -493,6 +516,8 @@ def _read_frame(path: Path, body: str, sep: str, names: list[str],
                 fields: dict[str, int]) -> tuple[pd.DataFrame, np.ndarray]:
     """The data rows as a DataFrame (one row per line after the header, blank lines included,
     columns numbered), and the rows that had more fields than the header."""
+    import pandas as pd
+
     def parse(text: str) -> pd.DataFrame:
         # low_memory=False: type each column over the whole file, not chunk by chunk.
         return pd.read_csv(io.StringIO(text), sep=sep, header=None, skiprows=1, names=range(len(names)),
@@ -567,6 +592,9 @@ def _header_names(names: list[str], most: int = 12) -> str:
 
 
 def _numeric_column(name: str, cells: pd.Series, index: int | None = None) -> _Column:
+    import pandas as pd
+    from pandas.api.types import is_numeric_dtype
+
     if is_numeric_dtype(cells.dtype):
         values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
         missing = np.isnan(values)
@@ -581,6 +609,8 @@ def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str],
     """Open times as float epoch seconds (NaN where unreadable), the file's wall clock read as UTC,
     and whether they are written as epoch seconds: the file's first time decides (`epoch`, once
     an earlier chunk of the file saw one)."""
+    import pandas as pd
+
     cells = frame[fields["time"]]
     name = names[fields["time"]]
     if "date" in fields:  # MT5 terminal export: <DATE> 2025.05.15, <TIME> 07:35:00
@@ -605,6 +635,8 @@ def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str],
 def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
     """Rows whose every cell is empty: numeric columns first (cheap), text cells only where
     those are all empty."""
+    from pandas.api.types import is_numeric_dtype
+
     blank = np.ones(len(frame), dtype=bool)
     text = []
     for col in frame.columns:
@@ -711,6 +743,8 @@ def _read_tail(path: Path, nbytes: int, size: int) -> Bars | None:
         return None
     if quoted:
         return None
+    import pandas as pd
+
     try:
         frame = pd.read_csv(io.BytesIO(data), sep=sep, header=None, names=range(len(names)), index_col=False,
                             skip_blank_lines=False, skipinitialspace=True,
