@@ -6,8 +6,10 @@ loading the command-line framework."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterator
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -105,6 +107,11 @@ def _encoded_items(items: list) -> Iterator[str]:
     for start in range(0, len(items), BLOCK):
         block = items[start:start + BLOCK]
         if all(type(item) is dict and item for item in block):
+            rows = _uniform_rows(block)
+            if rows is not None:
+                template, values = rows
+                yield from (template % row for row in values)
+                continue
             try:
                 text = whole(block)
             except ValueError:
@@ -113,6 +120,34 @@ def _encoded_items(items: list) -> Iterator[str]:
                 yield from text[1:-1].replace("}, {", "}\0{").split("\0")
                 continue
         yield from (encode(item) for item in block)
+
+
+def _uniform_rows(block: list[dict]) -> tuple[str, list[tuple]] | None:
+    """A %-template that writes each dict of `block` as json's encoder does, and each dict's values:
+    when the dicts have the same str keys in the same order, and each key's values are all str
+    that JSON writes as they are (printable ASCII, no quote or backslash), all finite floats or
+    all ints (exact types: json writes them with their own repr). A scan's rows are such a
+    table, and the template is a third of the encoder's time; None for anything else."""
+    from operator import itemgetter
+
+    keys = tuple(block[0])
+    if len(keys) < 2 or not all(type(k) is str for k in keys) or not all(map(keys.__eq__, map(tuple, block))):
+        return None
+    values = list(map(itemgetter(*keys), block))
+    fields = []
+    for key, column in zip(keys, zip(*values)):
+        kinds = set(map(type, column))
+        if kinds == {str}:
+            text = "".join(column)
+            if not (text.isascii() and text.isprintable()) or '"' in text or "\\" in text:
+                return None
+            field = '"%s"'
+        elif (kinds == {float} and all(map(math.isfinite, column))) or kinds == {int}:
+            field = "%r"
+        else:
+            return None
+        fields.append(f"{encode_basestring_ascii(key).replace('%', '%%')}: {field}")
+    return "{" + ", ".join(fields) + "}", values
 
 
 def json_pieces(doc: Any):
