@@ -98,10 +98,17 @@ BLOCK = 2048   # items of a long list encoded by one call
 
 
 def _encoded_items(items: list) -> Iterator[str]:
-    """Each item's JSON (as _item_encoder writes it), a block of dicts per encoder call: the
-    block is encoded as one list and cut at its "}, {" boundaries — only when the text holds
-    exactly one such boundary per pair of neighbours, so none lies inside an item; otherwise
-    (or with a non-finite float) item by item."""
+    """Each item's JSON (as _item_encoder writes it)."""
+    for block in _encoded_blocks(items):
+        yield from block
+
+
+def _encoded_blocks(items: list) -> Iterator[list[str]]:
+    """The items' JSON (as _item_encoder writes it), BLOCK items at a time. A block of dicts that
+    is a uniform table goes through one %-template (_uniform_rows); other dicts are encoded as
+    one list and cut at its "}, {" boundaries — only when the text holds exactly one such
+    boundary per pair of neighbours, so none lies inside an item; otherwise (or with a
+    non-finite float) item by item."""
     encode = _item_encoder()
     whole = json.JSONEncoder(default=str, allow_nan=False, ensure_ascii=True, check_circular=False).encode
     for start in range(0, len(items), BLOCK):
@@ -110,16 +117,16 @@ def _encoded_items(items: list) -> Iterator[str]:
             rows = _uniform_rows(block)
             if rows is not None:
                 template, values = rows
-                yield from (template % row for row in values)
+                yield [template % row for row in values]
                 continue
             try:
                 text = whole(block)
             except ValueError:
                 text = ""
             if text and text.count("}, {") == len(block) - 1:
-                yield from text[1:-1].replace("}, {", "}\0{").split("\0")
+                yield text[1:-1].replace("}, {", "}\0{").split("\0")
                 continue
-        yield from (encode(item) for item in block)
+        yield [encode(item) for item in block]
 
 
 def _uniform_rows(block: list[dict]) -> tuple[str, list[tuple]] | None:
@@ -154,7 +161,7 @@ def json_pieces(doc: Any):
     """JSON indented by 2, except that a long list under a top-level key (a backtest's trades)
     has one item per line, written by json's C encoder: `indent` makes json use its pure-Python
     encoder, 1.5 s for 16,210 trades. A document without a long list reads as before. Never
-    Infinity/NaN (scalper.jsonout), item by item: no copy of a long document."""
+    Infinity/NaN (scalper.jsonout); written a block of items at a time: no copy of a long document."""
     from scalper.jsonout import dumps as finite_dumps
 
     if not isinstance(doc, dict) or not any(isinstance(v, list) and len(v) >= LONG_LIST for v in doc.values()):
@@ -165,8 +172,8 @@ def json_pieces(doc: Any):
         yield f"{',' if n else ''}\n  {json.dumps(key)}: "
         if isinstance(value, list) and len(value) >= LONG_LIST:
             yield "["
-            for k, text in enumerate(_encoded_items(value)):
-                yield f"{',' if k else ''}\n    {text}"
+            for k, block in enumerate(_encoded_blocks(value)):   # a block per write
+                yield f"{',' if k else ''}\n    " + ",\n    ".join(block)
             yield "\n  ]"
         else:
             yield finite_dumps(value, indent=2).replace("\n", "\n  ")
