@@ -129,8 +129,13 @@ class _Chunk:
 
     @classmethod
     def of(cls, frame: pd.DataFrame, fields: dict[str, int], names: list[str],
-           epoch: bool | None = None) -> _Chunk:
-        time_column, epoch = _time_column(frame, fields, names, epoch)
+           epoch: bool | None = None, times: np.ndarray | None = None) -> _Chunk:
+        """`times`: the time column already read (_plain_times), every cell a good time."""
+        if times is None:
+            time_column, epoch = _time_column(frame, fields, names, epoch)
+        else:
+            none = np.zeros(len(times), dtype=bool)
+            time_column = _Column(names[fields["time"]], times, none, none, {})
         columns = {"time": time_column}
         columns.update((f, _numeric_column(names[i], frame[i], i)) for f, i in fields.items()
                        if f not in ("time", "date"))
@@ -160,11 +165,13 @@ class _BarTable:
         chunks: list[_Chunk] | None = None
         if not quoted and encoding != "utf-16":
             try:  # the common case: the bytes streamed through pandas in chunks
-                chunks, epoch = [], None
-                with open_regular_file(path) as source:
-                    for frame in _read_chunks(source, sep, names, fields, header_line):
-                        chunks.append(_Chunk.of(frame, fields, names, epoch))
-                        epoch = chunks[-1].epoch
+                chunks = _plain_time_chunks(path, sep, names, fields, header_line)
+                if chunks is None:   # some time is not plain: pandas reads them all as text
+                    chunks, epoch = [], None
+                    with open_regular_file(path) as source:
+                        for frame in _read_chunks(source, sep, names, fields, header_line):
+                            chunks.append(_Chunk.of(frame, fields, names, epoch))
+                            epoch = chunks[-1].epoch
                 too_wide = np.zeros(0, dtype=np.int64)
             except pd.errors.ParserError:
                 chunks = None  # rows wider than the header, a quote never closed: the careful path
@@ -451,14 +458,62 @@ def _head(path: Path, encoding: str) -> str:
         size *= 4
 
 
-def _read_chunks(source, sep: str, names: list[str], fields: dict[str, int], header_line: int):
+def _read_chunks(source, sep: str, names: list[str], fields: dict[str, int], header_line: int,
+                 time_dtype: str | type[object] = object):
     """The data rows (every line after the header, blank lines included, columns numbered), as
     DataFrames of CHUNK_ROWS rows; raises pandas' ParserError on a row wider than the header."""
     import pandas as pd
 
     return pd.read_csv(source, sep=sep, header=None, skiprows=header_line, names=range(len(names)),
                        index_col=False, skip_blank_lines=False, skipinitialspace=True, encoding="utf-8",
-                       dtype={fields[f]: object for f in ("time", "date") if f in fields}, chunksize=CHUNK_ROWS)
+                       dtype={fields[f]: time_dtype for f in ("time", "date") if f in fields}, chunksize=CHUNK_ROWS)
+
+
+# The plain time, 'YYYY-MM-DD HH:MM:SS': read from the cells' bytes by numpy, without a Python
+# string per cell (most of the parse's time). PLAIN_TIME_BYTES holds one with room to see a longer cell.
+PLAIN_TIME_BYTES = 32
+_PLAIN_LOW = np.frombuffer(b"0000-00-00 00:00:00", dtype=np.uint8)    # each character between these
+_PLAIN_HIGH = np.frombuffer(b"9999-99-99 99:99:99", dtype=np.uint8)
+_PLAIN_SPAN = (np.datetime64("1970-01-01", "s"), np.datetime64("2262-01-01", "s"))   # pandas' ns stamps
+
+
+def _plain_time_chunks(path: Path, sep: str, names: list[str], fields: dict[str, int],
+                       header_line: int) -> list[_Chunk] | None:
+    """The file's chunks with the time column read as bytes (_plain_times); None as soon as a
+    cell is anything but a plain, valid time (empty, another format, a bad date): the file is
+    then read with the times as text, which explains what is wrong with them."""
+    if "date" in fields:
+        return None
+    chunks = []
+    with open_regular_file(path) as source:
+        for frame in _read_chunks(source, sep, names, fields, header_line, f"S{PLAIN_TIME_BYTES}"):
+            times = _plain_times(frame[fields["time"]].to_numpy())
+            if times is None:
+                return None
+            chunks.append(_Chunk.of(frame, fields, names, False, times))
+    return chunks or None
+
+
+def _plain_times(cells: np.ndarray) -> np.ndarray | None:
+    """Epoch seconds (float) of byte cells that are all plain times ('YYYY-MM-DD HH:MM:SS', a
+    real date and time from 1970 on, read as UTC) — what the text path's pandas.to_datetime
+    gives them; None when one is not (the text path then reads them all)."""
+    if cells.dtype != np.dtype(f"S{PLAIN_TIME_BYTES}") or not len(cells):
+        return None
+    chars = cells.view(np.uint8).reshape(len(cells), PLAIN_TIME_BYTES)
+    if chars[:, 19:].any():
+        return None   # longer than a plain time
+    head = chars[:, :19]
+    if not (bool(np.all(head >= _PLAIN_LOW)) and bool(np.all(head <= _PLAIN_HIGH))):
+        return None   # a character that is not the digit or the mark of its place
+    try:   # the layout is fixed above; numpy refuses a month, day, hour, minute or second out of range
+        stamps = cells.astype("datetime64[s]")
+    except ValueError:
+        return None
+    if not bool(np.all((stamps >= _PLAIN_SPAN[0]) & (stamps < _PLAIN_SPAN[1]))):
+        return None
+    seconds: np.ndarray = stamps.astype(np.int64).astype(np.float64)
+    return seconds
 
 
 def open_regular_file(path: Path):
