@@ -482,15 +482,22 @@ def _plain_time_chunks(path: Path, sep: str, names: list[str], fields: dict[str,
     """The file's chunks with the time column read as bytes (_plain_times); None as soon as a
     cell is anything but a plain, valid time (empty, another format, a bad date): the file is
     then read with the times as text, which explains what is wrong with them."""
+    import pandas as pd
+
     if "date" in fields:
         return None
     chunks = []
-    with open_regular_file(path) as source:
-        for frame in _read_chunks(source, sep, names, fields, header_line, f"S{PLAIN_TIME_BYTES}"):
-            times = _plain_times(frame[fields["time"]].to_numpy())
-            if times is None:
-                return None
-            chunks.append(_Chunk.of(frame, fields, names, False, times))
+    try:
+        with open_regular_file(path) as source:
+            for frame in _read_chunks(source, sep, names, fields, header_line, f"S{PLAIN_TIME_BYTES}"):
+                times = _plain_times(frame[fields["time"]].to_numpy())
+                if times is None:
+                    return None
+                chunks.append(_Chunk.of(frame, fields, names, False, times))
+    except pd.errors.ParserError:
+        raise   # the rows themselves: the careful path explains them
+    except (ValueError, TypeError, UnicodeError):
+        return None   # a cell pandas would not give as bytes: the text path reads (and explains) it
     return chunks or None
 
 
