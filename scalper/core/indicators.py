@@ -78,22 +78,22 @@ def ema(close: PriceSeries, period: int) -> np.ndarray:
     Python loop's values on the shared data for every period up to 2,000, and on random walks;
     a live window (100 bars) stays in the Python loop: run-once does not import pandas."""
     if len(close) >= LONG_SERIES:
-        values = np.asarray(close, dtype=np.float64)
-        if "pandas" not in sys.modules and bool(np.isfinite(values).all()):
-            exact = _ewm_mean(values, period)
+        series = np.asarray(close, dtype=np.float64)
+        if "pandas" not in sys.modules and bool(np.isfinite(series).all()):
+            exact = _ewm_mean(series, period)
             if exact is not None:
                 return exact
         import pandas as pd
 
-        smoothed: np.ndarray = pd.Series(values).ewm(span=period, adjust=False).mean().to_numpy()
+        smoothed: np.ndarray = pd.Series(series).ewm(span=period, adjust=False).mean().to_numpy()
         return smoothed
     closes = np.asarray(close, dtype=np.float64).tolist()
     if not closes:
         return np.empty(0)
     a = 2.0 / (period + 1)
     b = 1.0 - a
-    values_ = accumulate(closes[1:], lambda e, c: a * c + b * e, initial=closes[0])
-    return np.fromiter(values_, dtype=np.float64, count=len(closes))
+    values = accumulate(closes[1:], lambda e, c: a * c + b * e, initial=closes[0])
+    return np.fromiter(values, dtype=np.float64, count=len(closes))
 
 
 def _ewm_mean(close: np.ndarray, period: int) -> np.ndarray | None:
