@@ -167,11 +167,14 @@ def _corruptions(blob: bytes) -> dict[str, bytes]:
         "bad_json": blob[:meta_end - 1] + b"!" + blob[meta_end:],
         "another_format": blob.replace(b'"format": 1', b'"format": 9', 1),
         "other_rows": blob.replace(b'"rows": 8', b'"rows": 7', 1),
+        "more_rows": blob.replace(b'"rows": 8', b'"rows": 9', 1),
+        "huge_description": blob[:len(bar_cache._MAGIC)] + b"\xff\xff\xff\x7f" + blob[len(bar_cache._MAGIC) + 4:],
     }
 
 
 @pytest.mark.parametrize("kind", ["empty", "truncated", "longer", "flipped_byte_in_the_columns", "not_an_entry",
-                                  "bad_json", "another_format", "other_rows"])
+                                  "bad_json", "another_format", "other_rows", "more_rows",
+                                  "huge_description"])
 def test_a_damaged_entry_is_a_miss_and_is_replaced(tmp_path, kind, parses):
     path = write(tmp_path, [HEADER] + GOOD_ROWS)
     fresh, _ = read_bars(path)

@@ -32,6 +32,7 @@ FORMAT_VERSION = 1                      # bump when the entry layout or what rea
 MAX_ENTRIES = 64
 MAX_BYTES = 1 << 30                     # 1 GiB of entries at most
 DIGEST_BYTES = 1 << 16                  # bytes digested at each end of the bar file
+MAX_META_BYTES = 1 << 20                # an entry's description (paths, stamp, warnings) is far smaller
 
 _MAGIC = b"scalper-bars\n"
 _ALIGN = 64                             # the columns start on this boundary
@@ -75,34 +76,35 @@ class Slot:
         """The cached bars and warnings, or None (no entry, or one that does not fit exactly)."""
         try:
             with open(self.entry, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                buffer = np.empty(size, dtype=np.uint8)
-                if f.readinto(buffer.data) != size:
-                    return None
-            found = self._decode(buffer)
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
+                found = self._read(f, os.fstat(f.fileno()).st_size)
+        except (OSError, ValueError, KeyError, TypeError, UnicodeError):
             return None
         if found is not None:
             _touch(self.entry)
         return found
 
-    def _decode(self, buffer: np.ndarray) -> tuple[Bars, list[str]] | None:
-        head = len(_MAGIC) + 4
-        if bytes(buffer[:len(_MAGIC)]) != _MAGIC:
+    def _read(self, f, size: int) -> tuple[Bars, list[str]] | None:
+        """The entry's description first: the columns are read only into the room it names, and
+        only when the file is exactly that long."""
+        head = f.read(len(_MAGIC) + 4)
+        if len(head) != len(_MAGIC) + 4 or head[:len(_MAGIC)] != _MAGIC:
             return None
-        length = int.from_bytes(bytes(buffer[len(_MAGIC):head]), "little")
-        meta = json.loads(bytes(buffer[head:head + length]).decode("utf-8"))
+        length = int.from_bytes(head[len(_MAGIC):], "little")
+        if length > MAX_META_BYTES:
+            return None
+        meta = json.loads(f.read(length).decode("utf-8"))
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION or meta.get("source") != self.source \
                 or meta.get("skip_bad_rows") is not self.skip_bad_rows or meta.get("stamp") != list(self.stamp) \
                 or meta.get("digest") != self.digest:
             return None
-        rows, start = meta["rows"], _aligned(head + length)
+        rows, start = meta["rows"], _aligned(len(head) + length)
         if type(rows) is not int or rows < 1 or meta["columns"] != [[f, _DTYPES[f].str] for f in _FIELDS]:
             return None
-        if len(buffer) != start + rows * 8 * len(_FIELDS):
+        if size != start + rows * 8 * len(_FIELDS):
             return None   # truncated, or more than the columns
-        data = buffer[start:]
-        if zlib.crc32(data.data) != meta["crc32"]:
+        data = np.empty(rows * 8 * len(_FIELDS), dtype=np.uint8)
+        f.seek(start)
+        if f.readinto(data.data) != len(data) or zlib.crc32(data.data) != meta["crc32"]:
             return None
         columns = [data[k * rows * 8:(k + 1) * rows * 8].view(_DTYPES[f]) for k, f in enumerate(_FIELDS)]
         warnings = meta["warnings"]
@@ -131,6 +133,8 @@ class Slot:
                     "columns": [[f, _DTYPES[f].str] for f in _FIELDS], "crc32": crc,
                     "warnings": [w[len(prefix):] for w in warnings]}
             text = json.dumps(meta).encode("utf-8")
+            if len(text) > MAX_META_BYTES:
+                return
             head = _MAGIC + len(text).to_bytes(4, "little") + text
             head += b"\0" * (_aligned(len(head)) - len(head))
             _write_atomic(self.entry, head, columns)
