@@ -94,8 +94,8 @@ def _round_by_definition(values: list[float], decimals: int) -> list[float]:
 def _same_floats(a: list[float], b: list[float]) -> bool:
     import math
 
-    return len(a) == len(b) and all(type(x) is float and (x == y and math.copysign(1, x) == math.copysign(1, y)
-                                                          or math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
+    return len(a) == len(b) and all(type(x) is float and ((x == y and math.copysign(1, x) == math.copysign(1, y))
+                                                          or (math.isnan(x) and math.isnan(y))) for x, y in zip(a, b))
 
 
 _TIES = [2.675, 0.125, 1.005, 2.5, -2.5, 0.5, -0.5, 1.5, 0.0, -0.0, 0.015, 0.025, 1.115, 1.125, 1234.5678,
