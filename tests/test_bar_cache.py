@@ -267,12 +267,6 @@ def test_the_cache_stays_under_its_size(tmp_path, monkeypatch, parses):
         assert entries() == [bar_cache.slot(path, False).entry]   # only the one just written
 
 
-def test_clear_empties_the_cache(tmp_path):
-    for i in range(2):
-        read_bars(write(tmp_path, [HEADER] + GOOD_ROWS, name=f"f{i}.csv"))
-    assert bar_cache.clear() == 2 and entries() == []
-
-
 _CHILD = """
 import json, sys
 from scalper.feeds.csvfile import read_bars

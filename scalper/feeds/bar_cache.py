@@ -163,23 +163,6 @@ def slot(path: str | os.PathLike, skip_bad_rows: bool) -> Slot | None:
     return Slot(bars_dir() / (name + _SUFFIX), str(source), str(Path(path)), skip_bad_rows, _stamp(st), digest)
 
 
-def clear() -> int:
-    """Delete every entry (and stray temp file); → how many files went."""
-    gone = 0
-    try:
-        names = list(bars_dir().iterdir())
-    except OSError:
-        return 0
-    for p in names:
-        if p.suffix in (_SUFFIX, ".tmp"):
-            try:
-                p.unlink()
-                gone += 1
-            except OSError:
-                pass
-    return gone
-
-
 def _stamp(st: os.stat_result) -> tuple[int, ...]:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
 
@@ -189,7 +172,11 @@ def _digest(source: Path, size: int) -> str:
     import hashlib
 
     h = hashlib.blake2b(digest_size=16)
-    with open(source, "rb") as f:
+    # opened without blocking and checked again: the path may have become a FIFO since its stat
+    fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{source} is not a regular file")
         h.update(f.read(DIGEST_BYTES))
         if size > DIGEST_BYTES:
             f.seek(max(DIGEST_BYTES, size - DIGEST_BYTES))
