@@ -118,3 +118,27 @@ def test_ema_of_a_long_series_is_the_same_with_or_without_pandas_loaded(monkeypa
     expected = indicators.ema(gaps, 21)
     monkeypatch.delitem(sys.modules, "pandas")
     assert np.array_equal(indicators.ema(gaps, 21), expected, equal_nan=True)
+
+
+_BUDGET_CHILD = """
+import sys, numpy as np
+from scalper.core import indicators
+close = 3000 + np.cumsum(np.random.default_rng(1).normal(size=50_000))
+first = indicators.ema(close, 34)
+seen = ["pandas" in sys.modules, indicators._python_ema_bars]
+indicators._python_ema_bars = indicators.PYTHON_EMA_BARS   # as after an optimiser's many periods
+again = indicators.ema(close, 34)
+print(seen + ["pandas" in sys.modules, first.tobytes() == again.tobytes()])
+"""
+
+
+def test_many_long_emas_go_to_pandas_once_python_would_cost_more():
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", _BUDGET_CHILD], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert json.loads(out.lower()) == [False, 50_000, True, True]

@@ -67,21 +67,28 @@ def atr(high: PriceSeries, low: PriceSeries, close: PriceSeries, period: int = A
 
 
 LONG_SERIES = 5_000   # bars from which ema() runs pandas' recurrence (or its exact copy, _ewm_mean)
+# Bars of long EMAs a process runs through _ewm_mean (~55 ns a bar) before importing pandas (~0.2 s)
+# is the cheaper way: a scan's two periods stay in Python, an optimiser's many periods do not.
+PYTHON_EMA_BARS = 3_000_000
+_python_ema_bars = 0
 
 
 def ema(close: PriceSeries, period: int) -> np.ndarray:
     """e_0 = close_0; e_i = a*close_i + (1-a)*e_{i-1}, a = 2/(period+1).
 
     A history (backtest, scan) goes through pandas' ewm(adjust=False) when pandas is loaded
-    anyway (a CSV was parsed), else through _ewm_mean, its arithmetic step for step: a bar file
-    read from the bar cache needs no pandas (~0.2 s to import). Both give bit for bit the
-    Python loop's values on the shared data for every period up to 2,000, and on random walks;
-    a live window (100 bars) stays in the Python loop: run-once does not import pandas."""
+    anyway (a CSV was parsed), else through _ewm_mean, its arithmetic step for step, for up to
+    PYTHON_EMA_BARS: a bar file read from the bar cache needs no pandas (~0.2 s to import). Both
+    give bit for bit the Python loop's values on the shared data for every period up to 2,000,
+    and on random walks; a live window (100 bars) stays in the Python loop: run-once does not
+    import pandas."""
+    global _python_ema_bars
     if len(close) >= LONG_SERIES:
         series = np.asarray(close, dtype=np.float64)
-        if "pandas" not in sys.modules and bool(np.isfinite(series).all()):
+        if "pandas" not in sys.modules and _python_ema_bars < PYTHON_EMA_BARS and bool(np.isfinite(series).all()):
             exact = _ewm_mean(series, period)
             if exact is not None:
+                _python_ema_bars += len(series)
                 return exact
         import pandas as pd
 
