@@ -12,6 +12,10 @@ import pytest
 # imported: importing scalper while pytest loads this file changed what test_properties' seeded
 # random walks generate.
 SYNCHRONOUS_ENV = "SCALPER_SQLITE_SYNCHRONOUS"
+# scalper.feeds.bar_cache.CACHE_DIR_ENV and SWITCH_ENV (checked in test_bar_cache), named here for the
+# same reason: every test gets its own parsed-bar cache, never the user's.
+BARS_CACHE_DIR_ENV = "SCALPER_CACHE_DIR"
+BARS_CACHE_SWITCH_ENV = "SCALPER_BARS_CACHE"
 
 # The suite's durability switch: the ledger and the paper broker's books run with
 # PRAGMA synchronous=OFF here instead of FULL (fsync on every commit was most of the
@@ -73,8 +77,10 @@ def pytest_configure(config):
 def _clean_env(request, monkeypatch, tmp_path_factory):
     # each test gets its own validated-config cache (scalper.config.load_config)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    # and its own parsed-bar cache (scalper.feeds.bar_cache), on
+    monkeypatch.setenv(BARS_CACHE_DIR_ENV, str(tmp_path_factory.mktemp("scalper-cache")))
     for var in ("SCALPER_CONFIG", "SCALPER_LEDGER", "SCALPER_CRASH_AT", "SCALPER_PAPER_FAULTS",
-                "SCALPER_LEDGER_MAX_PAGES", SYNCHRONOUS_ENV):
+                "SCALPER_LEDGER_MAX_PAGES", SYNCHRONOUS_ENV, BARS_CACHE_SWITCH_ENV):
         monkeypatch.delenv(var, raising=False)
     if request.node.get_closest_marker("real_durability") is None:
         monkeypatch.setenv(SYNCHRONOUS_ENV, TEST_SYNCHRONOUS)

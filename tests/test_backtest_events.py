@@ -92,18 +92,11 @@ def test_the_rules_vector_forms_agree_with_the_scalar_rules():
 
 
 @pytest.mark.parametrize("name", ["XAUUSD", "BTCUSD"])
-@pytest.mark.parametrize("pandas_loaded", [True, False])
-def test_a_history_ema_is_the_recurrence_bit_for_bit(name, pandas_loaded, monkeypatch):
-    """Both ways ema() runs a long history (pandas' ewm when loaded, else the Python loop)
-    give the recurrence's values bit for bit."""
+def test_a_history_ema_is_the_recurrence_bit_for_bit(name):
     from itertools import accumulate
 
-    import pandas
-
-    from scalper.core import indicators
     from scalper.core.indicators import LONG_SERIES, ema
 
-    monkeypatch.setattr(indicators, "_loaded_pandas", lambda: pandas if pandas_loaded else None)
     bars, _ = read_bars(shared_file(f"{name}_M1.csv"))
     assert len(bars) >= LONG_SERIES
     closes = bars.close.tolist()

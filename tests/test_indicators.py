@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from scalper.core import indicators
-from tests.strategy_data import XAU, load_bars
+from tests.strategy_data import BTC, XAU, load_bars
 
 HIGH = [10.0, 11.0, 12.0, 10.5, 13.0]
 LOW = [9.0, 10.0, 11.5, 9.5, 12.0]
@@ -83,3 +83,62 @@ def test_rolling_extremes():
     values = [3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0]
     assert indicators.rolling_min(values, 3).tolist() == [1.0, 1.0, 1.5, 1.5, 2.0]
     assert indicators.rolling_max(values, 3).tolist() == [4.0, 4.0, 5.0, 9.0, 9.0]
+
+
+def _long_series() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(15)
+    walk = np.round(3000 + np.cumsum(rng.normal(scale=0.8, size=60_000)), 2)
+    walk[5_000:9_000] = walk[5_000]          # a flat stretch: the mean reaches the price exactly
+    walk[20_000:20_050:2] = walk[19_999]     # and a price that keeps coming back to it
+    return {"xau": load_bars(XAU).close, "btc": load_bars(BTC).close, "walk": walk,
+            "tiny": np.round(1.1 + np.cumsum(rng.normal(scale=1e-5, size=20_000)), 5)}
+
+
+@pytest.mark.parametrize("name", ["xau", "btc", "walk", "tiny"])
+def test_the_copy_of_pandas_ewm_is_bit_for_bit_pandas(name):
+    # ema() runs _ewm_mean on long series when pandas is not loaded (bars read from the bar cache)
+    close = _long_series()[name]
+    for period in [*range(1, 60), 89, 100, 144, 200, 233, 500, 1000, 2000, 4999]:
+        ours = indicators._ewm_mean(close, period)
+        theirs = pd.Series(close).ewm(span=period, adjust=False).mean().to_numpy()
+        assert ours is not None and ours.tobytes() == theirs.tobytes(), period
+
+
+def test_ema_of_a_long_series_is_the_same_with_or_without_pandas_loaded(monkeypatch):
+    import sys
+
+    close = _long_series()["walk"]
+    with_pandas = indicators.ema(close, 21)
+    monkeypatch.delitem(sys.modules, "pandas")      # as in a process that read a cached bar file
+    without = indicators.ema(close, 21)
+    assert "pandas" not in sys.modules and without.tobytes() == with_pandas.tobytes()
+    gaps = close.copy()
+    gaps[10] = np.nan                               # pandas' own treatment of gaps: pandas does it
+    monkeypatch.setitem(sys.modules, "pandas", pd)
+    expected = indicators.ema(gaps, 21)
+    monkeypatch.delitem(sys.modules, "pandas")
+    assert np.array_equal(indicators.ema(gaps, 21), expected, equal_nan=True)
+
+
+_BUDGET_CHILD = """
+import sys, numpy as np
+from scalper.core import indicators
+close = 3000 + np.cumsum(np.random.default_rng(1).normal(size=50_000))
+first = indicators.ema(close, 34)
+seen = ["pandas" in sys.modules, indicators._python_ema_bars]
+indicators._python_ema_bars = indicators.PYTHON_EMA_BARS   # as after an optimiser's many periods
+again = indicators.ema(close, 34)
+print(seen + ["pandas" in sys.modules, first.tobytes() == again.tobytes()])
+"""
+
+
+def test_many_long_emas_go_to_pandas_once_python_would_cost_more():
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", _BUDGET_CHILD], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert json.loads(out.lower()) == [False, 50_000, True, True]

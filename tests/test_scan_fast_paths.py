@@ -84,3 +84,72 @@ def test_a_long_list_is_encoded_as_item_by_item(items):
             assert list(output._encoded_items(items)) == [encode(item) for item in items]
     finally:
         output.BLOCK = block
+
+
+def _round_by_definition(values: list[float], decimals: int) -> list[float]:
+    out = [round(v, decimals) for v in values]
+    return [0.0 if v == 0 else v for v in out]
+
+
+def _same_floats(a: list[float], b: list[float]) -> bool:
+    import math
+
+    return len(a) == len(b) and all(type(x) is float and ((x == y and math.copysign(1, x) == math.copysign(1, y))
+                                                          or (math.isnan(x) and math.isnan(y))) for x, y in zip(a, b))
+
+
+_TIES = [2.675, 0.125, 1.005, 2.5, -2.5, 0.5, -0.5, 1.5, 0.0, -0.0, 0.015, 0.025, 1.115, 1.125, 1234.5678,
+         2.0**52 + 0.5, 2.0**53, 1e300, -1e300, 1e-300, 5e-324, float("inf"), -float("inf"), float("nan"), -1e-9]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(_TIES)
+                       | st.integers(-10**9, 10**9).map(lambda k: (k + 0.5) / 100), max_size=40),
+       decimals=st.integers(0, 15))
+def test_rounding_a_column_is_round_of_each_value(values, decimals):
+    from scalper import rounding
+
+    assert _same_floats(rounding.column(values, decimals), _round_by_definition(values, decimals))
+    assert _same_floats(rounding.column(np.array(values, dtype=np.float64), decimals),
+                        _round_by_definition(values, decimals))
+
+
+def test_rounding_many_prices_and_halves_is_round_of_each_value():
+    from scalper import rounding
+
+    rng = np.random.default_rng(15)
+    for values in (rng.uniform(-5000, 5000, 50_000), rng.uniform(0, 1, 50_000),
+                   (rng.integers(0, 10**7, 50_000) + 0.5) / 10**4, rng.normal(size=50_000) * 1e12):
+        for decimals in (0, 1, 2, 3, 4, 5, 8):
+            assert _same_floats(rounding.column(values, decimals), _round_by_definition(values.tolist(), decimals))
+
+
+_CELLS = st.one_of(st.text(alphabet="ab \"\\\x7f\x1fé%{}", max_size=3), st.floats(), st.integers(), st.booleans(),
+                   st.none())
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(_CELLS, _CELLS, _CELLS), min_size=1, max_size=6),
+       keys=st.lists(st.text(alphabet="a%\"é", min_size=1, max_size=2), min_size=3, max_size=3, unique=True),
+       typed=st.booleans())
+def test_a_table_of_rows_is_encoded_as_item_by_item(rows, keys, typed):
+    # a scan's rows go through a %-template when they are a uniform table (scalper.cli.output)
+    from scalper.cli import output
+
+    if typed:   # columns of one type each, mostly plain: the template's own case
+        rows = [(f"s{i}", float(i) / 3, i) for i in range(len(rows))] + [(str(r[0]), 1.5, 7) for r in rows]
+    items = [dict(zip(keys, row)) for row in rows]
+    encode = output._item_encoder()
+    assert list(output._encoded_items(items)) == [encode(item) for item in items]
+
+
+def test_a_scans_rows_are_a_table_for_the_template():
+    from scalper.cli import output
+
+    rows = [{"bar_time": "2025-05-15 07:35:00", "strategy": "price_action_pinbar", "direction": "buy",
+             "entry": 3145.5, "sl": 3144.1, "tp": 3148.3, "score": 0.4321}] * 3
+    template, values = output._uniform_rows(rows)
+    assert [template % v for v in values] == [json.dumps(r) for r in rows]
+    assert output._uniform_rows([{**rows[0], "score": float("nan")}]) is None
+    assert output._uniform_rows([rows[0], {**rows[0], "tp": 3148}]) is None       # an int among floats
+    assert output._uniform_rows([rows[0], dict(reversed(rows[0].items()))]) is None   # another key order

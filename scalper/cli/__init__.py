@@ -26,11 +26,14 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     wants_json = "--json" in args
     try:
-        from scalper.cli import run_once
+        from scalper.cli import run_once, scan_line
 
         plain = run_once.parse(args)
+        scan = scan_line.parse(args) if plain is None else None
         if plain is not None:
             rv = run_once.run(**plain)
+        elif scan is not None:
+            rv = scan_line.run(**scan)
         else:
             from scalper.cli.typer_app import app
 

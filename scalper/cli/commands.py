@@ -56,18 +56,10 @@ def scan(
 
     Rows: bar_time,strategy,direction,entry,sl,tp,score (bar_time on the file's own clock).
     """
-    from scalper.cli.progress import progress as progress_bar
-    from scalper.services.scan import run_scan
+    from scalper.cli.scan_line import run  # also run without typer for a plain line (scalper.cli.main)
 
-    with progress_bar(None, "scanning", lazy=True) as progress:   # stderr, only in a terminal
-        result = run_scan(data=data, symbol=symbol, bot=bot, strategies=strategies, since=since, until=until,
-                          out=out, lookback=lookback, skip_bad_rows=skip_bad_rows, config=config,
-                          progress=progress if progress.enabled else None)
-    if as_json:
-        emit_json(result)
-    else:
-        render.scan_summary(out_console(False), result)
-    return 0
+    return run(data=data, symbol=symbol, bot=bot, strategies=strategies, since=since, until=until, out=out,
+               lookback=lookback, skip_bad_rows=skip_bad_rows, config=config, as_json=as_json)
 
 
 @app.command("setup-bot")

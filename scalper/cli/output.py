@@ -6,8 +6,10 @@ loading the command-line framework."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterator
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -96,30 +98,70 @@ BLOCK = 2048   # items of a long list encoded by one call
 
 
 def _encoded_items(items: list) -> Iterator[str]:
-    """Each item's JSON (as _item_encoder writes it), a block of dicts per encoder call: the
-    block is encoded as one list and cut at its "}, {" boundaries — only when the text holds
-    exactly one such boundary per pair of neighbours, so none lies inside an item; otherwise
-    (or with a non-finite float) item by item."""
+    """Each item's JSON (as _item_encoder writes it)."""
+    for block in _encoded_blocks(items):
+        yield from block
+
+
+def _encoded_blocks(items: list) -> Iterator[list[str]]:
+    """The items' JSON (as _item_encoder writes it), BLOCK items at a time. A block of dicts that
+    is a uniform table goes through one %-template (_uniform_rows); other dicts are encoded as
+    one list and cut at its "}, {" boundaries — only when the text holds exactly one such
+    boundary per pair of neighbours, so none lies inside an item; otherwise (or with a
+    non-finite float) item by item."""
     encode = _item_encoder()
     whole = json.JSONEncoder(default=str, allow_nan=False, ensure_ascii=True, check_circular=False).encode
     for start in range(0, len(items), BLOCK):
         block = items[start:start + BLOCK]
         if all(type(item) is dict and item for item in block):
+            rows = _uniform_rows(block)
+            if rows is not None:
+                template, values = rows
+                yield [template % row for row in values]
+                continue
             try:
                 text = whole(block)
             except ValueError:
                 text = ""
             if text and text.count("}, {") == len(block) - 1:
-                yield from text[1:-1].replace("}, {", "}\0{").split("\0")
+                yield text[1:-1].replace("}, {", "}\0{").split("\0")
                 continue
-        yield from (encode(item) for item in block)
+        yield [encode(item) for item in block]
+
+
+def _uniform_rows(block: list[dict]) -> tuple[str, list[tuple]] | None:
+    """A %-template that writes each dict of `block` as json's encoder does, and each dict's values:
+    when the dicts have the same str keys in the same order, and each key's values are all str
+    that JSON writes as they are (printable ASCII, no quote or backslash), all finite floats or
+    all ints (exact types: json writes them with their own repr). A scan's rows are such a
+    table, and the template is a third of the encoder's time; None for anything else."""
+    from operator import itemgetter
+
+    keys = tuple(block[0])
+    if len(keys) < 2 or not all(type(k) is str for k in keys) or not all(map(keys.__eq__, map(tuple, block))):
+        return None
+    values = list(map(itemgetter(*keys), block))
+    fields = []
+    for key, column in zip(keys, zip(*values)):
+        kinds = set(map(type, column))
+        if kinds == {str}:
+            text = "".join(column)
+            if not (text.isascii() and text.isprintable()) or '"' in text or "\\" in text:
+                return None
+            field = '"%s"'
+        elif (kinds == {float} and all(map(math.isfinite, column))) or kinds == {int}:
+            field = "%r"
+        else:
+            return None
+        fields.append(f"{encode_basestring_ascii(key).replace('%', '%%')}: {field}")
+    return "{" + ", ".join(fields) + "}", values
 
 
 def json_pieces(doc: Any):
     """JSON indented by 2, except that a long list under a top-level key (a backtest's trades)
     has one item per line, written by json's C encoder: `indent` makes json use its pure-Python
     encoder, 1.5 s for 16,210 trades. A document without a long list reads as before. Never
-    Infinity/NaN (scalper.jsonout), item by item: no copy of a long document."""
+    Infinity/NaN (scalper.jsonout); written a block of items at a time: no copy of a long document."""
     from scalper.jsonout import dumps as finite_dumps
 
     if not isinstance(doc, dict) or not any(isinstance(v, list) and len(v) >= LONG_LIST for v in doc.values()):
@@ -130,8 +172,8 @@ def json_pieces(doc: Any):
         yield f"{',' if n else ''}\n  {json.dumps(key)}: "
         if isinstance(value, list) and len(value) >= LONG_LIST:
             yield "["
-            for k, text in enumerate(_encoded_items(value)):
-                yield f"{',' if k else ''}\n    {text}"
+            for k, block in enumerate(_encoded_blocks(value)):   # a block per write
+                yield f"{',' if k else ''}\n    " + ",\n    ".join(block)
             yield "\n  ]"
         else:
             yield finite_dumps(value, indent=2).replace("\n", "\n  ")

@@ -44,9 +44,9 @@ def parse(args: list[str]) -> dict[str, Any] | None:
 
 
 def _options(args: list[str], i: int, values: dict[str, str], flags: dict[str, str] | None = None,
-             stop: str | None = None) -> tuple[int, dict[str, Any] | None]:
+             stop: str | None = None, repeatable: tuple[str, ...] = ("bot",)) -> tuple[int, dict[str, Any] | None]:
     """Read options from args[i] on, up to `stop` or the end → (index reached, {parameter: value}),
-    or (i, None) at anything this reader does not take."""
+    or (i, None) at anything this reader does not take. `repeatable` parameters gather lists."""
     found: dict[str, Any] = {}
     while i < len(args) and args[i] != stop:
         token = args[i]
@@ -65,8 +65,8 @@ def _options(args: list[str], i: int, values: dict[str, str], flags: dict[str, s
         name = values.get(spelling)
         if name is None:
             return i, None
-        if name == "bot":   # the one repeatable option
-            found.setdefault("bot", []).append(value)
+        if name in repeatable:
+            found.setdefault(name, []).append(value)
         elif name in found:
             return i, None
         else:

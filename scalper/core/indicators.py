@@ -15,7 +15,7 @@ recurrence and stays within ~1e-15 relative of the per-window recurrence.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate
 from typing import TypeAlias
 
@@ -66,21 +66,33 @@ def atr(high: PriceSeries, low: PriceSeries, close: PriceSeries, period: int = A
     return out
 
 
-LONG_SERIES = 5_000   # bars from which ema() runs the recurrence in pandas' compiled loop (when loaded)
+LONG_SERIES = 5_000   # bars from which ema() runs pandas' recurrence (or its exact copy, _ewm_mean)
+# Bars of long EMAs a process runs through _ewm_mean (~55 ns a bar) before importing pandas (~0.2 s)
+# is the cheaper way: a scan's two periods stay in Python, an optimiser's many periods do not.
+PYTHON_EMA_BARS = 3_000_000
+_python_ema_bars = 0
 
 
 def ema(close: PriceSeries, period: int) -> np.ndarray:
     """e_0 = close_0; e_i = a*close_i + (1-a)*e_{i-1}, a = 2/(period+1).
 
-    A history goes through pandas' ewm(adjust=False), the same recurrence compiled (bit for
-    bit the Python loop's values on the shared data for every period up to 2,000, and on
-    random walks), when pandas is loaded already (a CSV parse imported it). Otherwise the
-    loop stays in Python: ~45 ms for a year of M1 bars, where importing pandas costs ~300 ms
-    (a backtest reading cached bars, run-once's 100-bar windows)."""
-    pd = _loaded_pandas() if len(close) >= LONG_SERIES else None
-    if pd is not None:
-        series = pd.Series(np.asarray(close, dtype=np.float64))
-        smoothed: np.ndarray = series.ewm(span=period, adjust=False).mean().to_numpy()
+    A history (backtest, scan) goes through pandas' ewm(adjust=False) when pandas is loaded
+    anyway (a CSV was parsed), else through _ewm_mean, its arithmetic step for step, for up to
+    PYTHON_EMA_BARS: a bar file read from the bar cache needs no pandas (~0.2 s to import). Both
+    give bit for bit the Python loop's values on the shared data for every period up to 2,000,
+    and on random walks; a live window (100 bars) stays in the Python loop: run-once does not
+    import pandas."""
+    global _python_ema_bars
+    if len(close) >= LONG_SERIES:
+        series = np.asarray(close, dtype=np.float64)
+        if "pandas" not in sys.modules and _python_ema_bars < PYTHON_EMA_BARS and bool(np.isfinite(series).all()):
+            exact = _ewm_mean(series, period)
+            if exact is not None:
+                _python_ema_bars += len(series)
+                return exact
+        import pandas as pd
+
+        smoothed: np.ndarray = pd.Series(series).ewm(span=period, adjust=False).mean().to_numpy()
         return smoothed
     closes = np.asarray(close, dtype=np.float64).tolist()
     if not closes:
@@ -91,9 +103,24 @@ def ema(close: PriceSeries, period: int) -> np.ndarray:
     return np.fromiter(values, dtype=np.float64, count=len(closes))
 
 
-def _loaded_pandas():
-    """pandas when some module imported it already, else None (importing it only for ema costs more)."""
-    return sys.modules.get("pandas")
+def _ewm_mean(close: np.ndarray, period: int) -> np.ndarray | None:
+    """pandas' ewm(span=period, adjust=False).mean() of finite values, operation for operation
+    (pandas/_libs/window/aggregations.pyx, ewm): alpha from the centre of mass, and the step
+    skipped when the value equals the mean. pandas then divides by the weights' sum, (1-alpha) +
+    alpha, which is exactly 1.0 for every period up to 5,000 (None otherwise: pandas does it)."""
+    alpha = 1.0 / (1.0 + (period - 1) / 2.0)
+    old = 1.0 - alpha
+    if old + alpha != 1.0:
+        return None
+
+    def means(values: list[float]) -> Iterator[float]:
+        e = values[0]
+        for c in values:
+            if e != c:
+                e = old * e + alpha * c
+            yield e
+
+    return np.fromiter(means(close.tolist()), dtype=np.float64, count=len(close))
 
 
 def window_count(n_bars: int, lookback: int) -> int:

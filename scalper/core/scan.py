@@ -115,7 +115,12 @@ def format_bar_times(epochs: np.ndarray) -> list[str]:
     if not len(epochs):
         return []
     text = np.datetime_as_string(np.asarray(epochs, dtype=np.int64).astype("datetime64[s]"), unit="s")
-    times: list[str] = np.char.replace(text, "T", " ").tolist()   # numpy's stubs: tolist() -> Any
+    codes = text.view(np.uint32).reshape(len(text), -1)   # the characters, as UCS-4 codes
+    if codes.shape[1] > 19 and bool(np.all(codes[:, 10] == ord("T"))) and not codes[:, 19].any():
+        codes[:, 10] = ord(" ")   # every time 19 characters with its T at 10: put the space there
+    else:  # a year beyond 9999 or before 0
+        text = np.char.replace(text, "T", " ")
+    times: list[str] = text.tolist()   # numpy's stubs: tolist() -> Any
     return times
 
 

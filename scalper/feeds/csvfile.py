@@ -15,10 +15,9 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from pandas.api.types import is_numeric_dtype
 
 from scalper.clock import bar_iso
 from scalper.core.bars import BAR_SECONDS, Bars
@@ -27,6 +26,9 @@ from scalper.errors import DataError, quote
 from scalper.feeds import plausible
 from scalper.memory import give_back
 from scalper.symbols import root_symbol
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a file is parsed: a cached file never needs it (bar_cache)
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 # Header names, after lower-casing and stripping <angle brackets>, quotes and
@@ -51,7 +53,22 @@ def read_bars(path: str | Path, *, skip_bad_rows: bool = False) -> tuple[Bars, l
     Bad rows raise DataError naming the line and the problem, or, with
     `skip_bad_rows`, are dropped with one warning per kind of problem. A file
     without the required columns or without data rows always raises.
+    The parsed columns are kept in the bar cache (scalper.feeds.bar_cache): an unchanged file
+    is read back from it, without a parse.
     """
+    from scalper.feeds import bar_cache
+
+    slot = bar_cache.slot(path, skip_bad_rows)
+    cached = slot.load() if slot is not None else None
+    if cached is not None:
+        return cached
+    bars, warnings = _parse_bars(path, skip_bad_rows)
+    if slot is not None:
+        slot.store(bars, warnings)
+    return bars, warnings
+
+
+def _parse_bars(path: str | Path, skip_bad_rows: bool) -> tuple[Bars, list[str]]:
     table = _BarTable.parse(Path(path))
     problems = table.problems()
     if problems and not skip_bad_rows:
@@ -112,8 +129,13 @@ class _Chunk:
 
     @classmethod
     def of(cls, frame: pd.DataFrame, fields: dict[str, int], names: list[str],
-           epoch: bool | None = None) -> _Chunk:
-        time_column, epoch = _time_column(frame, fields, names, epoch)
+           epoch: bool | None = None, times: np.ndarray | None = None) -> _Chunk:
+        """`times`: the time column already read (_plain_times), every cell a good time."""
+        if times is None:
+            time_column, epoch = _time_column(frame, fields, names, epoch)
+        else:
+            none = np.zeros(len(times), dtype=bool)
+            time_column = _Column(names[fields["time"]], times, none, none, {})
         columns = {"time": time_column}
         columns.update((f, _numeric_column(names[i], frame[i], i)) for f, i in fields.items()
                        if f not in ("time", "date"))
@@ -136,16 +158,20 @@ class _BarTable:
     # -- parsing --
     @classmethod
     def parse(cls, path: Path) -> _BarTable:
+        import pandas as pd
+
         encoding = _check_text(path)
         header_line, quoted, sep, names, fields = _header(path, _head(path, encoding))
         chunks: list[_Chunk] | None = None
         if not quoted and encoding != "utf-16":
             try:  # the common case: the bytes streamed through pandas in chunks
-                chunks, epoch = [], None
-                with open_regular_file(path) as source:
-                    for frame in _read_chunks(source, sep, names, fields, header_line):
-                        chunks.append(_Chunk.of(frame, fields, names, epoch))
-                        epoch = chunks[-1].epoch
+                chunks = _plain_time_chunks(path, sep, names, fields, header_line)
+                if chunks is None:   # some time is not plain: pandas reads them all as text
+                    chunks, epoch = [], None
+                    with open_regular_file(path) as source:
+                        for frame in _read_chunks(source, sep, names, fields, header_line):
+                            chunks.append(_Chunk.of(frame, fields, names, epoch))
+                            epoch = chunks[-1].epoch
                 too_wide = np.zeros(0, dtype=np.int64)
             except pd.errors.ParserError:
                 chunks = None  # rows wider than the header, a quote never closed: the careful path
@@ -216,6 +242,8 @@ class _BarTable:
         t = self.columns["time"].values[good]
         if len(t) < 2 or bool(np.all(t[1:] > t[:-1])):   # the usual file: strictly rising times
             return [("duplicate", good[:0]), ("out_of_order", good[:0])]
+        import pandas as pd
+
         duplicate = pd.Series(t).duplicated(keep="first").to_numpy()
         latest_before = np.concatenate(([-np.inf], np.maximum.accumulate(t)[:-1]))
         backwards = (t < latest_before) & ~duplicate
@@ -430,12 +458,69 @@ def _head(path: Path, encoding: str) -> str:
         size *= 4
 
 
-def _read_chunks(source, sep: str, names: list[str], fields: dict[str, int], header_line: int):
+def _read_chunks(source, sep: str, names: list[str], fields: dict[str, int], header_line: int,
+                 time_dtype: str | type[object] = object):
     """The data rows (every line after the header, blank lines included, columns numbered), as
     DataFrames of CHUNK_ROWS rows; raises pandas' ParserError on a row wider than the header."""
+    import pandas as pd
+
     return pd.read_csv(source, sep=sep, header=None, skiprows=header_line, names=range(len(names)),
                        index_col=False, skip_blank_lines=False, skipinitialspace=True, encoding="utf-8",
-                       dtype={fields[f]: object for f in ("time", "date") if f in fields}, chunksize=CHUNK_ROWS)
+                       dtype={fields[f]: time_dtype for f in ("time", "date") if f in fields}, chunksize=CHUNK_ROWS)
+
+
+# The plain time, 'YYYY-MM-DD HH:MM:SS': read from the cells' bytes by numpy, without a Python
+# string per cell (most of the parse's time). PLAIN_TIME_BYTES holds one with room to see a longer cell.
+PLAIN_TIME_BYTES = 32
+_PLAIN_LOW = np.frombuffer(b"0000-00-00 00:00:00", dtype=np.uint8)    # each character between these
+_PLAIN_HIGH = np.frombuffer(b"9999-99-99 99:99:99", dtype=np.uint8)
+_PLAIN_SPAN = (np.datetime64("1970-01-01", "s"), np.datetime64("2262-01-01", "s"))   # pandas' ns stamps
+
+
+def _plain_time_chunks(path: Path, sep: str, names: list[str], fields: dict[str, int],
+                       header_line: int) -> list[_Chunk] | None:
+    """The file's chunks with the time column read as bytes (_plain_times); None as soon as a
+    cell is anything but a plain, valid time (empty, another format, a bad date): the file is
+    then read with the times as text, which explains what is wrong with them."""
+    import pandas as pd
+
+    if "date" in fields:
+        return None
+    chunks = []
+    try:
+        with open_regular_file(path) as source:
+            for frame in _read_chunks(source, sep, names, fields, header_line, f"S{PLAIN_TIME_BYTES}"):
+                times = _plain_times(frame[fields["time"]].to_numpy())
+                if times is None:
+                    return None
+                chunks.append(_Chunk.of(frame, fields, names, False, times))
+    except pd.errors.ParserError:
+        raise   # the rows themselves: the careful path explains them
+    except (ValueError, TypeError, UnicodeError):
+        return None   # a cell pandas would not give as bytes: the text path reads (and explains) it
+    return chunks or None
+
+
+def _plain_times(cells: np.ndarray) -> np.ndarray | None:
+    """Epoch seconds (float) of byte cells that are all plain times ('YYYY-MM-DD HH:MM:SS', a
+    real date and time from 1970 on, read as UTC) — what the text path's pandas.to_datetime
+    gives them; None when one is not (the text path then reads them all)."""
+    if cells.dtype != np.dtype(f"S{PLAIN_TIME_BYTES}") or not len(cells):
+        return None
+    chars = cells.view(np.uint8).reshape(len(cells), PLAIN_TIME_BYTES)
+    if chars[:, 19:].any():
+        return None   # longer than a plain time
+    head = chars[:, :19]
+    if not (bool(np.all(head >= _PLAIN_LOW)) and bool(np.all(head <= _PLAIN_HIGH))):
+        return None   # a character that is not the digit or the mark of its place
+    try:   # the layout is fixed above; numpy refuses a month, day, hour, minute or second out of range
+        stamps = cells.astype("datetime64[s]")
+    except ValueError:
+        return None
+    if not bool(np.all((stamps >= _PLAIN_SPAN[0]) & (stamps < _PLAIN_SPAN[1]))):
+        return None
+    seconds: np.ndarray = stamps.astype(np.int64).astype(np.float64)
+    return seconds
 
 
 def open_regular_file(path: Path):
@@ -493,6 +578,8 @@ def _read_frame(path: Path, body: str, sep: str, names: list[str],
                 fields: dict[str, int]) -> tuple[pd.DataFrame, np.ndarray]:
     """The data rows as a DataFrame (one row per line after the header, blank lines included,
     columns numbered), and the rows that had more fields than the header."""
+    import pandas as pd
+
     def parse(text: str) -> pd.DataFrame:
         # low_memory=False: type each column over the whole file, not chunk by chunk.
         return pd.read_csv(io.StringIO(text), sep=sep, header=None, skiprows=1, names=range(len(names)),
@@ -567,6 +654,9 @@ def _header_names(names: list[str], most: int = 12) -> str:
 
 
 def _numeric_column(name: str, cells: pd.Series, index: int | None = None) -> _Column:
+    import pandas as pd
+    from pandas.api.types import is_numeric_dtype
+
     if is_numeric_dtype(cells.dtype):
         values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
         missing = np.isnan(values)
@@ -581,6 +671,8 @@ def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str],
     """Open times as float epoch seconds (NaN where unreadable), the file's wall clock read as UTC,
     and whether they are written as epoch seconds: the file's first time decides (`epoch`, once
     an earlier chunk of the file saw one)."""
+    import pandas as pd
+
     cells = frame[fields["time"]]
     name = names[fields["time"]]
     if "date" in fields:  # MT5 terminal export: <DATE> 2025.05.15, <TIME> 07:35:00
@@ -605,6 +697,8 @@ def _time_column(frame: pd.DataFrame, fields: dict[str, int], names: list[str],
 def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
     """Rows whose every cell is empty: numeric columns first (cheap), text cells only where
     those are all empty."""
+    from pandas.api.types import is_numeric_dtype
+
     blank = np.ones(len(frame), dtype=bool)
     text = []
     for col in frame.columns:
@@ -711,6 +805,8 @@ def _read_tail(path: Path, nbytes: int, size: int) -> Bars | None:
         return None
     if quoted:
         return None
+    import pandas as pd
+
     try:
         frame = pd.read_csv(io.BytesIO(data), sep=sep, header=None, names=range(len(names)), index_col=False,
                             skip_blank_lines=False, skipinitialspace=True,
