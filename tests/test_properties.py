@@ -87,7 +87,8 @@ def signal_windows(draw, min_n: int = 0, max_n: int = 220, strategy: str | None 
     """A stretch of the real export ending on a bar where a strategy signals (the golden
     file), rescaled: the properties are checked on real signals, not only on skips."""
     bars = load_bars(XAU)
-    t = draw(st.sampled_from(_golden_indexes(strategy)))
+    # a signal with at least min_n bars up to it (one early in the file has fewer)
+    t = draw(st.sampled_from([i for i in _golden_indexes(strategy) if i + 1 >= min_n]))
     hi = min(max_n, t + 1)
     n = draw(st.integers(min(max(min_n, 60), hi), hi) if draw(st.integers(0, 3)) else st.integers(min_n, hi))
     k = draw(st.sampled_from([1.0, 1.0, 0.001, 0.37, 25.0]))
