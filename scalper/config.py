@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from scalper import settings
-from scalper.config_cache import _cache_dir, _cache_key, _code_stamp, load_config  # noqa: F401  (its home)
+from scalper.config_cache import _cache_key, _code_stamp, load_config  # noqa: F401  (its home)
 from scalper.config_rules import AccountRules, BotRules, ConfigRules, NotifyRules
 from scalper.core.rules import DEFAULT_BALANCE, DEFAULT_LOOKBACK, RiskRules
 from scalper.symbols import SymbolSpec

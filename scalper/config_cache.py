@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scalper.userdirs import cache_dir
+
 if TYPE_CHECKING:
     from scalper.config import Config
 
@@ -38,11 +40,6 @@ def load_config(path: str | os.PathLike) -> Config:
 
         check_targets(cfg, p)   # the URLs live in the environment: checked on every load, not cached
     return cfg
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "scalper"
 
 
 def _cache_key(p: Path) -> str | None:
@@ -80,7 +77,7 @@ def _cache_hit(key: str) -> Config | None:
     from scalper.config_rules import rebuild
 
     try:
-        entry = json.loads((_cache_dir() / f"{key}.json").read_text())
+        entry = json.loads((cache_dir() / f"{key}.json").read_text())
         cfg = rebuild(entry["shape"], entry["config"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -90,7 +87,7 @@ def _cache_hit(key: str) -> Config | None:
 def _cache_write(key: str, entry: dict) -> None:
     import tempfile
 
-    folder = _cache_dir()
+    folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")

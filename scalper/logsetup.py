@@ -150,8 +150,9 @@ def current_path() -> Path | None:
 
 def fallback_path() -> Path:
     """Where a failure is logged when no config names a log file: the user's cache folder."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "scalper" / "scalper.log"
+    from scalper.userdirs import cache_dir
+
+    return cache_dir() / "scalper.log"
 
 
 def attach(path: Path, *, level: int = logging.INFO, stderr=None) -> Path | None:

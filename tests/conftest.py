@@ -12,7 +12,7 @@ import pytest
 # imported: importing scalper while pytest loads this file changed what test_properties' seeded
 # random walks generate.
 SYNCHRONOUS_ENV = "SCALPER_SQLITE_SYNCHRONOUS"
-# scalper.feeds.bar_cache.CACHE_DIR_ENV and SWITCH_ENV (checked in test_bar_cache), named here for the
+# scalper.userdirs.CACHE_DIR_ENV and scalper.feeds.bar_cache.SWITCH_ENV (checked in test_bar_cache), named here for the
 # same reason: every test gets its own parsed-bar cache, never the user's.
 BARS_CACHE_DIR_ENV = "SCALPER_CACHE_DIR"
 BARS_CACHE_SWITCH_ENV = "SCALPER_BARS_CACHE"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from scalper import userdirs
 from scalper.clock import bar_iso, parse_instant
 from scalper.errors import DataError
 from scalper.feeds import bar_cache, csvfile
@@ -44,7 +45,7 @@ def parses(monkeypatch):
 
 
 def test_the_suite_never_touches_the_users_cache(tmp_path):
-    assert (BARS_CACHE_DIR_ENV, BARS_CACHE_SWITCH_ENV) == (bar_cache.CACHE_DIR_ENV, bar_cache.SWITCH_ENV)
+    assert (BARS_CACHE_DIR_ENV, BARS_CACHE_SWITCH_ENV) == (userdirs.CACHE_DIR_ENV, bar_cache.SWITCH_ENV)
     home_cache = Path.home() / ".cache"
     assert bar_cache.enabled() and home_cache not in bar_cache.bars_dir().parents
 
@@ -242,6 +243,20 @@ def test_where_the_cache_lives(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
     assert bar_cache.bars_dir() == tmp_path / "local" / "scalper" / "cache" / "bars"
+
+
+def test_one_cache_folder_holds_the_bars_the_configs_and_the_fallback_log(tmp_path, monkeypatch):
+    from scalper import logsetup
+
+    monkeypatch.setenv(BARS_CACHE_DIR_ENV, str(tmp_path / "mine"))
+    cfg = tmp_path / "bots.yaml"
+    cfg.write_text((ROOT / "bots.yaml").read_text())
+    from scalper.config import load_config
+
+    load_config(cfg)
+    assert list((tmp_path / "mine").glob("*.json"))          # the validated config's entry
+    assert logsetup.fallback_path() == tmp_path / "mine" / "scalper.log"
+    assert bar_cache.bars_dir() == tmp_path / "mine" / "bars"
 
 
 def test_the_cache_keeps_the_most_recently_used_entries(tmp_path, monkeypatch, parses):

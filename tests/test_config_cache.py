@@ -12,11 +12,12 @@ import pytest
 from scalper import config as config_module
 from scalper.config import load_config
 from scalper.errors import ConfigError
+from scalper.userdirs import cache_dir
 from tests.conftest import ROOT
 
 
 def _cache_files():
-    return sorted((config_module._cache_dir()).glob("*.json"))
+    return sorted((cache_dir()).glob("*.json"))
 
 
 def test_second_load_is_rebuilt_from_the_cache_and_equal(tmp_path, monkeypatch):
@@ -65,7 +66,7 @@ def test_a_damaged_entry_falls_back_to_validation(tmp_path):
 def test_an_unwritable_cache_only_costs_speed(tmp_path, monkeypatch):
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the cache folder should be")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    monkeypatch.setenv("SCALPER_CACHE_DIR", str(blocked))
     cfg_path = tmp_path / "bots.yaml"
     cfg_path.write_text((ROOT / "bots.yaml").read_text())
     assert load_config(cfg_path).bot("btc-watch").auto_trade is False

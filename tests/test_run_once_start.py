@@ -111,7 +111,7 @@ def _imports_of_run_once(folder: Path, extra_env: dict | None = None) -> tuple[s
             "try:\n    main(['run-once', '--json', '--config', 'bots.yaml', '--ledger', 'ledger.db'])\n"
             "except SystemExit as e:\n    code = e.code\n"
             "sys.stderr.write(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))\n")
-    env = {**os.environ, "XDG_CACHE_HOME": str(folder / "cache"), **(extra_env or {})}
+    env = {**os.environ, "SCALPER_CACHE_DIR": str(folder / "cache"), **(extra_env or {})}
     proc = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, capture_output=True, text=True,
                           timeout=120, check=False)
     return set(json.loads(proc.stderr.strip().splitlines()[-1])), json.loads(proc.stdout)
@@ -130,7 +130,7 @@ def test_plain_settings_answer_as_the_validated_ones(tmp_path, monkeypatch):
     from scalper.config import _validate_file, load_config
     from scalper.config_rules import Plain
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("SCALPER_CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "bots.yaml"
     path.write_text((ROOT / "bots.yaml").read_text())
     validated = _validate_file(path)
@@ -159,7 +159,7 @@ def test_plain_settings_validate_through_their_pydantic_model(tmp_path, monkeypa
 
     from scalper.config import RiskConfig, load_config
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("SCALPER_CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "bots.yaml"
     path.write_text((ROOT / "bots.yaml").read_text())
     load_config(path)

@@ -203,7 +203,7 @@ def test_an_unexpected_error_leaves_its_traceback_in_the_log(tmp_path, capsys, m
         # no config at all: the user's cache folder holds it
         monkeypatch.chdir(tmp_path / "logs")
         r = cli(capsys, "scan", "--data", _xau())
-        cached = Path(os.environ["XDG_CACHE_HOME"]) / "scalper" / "scalper.log"
+        cached = Path(os.environ["SCALPER_CACHE_DIR"]) / "scalper.log"
         assert r.code == 1 and f"traceback in {cached}" in r.err and "RuntimeError: a bug" in cached.read_text()
     finally:
         from scalper import logsetup

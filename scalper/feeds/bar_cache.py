@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from scalper.core.bars import Bars
+from scalper.userdirs import cache_dir
 
-CACHE_DIR_ENV = "SCALPER_CACHE_DIR"     # the cache's folder (bars go in its `bars/`)
 SWITCH_ENV = "SCALPER_BARS_CACHE"       # 0/off/false/no: parse every time, store nothing
 OFF_VALUES = ("0", "off", "false", "no")
 FORMAT_VERSION = 1                      # bump when the entry layout or what read_bars returns changes
@@ -40,17 +39,6 @@ _SUFFIX = ".bars"
 _FIELDS = ("time", "open", "high", "low", "close", "volume", "spread")
 _DTYPES = {f: np.dtype(np.int64 if f == "time" else np.float64) for f in _FIELDS}
 _STALE_TEMP_SECONDS = 3600              # a temp file this old is from a writer that died
-
-
-def cache_dir() -> Path:
-    """The cache's folder: SCALPER_CACHE_DIR, else the user's cache folder + `scalper`."""
-    chosen = os.environ.get(CACHE_DIR_ENV)
-    if chosen:
-        return Path(chosen)
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "scalper" / "cache"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "scalper"
 
 
 def bars_dir() -> Path:

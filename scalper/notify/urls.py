@@ -35,7 +35,7 @@ def known_schemes() -> frozenset[str]:
     """Every scheme apprise's registry lists (cached per apprise installation)."""
     import hashlib
 
-    from scalper.config_cache import _cache_dir
+    from scalper.userdirs import cache_dir
 
     spec = importlib.util.find_spec("apprise")
     origin = spec.origin if spec else ""
@@ -43,7 +43,7 @@ def known_schemes() -> frozenset[str]:
         stamp = f"{origin}|{os.stat(origin).st_mtime_ns}" if origin is not None else str(origin)
     except (OSError, TypeError):
         stamp = str(origin)
-    cache = _cache_dir() / f"apprise-schemes-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.json"
+    cache = cache_dir() / f"apprise-schemes-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.json"
     try:
         return frozenset(json.loads(cache.read_text()))
     except (OSError, ValueError):
