@@ -26,14 +26,15 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     wants_json = "--json" in args
     try:
-        from scalper.cli import run_once, scan_line
+        from scalper.cli import plain, run_once
 
-        plain = run_once.parse(args)
-        scan = scan_line.parse(args) if plain is None else None
-        if plain is not None:
-            rv = run_once.run(**plain)
-        elif scan is not None:
-            rv = scan_line.run(**scan)
+        once = run_once.parse(args)
+        line = None if once is not None else plain.read(args)
+        if once is not None:
+            rv = run_once.run(**once)
+        elif line is not None:
+            body, kwargs = line
+            rv = body(**kwargs)
         else:
             from scalper.cli.typer_app import app
 

@@ -56,7 +56,7 @@ def scan(
 
     Rows: bar_time,strategy,direction,entry,sl,tp,score (bar_time on the file's own clock).
     """
-    from scalper.cli.scan_line import run  # also run without typer for a plain line (scalper.cli.main)
+    from scalper.cli.plain import scan as run  # also run without typer for a plain line (scalper.cli.main)
 
     return run(data=data, symbol=symbol, bot=bot, strategies=strategies, since=since, until=until, out=out,
                lookback=lookback, skip_bad_rows=skip_bad_rows, config=config, as_json=as_json)
@@ -175,19 +175,12 @@ def backtest(
     An order the free margin cannot hold is refused (broker_no_money); a book whose equity falls to zero
     is closed at the quote (stop_out).
     """
-    from scalper.cli.progress import progress as progress_bar
-    from scalper.services.backtest import backtest as service
+    from scalper.cli.plain import backtest as run  # also run without typer for a plain line (scalper.cli.main)
 
-    with progress_bar(None, "replaying", lazy=True) as progress:   # stderr, only in a terminal
-        doc = service(data=data, bot=bot, symbol=symbol, strategies=strategies, since=since, until=until,
-                      signals_out=signals_out, trades_out=trades_out, chart=chart, balance=balance, qty=qty,
-                      lookback=lookback, skip_bad_rows=skip_bad_rows, config=config, progress=progress,
-                      spread=spread, trailing=False if no_trailing else None, leverage=leverage)
-    if as_json:
-        emit_json(doc)
-    else:
-        render.backtest_summary(out_console(False), doc)
-    return 0
+    return run(data=data, bot=bot, symbol=symbol, strategies=strategies, since=since, until=until,
+               signals_out=signals_out, trades_out=trades_out, chart=chart, balance=balance, qty=qty,
+               lookback=lookback, skip_bad_rows=skip_bad_rows, spread=spread, no_trailing=no_trailing,
+               leverage=leverage, config=config, as_json=as_json)
 
 
 # Imported last: these modules register their commands on `app`, defined above (they import it from here).

@@ -1,0 +1,137 @@
+"""Plain command lines read without the command-line framework.
+
+typer, its click and the app's ~30 commands cost ~45 ms of a start-up; for `scan` and
+`backtest` on cached bars that is a tenth of the run. A plain line of these commands — their
+options spelt `--opt VALUE` or `--opt=VALUE`, each at most once, numbers that parse and lie in
+range — is read here (run-once has its own reader, scalper.cli.run_once, which this shares).
+Any other line goes to the typer app, which reads, explains or refuses it as before. Each typer
+command calls the same `run` body the fast path calls; typer's declarations in commands.py are
+the reference, and tests/test_plain_lines.py checks with hypothesis that both read alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scalper.cli.run_once import _ENV, _GLOBAL_VALUES, _options
+
+
+@dataclass(frozen=True)
+class PlainCommand:
+    name: str
+    values: dict[str, str]                   # option spelling -> parameter (text values)
+    flags: dict[str, str]                    # flag spelling -> parameter (True when given)
+    required: tuple[str, ...] = ()
+    ints: dict[str, int] = field(default_factory=dict)                   # parameter -> typer's min=
+    numbers: dict[str, tuple[float, float]] = field(default_factory=dict)  # parameter -> cli.common.number's range
+
+    def parse(self, args: list[str]) -> dict[str, Any] | None:
+        """The keyword arguments of the command's `run` for a plain line, or None when typer must
+        read it. Global --config/--ledger go into the environment, as the app's callback does."""
+        i, given = _options(args, 0, _GLOBAL_VALUES, stop=self.name, repeatable=())
+        if given is None or i >= len(args) or args[i] != self.name:
+            return None
+        end, options = _options(args, i + 1, self.values, flags=self.flags, repeatable=())
+        if options is None or end != len(args) or any(r not in options for r in self.required):
+            return None
+        kwargs: dict[str, Any] = {p: None for p in self.values.values()}
+        kwargs.update({p: False for p in self.flags.values()})
+        kwargs.update(options)
+        for name, least in self.ints.items():
+            if name in options:   # plain digits from `least` up; typer converts or refuses the rest
+                if not re.fullmatch(r"[0-9]+", options[name]) or int(options[name]) < least:
+                    return None
+                kwargs[name] = int(options[name])
+        for name, (low, high) in self.numbers.items():
+            if name in options:   # as cli.common.number reads it; typer says what is wrong otherwise
+                try:
+                    value = float(options[name])
+                except ValueError:
+                    return None
+                if not (math.isfinite(value) and low <= value <= high):
+                    return None
+                kwargs[name] = value
+        for name, value in given.items():   # the app callback: `if config: os.environ[...] = config`
+            if value:
+                os.environ[_ENV[name]] = value
+        if "config" in kwargs and "config" not in options:   # click: a non-empty envvar, else None
+            kwargs["config"] = os.environ.get(_ENV["config"]) or None
+        return kwargs
+
+
+_CONFIG = {"--config": "config", "-c": "config"}
+
+SCAN = PlainCommand(
+    "scan", {"--data": "data", "--symbol": "symbol", "--bot": "bot", "--strategies": "strategies", "--from": "since",
+             "--to": "until", "--out": "out", "--lookback": "lookback", **_CONFIG},
+    {"--skip-bad-rows": "skip_bad_rows", "--json": "as_json"}, required=("data",), ints={"lookback": 15})
+
+# the ranges of cli.common.number in commands.backtest
+BACKTEST = PlainCommand(
+    "backtest", {"--data": "data", "--bot": "bot", "--symbol": "symbol", "--strategies": "strategies",
+                 "--from": "since", "--to": "until", "--signals-out": "signals_out", "--trades-out": "trades_out",
+                 "--chart": "chart", "--balance": "balance", "--qty": "qty", "--lookback": "lookback",
+                 "--spread": "spread", "--leverage": "leverage", **_CONFIG},
+    {"--skip-bad-rows": "skip_bad_rows", "--no-trailing": "no_trailing", "--json": "as_json"},
+    required=("data",), ints={"lookback": 15},
+    numbers={"balance": (0.01, 1e12), "qty": (0.0001, 1e5), "spread": (0, 1e6), "leverage": (1, 10_000)})
+
+
+# --- the bodies: typer's commands call these too ---------------------------------------------
+def scan(*, data: str, symbol: str | None, bot: str | None, strategies: str | None, since: str | None,
+         until: str | None, out: str | None, lookback: int | None, skip_bad_rows: bool, config: str | None,
+         as_json: bool) -> int:
+    """The scan, its summary printed (JSON or text) → the exit code."""
+    from scalper.cli.output import emit_json, out_console
+    from scalper.cli.progress import progress as progress_bar
+    from scalper.services.scan import run_scan
+
+    with progress_bar(None, "scanning", lazy=True) as progress:   # stderr, only in a terminal
+        result = run_scan(data=data, symbol=symbol, bot=bot, strategies=strategies, since=since, until=until,
+                          out=out, lookback=lookback, skip_bad_rows=skip_bad_rows, config=config,
+                          progress=progress if progress.enabled else None)
+    if as_json:
+        emit_json(result)
+    else:
+        from scalper.cli import render
+
+        render.scan_summary(out_console(False), result)
+    return 0
+
+
+def backtest(*, data: str, bot: str | None, symbol: str | None, strategies: str | None, since: str | None,
+             until: str | None, signals_out: str | None, trades_out: str | None, chart: str | None,
+             balance: float | None, qty: float | None, lookback: int | None, skip_bad_rows: bool,
+             spread: float | None, no_trailing: bool, leverage: float | None, config: str | None,
+             as_json: bool) -> int:
+    """The replay, its summary printed (JSON or text) → the exit code."""
+    from scalper.cli.output import emit_json, out_console
+    from scalper.cli.progress import progress as progress_bar
+    from scalper.services.backtest import backtest as service
+
+    with progress_bar(None, "replaying", lazy=True) as progress:   # stderr, only in a terminal
+        doc = service(data=data, bot=bot, symbol=symbol, strategies=strategies, since=since, until=until,
+                      signals_out=signals_out, trades_out=trades_out, chart=chart, balance=balance, qty=qty,
+                      lookback=lookback, skip_bad_rows=skip_bad_rows, config=config, progress=progress,
+                      spread=spread, trailing=False if no_trailing else None, leverage=leverage)
+    if as_json:
+        emit_json(doc)
+    else:
+        from scalper.cli import render
+
+        render.backtest_summary(out_console(False), doc)
+    return 0
+
+
+def read(args: list[str]) -> tuple[Callable[..., int], dict[str, Any]] | None:
+    """(the body to run, its keyword arguments) for a plain scan or backtest line, else None."""
+    for command, body in ((SCAN, scan), (BACKTEST, backtest)):
+        kwargs = command.parse(args)
+        if kwargs is not None:
+            return body, kwargs
+    return None
