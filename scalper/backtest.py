@@ -40,6 +40,8 @@ What a live engine never has to decide, decided here:
 
 from __future__ import annotations
 
+import dataclasses
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,10 +66,11 @@ from scalper.core.sim import (
     profit,
     stopped_out,
 )
-from scalper.core.sizing import size_order
+from scalper.core.sizing import Sizing, size_order
 from scalper.core.stops import stops_valid
 from scalper.core.strategies.views import HistoryView
 from scalper.memory import give_back
+from scalper.rounding import round_array as _round_prices  # SymbolSpec.round_price of every price
 from scalper.symbols import SymbolSpec
 
 DECISION_DELAY_S = 5          # a run-once starts a few seconds after the bar closes
@@ -221,6 +224,7 @@ class _Replay:
         self.trades: list[Trade] = []
         self.kill_switches: list[KillSwitchEvent] = []
         self.trailed = 0
+        self.fixed_size: Sizing | None = None
 
     def _in_range(self, bar_time: int) -> bool:
         return self.first <= self.last and self.time[self.first] <= bar_time <= self.time[self.last]
@@ -230,23 +234,46 @@ class _Replay:
         first, last = self.first, self.last
         total = max(0, last - first + 1)
         signal_bars = sorted(self.by_bar)
+        n_signal_bars = len(signal_bars)
         next_signal = 0
         report_every = max(1, total // PROGRESS_STEPS)
         reported = first
         i = first
         while i <= last:
-            while next_signal < len(signal_bars) and signal_bars[next_signal] < i:
+            while next_signal < n_signal_bars and signal_bars[next_signal] < i:
                 next_signal += 1
-            due = signal_bars[next_signal] if next_signal < len(signal_bars) else last + 1
+            due = signal_bars[next_signal] if next_signal < n_signal_bars else last + 1
             if self.book:
-                # Nothing but a stop-out or the kill-switch can happen before the next exit or signal bar.
-                due = min(due, *(p.exit_bar for p in self.book))
-                if self._between(i, min(due, last + 1)):
-                    continue
+                # Until the next exit nothing changes the book but a stop-out or the kill-switch, and a
+                # signal the book refuses by itself (risk.book_refusal) changes nothing: its bar need not
+                # be stepped. The first signal bar with a signal the book does not refuse is due.
+                due = min(p.exit_bar for p in self.book)
+                refusals = []
+                exposure = self._book_exposure()
+                while next_signal < n_signal_bars and signal_bars[next_signal] < due:
+                    bar = signal_bars[next_signal]
+                    reasons = self._book_refusals(bar, exposure)
+                    if reasons is None:
+                        due = bar
+                        break
+                    refusals.append((bar, reasons))
+                    next_signal += 1
+                acts = self._acts_between(i, min(due, last + 1))
+                if acts is not None:
+                    due = acts
+                for bar, reasons in refusals:   # the bars before a stop-out or the kill-switch
+                    if bar >= due:   # decided again once that has acted
+                        next_signal = bisect_left(signal_bars, bar)
+                        break
+                    for strategy, reason in reasons:
+                        self.decisions[strategy][reason] += 1
+            else:
+                acts = None
             if due > last:
                 break
             i = due
             self._step(i)
+            assert acts is None or not self.book, "the vector and scalar stop-out/kill-switch rules disagree"
             if progress is not None and i - reported >= report_every:
                 progress(i - first + 1, total)
                 reported = i
@@ -277,14 +304,36 @@ class _Replay:
             self._decide(i, now, today, self.by_bar[i])
         self._upkeep(i, now, today)
 
+    # --- signal bars the book refuses by itself ------------------------------------------
+    def _book_exposure(self) -> risk.Exposure:
+        """The Exposure of a signal as far as `risk.book_refusal` reads it (the book, the balance,
+        the kill-switch); the market's fields are not built."""
+        return build_exposure(((ACCOUNT, self.setup.symbol, p.direction) for p in self.book),
+                              symbol=self.setup.symbol, balance=self.balance, pnl_today=0.0, spread_points=None,
+                              kill_switch_engaged=self.kill_engaged_day is not None)
+
+    def _book_refusals(self, i: int, exposure: risk.Exposure) -> list[tuple[str, str]] | None:
+        """(strategy, reason) of each signal of bar i when the book as it stands (`exposure`, unchanged
+        until bar i) refuses them all by itself; else None."""
+        now = self._now(i)
+        engaged_day = self.kill_engaged_day
+        if engaged_day is not None and day_start(now) > engaged_day:   # re-armed by then
+            exposure = dataclasses.replace(exposure, kill_switch_engaged=False)
+        out = []
+        for _, s in self.by_bar[i]:
+            reason = risk.book_refusal(s, exposure, self.limits, now)
+            if reason is None:
+                return None
+            out.append((s.strategy, reason))
+        return out
+
     # --- between events: the stop-out and the kill-switch -----------------------------------
-    def _between(self, i: int, j: int) -> bool:
-        """Whether the broker's stop-out (at the sync) or the kill-switch (at the upkeep) acts
-        in a bar of i .. j-1, the book unchanged there; if so, it acts at the first such bar
-        (and after a stop-out, that bar's upkeep checks the kill-switch) and the book is closed."""
+    def _acts_between(self, i: int, j: int) -> int | None:
+        """The first bar of i .. j-1 where the broker's stop-out (at the sync) or the kill-switch
+        (at the upkeep) acts, the book unchanged there (its step then acts as said); else None."""
         r = self.setup.rules
         if j <= i:
-            return False
+            return None
         # A bound first: every position at its worst price before its exit, today's realized
         # P&L at the worst of the days spanned (a cent of slack for the rounding of sums).
         worst = min(sum(p.worst_pnl for p in self.book) - 0.01, 0.0)
@@ -299,42 +348,23 @@ class _Replay:
             may_kill = kill_switch_reason(unrealized=worst, realized_today=realized, balance=self.balance,
                                           rules=r) is not None
         if not (may_stop or may_kill):
-            return False
+            return None
         price = self.latest[i:j]
         cs = self.spec.contract_size
         unrealized = np.zeros(j - i)
         for p in self.book:   # the same sum, in the same order, as _equity and _unrealized
             unrealized = unrealized + profit(p.direction, p.entry, price, p.volume, cs)
-        stops = stopped_out(self.balance + unrealized) if may_stop else None
-        trips = stops
+        trips = stopped_out(self.balance + unrealized) if may_stop else np.zeros(j - i, dtype=bool)
         if may_kill:
             days = ((self.time[i:j] + (BAR_SECONDS + DECISION_DELAY_S)) // DAY_SECONDS) * DAY_SECONDS
             realized_today = np.zeros(j - i)
             for d in np.unique(days).tolist():
                 realized_today[days == d] = self.realized_by_day.get(float(d), 0.0)
-            kills = kill_switch_trips(unrealized=unrealized, realized_today=realized_today, balance=self.balance,
-                                      rules=r)
-            trips = kills if stops is None else stops | kills
-        if trips is None or not trips.any():
-            return False
-        k = i + int(np.argmax(trips))
-        now = self._now(k)
-        if stops is not None and stops[k - i]:
-            self._stop_out(k, now)
-            self._upkeep(k, now, day_start(now))
-            return True
-        for p in self.book:   # the stops as the upkeep of bar k leaves them
-            p.sl, p.moves = self.paths.stop_after(p, k)
-        today = day_start(now)
-        found = kill_switch_reason(unrealized=self._unrealized(float(self.latest[k])),
-                                   realized_today=self.realized_by_day.get(today, 0.0), balance=self.balance,
-                                   rules=r)
-        assert found is not None, "the vector and scalar kill-switch rules disagree"   # tested to agree
-        closed = len(self.book)
-        self._close_all(k, now, KILL_SWITCH_EXIT)
-        self.kill_engaged_day = today
-        self.kill_switches.append(KillSwitchEvent(now, found[0], found[1], closed))
-        return True
+            trips = trips | kill_switch_trips(unrealized=unrealized, realized_today=realized_today,
+                                              balance=self.balance, rules=r)
+        if not trips.any():
+            return None
+        return i + int(np.argmax(trips))
 
     # --- 1. the broker's sync ---------------------------------------------------------
     def _exits(self, i: int) -> None:
@@ -368,36 +398,38 @@ class _Replay:
         # before it valued at the latest price; those it opens count 0 until its upkeep.
         pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(float(self.latest[i]))
         quote = self._quote(i)   # what the paper broker quotes then: the stops are checked against it
+        exposure = None
         for k, s in signals:
-            exposure = build_exposure(((ACCOUNT, self.setup.symbol, p.direction) for p in self.book),
-                                      symbol=self.setup.symbol, balance=self.balance, pnl_today=pnl_today,
-                                      spread_points=float(self.spread[i]),
-                                      kill_switch_engaged=self.kill_engaged_day is not None, quote=quote,
-                                      price_digits=self.spec.digits, stops_min_distance=self.stop_distance)
+            if exposure is None:   # built again only once an order has changed the book
+                exposure = build_exposure(((ACCOUNT, self.setup.symbol, p.direction) for p in self.book),
+                                          symbol=self.setup.symbol, balance=self.balance, pnl_today=pnl_today,
+                                          spread_points=float(self.spread[i]),
+                                          kill_switch_engaged=self.kill_engaged_day is not None, quote=quote,
+                                          price_digits=self.spec.digits, stops_min_distance=self.stop_distance)
             decision = risk.decide(s, exposure, self.limits, now)
             self.decisions[s.strategy][decision.reason] += 1
-            if decision.approved:
-                self._open(i, now, s, k)
+            if decision.approved and self._open(i, now, s, k):
+                exposure = None
 
-    def _open(self, i: int, now: float, s: Signal, k: int) -> None:
+    def _open(self, i: int, now: float, s: Signal, k: int) -> bool:
+        """Whether the approved signal opened a position (else the broker refused it)."""
         spec = self.spec
-        sized = size_order(qty=self.setup.qty, spec=spec, risk_percent=self.setup.rules.risk_percent,
-                           balance=self.balance, risk_per_unit=s.risk)
+        sized = self._size(s)
         if not sized.ok:   # run-once records the order and refuses it, with this reason
             self.refused[sized.reason] += 1
-            return
+            return False
         volume = sized.volume
         sl, tp = spec.round_price(s.sl), spec.round_price(s.tp)
         bid, ask = self._quote(i)
         if not stops_valid(s.direction, sl, tp, bid=bid, ask=ask, min_distance=self.stop_distance):
             self.refused[INVALID_STOPS] += 1
-            return
+            return False
         price = fill_price(s.direction, bid, ask)
         needed = margin(price, volume, spec.contract_size, self.setup.leverage)
         if (needed > self.balance - self.loss_bound - self.held_bound   # else the free margin holds it
                 and no_money(needed, self._free_margin(float(self.latest[i])))):
             self.refused[NO_MONEY] += 1
-            return
+            return False
         p = _Position(strategy=s.strategy, direction=s.direction, signal_time=s.bar_time, entry_time=now,
                       entry=price, volume=volume, initial_sl=sl, sl=sl, tp=tp, entry_bar=i, margin=needed)
         p.exit_bar, p.exit_sl, p.exit_moves, worst_price = self.paths.of(k)
@@ -405,6 +437,16 @@ class _Replay:
         self.book.append(p)
         self.loss_bound += max(-p.worst_pnl, 0.0) + 0.01
         self.held_bound += needed
+        return True
+
+    def _size(self, s: Signal) -> Sizing:
+        rules = self.setup.rules
+        if rules.risk_percent is None:   # the fixed qty: one sizing for every order
+            if self.fixed_size is None:
+                self.fixed_size = size_order(qty=self.setup.qty, spec=self.spec)
+            return self.fixed_size
+        return size_order(qty=self.setup.qty, spec=self.spec, risk_percent=rules.risk_percent,
+                          balance=self.balance, risk_per_unit=s.risk)
 
     # --- 3. position upkeep --------------------------------------------------------------
     def _upkeep(self, i: int, now: float, today: float) -> None:
@@ -584,13 +626,3 @@ class _Paths:
                                   np.repeat(tp, n), np.arange(k, j))
         best = np.maximum.accumulate if direction == "buy" else np.minimum.accumulate
         return best(np.concatenate(([sl], accepted)))
-
-def _round_prices(prices: np.ndarray, digits: int) -> np.ndarray:
-    """`round(price, digits)` (SymbolSpec.round_price) for every price: numpy's rounding, with
-    the values that lie within a hair of a tie rounded by Python, which decides ties exactly."""
-    out = np.round(prices, digits)
-    scaled = prices * 10.0 ** digits
-    near_tie = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
-    if near_tie.any():
-        out[near_tie] = [round(x, digits) if x == x else x for x in prices[near_tie].tolist()]
-    return out

@@ -89,29 +89,70 @@ def daily_loss_cap(limits: RiskLimits, balance: float) -> float | None:
 
 
 def decide(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> Decision:
+    reason = book_refusal(signal, exposure, limits, now)
+    if reason is not None:
+        return Decision(DecisionAction.REJECT, reason, _book_detail(reason, signal, exposure, limits, now))
+    return market_decision(signal, exposure, limits)
+
+
+# The checks are split in two, in the order above: those of the signal, the clock and the book,
+# then those of the market (today's P&L, the spread, the quote). A refusal of the first part is
+# the decision whatever the market: the backtester counts a run of them without building each
+# signal's market (see scalper.backtest).
+BOOK_REASONS = REASONS[:REASONS.index(CORRELATED) + 1]
+
+
+def book_refusal(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> str | None:
+    """The reason `decide` refuses the signal for, when a check of the signal, the clock or the book
+    fails (the first in `decide`'s order, of BOOK_REASONS); else None, and `market_decision` decides.
+    Reads of `exposure` only: engine_paused, kill_switch_engaged, balance, open_total, open_on_symbol,
+    directions_on_symbol, group_directions."""
+    if exposure.engine_paused:
+        return ENGINE_PAUSED
+    if exposure.kill_switch_engaged:
+        return KILL_SWITCH
+    if signal_age(signal, now) > limits.signal_max_age_s:
+        return STALE
+    if signal.score < limits.decision_min_score:
+        return LOW_SCORE
+    if exposure.balance <= limits.min_balance or exposure.balance <= 0:
+        return NO_BALANCE
+    if exposure.open_total >= limits.max_concurrent:
+        return MAX_CONCURRENT
+    if exposure.open_on_symbol >= limits.max_per_symbol:
+        return MAX_PER_SYMBOL
+    if ("sell" if signal.direction == "buy" else "buy") in exposure.directions_on_symbol:
+        return OPPOSITE_OPEN
+    if signal.direction in exposure.group_directions:
+        return CORRELATED
+    return None
+
+
+def _book_detail(reason: str, signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> str:
+    if reason == ENGINE_PAUSED:
+        return "the engine is paused (scalper resume lifts it)"
+    if reason == KILL_SWITCH:
+        return "the bot's kill-switch is engaged"
+    if reason == STALE:
+        return f"signal is {signal_age(signal, now):.0f}s old, limit {limits.signal_max_age_s:.0f}s"
+    if reason == LOW_SCORE:
+        return f"score {signal.score:.3f} < {limits.decision_min_score:.3f}"
+    if reason == NO_BALANCE:
+        return f"balance {exposure.balance:.2f}"
+    if reason == MAX_CONCURRENT:
+        return f"{exposure.open_total} open, limit {limits.max_concurrent}"
+    if reason == MAX_PER_SYMBOL:
+        return f"{exposure.open_on_symbol} open on the symbol, limit {limits.max_per_symbol}"
+    if reason == OPPOSITE_OPEN:
+        return f"a {'sell' if signal.direction == 'buy' else 'buy'} is open on the symbol"
+    return f"a correlated symbol already has a {signal.direction} open"   # CORRELATED
+
+
+def market_decision(signal: Signal, exposure: Exposure, limits: RiskLimits) -> Decision:
+    """The rest of `decide`, once `book_refusal` found nothing: the market's checks, in order."""
     def reject(reason: str, detail: str) -> Decision:
         return Decision(DecisionAction.REJECT, reason, detail)
 
-    if exposure.engine_paused:
-        return reject(ENGINE_PAUSED, "the engine is paused (scalper resume lifts it)")
-    if exposure.kill_switch_engaged:
-        return reject(KILL_SWITCH, "the bot's kill-switch is engaged")
-    age = signal_age(signal, now)
-    if age > limits.signal_max_age_s:
-        return reject(STALE, f"signal is {age:.0f}s old, limit {limits.signal_max_age_s:.0f}s")
-    if signal.score < limits.decision_min_score:
-        return reject(LOW_SCORE, f"score {signal.score:.3f} < {limits.decision_min_score:.3f}")
-    if exposure.balance <= limits.min_balance or exposure.balance <= 0:
-        return reject(NO_BALANCE, f"balance {exposure.balance:.2f}")
-    if exposure.open_total >= limits.max_concurrent:
-        return reject(MAX_CONCURRENT, f"{exposure.open_total} open, limit {limits.max_concurrent}")
-    if exposure.open_on_symbol >= limits.max_per_symbol:
-        return reject(MAX_PER_SYMBOL, f"{exposure.open_on_symbol} open on the symbol, limit {limits.max_per_symbol}")
-    opposite = "sell" if signal.direction == "buy" else "buy"
-    if opposite in exposure.directions_on_symbol:
-        return reject(OPPOSITE_OPEN, f"a {opposite} is open on the symbol")
-    if signal.direction in exposure.group_directions:
-        return reject(CORRELATED, f"a correlated symbol already has a {signal.direction} open")
     cap = daily_loss_cap(limits, exposure.balance)
     if cap is not None and -exposure.pnl_today >= cap:
         return reject(DAILY_LOSS, f"today's P&L {exposure.pnl_today:.2f}, limit -{cap:.2f}")

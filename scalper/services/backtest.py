@@ -9,6 +9,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from scalper import rounding
 from scalper.backtest import BacktestResult, Progress, Setup, Trade, run_backtest
 from scalper.clock import bar_iso, parse_span_options
@@ -70,7 +72,7 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     doc.update(data=str(data), bot=bot_name, duration_s=round(duration, 3), warnings=warnings,
                signals_out=signals_out, trades_out=trades_out, chart=chart,
                balance_source=_balance_source(bot_name, balance_given, config))
-    trade_rows = [trade_row(t, setup.spec.digits) for t in result.trades]
+    trade_rows = trades_to_rows(result.trades, setup.spec.digits)
     if signals_out:
         from scalper.services.scan import SIGNAL_FIELDS, signals_to_rows
 
@@ -201,6 +203,28 @@ def trade_row(t: Trade, digits: int | None = None) -> dict:
             "volume": rounding.volume(t.volume), "entry": p(t.entry, digits), "exit": p(t.exit, digits),
             "sl": p(t.sl, digits), "tp": p(t.tp, digits), "final_sl": p(t.final_sl, digits),
             "exit_reason": t.exit_reason, "pnl": rounding.money(t.pnl)}
+
+
+def trades_to_rows(trades: list[Trade], digits: int | None = None) -> list[dict]:
+    """`trade_row` of every trade, column by column (times formatted and numbers rounded
+    by numpy and one call per column, not per value)."""
+    from scalper.core.scan import format_bar_times
+
+    if not trades:
+        return []
+    p = rounding.MONEY_DECIMALS if digits is None else digits
+
+    def times(name: str) -> list[str]:
+        return format_bar_times(np.array([getattr(t, name) for t in trades], dtype=np.int64))
+
+    def numbers(name: str, decimals: int) -> list:
+        return rounding.values([getattr(t, name) for t in trades], decimals)
+
+    columns = [times("signal_time"), times("entry_time"), times("exit_time"), [t.strategy for t in trades],
+               [t.direction for t in trades], numbers("volume", rounding.VOLUME_DECIMALS), numbers("entry", p),
+               numbers("exit", p), numbers("sl", p), numbers("tp", p), numbers("final_sl", p),
+               [t.exit_reason for t in trades], numbers("pnl", rounding.MONEY_DECIMALS)]
+    return [dict(zip(TRADE_FIELDS, row)) for row in zip(*columns)]
 
 
 def _row(signals: int, decided: Counter, pnls: list[float]) -> dict:
