@@ -499,6 +499,18 @@ class _Replay:
             final_sl=p.sl, exit_reason=reason, pnl=pnl))
 
 
+class _Market:
+    """What the paths read of the replay (a plain class: no dataclass to build at import)."""
+
+    __slots__ = ("high", "last", "latest", "low", "open_", "setup", "spec", "spread", "stop_distance")
+
+    def __init__(self, replay: _Replay):
+        self.setup, self.spec, self.stop_distance, self.last = (replay.setup, replay.spec, replay.stop_distance,
+                                                                replay.last)
+        self.latest, self.spread = replay.latest, replay.spread
+        self.open_, self.high, self.low = replay.open_, replay.high, replay.low
+
+
 class _Paths:
     """Each in-range signal's would-be position, followed with numpy from its fill onward:
     where the fill model closes it, its trailing stop then and how often it moved, and its
@@ -514,7 +526,9 @@ class _Paths:
     FEW = 16   # positions left: each then followed on its own
 
     def __init__(self, replay: _Replay, bar_index: np.ndarray):
-        self.r = replay
+        # what the paths read of the replay (not the replay itself: no cycle, so the replay's
+        # arrays go as soon as it ends, not at a later garbage collection)
+        self.r = _Market(replay)
         n = len(replay.signals)
         self.exit_bar = np.full(n, replay.last + 1, dtype=np.int64)
         self.exit_sl = np.zeros(n)

@@ -42,8 +42,9 @@ def column(values: list[float], decimals: int) -> list[float]:
 
 def values(items: list, decimals: int) -> list:
     """_round of every item: by numpy (`round_array`) when they are all finite floats, else one by one."""
-    if items and all(type(v) is float for v in items) and math.isfinite(sum(items)):   # a non-finite one makes
-        import numpy as np                                                              # the sum non-finite
+    # a non-finite item makes the sum non-finite
+    if items and all(type(v) is float for v in items) and math.isfinite(sum(items)):
+        import numpy as np
 
         out: list = (round_array(np.array(items), decimals) + 0.0).tolist()   # + 0.0: no -0.0
         return out
