@@ -59,9 +59,9 @@ def round_array(values: np.ndarray, decimals: int) -> np.ndarray:
     decides exactly. NaN stays NaN."""
     import numpy as np
 
-    out = np.round(values, decimals)
-    scaled = values * 10.0 ** decimals
-    with np.errstate(invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):   # those overflowing or NaN go to Python
+        out = np.round(values, decimals)
+        scaled = values * 10.0 ** decimals
         python = ~(np.abs(scaled) < 1e9) | (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
     python &= ~np.isnan(values)
     if python.any():
