@@ -75,6 +75,7 @@ from scalper.symbols import SymbolSpec
 
 DECISION_DELAY_S = 5          # a run-once starts a few seconds after the bar closes
 ACCOUNT = 0                   # the one simulated account
+AFTER_CLOSE_S = BAR_SECONDS + DECISION_DELAY_S   # a pass's `now` after its bar's open time
 PROGRESS_STEPS = 200          # progress callbacks per replay, at most
 
 INVALID_STOPS = "broker_invalid_stops"
@@ -201,13 +202,20 @@ class _Replay:
 
         self.first = max(setup.lookback - 1, 0 if start is None else int(np.searchsorted(history.time, start)))
         self.last = n - 1 if end is None else int(np.searchsorted(history.time, end, side="right")) - 1
-        self.signals = [s for s in signals if self._in_range(s.bar_time)]
-        bar_index = np.searchsorted(history.time, [s.bar_time for s in self.signals]).astype(np.int64)
+        times = np.fromiter((s.bar_time for s in signals), dtype=np.int64, count=len(signals))
+        if self.first <= self.last:
+            inside = (times >= self.time[self.first]) & (times <= self.time[self.last])
+        else:
+            inside = np.zeros(len(signals), dtype=bool)
+        self.signals = [signals[k] for k in np.flatnonzero(inside).tolist()]
+        bar_index = np.searchsorted(history.time, times[inside]).astype(np.int64)
         # At one bar, the strategies speak in the bot's order.
         order = {name: k for k, name in enumerate(setup.strategies)}
+        rank = np.fromiter((order[s.strategy] for s in self.signals), dtype=np.int64, count=len(self.signals))
         self.by_bar: dict[int, list[tuple[int, Signal]]] = defaultdict(list)
-        for k in sorted(range(len(self.signals)), key=lambda k: (bar_index[k], order[self.signals[k].strategy])):
-            self.by_bar[int(bar_index[k])].append((k, self.signals[k]))
+        sequence = np.lexsort((rank, bar_index)).tolist()   # by bar, then strategy (stable)
+        for k, i in zip(sequence, bar_index[sequence].tolist()):
+            self.by_bar[i].append((k, self.signals[k]))
         self.paths = _Paths(self, bar_index)
 
         self.balance = setup.balance
@@ -225,9 +233,7 @@ class _Replay:
         self.kill_switches: list[KillSwitchEvent] = []
         self.trailed = 0
         self.fixed_size: Sizing | None = None
-
-    def _in_range(self, bar_time: int) -> bool:
-        return self.first <= self.last and self.time[self.first] <= bar_time <= self.time[self.last]
+        self.kill_switch_enabled = setup.rules.kill_switch.enabled
 
     # --- the loop ---------------------------------------------------------------
     def run(self, progress: Progress | None) -> BacktestResult:
@@ -289,19 +295,20 @@ class _Replay:
             final_balance=self.balance)
 
     def _now(self, i: int) -> int:
-        return int(self.time[i]) + BAR_SECONDS + DECISION_DELAY_S
+        return int(self.time[i]) + AFTER_CLOSE_S
 
     def _step(self, i: int) -> None:
         """Bar i as one run-once pass at its close: the broker's sync, the decisions, the upkeep."""
-        now = self._now(i)
+        now = int(self.time[i]) + AFTER_CLOSE_S
         today = day_start(now)
         self._exits(i)
         if self.book and self.balance <= self.loss_bound and stopped_out(self._equity(float(self.latest[i]))):
             self._stop_out(i, now)
         if self.kill_engaged_day is not None and today > self.kill_engaged_day:
             self.kill_engaged_day = None   # re-armed at UTC midnight (see the module's notes)
-        if i in self.by_bar:
-            self._decide(i, now, today, self.by_bar[i])
+        signals = self.by_bar.get(i)
+        if signals:
+            self._decide(i, now, today, signals)
         self._upkeep(i, now, today)
 
     # --- signal bars the book refuses by itself ------------------------------------------
@@ -408,11 +415,11 @@ class _Replay:
                                           price_digits=self.spec.digits, stops_min_distance=self.stop_distance)
             decision = risk.decide(s, exposure, self.limits, now)
             self.decisions[s.strategy][decision.reason] += 1
-            if decision.approved and self._open(i, now, s, k):
+            if decision.approved and self._open(i, now, s, k, quote):
                 exposure = None
 
-    def _open(self, i: int, now: float, s: Signal, k: int) -> bool:
-        """Whether the approved signal opened a position (else the broker refused it)."""
+    def _open(self, i: int, now: float, s: Signal, k: int, quote: tuple[float, float]) -> bool:
+        """Whether the approved signal opened a position (else the broker refused it); `quote`: bar i's."""
         spec = self.spec
         sized = self._size(s)
         if not sized.ok:   # run-once records the order and refuses it, with this reason
@@ -420,7 +427,7 @@ class _Replay:
             return False
         volume = sized.volume
         sl, tp = spec.round_price(s.sl), spec.round_price(s.tp)
-        bid, ask = self._quote(i)
+        bid, ask = quote
         if not stops_valid(s.direction, sl, tp, bid=bid, ask=ask, min_distance=self.stop_distance):
             self.refused[INVALID_STOPS] += 1
             return False
@@ -451,9 +458,8 @@ class _Replay:
     # --- 3. position upkeep --------------------------------------------------------------
     def _upkeep(self, i: int, now: float, today: float) -> None:
         # The trailing stops move as each position's path says (`_Paths`); read when it closes.
-        price = float(self.latest[i])
-        if self.setup.rules.kill_switch.enabled and self.kill_engaged_day is None:
-            found = kill_switch_reason(unrealized=self._unrealized(price),
+        if self.kill_switch_enabled and self.kill_engaged_day is None:
+            found = kill_switch_reason(unrealized=self._unrealized(float(self.latest[i])),
                                        realized_today=self.realized_by_day.get(today, 0.0), balance=self.balance,
                                        rules=self.setup.rules)
             if found is not None:
@@ -469,6 +475,8 @@ class _Replay:
         return sim.quote(float(self.latest[i]), float(self.spread[i]), self.spec.point)
 
     def _unrealized(self, price: float) -> float:
+        if not self.book:
+            return 0   # the empty sum, as below
         cs = self.spec.contract_size
         return sum(profit(p.direction, p.entry, price, p.volume, cs) for p in self.book)
 
