@@ -182,9 +182,11 @@ class _Replay:
     quote of its signal's pass, its trailing stop moves by its own prices, and it exits where
     the bars reach its stop or target. So every signal's would-be position is followed with
     numpy, all at once, before the replay (`_Paths`). The replay then steps in Python only
-    through the bars where something needs the whole book — a signal bar or an exit — and
-    checks the kill-switch in between with a bound first and numpy second: Python work per
-    signal and per exit, not per bar.
+    through the bars where something needs the whole book — an exit, or a signal bar whose
+    signals the book does not refuse by itself — and checks the stop-out and the kill-switch
+    in between with a bound first and numpy second. A signal the book refuses by itself
+    (`risk.book_refusal`: the first checks of `risk.decide`, which read no market) changes
+    nothing, so it is only counted: Python work per exit and per signal, not per bar.
     """
 
     def __init__(self, history: Bars, setup: Setup, signals: list[Signal], start: float | None,
