@@ -257,9 +257,10 @@ class _Replay:
                 # be stepped. The first signal bar with a signal the book does not refuse is due.
                 due = min(p.exit_bar for p in self.book)
                 refusals = []
-                exposure = self._book_exposure()
+                exposure = None
                 while next_signal < n_signal_bars and signal_bars[next_signal] < due:
                     bar = signal_bars[next_signal]
+                    exposure = exposure or self._book_exposure()
                     reasons = self._book_refusals(bar, exposure)
                     if reasons is None:
                         due = bar
