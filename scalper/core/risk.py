@@ -88,18 +88,18 @@ def daily_loss_cap(limits: RiskLimits, balance: float) -> float | None:
     return min(caps) if caps else None
 
 
-def decide(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> Decision:
-    reason = book_refusal(signal, exposure, limits, now)
-    if reason is not None:
-        return Decision(DecisionAction.REJECT, reason, _book_detail(reason, signal, exposure, limits, now))
-    return market_decision(signal, exposure, limits)
-
-
 # The checks are split in two, in the order above: those of the signal, the clock and the book,
 # then those of the market (today's P&L, the spread, the quote). A refusal of the first part is
 # the decision whatever the market: the backtester counts a run of them without building each
 # signal's market (see scalper.backtest).
 BOOK_REASONS = REASONS[:REASONS.index(CORRELATED) + 1]
+
+
+def decide(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> Decision:
+    reason = book_refusal(signal, exposure, limits, now)
+    if reason is not None:
+        return Decision(DecisionAction.REJECT, reason, _book_detail(reason, signal, exposure, limits, now))
+    return market_decision(signal, exposure, limits)
 
 
 def book_refusal(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> str | None:

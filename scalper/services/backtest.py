@@ -90,8 +90,8 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
 @contextmanager
 def _no_gc_passes():
     """The cyclic garbage collector paused: the replay and its rows make hundreds of thousands of
-    objects that live on (signals, trades, rows) and no cycles, and each full pass would walk them
-    all, a tenth of the command's time for nothing. Refcounting still frees all the rest."""
+    objects that live on (signals, trades, rows) and no cycles, and each full pass walks them all
+    for nothing (~0.07 s of CPU on 370,000 bars, 16,210 trades). Refcounting frees the rest."""
     if not gc.isenabled():
         yield
         return
