@@ -20,8 +20,8 @@ Before (unloaded machine): 2.38 s, the per-bar loop run while a position was ope
 Issue 15, the replay's Python work (signal bars the book refuses by itself counted, not stepped;
 one Exposure per bar; trade rows by column; the cyclic GC paused over the replay): 370,000 bars, all
 four strategies, CPU in one process, medians of 5 alternated with main: replay 0.72 -> 0.46 s,
-its set-up (_Paths) 0.10 -> 0.09 s, trade rows 0.22 -> 0.06 s; the whole command 2.11 -> 1.66 s
-(wall, medians of 7 alternated). The same 16,210 trades and decisions.
+its set-up (_Paths) 0.10 -> 0.09 s, trade rows 0.22 -> 0.06 s; the whole command 1.98 -> 1.58 s
+(wall, medians of 7 alternated, venvs built alike). The same 16,210 trades and decisions.
 
 Issue 10 (one simulated exchange, `scalper.core.sim`; margin check and stop-out added): the same
 16,210 trades, bit for bit. Load average ~12, so CPU time (process_time) is the figure to compare,
