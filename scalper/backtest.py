@@ -41,6 +41,7 @@ What a live engine never has to decide, decided here:
 from __future__ import annotations
 
 import dataclasses
+import math
 from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -219,6 +220,8 @@ class _Replay:
         for k, i in zip(sequence, bar_index[sequence].tolist()):
             self.by_bar[i].append((k, self.signals[k]))
         self.paths = _Paths(self, bar_index)
+        self.fast = _Parts(self, bar_index, sequence)
+        self.held_spans: list[tuple[int, int, bool]] = []   # sequence positions refused by a book of one
 
         self.balance = setup.balance
         self.book: list[_Position] = []
@@ -251,7 +254,20 @@ class _Replay:
             while next_signal < n_signal_bars and signal_bars[next_signal] < i:
                 next_signal += 1
             due = signal_bars[next_signal] if next_signal < n_signal_bars else last + 1
-            if self.book:
+            if len(self.book) == 1 and self._full_book():
+                # The book of one refuses every signal by itself (risk.book_refusals) until its exit, a
+                # stop-out or the kill-switch: those of the bars before are only marked, counted at the end.
+                due = self.book[0].exit_bar
+                acts = self._acts_between(i, min(due, last + 1))
+                if acts is not None:
+                    due = acts
+                end = bisect_left(signal_bars, due, next_signal)
+                if end > next_signal:
+                    at = self.fast.bar_at
+                    self.held_spans.append((at[signal_bars[next_signal]][0], at[signal_bars[end - 1]][1],
+                                            self.book[0].direction == "buy"))
+                    next_signal = end
+            elif self.book:
                 # Until the next exit nothing changes the book but a stop-out or the kill-switch, and a
                 # signal the book refuses by itself (risk.book_refusal) changes nothing: its bar need not
                 # be stepped. The first signal bar with a signal the book does not refuse is due.
@@ -289,6 +305,7 @@ class _Replay:
             i += 1
         if total:
             self._close_all(last, self._now(last), END_EXIT)
+        self._count_held()
         if progress is not None:
             progress(total, total)
         return BacktestResult(
@@ -311,8 +328,58 @@ class _Replay:
             self.kill_engaged_day = None   # re-armed at UTC midnight (see the module's notes)
         signals = self.by_bar.get(i)
         if signals:
-            self._decide(i, now, today, signals)
+            if not self.book and self.kill_engaged_day is None and not risk.no_balance(self.balance, self.limits):
+                self._decide_empty(i, now, today)
+            else:
+                self._decide(i, now, today, signals)
         self._upkeep(i, now, today)
+
+    # --- the book empty or of one: decisions from their precomputed parts (_Parts) ---------------
+    def _full_book(self) -> bool:
+        """Whether the book of one position refuses every signal by itself (`_Parts.held`)."""
+        return (self.kill_engaged_day is None and not risk.no_balance(self.balance, self.limits)
+                and self.fast.full[self.book[0].direction == "buy"])
+
+    def _decide_empty(self, i: int, now: float, today: float) -> None:
+        """`_decide` on an empty book, the kill-switch off and a balance to trade on: each reason
+        from the signal's precomputed parts (`risk.reason_of`)."""
+        f, limits = self.fast, self.limits
+        # today's P&L as in _decide: realized today, the empty book's unrealized (0)
+        pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(0.0)
+        a, b = f.bar_at[i]
+        for q in range(a, b):
+            reason = risk.reason_of(f.empty[q], pnl_today, self.balance, f.quote_code[q], limits)
+            self.decisions[f.strategy[q]][reason] += 1
+            if reason is risk.APPROVED and self._open(i, now, self.signals[f.k[q]], f.k[q], f.sl[q], f.tp[q],
+                                                      f.stops_ok[q], f.entry[q]):
+                if q + 1 < b:   # the rest of the bar meet the book of one
+                    if self._full_book():
+                        self.held_spans.append((q + 1, b, self.book[0].direction == "buy"))
+                    else:
+                        self._decide(i, now, today, self.by_bar[i][q + 1 - a:], pnl_today)
+                return
+
+    def _count_held(self) -> None:
+        """Count the decisions of the signals marked as refused by a book of one."""
+        if not self.held_spans:
+            return
+        f = self.fast
+        spans = np.array(self.held_spans, dtype=np.int64)
+        marks = np.zeros(len(f.k) + 1, dtype=np.int64)
+        np.add.at(marks, spans[:, 0], 1)   # spans never overlap
+        np.add.at(marks, spans[:, 1], -1)
+        inside = np.cumsum(marks[:-1]) > 0
+        buys = spans[spans[:, 2] == 1]
+        marks[:] = 0
+        np.add.at(marks, buys[:, 0], 1)
+        np.add.at(marks, buys[:, 1], -1)
+        buy_held = np.cumsum(marks[:-1]) > 0
+        code = np.where(buy_held, f.held[True], f.held[False])[inside]
+        pairs = f.strategy_index[inside] * len(risk.REASONS) + code
+        found, counts = np.unique(pairs, return_counts=True)
+        names = self.setup.strategies
+        for pair, count in zip(found.tolist(), counts.tolist()):
+            self.decisions[names[pair // len(risk.REASONS)]][risk.REASONS[pair % len(risk.REASONS)]] += count
 
     # --- signal bars the book refuses by itself ------------------------------------------
     def _book_exposure(self) -> risk.Exposure:
@@ -403,10 +470,12 @@ class _Replay:
         self._close_all(i, now, STOP_OUT_EXIT)
 
     # --- 2. signals and risk decisions --------------------------------------------------
-    def _decide(self, i: int, now: float, today: float, signals: list[tuple[int, Signal]]) -> None:
+    def _decide(self, i: int, now: float, today: float, signals: list[tuple[int, Signal]],
+                pnl_today: float | None = None) -> None:
         # Today's P&L as the ledger holds it during the pass: the positions open
         # before it valued at the latest price; those it opens count 0 until its upkeep.
-        pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(float(self.latest[i]))
+        if pnl_today is None:
+            pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(float(self.latest[i]))
         quote = self._quote(i)   # what the paper broker quotes then: the stops are checked against it
         exposure = None
         for k, s in signals:
@@ -418,23 +487,27 @@ class _Replay:
                                           price_digits=self.spec.digits, stops_min_distance=self.stop_distance)
             decision = risk.decide(s, exposure, self.limits, now)
             self.decisions[s.strategy][decision.reason] += 1
-            if decision.approved and self._open(i, now, s, k, quote):
-                exposure = None
+            if decision.approved:
+                sl, tp = self.spec.round_price(s.sl), self.spec.round_price(s.tp)
+                bid, ask = quote
+                if self._open(i, now, s, k, sl, tp,
+                              stops_valid(s.direction, sl, tp, bid=bid, ask=ask, min_distance=self.stop_distance),
+                              fill_price(s.direction, bid, ask)):
+                    exposure = None
 
-    def _open(self, i: int, now: float, s: Signal, k: int, quote: tuple[float, float]) -> bool:
-        """Whether the approved signal opened a position (else the broker refused it); `quote`: bar i's."""
+    def _open(self, i: int, now: float, s: Signal, k: int, sl: float, tp: float, stops_ok: bool,
+              price: float) -> bool:
+        """Whether the approved signal opened a position (else the broker refused it): its rounded stops,
+        whether bar i's quote takes them, and its fill price at that quote."""
         spec = self.spec
         sized = self._size(s)
         if not sized.ok:   # run-once records the order and refuses it, with this reason
             self.refused[sized.reason] += 1
             return False
         volume = sized.volume
-        sl, tp = spec.round_price(s.sl), spec.round_price(s.tp)
-        bid, ask = quote
-        if not stops_valid(s.direction, sl, tp, bid=bid, ask=ask, min_distance=self.stop_distance):
+        if not stops_ok:
             self.refused[INVALID_STOPS] += 1
             return False
-        price = fill_price(s.direction, bid, ask)
         needed = margin(price, volume, spec.contract_size, self.setup.leverage)
         if (needed > self.balance - self.loss_bound - self.held_bound   # else the free margin holds it
                 and no_money(needed, self._free_margin(float(self.latest[i])))):
@@ -508,6 +581,51 @@ class _Replay:
             strategy=p.strategy, direction=p.direction, signal_time=p.signal_time, entry_time=p.entry_time,
             exit_time=when, volume=p.volume, entry=p.entry, exit=price, sl=p.initial_sl, tp=p.tp,
             final_sl=p.sl, exit_reason=reason, pnl=pnl))
+
+
+class _Parts:
+    """Per signal, in the replay's order (by bar, then strategy; position q), the parts of its
+    decision and order that do not depend on the book or the balance, in the vector forms of
+    the rules: `risk.book_refusals` against an empty book and against a book of one position
+    (`held`, by the side of that position), `risk.quote_refusals`, the order's rounded stops,
+    whether the quote takes them (`stops.stops_valid`) and the fill price (`sim.fill_price`)."""
+
+    def __init__(self, replay: _Replay, bar_index: np.ndarray, sequence: list[int]):
+        setup, spec = replay.setup, replay.spec
+        signals = [replay.signals[k] for k in sequence]
+        self.k = sequence
+        self.strategy = [s.strategy for s in signals]
+        order = {name: n for n, name in enumerate(setup.strategies)}
+        self.strategy_index = np.array([order[s] for s in self.strategy], dtype=np.int64)
+        bars = bar_index[sequence] if len(sequence) else np.zeros(0, dtype=np.int64)
+        # the (first, last + 1) positions of each signal bar
+        firsts = np.flatnonzero(np.diff(bars, prepend=-1)) if len(bars) else np.zeros(0, dtype=np.int64)
+        ends = np.append(firsts[1:], len(bars))
+        self.bar_at = dict(zip(bars[firsts].tolist(), zip(firsts.tolist(), ends.tolist())))
+        buy = np.array([s.direction == "buy" for s in signals], dtype=bool)
+        score = np.array([s.score for s in signals], dtype=np.float64)
+        age = (replay.time[bars] + AFTER_CLOSE_S) - (BAR_SECONDS + np.array([s.bar_time for s in signals],
+                                                                            dtype=np.int64))
+        symbol, limits = setup.symbol, setup.rules.limits
+
+        def book(items: tuple[tuple[int, str, str], ...]) -> np.ndarray:   # any balance to trade on
+            exposure = build_exposure(items, symbol=symbol, balance=math.inf, pnl_today=0.0, spread_points=None)
+            return risk.book_refusals(age, score, buy, exposure, limits)
+
+        self.empty = book(()).tolist()
+        self.held = {True: book(((ACCOUNT, symbol, "buy"),)), False: book(((ACCOUNT, symbol, "sell"),))}
+        self.full = {side: bool((codes >= 0).all()) for side, codes in self.held.items()}
+        sl = _round_prices(np.array([s.sl for s in signals], dtype=np.float64), spec.digits)
+        tp = _round_prices(np.array([s.tp for s in signals], dtype=np.float64), spec.digits)
+        spread = replay.spread[bars]
+        bid, ask = sim.quote(replay.latest[bars], spread, spec.point)
+        self.quote_code = risk.quote_refusals(buy, sl, tp, spread_points=spread, bid=bid, ask=ask,
+                                              stops_min_distance=replay.stop_distance, limits=limits).tolist()
+        self.stops_ok = np.where(buy, stops_valid("buy", sl, tp, bid=bid, ask=ask, min_distance=replay.stop_distance),
+                                 stops_valid("sell", sl, tp, bid=bid, ask=ask,
+                                             min_distance=replay.stop_distance)).tolist()
+        self.entry = np.where(buy, fill_price("buy", bid, ask), fill_price("sell", bid, ask)).tolist()
+        self.sl, self.tp = sl.tolist(), tp.tolist()
 
 
 class _Market:

@@ -6,12 +6,16 @@ one that fails names the reason, so a rejection always says the real cause.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scalper.core.bars import BAR_SECONDS
 from scalper.core.rules import RiskLimits  # defined with the other rules; read here
 from scalper.core.signals import Signal
 from scalper.core.stops import stops_valid
 from scalper.vocab import DecisionAction
+
+if TYPE_CHECKING:   # arrays only in annotations: the live path need not import numpy here
+    import numpy as np
 
 APPROVED = DecisionAction.OPEN   # an approval is recorded with the action as its reason
 
@@ -115,7 +119,7 @@ def book_refusal(signal: Signal, exposure: Exposure, limits: RiskLimits, now: fl
         return STALE
     if signal.score < limits.decision_min_score:
         return LOW_SCORE
-    if exposure.balance <= limits.min_balance or exposure.balance <= 0:
+    if no_balance(exposure.balance, limits):
         return NO_BALANCE
     if exposure.open_total >= limits.max_concurrent:
         return MAX_CONCURRENT
@@ -126,6 +130,16 @@ def book_refusal(signal: Signal, exposure: Exposure, limits: RiskLimits, now: fl
     if signal.direction in exposure.group_directions:
         return CORRELATED
     return None
+
+
+def no_balance(balance: float, limits: RiskLimits) -> bool:
+    """Whether the balance is too small to trade on (NO_BALANCE)."""
+    return balance <= limits.min_balance or balance <= 0
+
+
+def daily_loss_hit(pnl_today: float, cap: float | None) -> bool:
+    """Whether today's P&L has reached the daily loss cap (`daily_loss_cap`; None: no cap)."""
+    return cap is not None and -pnl_today >= cap
 
 
 def _book_detail(reason: str, signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> str:
@@ -154,7 +168,7 @@ def market_decision(signal: Signal, exposure: Exposure, limits: RiskLimits) -> D
         return Decision(DecisionAction.REJECT, reason, detail)
 
     cap = daily_loss_cap(limits, exposure.balance)
-    if cap is not None and -exposure.pnl_today >= cap:
+    if daily_loss_hit(exposure.pnl_today, cap):
         return reject(DAILY_LOSS, f"today's P&L {exposure.pnl_today:.2f}, limit -{cap:.2f}")
     if (limits.max_spread_points is not None and exposure.spread_points is not None
             and exposure.spread_points > limits.max_spread_points):
@@ -173,3 +187,54 @@ def order_stops(signal: Signal, digits: int | None) -> tuple[float, float]:
     if digits is None:
         return signal.sl, signal.tp
     return round(signal.sl, digits), round(signal.tp, digits)
+
+
+# --- vector forms, for the backtester: one signal per element -------------------------------
+# A reason is given as its index in REASONS, -1 for none.
+def book_refusals(age: np.ndarray, score: np.ndarray, buy: np.ndarray, exposure: Exposure,
+                  limits: RiskLimits) -> np.ndarray:
+    """Vector form of `book_refusal`: signals (their `signal_age` at the decision, score, and
+    whether each is a buy) meeting one exposure."""
+    import numpy as np
+
+    def on_side(sides: frozenset[str], same: bool) -> np.ndarray:
+        return np.where(buy, ("buy" if same else "sell") in sides, ("sell" if same else "buy") in sides)
+
+    checks = ((ENGINE_PAUSED, exposure.engine_paused), (KILL_SWITCH, exposure.kill_switch_engaged),
+              (STALE, age > limits.signal_max_age_s), (LOW_SCORE, score < limits.decision_min_score),
+              (NO_BALANCE, no_balance(exposure.balance, limits)),
+              (MAX_CONCURRENT, exposure.open_total >= limits.max_concurrent),
+              (MAX_PER_SYMBOL, exposure.open_on_symbol >= limits.max_per_symbol),
+              (OPPOSITE_OPEN, on_side(exposure.directions_on_symbol, same=False)),
+              (CORRELATED, on_side(exposure.group_directions, same=True)))
+    code = np.full(len(score), -1, dtype=np.int64)
+    for reason, failed in reversed(checks):   # the first failing check wins
+        code = np.where(failed, REASONS.index(reason), code)
+    return code
+
+
+def quote_refusals(buy: np.ndarray, sl: np.ndarray, tp: np.ndarray, *, spread_points: np.ndarray,
+                   bid: np.ndarray, ask: np.ndarray, stops_min_distance: float, limits: RiskLimits) -> np.ndarray:
+    """Vector form of `market_decision`'s checks after the daily loss: the spread, then the order's
+    stops (`order_stops`, already rounded) against the quote, per signal."""
+    import numpy as np
+
+    code = np.full(len(buy), -1, dtype=np.int64)
+    valid = np.where(buy, stops_valid("buy", sl, tp, bid=bid, ask=ask, min_distance=stops_min_distance),
+                     stops_valid("sell", sl, tp, bid=bid, ask=ask, min_distance=stops_min_distance))
+    code = np.where(valid, code, REASONS.index(STOPS_BEYOND_QUOTE))
+    if limits.max_spread_points is not None:
+        code = np.where(spread_points > limits.max_spread_points, REASONS.index(SPREAD), code)
+    return code
+
+
+def reason_of(book_code: int, pnl_today: float, balance: float, quote_code: int, limits: RiskLimits) -> str:
+    """`decide`'s reason from its parts: the signal's `book_refusals` code, today's P&L and the
+    balance (the daily loss), then its `quote_refusals` code."""
+    if book_code >= 0:
+        return REASONS[book_code]
+    if daily_loss_hit(pnl_today, daily_loss_cap(limits, balance)):
+        return DAILY_LOSS
+    if quote_code >= 0:
+        return REASONS[quote_code]
+    return APPROVED
