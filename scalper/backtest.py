@@ -143,7 +143,7 @@ class BacktestResult:
     final_balance: float
 
 
-@dataclass
+@dataclass(slots=True)
 class _Position:
     strategy: str
     direction: Direction
@@ -247,13 +247,18 @@ class _Replay:
         signal_bars = sorted(self.by_bar)
         n_signal_bars = len(signal_bars)
         next_signal = 0
-        report_every = max(1, total // PROGRESS_STEPS)
-        reported = first
+        self._progress, self._reported = progress, first
+        self._report_every = max(1, total // PROGRESS_STEPS)
+        chain = self.fast.full[True] and self.fast.full[False]   # a book of one refuses every signal
         i = first
         while i <= last:
             while next_signal < n_signal_bars and signal_bars[next_signal] < i:
                 next_signal += 1
             due = signal_bars[next_signal] if next_signal < n_signal_bars else last + 1
+            if (chain and not self.book and due <= last and self.kill_engaged_day is None
+                    and not risk.no_balance(self.balance, self.limits)):
+                i, next_signal = self._chain(due, signal_bars, next_signal)
+                continue
             if len(self.book) == 1 and self._full_book():
                 # The book of one refuses every signal by itself (risk.book_refusals) until its exit, a
                 # stop-out or the kill-switch: those of the bars before are only marked, counted at the end.
@@ -299,20 +304,65 @@ class _Replay:
             i = due
             self._step(i)
             assert acts is None or not self.book, "the vector and scalar stop-out/kill-switch rules disagree"
-            if progress is not None and i - reported >= report_every:
-                progress(i - first + 1, total)
-                reported = i
+            self._report(i)
             i += 1
         if total:
             self._close_all(last, self._now(last), END_EXIT)
         self._count_held()
         if progress is not None:
             progress(total, total)
+        del self._progress
         return BacktestResult(
             setup=self.setup, bars=total, start=int(self.time[first]) if total else None,
             end=int(self.time[last]) if total else None, signals=self.signals, decisions=self.decisions,
             refused=self.refused, trades=self.trades, kill_switches=self.kill_switches, trailed=self.trailed,
             final_balance=self.balance)
+
+    def _report(self, i: int) -> None:
+        if self._progress is not None and i - self._reported >= self._report_every:
+            self._progress(i - self.first + 1, self.last - self.first + 1)
+            self._reported = i
+
+    def _chain(self, i: int, signal_bars: list[int], next_signal: int) -> tuple[int, int]:
+        """While the book holds at most one position and a book of one refuses every signal: a
+        position opens at signal bar i, its bars until its exit e are not stepped (the signals there
+        marked as refused, `_acts_between` checked), the next one may open at e or at the next
+        signal bar after. The steps are `_step`'s: from signal bar i (the book empty, nothing done
+        there yet) until the chain breaks (the kill-switch, no balance, a stop-out or a kill-switch
+        ahead, a position open past the last bar). Returns the bar to step next (nothing done there
+        yet) and the index in `signal_bars` of the first signal bar from it on."""
+        last, time, f, limits = self.last, self.time, self.fast, self.limits
+        n_signal_bars = len(signal_bars)
+        while True:
+            # bar i, the book empty after its sync (no stop-out, the kill-switch off)
+            if risk.no_balance(self.balance, limits):   # (after an exit) decided as _step decides
+                return i, bisect_left(signal_bars, i, next_signal)
+            now = int(time[i]) + AFTER_CLOSE_S
+            today = day_start(now)
+            if i in f.bar_at:
+                self._decide_empty(i, now, today)
+            self._upkeep(i, now, today)
+            self._report(i)
+            if self.kill_engaged_day is not None:
+                return i + 1, bisect_left(signal_bars, i + 1, next_signal)
+            if not self.book:   # nothing opened: the next signal bar
+                next_signal = bisect_left(signal_bars, i + 1, next_signal)
+                if next_signal == n_signal_bars or signal_bars[next_signal] > last:
+                    return last + 1, next_signal
+                i = signal_bars[next_signal]
+                continue
+            e = self.book[0].exit_bar
+            if e > last or self._acts_between(i + 1, e) is not None:
+                return i + 1, bisect_left(signal_bars, i + 1, next_signal)
+            end = bisect_left(signal_bars, e, next_signal)
+            start = bisect_left(signal_bars, i + 1, next_signal, end)
+            if end > start:   # the signal bars between: refused by the book of one
+                self.held_spans.append((f.bar_at[signal_bars[start]][0], f.bar_at[signal_bars[end - 1]][1],
+                                        self.book[0].direction == "buy"))
+            i, next_signal = e, end
+            self._exits(i)   # its sync: the position exits there
+            if self.book:
+                return i, next_signal   # stepped from its sync again (it leaves the book as it is)
 
     def _now(self, i: int) -> int:
         return int(self.time[i]) + AFTER_CLOSE_S
@@ -663,6 +713,7 @@ class _Paths:
         self.exit_sl = np.zeros(n)
         self.moves = np.zeros(n, dtype=np.int64)
         self.worst = np.zeros(n)
+        self.rows: list[tuple[int, float, int, float]] | None = None
         if not n:
             return
         spec = replay.spec
@@ -680,7 +731,10 @@ class _Paths:
 
     def of(self, k: int) -> tuple[int, float, int, float]:
         """(exit bar, stop then, trailing moves until then, worst price before) of signal k."""
-        return int(self.exit_bar[k]), float(self.exit_sl[k]), int(self.moves[k]), float(self.worst[k])
+        if self.rows is None:   # as Python numbers, once: read for every position opened
+            self.rows = list(zip(self.exit_bar.tolist(), self.exit_sl.tolist(), self.moves.tolist(),
+                                 self.worst.tolist()))
+        return self.rows[k]
 
     def stop_after(self, p: _Position, k: int) -> tuple[float, int]:
         """The stop of position p after the upkeep of bar k (k before its exit), and its moves."""
