@@ -5,6 +5,8 @@ tests/test_replay_parts.py for the replays)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -47,8 +49,8 @@ def test_quote_refusals_is_the_market_decision_after_the_daily_loss(pairs, limit
     for s, m in quoted:   # no daily loss: the market's other checks decide
         exposure = Exposure(balance=1.0, **{**m, "pnl_today": 0.0, "price_digits": digits,
                                            "stops_min_distance": distance})
-        reason = risk.market_decision(s, exposure, limits.__class__(**{**limits.__dict__, "daily_loss_limit": None,
-                                                                       "daily_loss_limit_pct": None})).reason
+        no_cap = dataclasses.replace(limits, daily_loss_limit=None, daily_loss_limit_pct=None)
+        reason = risk.market_decision(s, exposure, no_cap).reason
         want.append(None if reason == risk.APPROVED else reason)
     assert got.tolist() == _codes(want)
 
