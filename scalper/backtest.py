@@ -161,6 +161,7 @@ class _Position:
     worst_pnl: float = 0.0     # its P&L at its worst price before it exits
     margin: float = 0.0        # the margin it holds
     moves: int = 0             # trailing moves counted when it closes
+    part: int = -1             # its signal's position in _Parts, when opened from them
 
 
 def run_backtest(history: Bars, setup: Setup, *, start: float | None = None, end: float | None = None,
@@ -352,7 +353,7 @@ class _Replay:
                 i = signal_bars[next_signal]
                 continue
             e = self.book[0].exit_bar
-            if e > last or self._acts_between(i + 1, e) is not None:
+            if len(self.book) > 1 or self.book[0].part < 0 or e > last or self._acts_between(i + 1, e) is not None:
                 return i + 1, bisect_left(signal_bars, i + 1, next_signal)
             end = bisect_left(signal_bars, e, next_signal)
             start = bisect_left(signal_bars, i + 1, next_signal, end)
@@ -360,9 +361,12 @@ class _Replay:
                 self.held_spans.append((f.bar_at[signal_bars[start]][0], f.bar_at[signal_bars[end - 1]][1],
                                         self.book[0].direction == "buy"))
             i, next_signal = e, end
-            self._exits(i)   # its sync: the position exits there
-            if self.book:
-                return i, next_signal   # stepped from its sync again (it leaves the book as it is)
+            # its sync: the position exits there, as `_exits` closes it (`_Parts.exit_price`)
+            p = self.book[0]
+            p.sl, p.moves = p.exit_sl, p.exit_moves
+            self._close(p, f.exit_price[p.part], f.exit_reason[p.part], exit_time(int(time[i]), p.entry_time))
+            self.book = []
+            self.loss_bound = self.held_bound = 0.0
 
     def _now(self, i: int) -> int:
         return int(self.time[i]) + AFTER_CLOSE_S
@@ -402,6 +406,7 @@ class _Replay:
             self.decisions[f.strategy[q]][reason] += 1
             if reason is risk.APPROVED and self._open(i, now, self.signals[f.k[q]], f.k[q], f.sl[q], f.tp[q],
                                                       f.stops_ok[q], f.entry[q]):
+                self.book[-1].part = q
                 if q + 1 < b:   # the rest of the bar meet the book of one
                     if self._full_book():
                         self.held_spans.append((q + 1, b, self.book[0].direction == "buy"))
@@ -627,10 +632,9 @@ class _Replay:
         pnl = profit(p.direction, p.entry, price, p.volume, self.spec.contract_size)
         self.balance += pnl
         self.realized_by_day[day_start(when)] += pnl
-        self.trades.append(Trade(
-            strategy=p.strategy, direction=p.direction, signal_time=p.signal_time, entry_time=p.entry_time,
-            exit_time=when, volume=p.volume, entry=p.entry, exit=price, sl=p.initial_sl, tp=p.tp,
-            final_sl=p.sl, exit_reason=reason, pnl=pnl))
+        self.trades.append(Trade(   # by position (quicker than by keyword): Trade's fields in order
+            p.strategy, p.direction, p.signal_time, p.entry_time, when, p.volume, p.entry, price, p.initial_sl, p.tp,
+            p.sl, reason, pnl))
 
 
 class _Parts:
@@ -676,6 +680,13 @@ class _Parts:
                                              min_distance=replay.stop_distance)).tolist()
         self.entry = np.where(buy, fill_price("buy", bid, ask), fill_price("sell", bid, ask)).tolist()
         self.sl, self.tp = sl.tolist(), tp.tolist()
+        # how each would-be position exits at its exit bar (`_Paths`), when that is in the replay
+        paths, last = replay.paths, replay.last
+        at = np.minimum(paths.exit_bar[sequence], last) if len(sequence) else np.zeros(0, dtype=np.int64)
+        price, is_sl = sim.bar_exits(buy, paths.exit_sl[sequence], tp, replay.open_[at], replay.high[at],
+                                     replay.low[at])
+        self.exit_price = price.tolist()
+        self.exit_reason = np.where(is_sl, "sl", "tp").tolist()
 
 
 class _Market:

@@ -1,7 +1,8 @@
 """The vector forms of the risk decision (`risk.book_refusals`, `risk.quote_refusals`) and the
 decision put back together from them (`risk.reason_of`) give what `risk.decide` gives, signal by
-signal; the backtester decides an empty book's signals with them (tests/test_replay_shortcuts.py,
-tests/test_replay_parts.py for the replays)."""
+signal; `sim.bar_exits` gives what `sim.bar_exit` gives, position by position. The backtester
+decides an empty book's signals and closes its chain's positions with them (tests/test_replay_parts.py
+for the replays)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalper.core import risk
+from scalper.core import risk, sim
 from scalper.core.risk import Exposure, order_stops, signal_age
 from tests.test_replay_shortcuts import BAR, books, limits_st, markets, signals
 
@@ -73,3 +74,28 @@ def test_the_decision_from_its_parts_is_decide(signal, book, market, limits, lat
                                      limits=limits)[0]
     reason = risk.reason_of(int(book_code), exposure.pnl_today, exposure.balance, int(quote_code), limits)
     assert reason == risk.decide(signal, exposure, limits, now).reason
+
+
+prices = st.floats(95, 105, allow_nan=False)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), prices, prices, prices, st.floats(0, 3), st.floats(0, 3)), min_size=1,
+                max_size=30))
+def test_bar_exits_is_bar_exit_for_each_position(rows):
+    buy = np.array([r[0] for r in rows])
+    sl, tp, o = (np.array([r[n] for r in rows]) for n in (1, 2, 3))
+    high, low = o + np.array([r[4] for r in rows]), o - np.array([r[5] for r in rows])
+    for k in range(len(rows)):   # levels that touch exactly as well
+        if k % 3 == 1:
+            sl[k] = low[k] if buy[k] else high[k]
+        if k % 4 == 2:
+            tp[k] = o[k]
+    price, is_sl = sim.bar_exits(buy, sl, tp, o, high, low)
+    for k in range(len(rows)):
+        hit = sim.bar_exit("buy" if buy[k] else "sell", float(sl[k]), float(tp[k]), float(o[k]), float(high[k]),
+                           float(low[k]))
+        if hit is None:
+            assert np.isnan(price[k])
+        else:
+            assert (float(price[k]), "sl" if is_sl[k] else "tp") == hit
