@@ -342,19 +342,23 @@ class _Replay:
             today = day_start(now)
             if i in f.bar_at:
                 self._decide_empty(i, now, today)
-            self._upkeep(i, now, today)
             self._report(i)
-            if self.kill_engaged_day is not None:
-                return i + 1, bisect_left(signal_bars, i + 1, next_signal)
-            if not self.book:   # nothing opened: the next signal bar
-                next_signal = bisect_left(signal_bars, i + 1, next_signal)
-                if next_signal == n_signal_bars or signal_bars[next_signal] > last:
-                    return last + 1, next_signal
-                i = signal_bars[next_signal]
-                continue
-            e = self.book[0].exit_bar
-            if len(self.book) > 1 or self.book[0].part < 0 or e > last or self._acts_between(i + 1, e) is not None:
-                return i + 1, bisect_left(signal_bars, i + 1, next_signal)
+            book = self.book
+            if (len(book) == 1 and book[0].part >= 0 and book[0].exit_bar <= last
+                    and not any(self._may_act(i, book[0].exit_bar))):
+                # The bound of bars i .. e-1 holds at this bar's upkeep too (the position's worst price
+                # is taken from bar i on): neither this upkeep's kill-switch nor anything until e acts.
+                e = book[0].exit_bar
+            else:
+                e = self._chain_upkeep(i, now, today)
+                if e < 0:   # the chain breaks
+                    return -e, bisect_left(signal_bars, -e, next_signal)
+                if e == 0:   # nothing opened: the next signal bar
+                    next_signal = bisect_left(signal_bars, i + 1, next_signal)
+                    if next_signal == n_signal_bars or signal_bars[next_signal] > last:
+                        return last + 1, next_signal
+                    i = signal_bars[next_signal]
+                    continue
             end = bisect_left(signal_bars, e, next_signal)
             start = bisect_left(signal_bars, i + 1, next_signal, end)
             if end > start:   # the signal bars between: refused by the book of one
@@ -367,6 +371,20 @@ class _Replay:
             self._close(p, f.exit_price[p.part], f.exit_reason[p.part], exit_time(int(time[i]), p.entry_time))
             self.book = []
             self.loss_bound = self.held_bound = 0.0
+
+    def _chain_upkeep(self, i: int, now: int, today: float) -> int:
+        """The chain's bar i after its decisions, stepped in full: its upkeep, then the check of the
+        bars until its position's exit e. Returns e; 0 when the book is empty; -(the bar to step
+        next) when the chain breaks there."""
+        self._upkeep(i, now, today)
+        if self.kill_engaged_day is not None:
+            return -(i + 1)
+        if not self.book:
+            return 0
+        e = self.book[0].exit_bar
+        if len(self.book) > 1 or self.book[0].part < 0 or e > self.last or self._acts_between(i + 1, e) is not None:
+            return -(i + 1)
+        return e
 
     def _now(self, i: int) -> int:
         return int(self.time[i]) + AFTER_CLOSE_S
@@ -463,24 +481,12 @@ class _Replay:
     def _acts_between(self, i: int, j: int) -> int | None:
         """The first bar of i .. j-1 where the broker's stop-out (at the sync) or the kill-switch
         (at the upkeep) acts, the book unchanged there (its step then acts as said); else None."""
-        r = self.setup.rules
         if j <= i:
             return None
-        # A bound first: every position at its worst price before its exit, today's realized
-        # P&L at the worst of the days spanned (a cent of slack for the rounding of sums).
-        worst = min(sum(p.worst_pnl for p in self.book) - 0.01, 0.0)
-        may_stop = bool(stopped_out(self.balance + worst))
-        may_kill = r.kill_switch.enabled and self.kill_engaged_day is None
-        if may_kill:
-            day, last_day = day_start(self._now(i)), day_start(self._now(j - 1))
-            realized = self.realized_by_day.get(day, 0.0)
-            while day < last_day:
-                day += DAY_SECONDS
-                realized = min(realized, self.realized_by_day.get(day, 0.0))
-            may_kill = kill_switch_reason(unrealized=worst, realized_today=realized, balance=self.balance,
-                                          rules=r) is not None
+        may_stop, may_kill = self._may_act(i, j)
         if not (may_stop or may_kill):
             return None
+        r = self.setup.rules
         price = self.latest[i:j]
         cs = self.spec.contract_size
         unrealized = np.zeros(j - i)
@@ -497,6 +503,24 @@ class _Replay:
         if not trips.any():
             return None
         return i + int(np.argmax(trips))
+
+    def _may_act(self, i: int, j: int) -> tuple[bool, bool]:
+        """Whether the stop-out, and the kill-switch, may act at bars i .. j-1 (j > i), the book
+        unchanged: a bound with every position at its worst price before its exit, today's realized
+        P&L at the worst of the days spanned (a cent of slack for the rounding of sums)."""
+        r = self.setup.rules
+        worst = min(sum(p.worst_pnl for p in self.book) - 0.01, 0.0)
+        may_stop = bool(stopped_out(self.balance + worst))
+        may_kill = r.kill_switch.enabled and self.kill_engaged_day is None
+        if may_kill:
+            day, last_day = day_start(self._now(i)), day_start(self._now(j - 1))
+            realized = self.realized_by_day.get(day, 0.0)
+            while day < last_day:
+                day += DAY_SECONDS
+                realized = min(realized, self.realized_by_day.get(day, 0.0))
+            may_kill = kill_switch_reason(unrealized=worst, realized_today=realized, balance=self.balance,
+                                          rules=r) is not None
+        return may_stop, may_kill
 
     # --- 1. the broker's sync ---------------------------------------------------------
     def _exits(self, i: int) -> None:
