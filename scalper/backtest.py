@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from array import array
 from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -174,7 +175,9 @@ def run_backtest(history: Bars, setup: Setup, *, start: float | None = None, end
     scanned = scan_history(history, list(setup.strategies), setup.params, setup.lookback, view=view)
     if view is None:
         give_back()   # the scan's per-window arrays
-    return _Replay(history, setup, scanned.signals, start, end).run(progress)
+    result = _Replay(history, setup, scanned.signals, start, end).run(progress)
+    give_back()   # the replay's arrays: the rows made next reuse that memory, not more
+    return result
 
 
 class _Replay:
@@ -220,9 +223,11 @@ class _Replay:
         sequence = np.lexsort((rank, bar_index)).tolist()   # by bar, then strategy (stable)
         for k, i in zip(sequence, bar_index[sequence].tolist()):
             self.by_bar[i].append((k, self.signals[k]))
+        self.signal_bars = sorted(self.by_bar)
         self.paths = _Paths(self, bar_index)
         self.fast = _Parts(self, bar_index, sequence)
-        self.held_spans: list[tuple[int, int, bool]] = []   # sequence positions refused by a book of one
+        # runs of sequence positions [start, end) refused by a book of one, and its side (1: a buy)
+        self.held_spans = (array("q"), array("q"), array("q"))
 
         self.balance = setup.balance
         self.book: list[_Position] = []
@@ -245,7 +250,7 @@ class _Replay:
     def run(self, progress: Progress | None) -> BacktestResult:
         first, last = self.first, self.last
         total = max(0, last - first + 1)
-        signal_bars = sorted(self.by_bar)
+        signal_bars = self.signal_bars
         n_signal_bars = len(signal_bars)
         next_signal = 0
         self._progress, self._reported = progress, first
@@ -269,9 +274,8 @@ class _Replay:
                     due = acts
                 end = bisect_left(signal_bars, due, next_signal)
                 if end > next_signal:
-                    at = self.fast.bar_at
-                    self.held_spans.append((at[signal_bars[next_signal]][0], at[signal_bars[end - 1]][1],
-                                            self.book[0].direction == "buy"))
+                    positions = self.fast.first
+                    self._hold(positions[next_signal], positions[end], self.book[0].direction == "buy")
                     next_signal = end
             elif self.book:
                 # Until the next exit nothing changes the book but a stop-out or the kill-switch, and a
@@ -340,8 +344,8 @@ class _Replay:
                 return i, bisect_left(signal_bars, i, next_signal)
             now = int(time[i]) + AFTER_CLOSE_S
             today = day_start(now)
-            if i in f.bar_at:
-                self._decide_empty(i, now, today)
+            if next_signal < n_signal_bars and signal_bars[next_signal] == i:
+                self._decide_empty(i, next_signal, now, today)
             self._report(i)
             book = self.book
             if (len(book) == 1 and book[0].part >= 0 and book[0].exit_bar <= last
@@ -362,8 +366,7 @@ class _Replay:
             end = bisect_left(signal_bars, e, next_signal)
             start = bisect_left(signal_bars, i + 1, next_signal, end)
             if end > start:   # the signal bars between: refused by the book of one
-                self.held_spans.append((f.bar_at[signal_bars[start]][0], f.bar_at[signal_bars[end - 1]][1],
-                                        self.book[0].direction == "buy"))
+                self._hold(f.first[start], f.first[end], self.book[0].direction == "buy")
             i, next_signal = e, end
             # its sync: the position exits there, as `_exits` closes it (`_Parts.exit_price`)
             p = self.book[0]
@@ -401,7 +404,7 @@ class _Replay:
         signals = self.by_bar.get(i)
         if signals:
             if not self.book and self.kill_engaged_day is None and not risk.no_balance(self.balance, self.limits):
-                self._decide_empty(i, now, today)
+                self._decide_empty(i, bisect_left(self.signal_bars, i), now, today)
             else:
                 self._decide(i, now, today, signals)
         self._upkeep(i, now, today)
@@ -412,13 +415,13 @@ class _Replay:
         return (self.kill_engaged_day is None and not risk.no_balance(self.balance, self.limits)
                 and self.fast.full[self.book[0].direction == "buy"])
 
-    def _decide_empty(self, i: int, now: float, today: float) -> None:
+    def _decide_empty(self, i: int, m: int, now: float, today: float) -> None:
         """`_decide` on an empty book, the kill-switch off and a balance to trade on: each reason
-        from the signal's precomputed parts (`risk.reason_of`)."""
+        from the signal's precomputed parts (`risk.reason_of`); bar i is the m-th signal bar."""
         f, limits = self.fast, self.limits
         # today's P&L as in _decide: realized today, the empty book's unrealized (0)
         pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(0.0)
-        a, b = f.bar_at[i]
+        a, b = f.first[m], f.first[m + 1]
         for q in range(a, b):
             reason = risk.reason_of(f.empty[q], pnl_today, self.balance, f.quote_code[q], limits)
             self.decisions[f.strategy[q]][reason] += 1
@@ -427,25 +430,31 @@ class _Replay:
                 self.book[-1].part = q
                 if q + 1 < b:   # the rest of the bar meet the book of one
                     if self._full_book():
-                        self.held_spans.append((q + 1, b, self.book[0].direction == "buy"))
+                        self._hold(q + 1, b, self.book[0].direction == "buy")
                     else:
                         self._decide(i, now, today, self.by_bar[i][q + 1 - a:], pnl_today)
                 return
 
+    def _hold(self, start: int, end: int, buy: bool) -> None:
+        """Mark the signals at sequence positions start .. end-1 as refused by a book of one (a buy or not)."""
+        starts, ends, sides = self.held_spans
+        starts.append(start)
+        ends.append(end)
+        sides.append(buy)
+
     def _count_held(self) -> None:
         """Count the decisions of the signals marked as refused by a book of one."""
-        if not self.held_spans:
+        starts, ends, sides = (np.frombuffer(a, dtype=np.int64) for a in self.held_spans)
+        if not len(starts):
             return
         f = self.fast
-        spans = np.array(self.held_spans, dtype=np.int64)
         marks = np.zeros(len(f.k) + 1, dtype=np.int64)
-        np.add.at(marks, spans[:, 0], 1)   # spans never overlap
-        np.add.at(marks, spans[:, 1], -1)
+        np.add.at(marks, starts, 1)   # spans never overlap
+        np.add.at(marks, ends, -1)
         inside = np.cumsum(marks[:-1]) > 0
-        buys = spans[spans[:, 2] == 1]
         marks[:] = 0
-        np.add.at(marks, buys[:, 0], 1)
-        np.add.at(marks, buys[:, 1], -1)
+        np.add.at(marks, starts[sides == 1], 1)
+        np.add.at(marks, ends[sides == 1], -1)
         buy_held = np.cumsum(marks[:-1]) > 0
         code = np.where(buy_held, f.held[True], f.held[False])[inside]
         pairs = f.strategy_index[inside] * len(risk.REASONS) + code
@@ -671,15 +680,14 @@ class _Parts:
     def __init__(self, replay: _Replay, bar_index: np.ndarray, sequence: list[int]):
         setup, spec = replay.setup, replay.spec
         signals = [replay.signals[k] for k in sequence]
-        self.k = sequence
+        self.k = array("q", sequence)
         self.strategy = [s.strategy for s in signals]
         order = {name: n for n, name in enumerate(setup.strategies)}
         self.strategy_index = np.array([order[s] for s in self.strategy], dtype=np.int64)
         bars = bar_index[sequence] if len(sequence) else np.zeros(0, dtype=np.int64)
-        # the (first, last + 1) positions of each signal bar
+        # the first position of each signal bar, in order, then the end: the m-th's are first[m] .. first[m+1]-1
         firsts = np.flatnonzero(np.diff(bars, prepend=-1)) if len(bars) else np.zeros(0, dtype=np.int64)
-        ends = np.append(firsts[1:], len(bars))
-        self.bar_at = dict(zip(bars[firsts].tolist(), zip(firsts.tolist(), ends.tolist())))
+        self.first = _compact("q", np.append(firsts, len(bars)))
         buy = np.array([s.direction == "buy" for s in signals], dtype=bool)
         score = np.array([s.score for s in signals], dtype=np.float64)
         age = (replay.time[bars] + AFTER_CLOSE_S) - (BAR_SECONDS + np.array([s.bar_time for s in signals],
@@ -690,27 +698,35 @@ class _Parts:
             exposure = build_exposure(items, symbol=symbol, balance=math.inf, pnl_today=0.0, spread_points=None)
             return risk.book_refusals(age, score, buy, exposure, limits)
 
-        self.empty = book(()).tolist()
+        self.empty = _compact("q", book(()))
         self.held = {True: book(((ACCOUNT, symbol, "buy"),)), False: book(((ACCOUNT, symbol, "sell"),))}
         self.full = {side: bool((codes >= 0).all()) for side, codes in self.held.items()}
         sl = _round_prices(np.array([s.sl for s in signals], dtype=np.float64), spec.digits)
         tp = _round_prices(np.array([s.tp for s in signals], dtype=np.float64), spec.digits)
         spread = replay.spread[bars]
         bid, ask = sim.quote(replay.latest[bars], spread, spec.point)
-        self.quote_code = risk.quote_refusals(buy, sl, tp, spread_points=spread, bid=bid, ask=ask,
-                                              stops_min_distance=replay.stop_distance, limits=limits).tolist()
-        self.stops_ok = np.where(buy, stops_valid("buy", sl, tp, bid=bid, ask=ask, min_distance=replay.stop_distance),
-                                 stops_valid("sell", sl, tp, bid=bid, ask=ask,
-                                             min_distance=replay.stop_distance)).tolist()
-        self.entry = np.where(buy, fill_price("buy", bid, ask), fill_price("sell", bid, ask)).tolist()
-        self.sl, self.tp = sl.tolist(), tp.tolist()
+        self.quote_code = _compact("q", risk.quote_refusals(buy, sl, tp, spread_points=spread, bid=bid, ask=ask,
+                                                             stops_min_distance=replay.stop_distance, limits=limits))
+        distance = replay.stop_distance
+        self.stops_ok = _compact("q", np.where(buy, stops_valid("buy", sl, tp, bid=bid, ask=ask, min_distance=distance),
+                                               stops_valid("sell", sl, tp, bid=bid, ask=ask, min_distance=distance)))
+        self.entry = _compact("d", np.where(buy, fill_price("buy", bid, ask), fill_price("sell", bid, ask)))
+        self.sl, self.tp = _compact("d", sl), _compact("d", tp)
         # how each would-be position exits at its exit bar (`_Paths`), when that is in the replay
         paths, last = replay.paths, replay.last
         at = np.minimum(paths.exit_bar[sequence], last) if len(sequence) else np.zeros(0, dtype=np.int64)
         price, is_sl = sim.bar_exits(buy, paths.exit_sl[sequence], tp, replay.open_[at], replay.high[at],
                                      replay.low[at])
-        self.exit_price = price.tolist()
-        self.exit_reason = np.where(is_sl, "sl", "tp").tolist()
+        self.exit_price = _compact("d", price)
+        self.exit_reason = [("tp", "sl")[hit] for hit in is_sl.tolist()]   # two strings, shared
+
+
+def _compact(code: str, values: np.ndarray) -> array:
+    """A numpy array as a Python array: read one element at a time as quickly as a list, and as
+    compact as numpy (a list of floats takes four times the memory)."""
+    out = array(code)
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64 if code == "q" else np.float64).tobytes())
+    return out
 
 
 class _Market:
@@ -748,7 +764,6 @@ class _Paths:
         self.exit_sl = np.zeros(n)
         self.moves = np.zeros(n, dtype=np.int64)
         self.worst = np.zeros(n)
-        self.rows: list[tuple[int, float, int, float]] | None = None
         if not n:
             return
         spec = replay.spec
@@ -766,10 +781,7 @@ class _Paths:
 
     def of(self, k: int) -> tuple[int, float, int, float]:
         """(exit bar, stop then, trailing moves until then, worst price before) of signal k."""
-        if self.rows is None:   # as Python numbers, once: read for every position opened
-            self.rows = list(zip(self.exit_bar.tolist(), self.exit_sl.tolist(), self.moves.tolist(),
-                                 self.worst.tolist()))
-        return self.rows[k]
+        return int(self.exit_bar[k]), float(self.exit_sl[k]), int(self.moves[k]), float(self.worst[k])
 
     def stop_after(self, p: _Position, k: int) -> tuple[float, int]:
         """The stop of position p after the upkeep of bar k (k before its exit), and its moves."""
