@@ -192,6 +192,13 @@ class _Replay:
     in between with a bound first and numpy second. A signal the book refuses by itself
     (`risk.book_refusal`: the first checks of `risk.decide`, which read no market) changes
     nothing, so it is only counted: Python work per exit and per signal, not per bar.
+
+    What does not depend on the book or the balance is computed per signal beforehand (`_Parts`,
+    the vector forms of the rules): an empty book's decision is then `risk.reason_of` of those
+    parts, today's P&L and the balance. When a book of one position refuses every signal (the
+    default risk: one position per symbol), the replay is a chain (`_chain`): a position opens,
+    the signals until its exit are marked refused and counted at the end, and the next may open
+    at its exit bar or the next signal bar; the full step resumes wherever the chain breaks.
     """
 
     def __init__(self, history: Bars, setup: Setup, signals: list[Signal], start: float | None,
