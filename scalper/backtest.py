@@ -232,7 +232,7 @@ class _Replay:
             self.by_bar[i].append((k, self.signals[k]))
         self.signal_bars = sorted(self.by_bar)
         self.paths = _Paths(self, bar_index)
-        self.fast = _Parts(self, bar_index, sequence)
+        self.fast = _Parts(self, bar_index, sequence, rank, times[inside])
         # runs of sequence positions [start, end) refused by a book of one, and its side (1: a buy)
         self.held_spans = (array("q"), array("q"), array("q"))
 
@@ -684,21 +684,20 @@ class _Parts:
     (`held`, by the side of that position), `risk.quote_refusals`, the order's rounded stops,
     whether the quote takes them (`stops.stops_valid`) and the fill price (`sim.fill_price`)."""
 
-    def __init__(self, replay: _Replay, bar_index: np.ndarray, sequence: list[int]):
-        setup, spec = replay.setup, replay.spec
-        signals = [replay.signals[k] for k in sequence]
+    def __init__(self, replay: _Replay, bar_index: np.ndarray, sequence: list[int], rank: np.ndarray,
+                 bar_time: np.ndarray):
+        """`rank`: each signal's strategy's place in the bot's order; `bar_time`: its bar's open time."""
+        setup, signals, paths = replay.setup, replay.signals, replay.paths
         self.k = array("q", sequence)
-        self.strategy = [s.strategy for s in signals]
-        order = {name: n for n, name in enumerate(setup.strategies)}
-        self.strategy_index = np.array([order[s] for s in self.strategy], dtype=np.int64)
+        self.strategy = [signals[k].strategy for k in sequence]
+        self.strategy_index = rank[sequence] if len(sequence) else np.zeros(0, dtype=np.int64)
         bars = bar_index[sequence] if len(sequence) else np.zeros(0, dtype=np.int64)
         # the first position of each signal bar, in order, then the end: the m-th's are first[m] .. first[m+1]-1
         firsts = np.flatnonzero(np.diff(bars, prepend=-1)) if len(bars) else np.zeros(0, dtype=np.int64)
         self.first = _compact("q", np.append(firsts, len(bars)))
-        buy = np.array([s.direction == "buy" for s in signals], dtype=bool)
-        score = np.array([s.score for s in signals], dtype=np.float64)
-        age = (replay.time[bars] + AFTER_CLOSE_S) - (BAR_SECONDS + np.array([s.bar_time for s in signals],
-                                                                            dtype=np.int64))
+        buy, sl, tp = (a[sequence] for a in (paths.buy, paths.order_sl, paths.order_tp))
+        score = np.fromiter((signals[k].score for k in sequence), dtype=np.float64, count=len(sequence))
+        age = (replay.time[bars] + AFTER_CLOSE_S) - (BAR_SECONDS + bar_time[sequence])
         symbol, limits = setup.symbol, setup.rules.limits
 
         def book(items: tuple[tuple[int, str, str], ...]) -> np.ndarray:   # any balance to trade on
@@ -708,10 +707,8 @@ class _Parts:
         self.empty = _compact("q", book(()))
         self.held = {True: book(((ACCOUNT, symbol, "buy"),)), False: book(((ACCOUNT, symbol, "sell"),))}
         self.full = {side: bool((codes >= 0).all()) for side, codes in self.held.items()}
-        sl = _round_prices(np.array([s.sl for s in signals], dtype=np.float64), spec.digits)
-        tp = _round_prices(np.array([s.tp for s in signals], dtype=np.float64), spec.digits)
         spread = replay.spread[bars]
-        bid, ask = sim.quote(replay.latest[bars], spread, spec.point)
+        bid, ask = sim.quote(replay.latest[bars], spread, replay.spec.point)
         self.quote_code = _compact("q", risk.quote_refusals(buy, sl, tp, spread_points=spread, bid=bid, ask=ask,
                                                              stops_min_distance=replay.stop_distance, limits=limits))
         distance = replay.stop_distance
@@ -720,7 +717,7 @@ class _Parts:
         self.entry = _compact("d", np.where(buy, fill_price("buy", bid, ask), fill_price("sell", bid, ask)))
         self.sl, self.tp = _compact("d", sl), _compact("d", tp)
         # how each would-be position exits at its exit bar (`_Paths`), when that is in the replay
-        paths, last = replay.paths, replay.last
+        last = replay.last
         at = np.minimum(paths.exit_bar[sequence], last) if len(sequence) else np.zeros(0, dtype=np.int64)
         price, is_sl = sim.bar_exits(buy, paths.exit_sl[sequence], tp, replay.open_[at], replay.high[at],
                                      replay.low[at])
@@ -771,12 +768,13 @@ class _Paths:
         self.exit_sl = np.zeros(n)
         self.moves = np.zeros(n, dtype=np.int64)
         self.worst = np.zeros(n)
+        # each order's stops as sent (rounded) and its side, per signal: read by _Parts too
+        spec = replay.spec
+        self.order_sl = sl = _round_prices(np.array([s.sl for s in replay.signals], dtype=np.float64), spec.digits)
+        self.order_tp = tp = _round_prices(np.array([s.tp for s in replay.signals], dtype=np.float64), spec.digits)
+        self.buy = buy = np.array([s.direction == "buy" for s in replay.signals], dtype=bool)
         if not n:
             return
-        spec = replay.spec
-        sl = _round_prices(np.array([s.sl for s in replay.signals]), spec.digits)
-        tp = _round_prices(np.array([s.tp for s in replay.signals]), spec.digits)
-        buy = np.array([s.direction == "buy" for s in replay.signals])
         bid, ask = sim.quote(replay.latest[bar_index], replay.spread[bar_index], spec.point)
         sides: tuple[tuple[Direction, np.ndarray], ...] = (("buy", buy), ("sell", ~buy))
         for direction, mine in sides:
