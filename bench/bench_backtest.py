@@ -17,6 +17,21 @@ pandas 3.1), best of 3, after issue 15 (event-driven replay):
   signal and exit bars; positions' exits and trailing stops are found with numpy.
 Before (unloaded machine): 2.38 s, the per-bar loop run while a position was open.
 
+Issue 15, the replay's Python work (signal bars the book refuses by itself counted, not stepped;
+one Exposure per bar; trade rows by column; the cyclic GC paused over the replay): 370,000 bars, all
+four strategies, CPU in one process, medians of 5 alternated with main: replay 0.72 -> 0.46 s,
+its set-up (_Paths) 0.10 -> 0.09 s, trade rows 0.22 -> 0.06 s; the whole command 1.98 -> 1.58 s
+(wall, medians of 7 alternated, venvs built alike). The same 16,210 trades and decisions.
+
+Issue 15, the replay's per-trade Python (an empty book's decisions from per-signal parts computed
+with the rules' vector forms, `risk.book_refusals` / `risk.quote_refusals` / `sim.bar_exits`; with
+one position per symbol the replay a chain of trades, the signals between marked and counted at the
+end): 370,000 bars, four strategies, medians of 9 in one process, 3 rounds alternated with the
+starting commit (db9fdda): `_Replay.run` 0.48 -> 0.19 s, its set-up (`_Paths`, `_Parts`) 0.063 ->
+0.080 s; the whole command (`scalper backtest --data bench/out/xau_370k.csv --symbol XAUUSD --json`,
+7 rounds alternated, wall) 1.67 -> 1.39 s, peak RSS 143.4 -> 140.1 MiB; the pin bar (peers' setup)
+0.86 -> 0.85 s. The same 16,210 trades and decisions.
+
 Issue 10 (one simulated exchange, `scalper.core.sim`; margin check and stop-out added): the same
 16,210 trades, bit for bit. Load average ~12, so CPU time (process_time) is the figure to compare,
 alternated in one session, 370,000 bars, 3 rounds of best-of-3: before 0.95-0.98 s best

@@ -40,6 +40,10 @@ What a live engine never has to decide, decided here:
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from array import array
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,14 +68,16 @@ from scalper.core.sim import (
     profit,
     stopped_out,
 )
-from scalper.core.sizing import size_order
+from scalper.core.sizing import Sizing, size_order
 from scalper.core.stops import stops_valid
 from scalper.core.strategies.views import HistoryView
 from scalper.memory import give_back
+from scalper.rounding import round_array as _round_prices  # SymbolSpec.round_price of every price
 from scalper.symbols import SymbolSpec
 
 DECISION_DELAY_S = 5          # a run-once starts a few seconds after the bar closes
 ACCOUNT = 0                   # the one simulated account
+AFTER_CLOSE_S = BAR_SECONDS + DECISION_DELAY_S   # a pass's `now` after its bar's open time
 PROGRESS_STEPS = 200          # progress callbacks per replay, at most
 
 INVALID_STOPS = "broker_invalid_stops"
@@ -138,7 +144,7 @@ class BacktestResult:
     final_balance: float
 
 
-@dataclass
+@dataclass(slots=True)
 class _Position:
     strategy: str
     direction: Direction
@@ -156,6 +162,7 @@ class _Position:
     worst_pnl: float = 0.0     # its P&L at its worst price before it exits
     margin: float = 0.0        # the margin it holds
     moves: int = 0             # trailing moves counted when it closes
+    part: int = -1             # its signal's position in _Parts, when opened from them
 
 
 def run_backtest(history: Bars, setup: Setup, *, start: float | None = None, end: float | None = None,
@@ -168,7 +175,9 @@ def run_backtest(history: Bars, setup: Setup, *, start: float | None = None, end
     scanned = scan_history(history, list(setup.strategies), setup.params, setup.lookback, view=view)
     if view is None:
         give_back()   # the scan's per-window arrays
-    return _Replay(history, setup, scanned.signals, start, end).run(progress)
+    result = _Replay(history, setup, scanned.signals, start, end).run(progress)
+    give_back()   # the replay's arrays: the rows made next reuse that memory, not more
+    return result
 
 
 class _Replay:
@@ -178,9 +187,18 @@ class _Replay:
     quote of its signal's pass, its trailing stop moves by its own prices, and it exits where
     the bars reach its stop or target. So every signal's would-be position is followed with
     numpy, all at once, before the replay (`_Paths`). The replay then steps in Python only
-    through the bars where something needs the whole book — a signal bar or an exit — and
-    checks the kill-switch in between with a bound first and numpy second: Python work per
-    signal and per exit, not per bar.
+    through the bars where something needs the whole book — an exit, or a signal bar whose
+    signals the book does not refuse by itself — and checks the stop-out and the kill-switch
+    in between with a bound first and numpy second. A signal the book refuses by itself
+    (`risk.book_refusal`: the first checks of `risk.decide`, which read no market) changes
+    nothing, so it is only counted: Python work per exit and per signal, not per bar.
+
+    What does not depend on the book or the balance is computed per signal beforehand (`_Parts`,
+    the vector forms of the rules): an empty book's decision is then `risk.reason_of` of those
+    parts, today's P&L and the balance. When a book of one position refuses every signal (the
+    default risk: one position per symbol), the replay is a chain (`_chain`): a position opens,
+    the signals until its exit are marked refused and counted at the end, and the next may open
+    at its exit bar or the next signal bar; the full step resumes wherever the chain breaks.
     """
 
     def __init__(self, history: Bars, setup: Setup, signals: list[Signal], start: float | None,
@@ -198,14 +216,25 @@ class _Replay:
 
         self.first = max(setup.lookback - 1, 0 if start is None else int(np.searchsorted(history.time, start)))
         self.last = n - 1 if end is None else int(np.searchsorted(history.time, end, side="right")) - 1
-        self.signals = [s for s in signals if self._in_range(s.bar_time)]
-        bar_index = np.searchsorted(history.time, [s.bar_time for s in self.signals]).astype(np.int64)
+        times = np.fromiter((s.bar_time for s in signals), dtype=np.int64, count=len(signals))
+        if self.first <= self.last:
+            inside = (times >= self.time[self.first]) & (times <= self.time[self.last])
+        else:
+            inside = np.zeros(len(signals), dtype=bool)
+        self.signals = [signals[k] for k in np.flatnonzero(inside).tolist()]
+        bar_index = np.searchsorted(history.time, times[inside]).astype(np.int64)
         # At one bar, the strategies speak in the bot's order.
         order = {name: k for k, name in enumerate(setup.strategies)}
+        rank = np.fromiter((order[s.strategy] for s in self.signals), dtype=np.int64, count=len(self.signals))
         self.by_bar: dict[int, list[tuple[int, Signal]]] = defaultdict(list)
-        for k in sorted(range(len(self.signals)), key=lambda k: (bar_index[k], order[self.signals[k].strategy])):
-            self.by_bar[int(bar_index[k])].append((k, self.signals[k]))
+        sequence = np.lexsort((rank, bar_index)).tolist()   # by bar, then strategy (stable)
+        for k, i in zip(sequence, bar_index[sequence].tolist()):
+            self.by_bar[i].append((k, self.signals[k]))
+        self.signal_bars = sorted(self.by_bar)
         self.paths = _Paths(self, bar_index)
+        self.fast = _Parts(self, bar_index, sequence, rank, times[inside])
+        # runs of sequence positions [start, end) refused by a book of one, and its side (1: a buy)
+        self.held_spans = (array("q"), array("q"), array("q"))
 
         self.balance = setup.balance
         self.book: list[_Position] = []
@@ -221,72 +250,281 @@ class _Replay:
         self.trades: list[Trade] = []
         self.kill_switches: list[KillSwitchEvent] = []
         self.trailed = 0
-
-    def _in_range(self, bar_time: int) -> bool:
-        return self.first <= self.last and self.time[self.first] <= bar_time <= self.time[self.last]
+        self.fixed_size: Sizing | None = None
+        self.kill_switch_enabled = setup.rules.kill_switch.enabled
 
     # --- the loop ---------------------------------------------------------------
     def run(self, progress: Progress | None) -> BacktestResult:
         first, last = self.first, self.last
         total = max(0, last - first + 1)
-        signal_bars = sorted(self.by_bar)
+        signal_bars = self.signal_bars
+        n_signal_bars = len(signal_bars)
         next_signal = 0
-        report_every = max(1, total // PROGRESS_STEPS)
-        reported = first
+        self._progress, self._reported = progress, first
+        self._report_every = max(1, total // PROGRESS_STEPS)
+        chain = self.fast.full[True] and self.fast.full[False]   # a book of one refuses every signal
         i = first
         while i <= last:
-            while next_signal < len(signal_bars) and signal_bars[next_signal] < i:
+            while next_signal < n_signal_bars and signal_bars[next_signal] < i:
                 next_signal += 1
-            due = signal_bars[next_signal] if next_signal < len(signal_bars) else last + 1
-            if self.book:
-                # Nothing but a stop-out or the kill-switch can happen before the next exit or signal bar.
-                due = min(due, *(p.exit_bar for p in self.book))
-                if self._between(i, min(due, last + 1)):
-                    continue
+            due = signal_bars[next_signal] if next_signal < n_signal_bars else last + 1
+            if (chain and not self.book and due <= last and self.kill_engaged_day is None
+                    and not risk.no_balance(self.balance, self.limits)):
+                i, next_signal = self._chain(due, signal_bars, next_signal)
+                continue
+            if len(self.book) == 1 and self._full_book():
+                # The book of one refuses every signal by itself (risk.book_refusals) until its exit, a
+                # stop-out or the kill-switch: those of the bars before are only marked, counted at the end.
+                due = self.book[0].exit_bar
+                acts = self._acts_between(i, min(due, last + 1))
+                if acts is not None:
+                    due = acts
+                end = bisect_left(signal_bars, due, next_signal)
+                if end > next_signal:
+                    positions = self.fast.first
+                    self._hold(positions[next_signal], positions[end], self.book[0].direction == "buy")
+                    next_signal = end
+            elif self.book:
+                # Until the next exit nothing changes the book but a stop-out or the kill-switch, and a
+                # signal the book refuses by itself (risk.book_refusal) changes nothing: its bar need not
+                # be stepped. The first signal bar with a signal the book does not refuse is due.
+                due = min(p.exit_bar for p in self.book)
+                refusals = []
+                exposure = None
+                while next_signal < n_signal_bars and signal_bars[next_signal] < due:
+                    bar = signal_bars[next_signal]
+                    exposure = exposure or self._book_exposure()
+                    reasons = self._book_refusals(bar, exposure)
+                    if reasons is None:
+                        due = bar
+                        break
+                    refusals.append((bar, reasons))
+                    next_signal += 1
+                acts = self._acts_between(i, min(due, last + 1))
+                if acts is not None:
+                    due = acts
+                for bar, reasons in refusals:   # the bars before a stop-out or the kill-switch
+                    if bar >= due:   # decided again once that has acted
+                        next_signal = bisect_left(signal_bars, bar)
+                        break
+                    for strategy, reason in reasons:
+                        self.decisions[strategy][reason] += 1
+            else:
+                acts = None
             if due > last:
                 break
             i = due
             self._step(i)
-            if progress is not None and i - reported >= report_every:
-                progress(i - first + 1, total)
-                reported = i
+            assert acts is None or not self.book, "the vector and scalar stop-out/kill-switch rules disagree"
+            self._report(i)
             i += 1
         if total:
             self._close_all(last, self._now(last), END_EXIT)
+        self._count_held()
         if progress is not None:
             progress(total, total)
+        del self._progress
         return BacktestResult(
             setup=self.setup, bars=total, start=int(self.time[first]) if total else None,
             end=int(self.time[last]) if total else None, signals=self.signals, decisions=self.decisions,
             refused=self.refused, trades=self.trades, kill_switches=self.kill_switches, trailed=self.trailed,
             final_balance=self.balance)
 
+    def _report(self, i: int) -> None:
+        if self._progress is not None and i - self._reported >= self._report_every:
+            self._progress(i - self.first + 1, self.last - self.first + 1)
+            self._reported = i
+
+    def _chain(self, i: int, signal_bars: list[int], next_signal: int) -> tuple[int, int]:
+        """While the book holds at most one position and a book of one refuses every signal: a
+        position opens at signal bar i, its bars until its exit e are not stepped (the signals there
+        marked as refused, `_acts_between` checked), the next one may open at e or at the next
+        signal bar after. The steps are `_step`'s: from signal bar i (the book empty, nothing done
+        there yet) until the chain breaks (the kill-switch, no balance, a stop-out or a kill-switch
+        ahead, a position open past the last bar). Returns the bar to step next (nothing done there
+        yet) and the index in `signal_bars` of the first signal bar from it on."""
+        last, time, f, limits = self.last, self.time, self.fast, self.limits
+        n_signal_bars = len(signal_bars)
+        while True:
+            # bar i, the book empty after its sync (no stop-out, the kill-switch off)
+            if risk.no_balance(self.balance, limits):   # (after an exit) decided as _step decides
+                return i, bisect_left(signal_bars, i, next_signal)
+            now = int(time[i]) + AFTER_CLOSE_S
+            today = day_start(now)
+            if next_signal < n_signal_bars and signal_bars[next_signal] == i:
+                self._decide_empty(i, next_signal, now, today)
+            self._report(i)
+            book = self.book
+            if (len(book) == 1 and book[0].part >= 0 and book[0].exit_bar <= last
+                    and not any(self._may_act(i, book[0].exit_bar))):
+                # The bound of bars i .. e-1 holds at this bar's upkeep too (the position's worst price
+                # is taken from bar i on): neither this upkeep's kill-switch nor anything until e acts.
+                e = book[0].exit_bar
+            else:
+                e = self._chain_upkeep(i, now, today)
+                if e < 0:   # the chain breaks
+                    return -e, bisect_left(signal_bars, -e, next_signal)
+                if e == 0:   # nothing opened: the next signal bar
+                    next_signal = bisect_left(signal_bars, i + 1, next_signal)
+                    if next_signal == n_signal_bars or signal_bars[next_signal] > last:
+                        return last + 1, next_signal
+                    i = signal_bars[next_signal]
+                    continue
+            end = bisect_left(signal_bars, e, next_signal)
+            start = bisect_left(signal_bars, i + 1, next_signal, end)
+            if end > start:   # the signal bars between: refused by the book of one
+                self._hold(f.first[start], f.first[end], self.book[0].direction == "buy")
+            i, next_signal = e, end
+            # its sync: the position exits there, as `_exits` closes it (`_Parts.exit_price`)
+            p = self.book[0]
+            p.sl, p.moves = p.exit_sl, p.exit_moves
+            self._close(p, f.exit_price[p.part], f.exit_reason[p.part], exit_time(int(time[i]), p.entry_time))
+            self.book = []
+            self.loss_bound = self.held_bound = 0.0
+
+    def _chain_upkeep(self, i: int, now: int, today: float) -> int:
+        """The chain's bar i after its decisions, stepped in full: its upkeep, then the check of the
+        bars until its position's exit e. Returns e; 0 when the book is empty; -(the bar to step
+        next) when the chain breaks there."""
+        self._upkeep(i, now, today)
+        if self.kill_engaged_day is not None:
+            return -(i + 1)
+        if not self.book:
+            return 0
+        e = self.book[0].exit_bar
+        if len(self.book) > 1 or self.book[0].part < 0 or e > self.last or self._acts_between(i + 1, e) is not None:
+            return -(i + 1)
+        return e
+
     def _now(self, i: int) -> int:
-        return int(self.time[i]) + BAR_SECONDS + DECISION_DELAY_S
+        return int(self.time[i]) + AFTER_CLOSE_S
 
     def _step(self, i: int) -> None:
         """Bar i as one run-once pass at its close: the broker's sync, the decisions, the upkeep."""
-        now = self._now(i)
+        now = int(self.time[i]) + AFTER_CLOSE_S
         today = day_start(now)
         self._exits(i)
         if self.book and self.balance <= self.loss_bound and stopped_out(self._equity(float(self.latest[i]))):
             self._stop_out(i, now)
         if self.kill_engaged_day is not None and today > self.kill_engaged_day:
             self.kill_engaged_day = None   # re-armed at UTC midnight (see the module's notes)
-        if i in self.by_bar:
-            self._decide(i, now, today, self.by_bar[i])
+        signals = self.by_bar.get(i)
+        if signals:
+            if not self.book and self.kill_engaged_day is None and not risk.no_balance(self.balance, self.limits):
+                self._decide_empty(i, bisect_left(self.signal_bars, i), now, today)
+            else:
+                self._decide(i, now, today, signals)
         self._upkeep(i, now, today)
 
+    # --- the book empty or of one: decisions from their precomputed parts (_Parts) ---------------
+    def _full_book(self) -> bool:
+        """Whether the book of one position refuses every signal by itself (`_Parts.held`)."""
+        return (self.kill_engaged_day is None and not risk.no_balance(self.balance, self.limits)
+                and self.fast.full[self.book[0].direction == "buy"])
+
+    def _decide_empty(self, i: int, m: int, now: float, today: float) -> None:
+        """`_decide` on an empty book, the kill-switch off and a balance to trade on: each reason
+        from the signal's precomputed parts (`risk.reason_of`); bar i is the m-th signal bar."""
+        f, limits = self.fast, self.limits
+        # today's P&L as in _decide: realized today, the empty book's unrealized (0)
+        pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(0.0)
+        a, b = f.first[m], f.first[m + 1]
+        for q in range(a, b):
+            reason = risk.reason_of(f.empty[q], pnl_today, self.balance, f.quote_code[q], limits)
+            self.decisions[f.strategy[q]][reason] += 1
+            if reason is risk.APPROVED and self._open(i, now, self.signals[f.k[q]], f.k[q], f.sl[q], f.tp[q],
+                                                      f.stops_ok[q], f.entry[q]):
+                self.book[-1].part = q
+                if q + 1 < b:   # the rest of the bar meet the book of one
+                    if self._full_book():
+                        self._hold(q + 1, b, self.book[0].direction == "buy")
+                    else:
+                        self._decide(i, now, today, self.by_bar[i][q + 1 - a:], pnl_today)
+                return
+
+    def _hold(self, start: int, end: int, buy: bool) -> None:
+        """Mark the signals at sequence positions start .. end-1 as refused by a book of one (a buy or not)."""
+        starts, ends, sides = self.held_spans
+        starts.append(start)
+        ends.append(end)
+        sides.append(buy)
+
+    def _count_held(self) -> None:
+        """Count the decisions of the signals marked as refused by a book of one."""
+        starts, ends, sides = (np.frombuffer(a, dtype=np.int64) for a in self.held_spans)
+        if not len(starts):
+            return
+        f = self.fast
+        marks = np.zeros(len(f.k) + 1, dtype=np.int64)
+        np.add.at(marks, starts, 1)   # spans never overlap
+        np.add.at(marks, ends, -1)
+        inside = np.cumsum(marks[:-1]) > 0
+        marks[:] = 0
+        np.add.at(marks, starts[sides == 1], 1)
+        np.add.at(marks, ends[sides == 1], -1)
+        buy_held = np.cumsum(marks[:-1]) > 0
+        code = np.where(buy_held, f.held[True], f.held[False])[inside]
+        pairs = f.strategy_index[inside] * len(risk.REASONS) + code
+        found, counts = np.unique(pairs, return_counts=True)
+        names = self.setup.strategies
+        for pair, count in zip(found.tolist(), counts.tolist()):
+            self.decisions[names[pair // len(risk.REASONS)]][risk.REASONS[pair % len(risk.REASONS)]] += count
+
+    # --- signal bars the book refuses by itself ------------------------------------------
+    def _book_exposure(self) -> risk.Exposure:
+        """The Exposure of a signal as far as `risk.book_refusal` reads it (the book, the balance,
+        the kill-switch); the market's fields are not built."""
+        return build_exposure(((ACCOUNT, self.setup.symbol, p.direction) for p in self.book),
+                              symbol=self.setup.symbol, balance=self.balance, pnl_today=0.0, spread_points=None,
+                              kill_switch_engaged=self.kill_engaged_day is not None)
+
+    def _book_refusals(self, i: int, exposure: risk.Exposure) -> list[tuple[str, str]] | None:
+        """(strategy, reason) of each signal of bar i when the book as it stands (`exposure`, unchanged
+        until bar i) refuses them all by itself; else None."""
+        now = self._now(i)
+        engaged_day = self.kill_engaged_day
+        if engaged_day is not None and day_start(now) > engaged_day:   # re-armed by then
+            exposure = dataclasses.replace(exposure, kill_switch_engaged=False)
+        out = []
+        for _, s in self.by_bar[i]:
+            reason = risk.book_refusal(s, exposure, self.limits, now)
+            if reason is None:
+                return None
+            out.append((s.strategy, reason))
+        return out
+
     # --- between events: the stop-out and the kill-switch -----------------------------------
-    def _between(self, i: int, j: int) -> bool:
-        """Whether the broker's stop-out (at the sync) or the kill-switch (at the upkeep) acts
-        in a bar of i .. j-1, the book unchanged there; if so, it acts at the first such bar
-        (and after a stop-out, that bar's upkeep checks the kill-switch) and the book is closed."""
-        r = self.setup.rules
+    def _acts_between(self, i: int, j: int) -> int | None:
+        """The first bar of i .. j-1 where the broker's stop-out (at the sync) or the kill-switch
+        (at the upkeep) acts, the book unchanged there (its step then acts as said); else None."""
         if j <= i:
-            return False
-        # A bound first: every position at its worst price before its exit, today's realized
-        # P&L at the worst of the days spanned (a cent of slack for the rounding of sums).
+            return None
+        may_stop, may_kill = self._may_act(i, j)
+        if not (may_stop or may_kill):
+            return None
+        r = self.setup.rules
+        price = self.latest[i:j]
+        cs = self.spec.contract_size
+        unrealized = np.zeros(j - i)
+        for p in self.book:   # the same sum, in the same order, as _equity and _unrealized
+            unrealized = unrealized + profit(p.direction, p.entry, price, p.volume, cs)
+        trips = stopped_out(self.balance + unrealized) if may_stop else np.zeros(j - i, dtype=bool)
+        if may_kill:
+            days = ((self.time[i:j] + (BAR_SECONDS + DECISION_DELAY_S)) // DAY_SECONDS) * DAY_SECONDS
+            realized_today = np.zeros(j - i)
+            for d in np.unique(days).tolist():
+                realized_today[days == d] = self.realized_by_day.get(float(d), 0.0)
+            trips = trips | kill_switch_trips(unrealized=unrealized, realized_today=realized_today,
+                                              balance=self.balance, rules=r)
+        if not trips.any():
+            return None
+        return i + int(np.argmax(trips))
+
+    def _may_act(self, i: int, j: int) -> tuple[bool, bool]:
+        """Whether the stop-out, and the kill-switch, may act at bars i .. j-1 (j > i), the book
+        unchanged: a bound with every position at its worst price before its exit, today's realized
+        P&L at the worst of the days spanned (a cent of slack for the rounding of sums)."""
+        r = self.setup.rules
         worst = min(sum(p.worst_pnl for p in self.book) - 0.01, 0.0)
         may_stop = bool(stopped_out(self.balance + worst))
         may_kill = r.kill_switch.enabled and self.kill_engaged_day is None
@@ -298,43 +536,7 @@ class _Replay:
                 realized = min(realized, self.realized_by_day.get(day, 0.0))
             may_kill = kill_switch_reason(unrealized=worst, realized_today=realized, balance=self.balance,
                                           rules=r) is not None
-        if not (may_stop or may_kill):
-            return False
-        price = self.latest[i:j]
-        cs = self.spec.contract_size
-        unrealized = np.zeros(j - i)
-        for p in self.book:   # the same sum, in the same order, as _equity and _unrealized
-            unrealized = unrealized + profit(p.direction, p.entry, price, p.volume, cs)
-        stops = stopped_out(self.balance + unrealized) if may_stop else None
-        trips = stops
-        if may_kill:
-            days = ((self.time[i:j] + (BAR_SECONDS + DECISION_DELAY_S)) // DAY_SECONDS) * DAY_SECONDS
-            realized_today = np.zeros(j - i)
-            for d in np.unique(days).tolist():
-                realized_today[days == d] = self.realized_by_day.get(float(d), 0.0)
-            kills = kill_switch_trips(unrealized=unrealized, realized_today=realized_today, balance=self.balance,
-                                      rules=r)
-            trips = kills if stops is None else stops | kills
-        if trips is None or not trips.any():
-            return False
-        k = i + int(np.argmax(trips))
-        now = self._now(k)
-        if stops is not None and stops[k - i]:
-            self._stop_out(k, now)
-            self._upkeep(k, now, day_start(now))
-            return True
-        for p in self.book:   # the stops as the upkeep of bar k leaves them
-            p.sl, p.moves = self.paths.stop_after(p, k)
-        today = day_start(now)
-        found = kill_switch_reason(unrealized=self._unrealized(float(self.latest[k])),
-                                   realized_today=self.realized_by_day.get(today, 0.0), balance=self.balance,
-                                   rules=r)
-        assert found is not None, "the vector and scalar kill-switch rules disagree"   # tested to agree
-        closed = len(self.book)
-        self._close_all(k, now, KILL_SWITCH_EXIT)
-        self.kill_engaged_day = today
-        self.kill_switches.append(KillSwitchEvent(now, found[0], found[1], closed))
-        return True
+        return may_stop, may_kill
 
     # --- 1. the broker's sync ---------------------------------------------------------
     def _exits(self, i: int) -> None:
@@ -363,41 +565,49 @@ class _Replay:
         self._close_all(i, now, STOP_OUT_EXIT)
 
     # --- 2. signals and risk decisions --------------------------------------------------
-    def _decide(self, i: int, now: float, today: float, signals: list[tuple[int, Signal]]) -> None:
+    def _decide(self, i: int, now: float, today: float, signals: list[tuple[int, Signal]],
+                pnl_today: float | None = None) -> None:
         # Today's P&L as the ledger holds it during the pass: the positions open
         # before it valued at the latest price; those it opens count 0 until its upkeep.
-        pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(float(self.latest[i]))
+        if pnl_today is None:
+            pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(float(self.latest[i]))
         quote = self._quote(i)   # what the paper broker quotes then: the stops are checked against it
+        exposure = None
         for k, s in signals:
-            exposure = build_exposure(((ACCOUNT, self.setup.symbol, p.direction) for p in self.book),
-                                      symbol=self.setup.symbol, balance=self.balance, pnl_today=pnl_today,
-                                      spread_points=float(self.spread[i]),
-                                      kill_switch_engaged=self.kill_engaged_day is not None, quote=quote,
-                                      price_digits=self.spec.digits, stops_min_distance=self.stop_distance)
+            if exposure is None:   # built again only once an order has changed the book
+                exposure = build_exposure(((ACCOUNT, self.setup.symbol, p.direction) for p in self.book),
+                                          symbol=self.setup.symbol, balance=self.balance, pnl_today=pnl_today,
+                                          spread_points=float(self.spread[i]),
+                                          kill_switch_engaged=self.kill_engaged_day is not None, quote=quote,
+                                          price_digits=self.spec.digits, stops_min_distance=self.stop_distance)
             decision = risk.decide(s, exposure, self.limits, now)
             self.decisions[s.strategy][decision.reason] += 1
             if decision.approved:
-                self._open(i, now, s, k)
+                sl, tp = self.spec.round_price(s.sl), self.spec.round_price(s.tp)
+                bid, ask = quote
+                if self._open(i, now, s, k, sl, tp,
+                              stops_valid(s.direction, sl, tp, bid=bid, ask=ask, min_distance=self.stop_distance),
+                              fill_price(s.direction, bid, ask)):
+                    exposure = None
 
-    def _open(self, i: int, now: float, s: Signal, k: int) -> None:
+    def _open(self, i: int, now: float, s: Signal, k: int, sl: float, tp: float, stops_ok: bool,
+              price: float) -> bool:
+        """Whether the approved signal opened a position (else the broker refused it): its rounded stops,
+        whether bar i's quote takes them, and its fill price at that quote."""
         spec = self.spec
-        sized = size_order(qty=self.setup.qty, spec=spec, risk_percent=self.setup.rules.risk_percent,
-                           balance=self.balance, risk_per_unit=s.risk)
+        sized = self._size(s)
         if not sized.ok:   # run-once records the order and refuses it, with this reason
             self.refused[sized.reason] += 1
-            return
+            return False
         volume = sized.volume
-        sl, tp = spec.round_price(s.sl), spec.round_price(s.tp)
-        bid, ask = self._quote(i)
-        if not stops_valid(s.direction, sl, tp, bid=bid, ask=ask, min_distance=self.stop_distance):
+        if not stops_ok:
             self.refused[INVALID_STOPS] += 1
-            return
-        price = fill_price(s.direction, bid, ask)
+            return False
         needed = margin(price, volume, spec.contract_size, self.setup.leverage)
         if (needed > self.balance - self.loss_bound - self.held_bound   # else the free margin holds it
                 and no_money(needed, self._free_margin(float(self.latest[i])))):
             self.refused[NO_MONEY] += 1
-            return
+            return False
         p = _Position(strategy=s.strategy, direction=s.direction, signal_time=s.bar_time, entry_time=now,
                       entry=price, volume=volume, initial_sl=sl, sl=sl, tp=tp, entry_bar=i, margin=needed)
         p.exit_bar, p.exit_sl, p.exit_moves, worst_price = self.paths.of(k)
@@ -405,13 +615,22 @@ class _Replay:
         self.book.append(p)
         self.loss_bound += max(-p.worst_pnl, 0.0) + 0.01
         self.held_bound += needed
+        return True
+
+    def _size(self, s: Signal) -> Sizing:
+        rules = self.setup.rules
+        if rules.risk_percent is None:   # the fixed qty: one sizing for every order
+            if self.fixed_size is None:
+                self.fixed_size = size_order(qty=self.setup.qty, spec=self.spec)
+            return self.fixed_size
+        return size_order(qty=self.setup.qty, spec=self.spec, risk_percent=rules.risk_percent,
+                          balance=self.balance, risk_per_unit=s.risk)
 
     # --- 3. position upkeep --------------------------------------------------------------
     def _upkeep(self, i: int, now: float, today: float) -> None:
         # The trailing stops move as each position's path says (`_Paths`); read when it closes.
-        price = float(self.latest[i])
-        if self.setup.rules.kill_switch.enabled and self.kill_engaged_day is None:
-            found = kill_switch_reason(unrealized=self._unrealized(price),
+        if self.kill_switch_enabled and self.kill_engaged_day is None:
+            found = kill_switch_reason(unrealized=self._unrealized(float(self.latest[i])),
                                        realized_today=self.realized_by_day.get(today, 0.0), balance=self.balance,
                                        rules=self.setup.rules)
             if found is not None:
@@ -427,6 +646,8 @@ class _Replay:
         return sim.quote(float(self.latest[i]), float(self.spread[i]), self.spec.point)
 
     def _unrealized(self, price: float) -> float:
+        if not self.book:
+            return 0   # the empty sum, as below
         cs = self.spec.contract_size
         return sum(profit(p.direction, p.entry, price, p.volume, cs) for p in self.book)
 
@@ -451,10 +672,77 @@ class _Replay:
         pnl = profit(p.direction, p.entry, price, p.volume, self.spec.contract_size)
         self.balance += pnl
         self.realized_by_day[day_start(when)] += pnl
-        self.trades.append(Trade(
-            strategy=p.strategy, direction=p.direction, signal_time=p.signal_time, entry_time=p.entry_time,
-            exit_time=when, volume=p.volume, entry=p.entry, exit=price, sl=p.initial_sl, tp=p.tp,
-            final_sl=p.sl, exit_reason=reason, pnl=pnl))
+        self.trades.append(Trade(   # by position (quicker than by keyword): Trade's fields in order
+            p.strategy, p.direction, p.signal_time, p.entry_time, when, p.volume, p.entry, price, p.initial_sl, p.tp,
+            p.sl, reason, pnl))
+
+
+class _Parts:
+    """Per signal, in the replay's order (by bar, then strategy; position q), the parts of its
+    decision and order that do not depend on the book or the balance, in the vector forms of
+    the rules: `risk.book_refusals` against an empty book and against a book of one position
+    (`held`, by the side of that position), `risk.quote_refusals`, the order's rounded stops,
+    whether the quote takes them (`stops.stops_valid`) and the fill price (`sim.fill_price`)."""
+
+    def __init__(self, replay: _Replay, bar_index: np.ndarray, sequence: list[int], rank: np.ndarray,
+                 bar_time: np.ndarray):
+        """`rank`: each signal's strategy's place in the bot's order; `bar_time`: its bar's open time."""
+        setup, signals, paths = replay.setup, replay.signals, replay.paths
+        self.k = array("q", sequence)
+        self.strategy = [signals[k].strategy for k in sequence]
+        self.strategy_index = rank[sequence] if len(sequence) else np.zeros(0, dtype=np.int64)
+        bars = bar_index[sequence] if len(sequence) else np.zeros(0, dtype=np.int64)
+        # the first position of each signal bar, in order, then the end: the m-th's are first[m] .. first[m+1]-1
+        firsts = np.flatnonzero(np.diff(bars, prepend=-1)) if len(bars) else np.zeros(0, dtype=np.int64)
+        self.first = _compact("q", np.append(firsts, len(bars)))
+        buy, sl, tp = (a[sequence] for a in (paths.buy, paths.order_sl, paths.order_tp))
+        score = np.fromiter((signals[k].score for k in sequence), dtype=np.float64, count=len(sequence))
+        age = (replay.time[bars] + AFTER_CLOSE_S) - (BAR_SECONDS + bar_time[sequence])
+        symbol, limits = setup.symbol, setup.rules.limits
+
+        def book(items: tuple[tuple[int, str, str], ...]) -> np.ndarray:   # any balance to trade on
+            exposure = build_exposure(items, symbol=symbol, balance=math.inf, pnl_today=0.0, spread_points=None)
+            return risk.book_refusals(age, score, buy, exposure, limits)
+
+        self.empty = _compact("q", book(()))
+        self.held = {True: book(((ACCOUNT, symbol, "buy"),)), False: book(((ACCOUNT, symbol, "sell"),))}
+        self.full = {side: bool((codes >= 0).all()) for side, codes in self.held.items()}
+        spread = replay.spread[bars]
+        bid, ask = sim.quote(replay.latest[bars], spread, replay.spec.point)
+        self.quote_code = _compact("q", risk.quote_refusals(buy, sl, tp, spread_points=spread, bid=bid, ask=ask,
+                                                             stops_min_distance=replay.stop_distance, limits=limits))
+        distance = replay.stop_distance
+        self.stops_ok = _compact("q", np.where(buy, stops_valid("buy", sl, tp, bid=bid, ask=ask, min_distance=distance),
+                                               stops_valid("sell", sl, tp, bid=bid, ask=ask, min_distance=distance)))
+        self.entry = _compact("d", np.where(buy, fill_price("buy", bid, ask), fill_price("sell", bid, ask)))
+        self.sl, self.tp = _compact("d", sl), _compact("d", tp)
+        # how each would-be position exits at its exit bar (`_Paths`), when that is in the replay
+        last = replay.last
+        at = np.minimum(paths.exit_bar[sequence], last) if len(sequence) else np.zeros(0, dtype=np.int64)
+        price, is_sl = sim.bar_exits(buy, paths.exit_sl[sequence], tp, replay.open_[at], replay.high[at],
+                                     replay.low[at])
+        self.exit_price = _compact("d", price)
+        self.exit_reason = [("tp", "sl")[hit] for hit in is_sl.tolist()]   # two strings, shared
+
+
+def _compact(code: str, values: np.ndarray) -> array:
+    """A numpy array as a Python array: read one element at a time as quickly as a list, and as
+    compact as numpy (a list of floats takes four times the memory)."""
+    out = array(code)
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64 if code == "q" else np.float64).tobytes())
+    return out
+
+
+class _Market:
+    """What the paths read of the replay (a plain class: no dataclass to build at import)."""
+
+    __slots__ = ("high", "last", "latest", "low", "open_", "setup", "spec", "spread", "stop_distance")
+
+    def __init__(self, replay: _Replay):
+        self.setup, self.spec, self.stop_distance, self.last = (replay.setup, replay.spec, replay.stop_distance,
+                                                                replay.last)
+        self.latest, self.spread = replay.latest, replay.spread
+        self.open_, self.high, self.low = replay.open_, replay.high, replay.low
 
 
 class _Paths:
@@ -472,18 +760,21 @@ class _Paths:
     FEW = 16   # positions left: each then followed on its own
 
     def __init__(self, replay: _Replay, bar_index: np.ndarray):
-        self.r = replay
+        # what the paths read of the replay (not the replay itself: no cycle, so the replay's
+        # arrays go as soon as it ends, not at a later garbage collection)
+        self.r = _Market(replay)
         n = len(replay.signals)
         self.exit_bar = np.full(n, replay.last + 1, dtype=np.int64)
         self.exit_sl = np.zeros(n)
         self.moves = np.zeros(n, dtype=np.int64)
         self.worst = np.zeros(n)
+        # each order's stops as sent (rounded) and its side, per signal: read by _Parts too
+        spec = replay.spec
+        self.order_sl = sl = _round_prices(np.array([s.sl for s in replay.signals], dtype=np.float64), spec.digits)
+        self.order_tp = tp = _round_prices(np.array([s.tp for s in replay.signals], dtype=np.float64), spec.digits)
+        self.buy = buy = np.array([s.direction == "buy" for s in replay.signals], dtype=bool)
         if not n:
             return
-        spec = replay.spec
-        sl = _round_prices(np.array([s.sl for s in replay.signals]), spec.digits)
-        tp = _round_prices(np.array([s.tp for s in replay.signals]), spec.digits)
-        buy = np.array([s.direction == "buy" for s in replay.signals])
         bid, ask = sim.quote(replay.latest[bar_index], replay.spread[bar_index], spec.point)
         sides: tuple[tuple[Direction, np.ndarray], ...] = (("buy", buy), ("sell", ~buy))
         for direction, mine in sides:
@@ -584,13 +875,3 @@ class _Paths:
                                   np.repeat(tp, n), np.arange(k, j))
         best = np.maximum.accumulate if direction == "buy" else np.minimum.accumulate
         return best(np.concatenate(([sl], accepted)))
-
-def _round_prices(prices: np.ndarray, digits: int) -> np.ndarray:
-    """`round(price, digits)` (SymbolSpec.round_price) for every price: numpy's rounding, with
-    the values that lie within a hair of a tie rounded by Python, which decides ties exactly."""
-    out = np.round(prices, digits)
-    scaled = prices * 10.0 ** digits
-    near_tie = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
-    if near_tie.any():
-        out[near_tie] = [round(x, digits) if x == x else x for x in prices[near_tie].tolist()]
-    return out

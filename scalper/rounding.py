@@ -6,9 +6,14 @@ keep full precision. A non-finite value (an old ledger's infinite P&L) becomes N
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # arrays only in annotations: the many light paths need not import numpy here
+    import numpy as np
 
 MONEY_DECIMALS = 2
 RATIO_DECIMALS = 4
+VOLUME_DECIMALS = 8
 
 
 def _round(value, decimals: int):
@@ -58,12 +63,41 @@ def _column_value(value: float, decimals: int) -> float:
     return 0.0 if out == 0 else out
 
 
+def values(items: list, decimals: int) -> list:
+    """_round of every item: by numpy (`round_array`) when they are all finite floats, else one by one."""
+    # a non-finite item makes the sum non-finite
+    if items and all(type(v) is float for v in items) and math.isfinite(sum(items)):
+        import numpy as np
+
+        out: list = (round_array(np.array(items), decimals) + 0.0).tolist()   # + 0.0: no -0.0
+        return out
+    return [_round(v, decimals) for v in items]
+
+
+def round_array(values: np.ndarray, decimals: int) -> np.ndarray:
+    """`round(x, decimals)` of every float of a numpy array, bit for bit. numpy's rounding
+    (rint of x * 10**decimals, over 10**decimals: the nearest double, as Python's) agrees with
+    Python's but where x * 10**decimals lies within a hair of a tie (where the product's own
+    rounding may decide it) or is too large for that hair to hold: those go to Python, which
+    decides exactly. NaN stays NaN."""
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore"):   # those overflowing or NaN go to Python
+        out = np.round(values, decimals)
+        scaled = values * 10.0 ** decimals
+        python = ~(np.abs(scaled) < 1e9) | (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
+    python &= ~np.isnan(values)
+    if python.any():
+        out[python] = [round(x, decimals) for x in values[python].tolist()]
+    return out
+
+
 def ratio(value):
     return _round(value, RATIO_DECIMALS)
 
 
 def volume(value):
-    return _round(value, 8)
+    return _round(value, VOLUME_DECIMALS)
 
 
 STAT_MONEY = ("gross_profit", "gross_loss", "expectancy", "net_pnl", "max_drawdown")

@@ -6,12 +6,16 @@ one that fails names the reason, so a rejection always says the real cause.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scalper.core.bars import BAR_SECONDS
 from scalper.core.rules import RiskLimits  # defined with the other rules; read here
 from scalper.core.signals import Signal
 from scalper.core.stops import stops_valid
 from scalper.vocab import DecisionAction
+
+if TYPE_CHECKING:   # arrays only in annotations: the live path need not import numpy here
+    import numpy as np
 
 APPROVED = DecisionAction.OPEN   # an approval is recorded with the action as its reason
 
@@ -88,32 +92,83 @@ def daily_loss_cap(limits: RiskLimits, balance: float) -> float | None:
     return min(caps) if caps else None
 
 
+# The checks are split in two, in the order above: those of the signal, the clock and the book,
+# then those of the market (today's P&L, the spread, the quote). A refusal of the first part is
+# the decision whatever the market: the backtester counts a run of them without building each
+# signal's market (see scalper.backtest).
+BOOK_REASONS = REASONS[:REASONS.index(CORRELATED) + 1]
+
+
 def decide(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> Decision:
+    reason = book_refusal(signal, exposure, limits, now)
+    if reason is not None:
+        return Decision(DecisionAction.REJECT, reason, _book_detail(reason, signal, exposure, limits, now))
+    return market_decision(signal, exposure, limits)
+
+
+def book_refusal(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> str | None:
+    """The reason `decide` refuses the signal for, when a check of the signal, the clock or the book
+    fails (the first in `decide`'s order, of BOOK_REASONS); else None, and `market_decision` decides.
+    Reads of `exposure` only: engine_paused, kill_switch_engaged, balance, open_total, open_on_symbol,
+    directions_on_symbol, group_directions."""
+    if exposure.engine_paused:
+        return ENGINE_PAUSED
+    if exposure.kill_switch_engaged:
+        return KILL_SWITCH
+    if signal_age(signal, now) > limits.signal_max_age_s:
+        return STALE
+    if signal.score < limits.decision_min_score:
+        return LOW_SCORE
+    if no_balance(exposure.balance, limits):
+        return NO_BALANCE
+    if exposure.open_total >= limits.max_concurrent:
+        return MAX_CONCURRENT
+    if exposure.open_on_symbol >= limits.max_per_symbol:
+        return MAX_PER_SYMBOL
+    if ("sell" if signal.direction == "buy" else "buy") in exposure.directions_on_symbol:
+        return OPPOSITE_OPEN
+    if signal.direction in exposure.group_directions:
+        return CORRELATED
+    return None
+
+
+def no_balance(balance: float, limits: RiskLimits) -> bool:
+    """Whether the balance is too small to trade on (NO_BALANCE)."""
+    return balance <= limits.min_balance or balance <= 0
+
+
+def daily_loss_hit(pnl_today: float, cap: float | None) -> bool:
+    """Whether today's P&L has reached the daily loss cap (`daily_loss_cap`; None: no cap)."""
+    return cap is not None and -pnl_today >= cap
+
+
+def _book_detail(reason: str, signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> str:
+    if reason == ENGINE_PAUSED:
+        return "the engine is paused (scalper resume lifts it)"
+    if reason == KILL_SWITCH:
+        return "the bot's kill-switch is engaged"
+    if reason == STALE:
+        return f"signal is {signal_age(signal, now):.0f}s old, limit {limits.signal_max_age_s:.0f}s"
+    if reason == LOW_SCORE:
+        return f"score {signal.score:.3f} < {limits.decision_min_score:.3f}"
+    if reason == NO_BALANCE:
+        return f"balance {exposure.balance:.2f}"
+    if reason == MAX_CONCURRENT:
+        return f"{exposure.open_total} open, limit {limits.max_concurrent}"
+    if reason == MAX_PER_SYMBOL:
+        return f"{exposure.open_on_symbol} open on the symbol, limit {limits.max_per_symbol}"
+    if reason == OPPOSITE_OPEN:
+        return f"a {'sell' if signal.direction == 'buy' else 'buy'} is open on the symbol"
+    return f"a correlated symbol already has a {signal.direction} open"   # CORRELATED
+
+
+def market_decision(signal: Signal, exposure: Exposure, limits: RiskLimits) -> Decision:
+    """The rest of `decide`, once `book_refusal` found nothing: the market's checks, in order."""
     def reject(reason: str, detail: str) -> Decision:
         return Decision(DecisionAction.REJECT, reason, detail)
 
-    if exposure.engine_paused:
-        return reject(ENGINE_PAUSED, "the engine is paused (scalper resume lifts it)")
-    if exposure.kill_switch_engaged:
-        return reject(KILL_SWITCH, "the bot's kill-switch is engaged")
-    age = signal_age(signal, now)
-    if age > limits.signal_max_age_s:
-        return reject(STALE, f"signal is {age:.0f}s old, limit {limits.signal_max_age_s:.0f}s")
-    if signal.score < limits.decision_min_score:
-        return reject(LOW_SCORE, f"score {signal.score:.3f} < {limits.decision_min_score:.3f}")
-    if exposure.balance <= limits.min_balance or exposure.balance <= 0:
-        return reject(NO_BALANCE, f"balance {exposure.balance:.2f}")
-    if exposure.open_total >= limits.max_concurrent:
-        return reject(MAX_CONCURRENT, f"{exposure.open_total} open, limit {limits.max_concurrent}")
-    if exposure.open_on_symbol >= limits.max_per_symbol:
-        return reject(MAX_PER_SYMBOL, f"{exposure.open_on_symbol} open on the symbol, limit {limits.max_per_symbol}")
-    opposite = "sell" if signal.direction == "buy" else "buy"
-    if opposite in exposure.directions_on_symbol:
-        return reject(OPPOSITE_OPEN, f"a {opposite} is open on the symbol")
-    if signal.direction in exposure.group_directions:
-        return reject(CORRELATED, f"a correlated symbol already has a {signal.direction} open")
     cap = daily_loss_cap(limits, exposure.balance)
-    if cap is not None and -exposure.pnl_today >= cap:
+    if daily_loss_hit(exposure.pnl_today, cap):
         return reject(DAILY_LOSS, f"today's P&L {exposure.pnl_today:.2f}, limit -{cap:.2f}")
     if (limits.max_spread_points is not None and exposure.spread_points is not None
             and exposure.spread_points > limits.max_spread_points):
@@ -132,3 +187,54 @@ def order_stops(signal: Signal, digits: int | None) -> tuple[float, float]:
     if digits is None:
         return signal.sl, signal.tp
     return round(signal.sl, digits), round(signal.tp, digits)
+
+
+# --- vector forms, for the backtester: one signal per element -------------------------------
+# A reason is given as its index in REASONS, -1 for none.
+def book_refusals(age: np.ndarray, score: np.ndarray, buy: np.ndarray, exposure: Exposure,
+                  limits: RiskLimits) -> np.ndarray:
+    """Vector form of `book_refusal`: signals (their `signal_age` at the decision, score, and
+    whether each is a buy) meeting one exposure."""
+    import numpy as np
+
+    def on_side(sides: frozenset[str], same: bool) -> np.ndarray:
+        return np.where(buy, ("buy" if same else "sell") in sides, ("sell" if same else "buy") in sides)
+
+    checks = ((ENGINE_PAUSED, exposure.engine_paused), (KILL_SWITCH, exposure.kill_switch_engaged),
+              (STALE, age > limits.signal_max_age_s), (LOW_SCORE, score < limits.decision_min_score),
+              (NO_BALANCE, no_balance(exposure.balance, limits)),
+              (MAX_CONCURRENT, exposure.open_total >= limits.max_concurrent),
+              (MAX_PER_SYMBOL, exposure.open_on_symbol >= limits.max_per_symbol),
+              (OPPOSITE_OPEN, on_side(exposure.directions_on_symbol, same=False)),
+              (CORRELATED, on_side(exposure.group_directions, same=True)))
+    code = np.full(len(score), -1, dtype=np.int64)
+    for reason, failed in reversed(checks):   # the first failing check wins
+        code = np.where(failed, REASONS.index(reason), code)
+    return code
+
+
+def quote_refusals(buy: np.ndarray, sl: np.ndarray, tp: np.ndarray, *, spread_points: np.ndarray,
+                   bid: np.ndarray, ask: np.ndarray, stops_min_distance: float, limits: RiskLimits) -> np.ndarray:
+    """Vector form of `market_decision`'s checks after the daily loss: the spread, then the order's
+    stops (`order_stops`, already rounded) against the quote, per signal."""
+    import numpy as np
+
+    code = np.full(len(buy), -1, dtype=np.int64)
+    valid = np.where(buy, stops_valid("buy", sl, tp, bid=bid, ask=ask, min_distance=stops_min_distance),
+                     stops_valid("sell", sl, tp, bid=bid, ask=ask, min_distance=stops_min_distance))
+    code = np.where(valid, code, REASONS.index(STOPS_BEYOND_QUOTE))
+    if limits.max_spread_points is not None:
+        code = np.where(spread_points > limits.max_spread_points, REASONS.index(SPREAD), code)
+    return code
+
+
+def reason_of(book_code: int, pnl_today: float, balance: float, quote_code: int, limits: RiskLimits) -> str:
+    """`decide`'s reason from its parts: the signal's `book_refusals` code, today's P&L and the
+    balance (the daily loss), then its `quote_refusals` code."""
+    if book_code >= 0:
+        return REASONS[book_code]
+    if daily_loss_hit(pnl_today, daily_loss_cap(limits, balance)):
+        return DAILY_LOSS
+    if quote_code >= 0:
+        return REASONS[quote_code]
+    return APPROVED

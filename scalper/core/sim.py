@@ -132,6 +132,19 @@ def exit_bars(direction: str, sl: np.ndarray | float | None, tp: np.ndarray | fl
     return sl_hit | tp_hit
 
 
+def bar_exits(buy: np.ndarray, sl: np.ndarray, tp: np.ndarray, open_: np.ndarray, high: np.ndarray,
+              low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vector form of `bar_exit`, one position and its bar per element (`buy`: its side): the exit
+    price (NaN where the bar does not close it) and whether the exit is "sl" (else "tp")."""
+    sl_open = np.where(buy, open_ <= sl, open_ >= sl)
+    tp_open = np.where(buy, open_ >= tp, open_ <= tp)
+    sl_range = np.where(buy, low <= sl, high >= sl)
+    tp_range = np.where(buy, high >= tp, low <= tp)
+    price = np.select([sl_open, tp_open, sl_range, tp_range], [open_, open_, sl, tp], np.nan)
+    is_sl = sl_open | (~tp_open & sl_range)
+    return price, is_sl
+
+
 def exit_time(bar_open: float, filled_at: float) -> float:
     """When a bar's exit happened: its open time, never before the fill."""
     return max(bar_open, filled_at)

@@ -5,10 +5,14 @@ sum the outcome up as one JSON-ready document."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from scalper import rounding
 from scalper.backtest import BacktestResult, Progress, Setup, Trade, run_backtest
@@ -58,14 +62,14 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
         charts.require()
     history, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
     if spread is not None:
-        import numpy as np
-
         history = dataclasses.replace(history, spread=np.full(len(history), float(spread)))
     _enough_bars(history, setup, start, end, data)
 
-    began = time.perf_counter()
-    result = run_backtest(history, setup, start=start, end=end, progress=progress)
-    duration = time.perf_counter() - began
+    with _no_gc_passes():
+        began = time.perf_counter()
+        result = run_backtest(history, setup, start=start, end=end, progress=progress)
+        duration = time.perf_counter() - began
+        trade_rows = trades_to_rows(result.trades, setup.spec.digits)
     if not result.bars:
         raise BadInput(f"no bar of {data} lies in the span replayed", where="--from/--to",
                        fix="widen --from/--to to cover the file's times (the file's own clock)")
@@ -74,7 +78,6 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     doc.update(data=str(data), bot=bot_name, duration_s=round(duration, 3), warnings=warnings,
                signals_out=signals_out, trades_out=trades_out, chart=chart,
                balance_source=_balance_source(bot_name, balance_given, config))
-    trade_rows = [trade_row(t, setup.spec.digits) for t in result.trades]
     if signals_out:
         from scalper.services.scan import SIGNAL_FIELDS, signals_to_rows
 
@@ -86,6 +89,21 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     if chart:
         _chart(chart, history, result)
     return doc
+
+
+@contextmanager
+def _no_gc_passes():
+    """The cyclic garbage collector paused: the replay and its rows make hundreds of thousands of
+    objects that live on (signals, trades, rows) and no cycles, and each full pass walks them all
+    for nothing (~0.07 s of CPU on 370,000 bars, 16,210 trades). Refcounting frees the rest."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def with_costs(setup: Setup, *, spread: float | None = None, trailing: bool | None = None) -> Setup:
@@ -204,6 +222,28 @@ def trade_row(t: Trade, digits: int | None = None) -> dict:
             "volume": rounding.volume(t.volume), "entry": p(t.entry, digits), "exit": p(t.exit, digits),
             "sl": p(t.sl, digits), "tp": p(t.tp, digits), "final_sl": p(t.final_sl, digits),
             "exit_reason": t.exit_reason, "pnl": rounding.money(t.pnl)}
+
+
+def trades_to_rows(trades: list[Trade], digits: int | None = None) -> list[dict]:
+    """`trade_row` of every trade, column by column (times formatted and numbers rounded
+    by numpy and one call per column, not per value)."""
+    from scalper.core.scan import format_bar_times
+
+    if not trades:
+        return []
+    p = rounding.MONEY_DECIMALS if digits is None else digits
+
+    def times(name: str) -> list[str]:
+        return format_bar_times(np.array([getattr(t, name) for t in trades], dtype=np.int64))
+
+    def numbers(name: str, decimals: int) -> list:
+        return rounding.values([getattr(t, name) for t in trades], decimals)
+
+    columns = [times("signal_time"), times("entry_time"), times("exit_time"), [t.strategy for t in trades],
+               [t.direction for t in trades], numbers("volume", rounding.VOLUME_DECIMALS), numbers("entry", p),
+               numbers("exit", p), numbers("sl", p), numbers("tp", p), numbers("final_sl", p),
+               [t.exit_reason for t in trades], numbers("pnl", rounding.MONEY_DECIMALS)]
+    return [dict(zip(TRADE_FIELDS, row)) for row in zip(*columns)]
 
 
 def _row(signals: int, decided: Counter, pnls: list[float]) -> dict:
