@@ -34,42 +34,19 @@ def price(value, digits: int | None):
     return _round(value, MONEY_DECIMALS if digits is None else digits)
 
 
-def column(values, decimals: int) -> list[float]:
-    """_round of many floats (a scan's prices): the same numbers, a numpy pass instead of a call
-    per value. round(x, d) is the double nearest to the decimal x*10**d rounded half-even to
-    an integer K, over 10**d; the double K / 10.0**d is that same nearest double (IEEE division
-    is correctly rounded, K and 10**d exact). rint(x * 10.0**d) is K unless the product, off by at
-    most half a unit in its last place, lies within that of a half-integer: those few values,
-    huge ones and non-finite ones are rounded by round() itself."""
+def values(items, decimals: int) -> list:
+    """_round of every item of a list or a 1-d float array (a column of prices): by numpy
+    (`round_array`) when they are all finite floats, else one by one."""
     import numpy as np
 
-    x = np.asarray(values, dtype=np.float64)
-    if not 0 <= decimals <= 15 or x.ndim != 1:
-        return [_column_value(float(v), decimals) for v in x.ravel().tolist()]
-    scale = float(10 ** decimals)
-    with np.errstate(invalid="ignore", over="ignore"):
-        s = x * scale
-        k = np.rint(s)
-        doubtful = ~(np.abs(s) < 2.0 ** 50) | (np.abs(s - np.floor(s) - 0.5) <= 2 * np.spacing(np.abs(s)))
-    out = k / scale + 0.0   # + 0.0: -0.0 becomes 0.0
-    for i in np.flatnonzero(doubtful).tolist():
-        out[i] = _column_value(float(x[i]), decimals)
-    rounded: list[float] = out.tolist()
-    return rounded
-
-
-def _column_value(value: float, decimals: int) -> float:
-    out = round(value, decimals)
-    return 0.0 if out == 0 else out
-
-
-def values(items: list, decimals: int) -> list:
-    """_round of every item: by numpy (`round_array`) when they are all finite floats, else one by one."""
+    if isinstance(items, np.ndarray):
+        if items.dtype == np.float64 and items.ndim == 1 and bool(np.isfinite(items).all()):
+            out: list = (round_array(items, decimals) + 0.0).tolist()   # + 0.0: no -0.0
+            return out
+        items = items.tolist()
     # a non-finite item makes the sum non-finite
     if items and all(type(v) is float for v in items) and math.isfinite(sum(items)):
-        import numpy as np
-
-        out: list = (round_array(np.array(items), decimals) + 0.0).tolist()   # + 0.0: no -0.0
+        out = (round_array(np.array(items), decimals) + 0.0).tolist()
         return out
     return [_round(v, decimals) for v in items]
 

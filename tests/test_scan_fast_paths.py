@@ -86,16 +86,20 @@ def test_a_long_list_is_encoded_as_item_by_item(items):
         output.BLOCK = block
 
 
-def _round_by_definition(values: list[float], decimals: int) -> list[float]:
-    out = [round(v, decimals) for v in values]
+def _round_by_definition(values: list[float], decimals: int) -> list:
+    """rounding._round of each: round(), no -0.0, a non-finite value None."""
+    import math
+
+    out = [round(v, decimals) if math.isfinite(v) else None for v in values]
     return [0.0 if v == 0 else v for v in out]
 
 
 def _same_floats(a: list[float], b: list[float]) -> bool:
     import math
 
-    return len(a) == len(b) and all(type(x) is float and ((x == y and math.copysign(1, x) == math.copysign(1, y))
-                                                          or (math.isnan(x) and math.isnan(y))) for x, y in zip(a, b))
+    return len(a) == len(b) and all((x is None and y is None) or (type(x) is float and x == y
+                                                                   and math.copysign(1, x) == math.copysign(1, y))
+                                    for x, y in zip(a, b))
 
 
 _TIES = [2.675, 0.125, 1.005, 2.5, -2.5, 0.5, -0.5, 1.5, 0.0, -0.0, 0.015, 0.025, 1.115, 1.125, 1234.5678,
@@ -109,8 +113,8 @@ _TIES = [2.675, 0.125, 1.005, 2.5, -2.5, 0.5, -0.5, 1.5, 0.0, -0.0, 0.015, 0.025
 def test_rounding_a_column_is_round_of_each_value(values, decimals):
     from scalper import rounding
 
-    assert _same_floats(rounding.column(values, decimals), _round_by_definition(values, decimals))
-    assert _same_floats(rounding.column(np.array(values, dtype=np.float64), decimals),
+    assert _same_floats(rounding.values(values, decimals), _round_by_definition(values, decimals))
+    assert _same_floats(rounding.values(np.array(values, dtype=np.float64), decimals),
                         _round_by_definition(values, decimals))
 
 
@@ -121,7 +125,7 @@ def test_rounding_many_prices_and_halves_is_round_of_each_value():
     for values in (rng.uniform(-5000, 5000, 50_000), rng.uniform(0, 1, 50_000),
                    (rng.integers(0, 10**7, 50_000) + 0.5) / 10**4, rng.normal(size=50_000) * 1e12):
         for decimals in (0, 1, 2, 3, 4, 5, 8):
-            assert _same_floats(rounding.column(values, decimals), _round_by_definition(values.tolist(), decimals))
+            assert _same_floats(rounding.values(values, decimals), _round_by_definition(values.tolist(), decimals))
 
 
 _CELLS = st.one_of(st.text(alphabet="ab \"\\\x7f\x1fé%{}", max_size=3), st.floats(), st.integers(), st.booleans(),

@@ -72,7 +72,7 @@ def signals_to_rows(signals: Iterable[Signal], digits: int | None = None) -> lis
     values = [np.fromiter(map(attrgetter(f), signals), dtype=np.float64, count=n)
               for f in ("entry", "sl", "tp", "score")]
     if digits is not None:   # a column at a time: one numpy pass, not a call per value
-        columns = [rounding.column(column, places)
+        columns = [rounding.values(column, places)
                    for column, places in zip(values, (digits, digits, digits, rounding.RATIO_DECIMALS))]
     else:
         columns = [column.tolist() for column in values]
