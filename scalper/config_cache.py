@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scalper.userdirs import cache_dir
+from scalper.userdirs import cache_dir, write_cache_file
 
 if TYPE_CHECKING:
     from scalper.config import Config
@@ -85,14 +85,7 @@ def _cache_hit(key: str) -> Config | None:
 
 
 def _cache_write(key: str, entry: dict) -> None:
-    import tempfile
-
-    folder = cache_dir()
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(entry, f)
-        os.replace(tmp, folder / f"{key}.json")
+        write_cache_file(cache_dir() / f"{key}.json", [json.dumps(entry).encode()])
     except OSError:
         pass                                # a cache that cannot be written only costs speed

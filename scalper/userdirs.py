@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 CACHE_DIR_ENV = "SCALPER_CACHE_DIR"
@@ -23,3 +24,25 @@ def cache_dir() -> Path:
         return Path(os.environ["LOCALAPPDATA"]) / "scalper" / "cache"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "scalper"
+
+
+def write_cache_file(target: Path, chunks: Iterable[bytes | memoryview]) -> None:
+    """Write a cache entry whole or not at all: a temporary file beside it, renamed over it
+    (readers see the old entry or the new one, never half of one); the temporary file is removed
+    when anything fails, and the failure raised (a cache that cannot be written only costs speed:
+    callers ignore OSError)."""
+    import tempfile
+
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from scalper.core.bars import Bars
-from scalper.userdirs import cache_dir
+from scalper.userdirs import cache_dir, write_cache_file
 
 SWITCH_ENV = "SCALPER_BARS_CACHE"       # 0/off/false/no: parse every time, store nothing
 OFF_VALUES = ("0", "off", "false", "no")
@@ -125,7 +125,7 @@ class Slot:
                 return
             head = _MAGIC + len(text).to_bytes(4, "little") + text
             head += b"\0" * (_aligned(len(head)) - len(head))
-            _write_atomic(self.entry, head, columns)
+            write_cache_file(self.entry, [head, *(c.data.cast("B") for c in columns)])
             _prune(self.entry.parent, keep=self.entry)
         except (OSError, ValueError, TypeError):
             pass   # an unwritable or full cache only costs speed
@@ -179,25 +179,6 @@ def _warning_prefix(given: str) -> str:
 
 def _aligned(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
-
-
-def _write_atomic(target: Path, head: bytes, columns: list[np.ndarray]) -> None:
-    import tempfile
-
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(head)
-            for c in columns:
-                f.write(c.data.cast("B"))
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _prune(folder: Path, keep: Path) -> None:

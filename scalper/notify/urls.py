@@ -35,7 +35,7 @@ def known_schemes() -> frozenset[str]:
     """Every scheme apprise's registry lists (cached per apprise installation)."""
     import hashlib
 
-    from scalper.userdirs import cache_dir
+    from scalper.userdirs import cache_dir, write_cache_file
 
     spec = importlib.util.find_spec("apprise")
     origin = spec.origin if spec else ""
@@ -50,10 +50,7 @@ def known_schemes() -> frozenset[str]:
         pass
     schemes = sorted(registry_schemes())
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(schemes))
-        os.replace(tmp, cache)
+        write_cache_file(cache, [json.dumps(schemes).encode()])
     except OSError:
         pass                        # only costs the import next time
     return frozenset(schemes)
