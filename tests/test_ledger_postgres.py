@@ -361,3 +361,33 @@ def test_a_connection_keeps_the_urls_options_and_adds_its_name_timeout_and_keepa
         assert conn.raw.execute("SHOW search_path").fetchone()[0] == schema   # the URL's own options
     finally:
         conn.close()
+
+
+# --- the commands on a PostgreSQL ledger, in a real terminal and piped -----------------------------
+def test_migrate_then_status_and_check_on_postgresql_in_a_terminal_and_piped(tmp_path):
+    from tests.ptykit import in_terminal, piped
+
+    folder = tmp_path / "lite"
+    config = write_bots(folder)
+    assert engine_at(config, NOW).run_once().exit_code == 0
+    url = pgkit.fresh_ledger_url()
+    seen = in_terminal("ledger", "migrate", "--config", config, "--to", url, cwd=folder, columns=80)
+    assert seen.code == 0 and "Traceback" not in seen.text, seen.text
+    assert "orders" in seen.text and "signals" in seen.text, seen.text      # the tables copied, by name
+
+    cfg = yaml.safe_load(config.read_text())
+    cfg["ledger"] = url
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    # check: the ledger reached, its schema; the feed is a May 2025 file, stale now: exit 3, said
+    for command, code in ((["status"], 0), (["check"], 3)):
+        seen = in_terminal(*command, "--config", config, cwd=folder, columns=80)
+        assert seen.code == code and "Traceback" not in seen.text, (command, seen.text)
+        out = piped(*command, "--config", config, "--json", cwd=folder)
+        assert out.code == code and "\x1b" not in out.out, (command, out.out, out.err)
+        assert isinstance(json.loads(out.out), dict)
+        if command == ["check"]:
+            assert "reached (PostgreSQL" in seen.text and "schema v6" in seen.text and "FAIL feed" in seen.text
+    status = json.loads(piped("status", "--config", config, "--json", cwd=folder).out)
+    text = in_terminal("status", "--config", config, cwd=folder, columns=80).text
+    assert [b["open_positions"] for b in status["bots"]] == [2]              # one per account, as on SQLite
+    assert all(a["name"] in text for a in status["accounts"]) and "XAUUSDm" in text, text
