@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +14,7 @@ from scalper.cli.common import LONG_LIST, dumps
 from scalper.clock import bar_iso
 from scalper.core.bars import Bars
 from scalper.core.scan import format_bar_times, price_decimals
+from scalper.core.signals import Signal, many_signals
 
 
 def _decimals_by_definition(bars: Bars, most: int = 8) -> int:
@@ -157,3 +160,24 @@ def test_a_scans_rows_are_a_table_for_the_template():
     assert output._uniform_rows([{**rows[0], "score": float("nan")}]) is None
     assert output._uniform_rows([rows[0], {**rows[0], "tp": 3148}]) is None       # an int among floats
     assert output._uniform_rows([rows[0], dict(reversed(rows[0].items()))]) is None   # another key order
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(st.booleans(), st.integers(0, 2**40), *[st.floats(allow_nan=True)] * 4),
+                     max_size=30))
+def test_many_signals_are_the_signals_signal_builds(rows):
+    params = {"rr": 1.5, "min_bars": 30}
+    made = many_signals("trend_pullback", [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                        [r[3] for r in rows], [r[4] for r in rows], [r[5] for r in rows], params, len(rows))
+    plain = [Signal("trend_pullback", "buy" if b else "sell", t, e, s, tp, sc, params)
+             for b, t, e, s, tp, sc in rows]
+    assert [type(s) for s in made] == [Signal] * len(rows)
+    assert [repr(s) for s in made] == [repr(s) for s in plain]
+    assert [dataclasses.astuple(s) for s in made] == [dataclasses.astuple(s) for s in plain]
+    for s, p in zip(made, plain):
+        assert s.params is params
+        assert s.risk == p.risk or (np.isnan(s.risk) and np.isnan(p.risk))
+        assert s == p
+    if made:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made[0].sl = 0.0   # type: ignore[misc]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from scalper.core.bars import Bars
-from scalper.core.signals import Direction, Signal, Skip
+from scalper.core.signals import Direction, Signal, Skip, many_signals
 from scalper.core.strategies.params import Param, Params, Relation, bars_reached, resolve
 from scalper.core.strategies.tolerance import Value, gt
 from scalper.core.strategies.views import HistoryView, View, WindowView
@@ -145,9 +145,8 @@ class Strategy:
             scores = pick(lambda side: self.score(view, p, side, risk[side]))
 
         shared = dict(p)   # one parameters dict for all of this scan's signals (they are frozen)
-        signals = [Signal(self.name, BUY if b else SELL, t, e, s, tp, sc, shared)
-                   for b, t, e, s, tp, sc in zip(is_buy.tolist(), view.bar_times[rows].tolist(),
-                                                 entry[rows].tolist(), sls, tps, scores)]
+        signals = many_signals(self.name, is_buy.tolist(), view.bar_times[rows].tolist(),
+                               entry[rows].tolist(), sls, tps, scores, shared, len(rows))
         fired_count = int(np.count_nonzero(fired))
         skips = {self.reason("no_setup"): view.count - fired_count,
                  self.reason("invalid_stop"): fired_count - len(signals)}
