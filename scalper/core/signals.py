@@ -35,9 +35,11 @@ def many_signals(strategy: str, is_buy: Iterable[bool], bar_times: Iterable[int]
     the frozen __init__'s eight object.__setattr__ calls each cost ~4x as much)."""
     made: list[Signal] = list(map(object.__new__, repeat(Signal, count)))
     directions = ["buy" if b else "sell" for b in is_buy]
-    columns = (repeat(strategy, count), directions, bar_times, entries, sls, tps, scores, repeat(params, count))
-    for f, values in zip(fields(Signal), columns, strict=True):
-        deque(map(getattr(Signal, f.name).__set__, made, values), maxlen=0)
+    columns = {"strategy": repeat(strategy, count), "direction": directions, "bar_time": bar_times,
+               "entry": entries, "sl": sls, "tp": tps, "score": scores, "params": repeat(params, count)}
+    for f in fields(Signal):   # by name: a field added to Signal without a column here is a KeyError
+        deque(map(getattr(Signal, f.name).__set__, made, columns.pop(f.name)), maxlen=0)
+    assert not columns, f"columns that are no Signal field: {sorted(columns)}"
     return made
 
 
