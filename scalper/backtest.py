@@ -52,7 +52,14 @@ import numpy as np
 
 from scalper.core import risk, sim, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
-from scalper.core.exposure import DAY_SECONDS, build_exposure, day_start, kill_switch_reason, kill_switch_trips
+from scalper.core.exposure import (
+    DAY_SECONDS,
+    build_exposure,
+    day_start,
+    kill_switch_idle_when_flat,
+    kill_switch_reason,
+    kill_switch_trips,
+)
 from scalper.core.rules import RiskRules
 from scalper.core.scan import scan_history
 from scalper.core.signals import Direction, Signal
@@ -389,6 +396,8 @@ class _Replay:
         yet) and the index in `signal_bars` of the first signal bar from it on."""
         last, time, f, limits = self.last, self.time, self.fast, self.limits
         n_signal_bars = len(signal_bars)
+        # the upkeep of an empty book is the kill-switch's check alone (no position to trail)
+        flat_idle = not self.kill_switch_enabled or kill_switch_idle_when_flat(self.setup.rules)
         while True:
             # bar i, the book empty after its sync (no stop-out, the kill-switch off)
             if risk.no_balance(self.balance, limits):   # (after an exit) decided as _step decides
@@ -397,13 +406,20 @@ class _Replay:
             today = day_start(now)
             if next_signal < n_signal_bars and signal_bars[next_signal] == i:
                 self._decide_empty(i, next_signal, now, today)
-            self._report(i)
+            if self._progress is not None:
+                self._report(i)
             book = self.book
             if (len(book) == 1 and book[0].part >= 0 and book[0].exit_bar <= last
                     and not any(self._may_act(i, book[0].exit_bar))):
                 # The bound of bars i .. e-1 holds at this bar's upkeep too (the position's worst price
                 # is taken from bar i on): neither this upkeep's kill-switch nor anything until e acts.
                 e = book[0].exit_bar
+            elif not book and flat_idle:   # nothing opened, and an empty book's upkeep never acts
+                next_signal = bisect_left(signal_bars, i + 1, next_signal)
+                if next_signal == n_signal_bars or signal_bars[next_signal] > last:
+                    return last + 1, next_signal
+                i = signal_bars[next_signal]
+                continue
             else:
                 e = self._chain_upkeep(i, now, today)
                 if e < 0:   # the chain breaks
@@ -471,7 +487,7 @@ class _Replay:
         from the signal's precomputed parts (`risk.reason_of`); bar i is the m-th signal bar."""
         f, limits = self.fast, self.limits
         # today's P&L as in _decide: realized today, the empty book's unrealized (0)
-        pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(0.0)
+        pnl_today = self.realized_by_day.get(today, 0.0) + 0   # + _unrealized of the empty book, the int 0
         a, b = f.first[m], f.first[m + 1]
         for q in range(a, b):
             reason = risk.reason_of(f.empty[q], pnl_today, self.balance, f.quote_code[q], limits)
@@ -569,11 +585,15 @@ class _Replay:
         unchanged: a bound with every position at its worst price before its exit, today's realized
         P&L at the worst of the days spanned (a cent of slack for the rounding of sums)."""
         r = self.setup.rules
-        worst = min(sum(p.worst_pnl for p in self.book) - 0.01, 0.0)
+        book = self.book
+        # a book of one: its P&L alone (the sum's 0 + x differs from x only in the sign of a zero,
+        # which the cent taken off makes no matter)
+        worst = min((book[0].worst_pnl if len(book) == 1 else sum(p.worst_pnl for p in book)) - 0.01, 0.0)
         may_stop = bool(stopped_out(self.balance + worst))
-        may_kill = r.kill_switch.enabled and self.kill_engaged_day is None
+        may_kill = self.kill_switch_enabled and self.kill_engaged_day is None
         if may_kill:
-            day, last_day = day_start(self._now(i)), day_start(self._now(j - 1))
+            time = self.time
+            day, last_day = day_start(int(time[i]) + AFTER_CLOSE_S), day_start(int(time[j - 1]) + AFTER_CLOSE_S)
             realized = self.realized_by_day.get(day, 0.0)
             while day < last_day:
                 day += DAY_SECONDS
@@ -807,6 +827,7 @@ class _Paths:
         # what the paths read of the replay (not the replay itself: no cycle, so the replay's
         # arrays go as soon as it ends, not at a later garbage collection)
         self.r = _Market(replay)
+        self._listed: tuple[list, list, list, list] | None = None
         n = len(replay.signals)
         self.exit_bar = np.full(n, replay.last + 1, dtype=np.int64)
         self.exit_sl = np.zeros(n)
@@ -830,7 +851,10 @@ class _Paths:
 
     def of(self, k: int) -> tuple[int, float, int, float]:
         """(exit bar, stop then, trailing moves until then, worst price before) of signal k."""
-        return int(self.exit_bar[k]), float(self.exit_sl[k]), int(self.moves[k]), float(self.worst[k])
+        if self._listed is None:   # read per opened position: as Python numbers, converted at once
+            self._listed = (self.exit_bar.tolist(), self.exit_sl.tolist(), self.moves.tolist(), self.worst.tolist())
+        exit_bar, exit_sl, moves, worst = self._listed
+        return exit_bar[k], exit_sl[k], moves[k], worst[k]
 
     def stop_after(self, p: _Position, k: int) -> tuple[float, int]:
         """The stop of position p after the upkeep of bar k (k before its exit), and its moves."""
