@@ -47,6 +47,7 @@ from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 
@@ -266,7 +267,7 @@ class _Replay:
 
         self.first = max(setup.lookback - 1, 0 if start is None else int(np.searchsorted(history.time, start)))
         self.last = n - 1 if end is None else int(np.searchsorted(history.time, end, side="right")) - 1
-        times = np.fromiter((s.bar_time for s in signals), dtype=np.int64, count=len(signals))
+        times = np.fromiter(map(attrgetter("bar_time"), signals), dtype=np.int64, count=len(signals))
         if self.first <= self.last:
             inside = (times >= self.time[self.first]) & (times <= self.time[self.last])
         else:
@@ -275,12 +276,10 @@ class _Replay:
         bar_index = np.searchsorted(history.time, times[inside]).astype(np.int64)
         # At one bar, the strategies speak in the bot's order.
         order = {name: k for k, name in enumerate(setup.strategies)}
-        rank = np.fromiter((order[s.strategy] for s in self.signals), dtype=np.int64, count=len(self.signals))
-        self.by_bar: dict[int, list[tuple[int, Signal]]] = defaultdict(list)
+        rank = np.fromiter(map(order.__getitem__, map(attrgetter("strategy"), self.signals)), dtype=np.int64,
+                           count=len(self.signals))
         sequence = np.lexsort((rank, bar_index)).tolist()   # by bar, then strategy (stable)
-        for k, i in zip(sequence, bar_index[sequence].tolist()):
-            self.by_bar[i].append((k, self.signals[k]))
-        self.signal_bars = sorted(self.by_bar)
+        self.signal_bars: list[int] = np.unique(bar_index).tolist()   # a bar's signals: _signals_at
         self.paths = _Paths(self, bar_index)
         self.fast = _Parts(self, bar_index, sequence, rank, times[inside])
         # runs of sequence positions [start, end) refused by a book of one, and its side (1: a buy)
@@ -456,6 +455,15 @@ class _Replay:
             return -(i + 1)
         return e
 
+    def _signals_at(self, i: int) -> list[tuple[int, Signal]]:
+        """(k, signal) of each signal of bar i in the replay's order (by strategy), empty when none:
+        the positions of that signal bar in `_Parts` (built on asking, not for every bar up front)."""
+        m = bisect_left(self.signal_bars, i)
+        if m == len(self.signal_bars) or self.signal_bars[m] != i:
+            return []
+        f, signals = self.fast, self.signals
+        return [(k, signals[k]) for k in f.k[f.first[m]:f.first[m + 1]]]
+
     def _now(self, i: int) -> int:
         return int(self.time[i]) + AFTER_CLOSE_S
 
@@ -468,7 +476,7 @@ class _Replay:
             self._stop_out(i, now)
         if self.kill_engaged_day is not None and today > self.kill_engaged_day:
             self.kill_engaged_day = None   # re-armed at UTC midnight (see the module's notes)
-        signals = self.by_bar.get(i)
+        signals = self._signals_at(i)
         if signals:
             if not self.book and self.kill_engaged_day is None and not risk.no_balance(self.balance, self.limits):
                 self._decide_empty(i, bisect_left(self.signal_bars, i), now, today)
@@ -499,7 +507,7 @@ class _Replay:
                     if self._full_book():
                         self._hold(q + 1, b, self.book[0].direction == "buy")
                     else:
-                        self._decide(i, now, today, self.by_bar[i][q + 1 - a:], pnl_today)
+                        self._decide(i, now, today, self._signals_at(i)[q + 1 - a:], pnl_today)
                 return
 
     def _hold(self, start: int, end: int, buy: bool) -> None:
@@ -546,7 +554,7 @@ class _Replay:
         if engaged_day is not None and day_start(now) > engaged_day:   # re-armed by then
             exposure = dataclasses.replace(exposure, kill_switch_engaged=False)
         out = []
-        for _, s in self.by_bar[i]:
+        for _, s in self._signals_at(i):
             reason = risk.book_refusal(s, exposure, self.limits, now)
             if reason is None:
                 return None
@@ -760,7 +768,7 @@ class _Parts:
         firsts = np.flatnonzero(np.diff(bars, prepend=-1)) if len(bars) else np.zeros(0, dtype=np.int64)
         self.first = _compact("q", np.append(firsts, len(bars)))
         buy, sl, tp = (a[sequence] for a in (paths.buy, paths.order_sl, paths.order_tp))
-        score = np.fromiter((signals[k].score for k in sequence), dtype=np.float64, count=len(sequence))
+        score = np.fromiter(map(attrgetter("score"), signals), dtype=np.float64, count=len(signals))[sequence]
         age = (replay.time[bars] + AFTER_CLOSE_S) - (BAR_SECONDS + bar_time[sequence])
         symbol, limits = setup.symbol, setup.rules.limits
 
@@ -835,9 +843,12 @@ class _Paths:
         self.worst = np.zeros(n)
         # each order's stops as sent (rounded) and its side, per signal: read by _Parts too
         spec = replay.spec
-        self.order_sl = sl = _round_prices(np.array([s.sl for s in replay.signals], dtype=np.float64), spec.digits)
-        self.order_tp = tp = _round_prices(np.array([s.tp for s in replay.signals], dtype=np.float64), spec.digits)
-        self.buy = buy = np.array([s.direction == "buy" for s in replay.signals], dtype=bool)
+        signals = replay.signals
+        self.order_sl = sl = _round_prices(np.fromiter(map(attrgetter("sl"), signals), dtype=np.float64, count=n),
+                                           spec.digits)
+        self.order_tp = tp = _round_prices(np.fromiter(map(attrgetter("tp"), signals), dtype=np.float64, count=n),
+                                           spec.digits)
+        self.buy = buy = np.array(list(map("buy".__eq__, map(attrgetter("direction"), signals))), dtype=bool)
         if not n:
             return
         bid, ask = sim.quote(replay.latest[bar_index], replay.spread[bar_index], spec.point)
