@@ -680,10 +680,10 @@ class _Replay:
                 and no_money(needed, self._free_margin(float(self.latest[i])))):
             self.refused[NO_MONEY] += 1
             return False
-        p = _Position(strategy=s.strategy, direction=s.direction, signal_time=s.bar_time, entry_time=now,
-                      entry=price, volume=volume, initial_sl=sl, sl=sl, tp=tp, entry_bar=i, margin=needed)
-        p.exit_bar, p.exit_sl, p.exit_moves, worst_price = self.paths.of(k)
-        p.worst_pnl = profit(p.direction, p.entry, worst_price, volume, spec.contract_size)
+        exit_bar, exit_sl, exit_moves, worst_price = self.paths.of(k)
+        p = _Position(   # by position (quicker than by keyword): _Position's fields in order, up to margin
+            s.strategy, s.direction, s.bar_time, now, price, volume, sl, sl, tp, i, exit_bar, exit_sl, exit_moves,
+            profit(s.direction, price, worst_price, volume, spec.contract_size), needed)
         self.book.append(p)
         self.loss_bound += max(-p.worst_pnl, 0.0) + 0.01
         self.held_bound += needed
