@@ -138,10 +138,11 @@ class TradeLog:
     tuple, not a frozen Trade (a fifth of its time per trade), the rows and statistics read the columns,
     and the Trade objects are built once, on first asking (`trades`)."""
 
-    __slots__ = ("_trades", "rows")
+    __slots__ = ("_columns", "_trades", "rows")
 
     def __init__(self, trades: list[Trade] | None = None):
         self._trades = trades
+        self._columns: dict[str, list] | None = None
         self.rows: list[tuple] = [] if trades is None else [tuple(getattr(t, n) for n in TRADE_NAMES)
                                                              for t in trades]
 
@@ -155,10 +156,12 @@ class TradeLog:
         return self._trades
 
     def columns(self) -> dict[str, list]:
-        """Each field's values, in closing order."""
-        if not self.rows:
-            return {n: [] for n in TRADE_NAMES}
-        return dict(zip(TRADE_NAMES, map(list, zip(*self.rows))))
+        """Each field's values, in closing order (made once for the rows and the summary: not to be
+        changed by the reader)."""
+        if self._columns is None or len(self._columns["pnl"]) != len(self.rows):
+            self._columns = (dict(zip(TRADE_NAMES, map(list, zip(*self.rows)))) if self.rows
+                             else {n: [] for n in TRADE_NAMES})
+        return self._columns
 
 
 @dataclass(frozen=True)

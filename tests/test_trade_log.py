@@ -44,3 +44,12 @@ def test_the_trade_log_keeps_trades_as_their_fields(gold):
     assert again.trades is trades and again.rows == log.rows
     empty = TradeLog()
     assert empty.trades == [] and empty.columns() == {n: [] for n in TRADE_NAMES} and trades_to_rows(empty) == []
+
+
+def test_the_columns_follow_trades_appended_after_a_reading():
+    log = TradeLog()
+    row = ("trend_pullback", "buy", 60, 125, 185, 0.01, 3000.0, 3001.0, 2999.0, 3001.0, 2999.0, "tp", 1.0)
+    log.rows.append(row)
+    assert log.columns()["pnl"] == [1.0] and log.columns() is log.columns()
+    log.rows.append(row[:-1] + (-2.0,))
+    assert log.columns()["pnl"] == [1.0, -2.0] and [t.pnl for t in log.trades] == [1.0, -2.0]
