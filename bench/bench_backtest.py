@@ -32,6 +32,16 @@ starting commit (db9fdda): `_Replay.run` 0.48 -> 0.19 s, its set-up (`_Paths`, `
 7 rounds alternated, wall) 1.67 -> 1.39 s, peak RSS 143.4 -> 140.1 MiB; the pin bar (peers' setup)
 0.86 -> 0.85 s. The same 16,210 trades and decisions.
 
+Issue 15, replay and output (i15-replay3): trades kept as their fields (`TradeLog`, a tuple per trade;
+`BacktestResult.trades` built on first reading), the rows and summary from its columns, the statistics'
+drawdown and win/loss split with numpy (same floats), no upkeep of an empty book where the kill-switch
+cannot act on one (`exposure.kill_switch_idle_when_flat`), a bar's signals read from the parts on
+asking. 370,000 bars, four strategies, in one process, medians of 5, 3 rounds alternated with main
+(8e161ea), load ~2-3: replay set-up 0.088 -> 0.080 s, `run` 0.214 -> 0.134 s, rows 0.050 -> 0.045 s,
+summary 0.020 -> 0.011 s, JSON 0.054 -> 0.054 s (0.43 -> 0.32 s); the whole command (7 rounds
+alternated, wall, compiled bytecode, bar cache warm) 0.87 -> 0.76 s, peak RSS 90 -> 91 MiB; the pin
+bar 0.26 -> 0.27 s (noise: few trades). The same trades, decisions, rows and JSON.
+
 Issue 10 (one simulated exchange, `scalper.core.sim`; margin check and stop-out added): the same
 16,210 trades, bit for bit. Load average ~12, so CPU time (process_time) is the figure to compare,
 alternated in one session, 370,000 bars, 3 rounds of best-of-3: before 0.95-0.98 s best

@@ -47,12 +47,20 @@ from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 
 from scalper.core import risk, sim, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
-from scalper.core.exposure import DAY_SECONDS, build_exposure, day_start, kill_switch_reason, kill_switch_trips
+from scalper.core.exposure import (
+    DAY_SECONDS,
+    build_exposure,
+    day_start,
+    kill_switch_idle_when_flat,
+    kill_switch_reason,
+    kill_switch_trips,
+)
 from scalper.core.rules import RiskRules
 from scalper.core.scan import scan_history
 from scalper.core.signals import Direction, Signal
@@ -121,6 +129,41 @@ class Trade:
     pnl: float              # in the symbol's profit currency
 
 
+TRADE_NAMES = ("strategy", "direction", "signal_time", "entry_time", "exit_time", "volume", "entry", "exit", "sl",
+               "tp", "final_sl", "exit_reason", "pnl")   # Trade's fields, in order
+
+
+class TradeLog:
+    """Trades in closing order, kept as the tuples of their fields (Trade's order): the replay appends a
+    tuple, not a frozen Trade (a fifth of its time per trade), the rows and statistics read the columns,
+    and the Trade objects are built once, on first asking (`trades`)."""
+
+    __slots__ = ("_columns", "_trades", "rows")
+
+    def __init__(self, trades: list[Trade] | None = None):
+        self._trades = trades
+        self._columns: dict[str, list] | None = None
+        self.rows: list[tuple] = [] if trades is None else [tuple(getattr(t, n) for n in TRADE_NAMES)
+                                                             for t in trades]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def trades(self) -> list[Trade]:
+        if self._trades is None or len(self._trades) != len(self.rows):
+            self._trades = [Trade(*row) for row in self.rows]
+        return self._trades
+
+    def columns(self) -> dict[str, list]:
+        """Each field's values, in closing order (made once for the rows and the summary: not to be
+        changed by the reader)."""
+        if self._columns is None or len(self._columns["pnl"]) != len(self.rows):
+            self._columns = (dict(zip(TRADE_NAMES, map(list, zip(*self.rows)))) if self.rows
+                             else {n: [] for n in TRADE_NAMES})
+        return self._columns
+
+
 @dataclass(frozen=True)
 class KillSwitchEvent:
     time: float
@@ -129,19 +172,30 @@ class KillSwitchEvent:
     positions_closed: int
 
 
-@dataclass
 class BacktestResult:
-    setup: Setup
-    bars: int                                   # bars replayed
-    start: int | None                           # open time of the first and last bar replayed
-    end: int | None
-    signals: list[Signal]                       # raw, before risk, as scan_history orders them
-    decisions: dict[str, Counter]               # strategy -> reason code -> count
-    refused: Counter                            # approved orders the broker would refuse, by reason
-    trades: list[Trade]                         # in closing order
-    kill_switches: list[KillSwitchEvent]
-    trailed: int                                # stop moves by the trailing rule
-    final_balance: float
+    """What a replay gave: the bars replayed and the open times of the first and last; the raw signals
+    (before risk, as scan_history orders them); decisions (strategy -> reason code -> count); approved
+    orders the broker refused, by reason; the kill-switch events; the trailing stop's moves; the final
+    balance. `trades` (Trade objects in closing order) is built on first reading from `trade_log`."""
+
+    __slots__ = ("bars", "decisions", "end", "final_balance", "kill_switches", "refused", "setup", "signals",
+                 "start", "trade_log", "trailed")
+
+    def __init__(self, *, setup: Setup, bars: int, start: int | None, end: int | None, signals: list[Signal],
+                 decisions: dict[str, Counter], refused: Counter, trades: list[Trade] | TradeLog,
+                 kill_switches: list[KillSwitchEvent], trailed: int, final_balance: float):
+        self.setup, self.bars, self.start, self.end, self.signals = setup, bars, start, end, signals
+        self.decisions, self.refused, self.kill_switches = decisions, refused, kill_switches
+        self.trade_log = trades if isinstance(trades, TradeLog) else TradeLog(trades)
+        self.trailed, self.final_balance = trailed, final_balance
+
+    @property
+    def trades(self) -> list[Trade]:
+        return self.trade_log.trades
+
+    def __repr__(self) -> str:
+        return (f"BacktestResult(symbol={self.setup.symbol!r}, bars={self.bars}, trades={len(self.trade_log)}, "
+                f"final_balance={self.final_balance!r})")
 
 
 @dataclass(slots=True)
@@ -216,7 +270,7 @@ class _Replay:
 
         self.first = max(setup.lookback - 1, 0 if start is None else int(np.searchsorted(history.time, start)))
         self.last = n - 1 if end is None else int(np.searchsorted(history.time, end, side="right")) - 1
-        times = np.fromiter((s.bar_time for s in signals), dtype=np.int64, count=len(signals))
+        times = np.fromiter(map(attrgetter("bar_time"), signals), dtype=np.int64, count=len(signals))
         if self.first <= self.last:
             inside = (times >= self.time[self.first]) & (times <= self.time[self.last])
         else:
@@ -225,12 +279,10 @@ class _Replay:
         bar_index = np.searchsorted(history.time, times[inside]).astype(np.int64)
         # At one bar, the strategies speak in the bot's order.
         order = {name: k for k, name in enumerate(setup.strategies)}
-        rank = np.fromiter((order[s.strategy] for s in self.signals), dtype=np.int64, count=len(self.signals))
-        self.by_bar: dict[int, list[tuple[int, Signal]]] = defaultdict(list)
+        rank = np.fromiter(map(order.__getitem__, map(attrgetter("strategy"), self.signals)), dtype=np.int64,
+                           count=len(self.signals))
         sequence = np.lexsort((rank, bar_index)).tolist()   # by bar, then strategy (stable)
-        for k, i in zip(sequence, bar_index[sequence].tolist()):
-            self.by_bar[i].append((k, self.signals[k]))
-        self.signal_bars = sorted(self.by_bar)
+        self.signal_bars: list[int] = np.unique(bar_index).tolist()   # a bar's signals: _signals_at
         self.paths = _Paths(self, bar_index)
         self.fast = _Parts(self, bar_index, sequence, rank, times[inside])
         # runs of sequence positions [start, end) refused by a book of one, and its side (1: a buy)
@@ -247,7 +299,8 @@ class _Replay:
         self.kill_engaged_day: float | None = None
         self.decisions: dict[str, Counter] = {name: Counter() for name in setup.strategies}
         self.refused: Counter = Counter()
-        self.trades: list[Trade] = []
+        self.trade_log = TradeLog()
+        self._add_trade = self.trade_log.rows.append
         self.kill_switches: list[KillSwitchEvent] = []
         self.trailed = 0
         self.fixed_size: Sizing | None = None
@@ -327,7 +380,7 @@ class _Replay:
         return BacktestResult(
             setup=self.setup, bars=total, start=int(self.time[first]) if total else None,
             end=int(self.time[last]) if total else None, signals=self.signals, decisions=self.decisions,
-            refused=self.refused, trades=self.trades, kill_switches=self.kill_switches, trailed=self.trailed,
+            refused=self.refused, trades=self.trade_log, kill_switches=self.kill_switches, trailed=self.trailed,
             final_balance=self.balance)
 
     def _report(self, i: int) -> None:
@@ -345,6 +398,8 @@ class _Replay:
         yet) and the index in `signal_bars` of the first signal bar from it on."""
         last, time, f, limits = self.last, self.time, self.fast, self.limits
         n_signal_bars = len(signal_bars)
+        # the upkeep of an empty book is the kill-switch's check alone (no position to trail)
+        flat_idle = not self.kill_switch_enabled or kill_switch_idle_when_flat(self.setup.rules)
         while True:
             # bar i, the book empty after its sync (no stop-out, the kill-switch off)
             if risk.no_balance(self.balance, limits):   # (after an exit) decided as _step decides
@@ -353,13 +408,20 @@ class _Replay:
             today = day_start(now)
             if next_signal < n_signal_bars and signal_bars[next_signal] == i:
                 self._decide_empty(i, next_signal, now, today)
-            self._report(i)
+            if self._progress is not None:
+                self._report(i)
             book = self.book
             if (len(book) == 1 and book[0].part >= 0 and book[0].exit_bar <= last
                     and not any(self._may_act(i, book[0].exit_bar))):
                 # The bound of bars i .. e-1 holds at this bar's upkeep too (the position's worst price
                 # is taken from bar i on): neither this upkeep's kill-switch nor anything until e acts.
                 e = book[0].exit_bar
+            elif not book and flat_idle:   # nothing opened, and an empty book's upkeep never acts
+                next_signal = bisect_left(signal_bars, i + 1, next_signal)
+                if next_signal == n_signal_bars or signal_bars[next_signal] > last:
+                    return last + 1, next_signal
+                i = signal_bars[next_signal]
+                continue
             else:
                 e = self._chain_upkeep(i, now, today)
                 if e < 0:   # the chain breaks
@@ -396,6 +458,15 @@ class _Replay:
             return -(i + 1)
         return e
 
+    def _signals_at(self, i: int) -> list[tuple[int, Signal]]:
+        """(k, signal) of each signal of bar i in the replay's order (by strategy), empty when none:
+        the positions of that signal bar in `_Parts` (built on asking, not for every bar up front)."""
+        m = bisect_left(self.signal_bars, i)
+        if m == len(self.signal_bars) or self.signal_bars[m] != i:
+            return []
+        f, signals = self.fast, self.signals
+        return [(k, signals[k]) for k in f.k[f.first[m]:f.first[m + 1]]]
+
     def _now(self, i: int) -> int:
         return int(self.time[i]) + AFTER_CLOSE_S
 
@@ -408,7 +479,7 @@ class _Replay:
             self._stop_out(i, now)
         if self.kill_engaged_day is not None and today > self.kill_engaged_day:
             self.kill_engaged_day = None   # re-armed at UTC midnight (see the module's notes)
-        signals = self.by_bar.get(i)
+        signals = self._signals_at(i)
         if signals:
             if not self.book and self.kill_engaged_day is None and not risk.no_balance(self.balance, self.limits):
                 self._decide_empty(i, bisect_left(self.signal_bars, i), now, today)
@@ -427,7 +498,7 @@ class _Replay:
         from the signal's precomputed parts (`risk.reason_of`); bar i is the m-th signal bar."""
         f, limits = self.fast, self.limits
         # today's P&L as in _decide: realized today, the empty book's unrealized (0)
-        pnl_today = self.realized_by_day.get(today, 0.0) + self._unrealized(0.0)
+        pnl_today = self.realized_by_day.get(today, 0.0) + 0   # + _unrealized of the empty book, the int 0
         a, b = f.first[m], f.first[m + 1]
         for q in range(a, b):
             reason = risk.reason_of(f.empty[q], pnl_today, self.balance, f.quote_code[q], limits)
@@ -439,7 +510,7 @@ class _Replay:
                     if self._full_book():
                         self._hold(q + 1, b, self.book[0].direction == "buy")
                     else:
-                        self._decide(i, now, today, self.by_bar[i][q + 1 - a:], pnl_today)
+                        self._decide(i, now, today, self._signals_at(i)[q + 1 - a:], pnl_today)
                 return
 
     def _hold(self, start: int, end: int, buy: bool) -> None:
@@ -486,7 +557,7 @@ class _Replay:
         if engaged_day is not None and day_start(now) > engaged_day:   # re-armed by then
             exposure = dataclasses.replace(exposure, kill_switch_engaged=False)
         out = []
-        for _, s in self.by_bar[i]:
+        for _, s in self._signals_at(i):
             reason = risk.book_refusal(s, exposure, self.limits, now)
             if reason is None:
                 return None
@@ -525,11 +596,15 @@ class _Replay:
         unchanged: a bound with every position at its worst price before its exit, today's realized
         P&L at the worst of the days spanned (a cent of slack for the rounding of sums)."""
         r = self.setup.rules
-        worst = min(sum(p.worst_pnl for p in self.book) - 0.01, 0.0)
+        book = self.book
+        # a book of one: its P&L alone (the sum's 0 + x differs from x only in the sign of a zero,
+        # which the cent taken off makes no matter)
+        worst = min((book[0].worst_pnl if len(book) == 1 else sum(p.worst_pnl for p in book)) - 0.01, 0.0)
         may_stop = bool(stopped_out(self.balance + worst))
-        may_kill = r.kill_switch.enabled and self.kill_engaged_day is None
+        may_kill = self.kill_switch_enabled and self.kill_engaged_day is None
         if may_kill:
-            day, last_day = day_start(self._now(i)), day_start(self._now(j - 1))
+            time = self.time
+            day, last_day = day_start(int(time[i]) + AFTER_CLOSE_S), day_start(int(time[j - 1]) + AFTER_CLOSE_S)
             realized = self.realized_by_day.get(day, 0.0)
             while day < last_day:
                 day += DAY_SECONDS
@@ -608,10 +683,10 @@ class _Replay:
                 and no_money(needed, self._free_margin(float(self.latest[i])))):
             self.refused[NO_MONEY] += 1
             return False
-        p = _Position(strategy=s.strategy, direction=s.direction, signal_time=s.bar_time, entry_time=now,
-                      entry=price, volume=volume, initial_sl=sl, sl=sl, tp=tp, entry_bar=i, margin=needed)
-        p.exit_bar, p.exit_sl, p.exit_moves, worst_price = self.paths.of(k)
-        p.worst_pnl = profit(p.direction, p.entry, worst_price, volume, spec.contract_size)
+        exit_bar, exit_sl, exit_moves, worst_price = self.paths.of(k)
+        p = _Position(   # by position (quicker than by keyword): _Position's fields in order, up to margin
+            s.strategy, s.direction, s.bar_time, now, price, volume, sl, sl, tp, i, exit_bar, exit_sl, exit_moves,
+            profit(s.direction, price, worst_price, volume, spec.contract_size), needed)
         self.book.append(p)
         self.loss_bound += max(-p.worst_pnl, 0.0) + 0.01
         self.held_bound += needed
@@ -672,7 +747,7 @@ class _Replay:
         pnl = profit(p.direction, p.entry, price, p.volume, self.spec.contract_size)
         self.balance += pnl
         self.realized_by_day[day_start(when)] += pnl
-        self.trades.append(Trade(   # by position (quicker than by keyword): Trade's fields in order
+        self._add_trade((   # Trade's fields in order (TRADE_NAMES)
             p.strategy, p.direction, p.signal_time, p.entry_time, when, p.volume, p.entry, price, p.initial_sl, p.tp,
             p.sl, reason, pnl))
 
@@ -696,7 +771,7 @@ class _Parts:
         firsts = np.flatnonzero(np.diff(bars, prepend=-1)) if len(bars) else np.zeros(0, dtype=np.int64)
         self.first = _compact("q", np.append(firsts, len(bars)))
         buy, sl, tp = (a[sequence] for a in (paths.buy, paths.order_sl, paths.order_tp))
-        score = np.fromiter((signals[k].score for k in sequence), dtype=np.float64, count=len(sequence))
+        score = np.fromiter(map(attrgetter("score"), signals), dtype=np.float64, count=len(signals))[sequence]
         age = (replay.time[bars] + AFTER_CLOSE_S) - (BAR_SECONDS + bar_time[sequence])
         symbol, limits = setup.symbol, setup.rules.limits
 
@@ -763,6 +838,7 @@ class _Paths:
         # what the paths read of the replay (not the replay itself: no cycle, so the replay's
         # arrays go as soon as it ends, not at a later garbage collection)
         self.r = _Market(replay)
+        self._listed: tuple[list, list, list, list] | None = None
         n = len(replay.signals)
         self.exit_bar = np.full(n, replay.last + 1, dtype=np.int64)
         self.exit_sl = np.zeros(n)
@@ -770,9 +846,12 @@ class _Paths:
         self.worst = np.zeros(n)
         # each order's stops as sent (rounded) and its side, per signal: read by _Parts too
         spec = replay.spec
-        self.order_sl = sl = _round_prices(np.array([s.sl for s in replay.signals], dtype=np.float64), spec.digits)
-        self.order_tp = tp = _round_prices(np.array([s.tp for s in replay.signals], dtype=np.float64), spec.digits)
-        self.buy = buy = np.array([s.direction == "buy" for s in replay.signals], dtype=bool)
+        signals = replay.signals
+        self.order_sl = sl = _round_prices(np.fromiter(map(attrgetter("sl"), signals), dtype=np.float64, count=n),
+                                           spec.digits)
+        self.order_tp = tp = _round_prices(np.fromiter(map(attrgetter("tp"), signals), dtype=np.float64, count=n),
+                                           spec.digits)
+        self.buy = buy = np.array(list(map("buy".__eq__, map(attrgetter("direction"), signals))), dtype=bool)
         if not n:
             return
         bid, ask = sim.quote(replay.latest[bar_index], replay.spread[bar_index], spec.point)
@@ -786,7 +865,10 @@ class _Paths:
 
     def of(self, k: int) -> tuple[int, float, int, float]:
         """(exit bar, stop then, trailing moves until then, worst price before) of signal k."""
-        return int(self.exit_bar[k]), float(self.exit_sl[k]), int(self.moves[k]), float(self.worst[k])
+        if self._listed is None:   # read per opened position: as Python numbers, converted at once
+            self._listed = (self.exit_bar.tolist(), self.exit_sl.tolist(), self.moves.tolist(), self.worst.tolist())
+        exit_bar, exit_sl, moves, worst = self._listed
+        return exit_bar[k], exit_sl[k], moves[k], worst[k]
 
     def stop_after(self, p: _Position, k: int) -> tuple[float, int]:
         """The stop of position p after the upkeep of bar k (k before its exit), and its moves."""

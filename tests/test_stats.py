@@ -66,3 +66,22 @@ def test_groups_add_up_to_the_whole(rows):
     # a drawdown is a sum of consecutive losses, never more than all of them
     assert 0.0 <= whole.max_drawdown <= whole.gross_loss + 1e-6
     assert whole.max_drawdown >= max((-p for _, p in rows), default=0.0) - 1e-6
+
+
+# --- the vector form (numpy from stats.VECTOR_FROM trades) agrees with the plain loop ---------------
+money = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False).map(lambda x: round(x, 2))
+
+
+@given(st.lists(money | st.sampled_from([0.0, -0.0, 0.01, -0.01]), min_size=0, max_size=600))
+def test_the_array_form_gives_the_plain_loops_numbers_bit_for_bit(pnls):
+    plain, array = stats._summarize_plain(pnls), stats._summarize_array(pnls)
+    assert repr(plain) == repr(array)   # repr: -0.0 and 0.0 told apart, NaN never equal to itself
+    assert repr(stats.max_drawdown_array(pnls)) == repr(stats.max_drawdown(pnls))
+    assert repr(stats.summarize(pnls)) == repr(plain)
+
+
+def test_the_array_form_leaves_non_finite_pnls_to_the_plain_loop():
+    pnls = [1.0] * 300 + [math.nan, -2.0, math.inf]
+    assert repr(stats._summarize_array(pnls)) == repr(stats._summarize_plain(pnls))
+    many = [(-1.0) ** k * k for k in range(1000)]   # a long run: summarize takes the array form
+    assert len(many) >= stats.VECTOR_FROM and stats.summarize(many) == stats._summarize_plain(many)

@@ -85,6 +85,13 @@ def kill_switch_reason(*, unrealized: float, realized_today: float, balance: flo
     return None
 
 
+def kill_switch_idle_when_flat(rules: RiskRules) -> bool:
+    """Whether `kill_switch_reason` gives None whatever the balance and today's realized P&L when no
+    position is open (unrealized 0): the floating loss is then none, and only a daily loss cap
+    could act on today's realized P&L; without one nothing can."""
+    return rules.limits.daily_loss_limit is None and rules.limits.daily_loss_limit_pct is None
+
+
 def kill_switch_trips(*, unrealized: np.ndarray, realized_today: np.ndarray, balance: float,
                       rules: RiskRules) -> np.ndarray:
     """Vector form of `kill_switch_reason` (numpy arrays of unrealized and realized-today P&L,

@@ -50,8 +50,8 @@ class BacktestEvaluator:
         result = run_backtest(bars, setup, start=float(bars.time[start]), view=view)
         edges = period_edges(start, end)
         edge_times = bars.time[edges[:-1]].astype(float)
-        closed = result.trades
-        out = outcome([t.pnl for t in closed], [t.exit_time for t in closed], edge_times)
+        closed = result.trade_log.columns()   # the trades' fields as columns: no Trade object built
+        out = outcome(closed["pnl"], closed["exit_time"], edge_times)
         if trades:
-            out["trades"] = [(t.exit_time, t.pnl) for t in closed]
+            out["trades"] = list(zip(closed["exit_time"], closed["pnl"]))
         return out

@@ -42,12 +42,34 @@ class Stats:
 
 def summarize(pnls: Sequence[float]) -> Stats:
     """Statistics of trades given by their P&L, in the order they closed."""
-    wins = [p for p in pnls if p > 0]
-    losses = [p for p in pnls if p < 0]
+    if len(pnls) >= VECTOR_FROM:
+        return _summarize_array(pnls)
+    return _summarize_plain(pnls)
+
+
+def _summarize_plain(pnls: Sequence[float]) -> Stats:
+    return _stats(len(pnls), [p for p in pnls if p > 0], [p for p in pnls if p < 0], pnls, max_drawdown(pnls))
+
+
+VECTOR_FROM = 256   # trades from which numpy pays for its arrays
+
+
+def _summarize_array(pnls: Sequence[float]) -> Stats:
+    """`summarize` with numpy picking the wins and losses and running the drawdown: the same
+    numbers bit for bit (the sums are math.fsum's of the same floats, exact in any order)."""
+    import numpy as np
+
+    values = np.asarray(pnls, dtype=np.float64)
+    if not np.isfinite(values).all():   # NaN compares as Python's max() would not: the plain loop
+        return _summarize_plain(pnls)
+    return _stats(len(values), values[values > 0].tolist(), values[values < 0].tolist(), pnls,
+                  max_drawdown_array(values))
+
+
+def _stats(n: int, wins: list[float], losses: list[float], pnls: Sequence[float], drawdown: float) -> Stats:
     gross_profit = math.fsum(wins)
     gross_loss = -math.fsum(losses)
     net = math.fsum(pnls)
-    n = len(pnls)
     profit_factor: float | None
     if gross_loss > 0:
         profit_factor = gross_profit / gross_loss
@@ -55,7 +77,19 @@ def summarize(pnls: Sequence[float]) -> Stats:
         profit_factor = math.inf if gross_profit > 0 else None
     return Stats(trades=n, wins=len(wins), losses=len(losses), win_rate=len(wins) / n if n else None,
                  gross_profit=gross_profit, gross_loss=gross_loss, profit_factor=profit_factor,
-                 expectancy=net / n if n else None, net_pnl=net, max_drawdown=max_drawdown(pnls))
+                 expectancy=net / n if n else None, net_pnl=net, max_drawdown=drawdown)
+
+
+def max_drawdown_array(pnls) -> float:
+    """`max_drawdown` of a float array: np.cumsum adds one value after the other, as `cumulative`
+    does (no pairwise summation), so the levels, peaks and gaps are the same floats."""
+    import numpy as np
+
+    if not len(pnls):
+        return 0.0
+    levels = np.cumsum(pnls)
+    peaks = np.maximum(np.maximum.accumulate(levels), 0.0)
+    return float(max(0.0, float((peaks - levels).max())))
 
 
 def cumulative(pnls: Iterable[float]) -> list[float]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from scalper import rounding
-from scalper.backtest import BacktestResult, Progress, Setup, Trade, run_backtest
+from scalper.backtest import BacktestResult, Progress, Setup, Trade, TradeLog, run_backtest
 from scalper.clock import bar_iso, parse_span_options
 from scalper.core.risk import APPROVED
 from scalper.errors import BadInput
@@ -69,7 +69,7 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
         began = time.perf_counter()
         result = run_backtest(history, setup, start=start, end=end, progress=progress)
         duration = time.perf_counter() - began
-        trade_rows = trades_to_rows(result.trades, setup.spec.digits)
+        trade_rows = trades_to_rows(result.trade_log, setup.spec.digits)
     if not result.bars:
         raise BadInput(f"no bar of {data} lies in the span replayed", where="--from/--to",
                        fix="widen --from/--to to cover the file's times (the file's own clock)")
@@ -187,9 +187,10 @@ def summarize(result: BacktestResult) -> dict:
     """The outcome: totals and per strategy (signals, approved, rejected by reason, trade statistics)."""
     s = result.setup
     signals = Counter(x.strategy for x in result.signals)
+    trades = result.trade_log.columns()
     pnls: dict[str, list[float]] = {name: [] for name in s.strategies}
-    for t in result.trades:
-        pnls[t.strategy].append(t.pnl)
+    for strategy, pnl in zip(trades["strategy"], trades["pnl"]):
+        pnls[strategy].append(pnl)
     per_strategy = {}
     for name in s.strategies:
         decided = result.decisions[name]
@@ -197,7 +198,7 @@ def summarize(result: BacktestResult) -> dict:
     decisions: Counter[str] = Counter()
     for decided in result.decisions.values():
         decisions.update(decided)
-    totals = _row(len(result.signals), decisions, [t.pnl for t in result.trades])
+    totals = _row(len(result.signals), decisions, trades["pnl"])
     return {
         "symbol": s.symbol, "strategies": list(s.strategies), "lookback": s.lookback, "qty": s.qty,
         "risk_percent": s.rules.risk_percent, "bars": result.bars,
@@ -207,7 +208,7 @@ def summarize(result: BacktestResult) -> dict:
         "currency": s.spec.currency, "digits": s.spec.digits,
         "totals": totals, "per_strategy": per_strategy,
         "broker_refused": dict(result.refused),
-        "exit_reasons": dict(Counter(t.exit_reason for t in result.trades).most_common()),
+        "exit_reasons": dict(Counter(trades["exit_reason"]).most_common()),
         "trailing_stop_moves": result.trailed,
         "kill_switches": [{"time": bar_iso(k.time), "source": k.source, "reason": k.reason,
                            "positions_closed": k.positions_closed} for k in result.kill_switches],
@@ -224,25 +225,27 @@ def trade_row(t: Trade, digits: int | None = None) -> dict:
             "exit_reason": t.exit_reason, "pnl": rounding.money(t.pnl)}
 
 
-def trades_to_rows(trades: list[Trade], digits: int | None = None) -> list[dict]:
+def trades_to_rows(trades: list[Trade] | TradeLog, digits: int | None = None) -> list[dict]:
     """`trade_row` of every trade, column by column (times formatted and numbers rounded
-    by numpy and one call per column, not per value)."""
+    by numpy and one call per column, not per value); a TradeLog's columns are read as they are."""
     from scalper.core.scan import format_bar_times
 
-    if not trades:
+    if not len(trades):
         return []
+    log = trades if isinstance(trades, TradeLog) else TradeLog(trades)
+    column = log.columns()
     p = rounding.MONEY_DECIMALS if digits is None else digits
 
     def times(name: str) -> list[str]:
-        return format_bar_times(np.array([getattr(t, name) for t in trades], dtype=np.int64))
+        return format_bar_times(np.array(column[name], dtype=np.int64))
 
     def numbers(name: str, decimals: int) -> list:
-        return rounding.values([getattr(t, name) for t in trades], decimals)
+        return rounding.values(column[name], decimals)
 
-    columns = [times("signal_time"), times("entry_time"), times("exit_time"), [t.strategy for t in trades],
-               [t.direction for t in trades], numbers("volume", rounding.VOLUME_DECIMALS), numbers("entry", p),
+    columns = [times("signal_time"), times("entry_time"), times("exit_time"), column["strategy"],
+               column["direction"], numbers("volume", rounding.VOLUME_DECIMALS), numbers("entry", p),
                numbers("exit", p), numbers("sl", p), numbers("tp", p), numbers("final_sl", p),
-               [t.exit_reason for t in trades], numbers("pnl", rounding.MONEY_DECIMALS)]
+               column["exit_reason"], numbers("pnl", rounding.MONEY_DECIMALS)]
     return [dict(zip(TRADE_FIELDS, row)) for row in zip(*columns)]
 
 
