@@ -95,3 +95,56 @@ def test_a_small_file_is_read_whole(tmp_path):
     assert csvfile.load_tail(path, csvfile.TAIL_BYTES) is None
     assert len(CsvFeed({"X": path}).closed_bars("X", 10, 4e9)) == 1
     assert load_bars(path) is not None
+
+
+@pytest.mark.parametrize("name", ["XAUUSD_M1.csv", "BTCUSD_M1.csv"])
+def test_a_plain_tail_is_read_without_pandas_into_the_very_bars_pandas_gives(name, monkeypatch):
+    path = shared_file(name)
+    size = path.stat().st_size
+    for nbytes in (1 << 12, 1 << 16, 100_003, size - 1):
+        csvfile._TAILS.clear()
+        plain = csvfile.load_tail(path, nbytes)
+        csvfile._TAILS.clear()
+        with monkeypatch.context() as m:
+            m.setattr(csvfile, "_plain_tail", lambda *a: None)   # the pandas path
+            by_pandas = csvfile.load_tail(path, nbytes)
+        assert plain is not None and by_pandas is not None and len(plain) == len(by_pandas) > 10
+        for field in ("time", "open", "high", "low", "close", "volume", "spread"):
+            a, b = getattr(plain, field), getattr(by_pandas, field)
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), (nbytes, field)
+    csvfile._TAILS.clear()
+
+
+@pytest.mark.parametrize("odd", ["2025-06-04 21:25:00,3300.5,3301,3299,3300.1,abc",   # text in a number column
+                                 "2025-06-04 21:25:00, 3300.5,3301,3299,3300.1,12",    # a leading space
+                                 "2025-06-04 21:25,3300.5,3301,3299,3300.1,12",        # another time format
+                                 "2025-06-04 21:25:00,1_000,3301,3299,3300.1,12",      # float() would take it
+                                 "2025-06-04 21:25:00,3300.5,3301,3299,3300.1",        # a field short
+                                 "2025-06-04 21:25:00,3300.5,3301,3299,3300.1,1e999",  # not finite
+                                 ""])                                                 # a blank line
+def test_a_tail_that_is_not_plain_goes_to_pandas(big, odd):
+    lines = big.read_text().splitlines()
+    data = ("\n".join(lines[-50:-1] + [odd, lines[-1]]) + "\n").encode()
+    names = [c.strip().lower() for c in lines[0].split(",")]
+    fields = {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
+    assert len(names) == 6
+    assert csvfile._plain_tail(big, data, ",", names, fields) is None
+    good = ("\n".join(lines[-50:]) + "\n").encode()
+    assert len(csvfile._plain_tail(big, good, ",", names, fields)) == 50
+
+
+def test_a_live_pass_on_a_plain_file_does_not_import_pandas(big):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys, json; from scalper.feeds.csvfile import CsvFeed; from pathlib import Path\n"
+            "feed = CsvFeed({'XAUUSD': Path(sys.argv[1])}); now = float(sys.argv[2])\n"
+            "w = feed.closed_bars('XAUUSD', 100, now); p = feed.price_at('XAUUSD', now)\n"
+            "print(json.dumps([len(w), p is not None, 'pandas' in sys.modules]))")
+    whole, _ = read_bars(big)
+    out = subprocess.run([sys.executable, "-c", code, str(big), str(float(whole.time[-1]) + 65)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert json.loads(out) == [100, True, False]
