@@ -155,6 +155,11 @@ class TradeLog:
             self._trades = [Trade(*row) for row in self.rows]
         return self._trades
 
+    def column(self, name: str) -> list:
+        """One field's values, in closing order, without transposing the others."""
+        k = TRADE_NAMES.index(name)
+        return [row[k] for row in self.rows]
+
     def columns(self) -> dict[str, list]:
         """Each field's values, in closing order (made once for the rows and the summary: not to be
         changed by the reader)."""
@@ -230,7 +235,8 @@ def run_backtest(history: Bars, setup: Setup, *, start: float | None = None, end
     if view is None:
         give_back()   # the scan's per-window arrays
     result = _Replay(history, setup, scanned.signals, start, end).run(progress)
-    give_back()   # the replay's arrays: the rows made next reuse that memory, not more
+    if view is None:   # a single backtest: its rows, made next, reuse that memory (not an optimiser's trial)
+        give_back()   # the replay's arrays
     return result
 
 
@@ -581,7 +587,7 @@ class _Replay:
             unrealized = unrealized + profit(p.direction, p.entry, price, p.volume, cs)
         trips = stopped_out(self.balance + unrealized) if may_stop else np.zeros(j - i, dtype=bool)
         if may_kill:
-            days = ((self.time[i:j] + (BAR_SECONDS + DECISION_DELAY_S)) // DAY_SECONDS) * DAY_SECONDS
+            days = ((self.time[i:j] + AFTER_CLOSE_S) // DAY_SECONDS) * DAY_SECONDS
             realized_today = np.zeros(j - i)
             for d in np.unique(days).tolist():
                 realized_today[days == d] = self.realized_by_day.get(float(d), 0.0)

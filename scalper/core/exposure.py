@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from scalper.core import upkeep
-from scalper.core.risk import Exposure, daily_loss_cap
+from scalper.core.risk import Exposure, daily_loss_cap, daily_loss_hit
 from scalper.core.rules import RiskRules
 from scalper.symbols import root_symbol
 
@@ -80,7 +80,7 @@ def kill_switch_reason(*, unrealized: float, realized_today: float, balance: flo
         return UNREALIZED_LOSS, reason
     cap = daily_loss_cap(rules.limits, balance)
     today = realized_today + unrealized
-    if cap is not None and -today >= cap:
+    if daily_loss_hit(today, cap):
         return DAILY_LOSS, f"today's P&L {today:.2f} reached the daily loss limit -{cap:.2f}"
     return None
 
@@ -89,7 +89,7 @@ def kill_switch_idle_when_flat(rules: RiskRules) -> bool:
     """Whether `kill_switch_reason` gives None whatever the balance and today's realized P&L when no
     position is open (unrealized 0): the floating loss is then none, and only a daily loss cap
     could act on today's realized P&L; without one nothing can."""
-    return rules.limits.daily_loss_limit is None and rules.limits.daily_loss_limit_pct is None
+    return daily_loss_cap(rules.limits, 0.0) is None   # no cap, whatever the balance
 
 
 def kill_switch_trips(*, unrealized: np.ndarray, realized_today: np.ndarray, balance: float,
@@ -105,6 +105,6 @@ def kill_switch_trips(*, unrealized: np.ndarray, realized_today: np.ndarray, bal
         tripped |= loss >= balance * rule.loss_pct / 100.0
     tripped &= loss > 0
     cap = daily_loss_cap(rules.limits, balance)
-    if cap is not None:
+    if cap is not None:   # daily_loss_hit, element by element
         tripped |= -(realized_today + unrealized) >= cap
     return tripped

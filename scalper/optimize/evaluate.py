@@ -50,8 +50,9 @@ class BacktestEvaluator:
         result = run_backtest(bars, setup, start=float(bars.time[start]), view=view)
         edges = period_edges(start, end)
         edge_times = bars.time[edges[:-1]].astype(float)
-        closed = result.trade_log.columns()   # the trades' fields as columns: no Trade object built
-        out = outcome(closed["pnl"], closed["exit_time"], edge_times)
+        log = result.trade_log   # two of the trades' fields: no Trade object built, no other column
+        pnl, exits = log.column("pnl"), log.column("exit_time")
+        out = outcome(pnl, exits, edge_times)
         if trades:
-            out["trades"] = list(zip(closed["exit_time"], closed["pnl"]))
+            out["trades"] = list(zip(exits, pnl))
         return out
