@@ -492,7 +492,7 @@ class Config(Strict, ConfigRules):
             if bot.risk.risk_percent is not None:
                 continue   # sized per order; refused then with risk_volume_below_minimum if too small
             spec = known_spec(bot.symbol, specs)
-            qty = self.qty_of(bot)
+            qty = self.qty_of(bot, specs)
             if spec is None or size_order(qty=qty, spec=spec).ok:
                 continue
             least = spec.volume_min

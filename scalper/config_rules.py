@@ -85,12 +85,15 @@ class ConfigRules:
                 return b
         raise KeyError(name)
 
-    def qty_of(self, bot) -> float:
+    def qty_of(self, bot, specs: dict[str, SymbolSpec] | None = None) -> float:
         """A bot's lots per order: its `qty`, else the symbol's default, never below the minimum
-        volume of the symbol as this config's `symbols:` (or the built-in table) describes it."""
+        volume of the symbol as this config's `symbols:` (or the built-in table) describes it.
+        `specs`: symbol_overrides() when the caller holds it already (a pass, the validator)."""
         from scalper.symbols import default_qty
 
-        return bot.qty if bot.qty is not None else default_qty(bot.symbol, self.symbol_overrides())
+        if bot.qty is not None:
+            return bot.qty
+        return default_qty(bot.symbol, self.symbol_overrides() if specs is None else specs)
 
     def symbol_overrides(self) -> dict[str, SymbolSpec]:
         from scalper import settings

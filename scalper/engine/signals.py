@@ -112,7 +112,7 @@ class SignalFlow:
     def _fan_out(self, bot: BotConfig, signal: Signal, signal_id: int, key: str) -> None:
         """One order per broker account of the bot."""
         ctx = self.ctx
-        qty = ctx.cfg.qty_of(bot)
+        qty = ctx.cfg.qty_of(bot, ctx.specs)
         for acc_id in bot.accounts:
             broker = ctx.brokers.get(acc_id)
             spec: SymbolSpec | None = None
