@@ -52,7 +52,7 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
             found[name].extend(part.signals)
             for reason, n in part.skips.items():
                 result.skips[reason] = result.skips.get(reason, 0) + n
-        result.signals = _in_order(found)
+        result.signals = in_order(found)
         return result
     resolved = {name: resolve_params(name, params.get(name), lookback) for name in names}
     count = window_count(len(history), lookback)
@@ -74,11 +74,11 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
             for reason, n in part.skips.items():
                 result.skips[reason] = result.skips.get(reason, 0) + n
         del view
-    result.signals = _in_order(found)
+    result.signals = in_order(found)
     return result
 
 
-def _in_order(found: dict[str, list[Signal]]) -> list[Signal]:
+def in_order(found: dict[str, list[Signal]]) -> list[Signal]:
     """The signals sorted by (bar time, canonical strategy order): each strategy's, in canonical
     order, then a stable sort on the bar time alone (a C key; equal times keep that order)."""
     signals = [s for name in sorted(found, key=_ORDER.__getitem__) for s in found[name]]

@@ -95,22 +95,19 @@ def signal_digits(bars, symbol: str | None, cfg: Config | None = None) -> int:
 def _scan(bars, names, params, lookback, progress):
     """scan_history, one strategy at a time when someone watches the progress (the
     outcome is the same: strategies are independent; signals sorted as scan_history does)."""
-    from scalper.core.scan import ScanResult, scan_history
+    from scalper.core.scan import ScanResult, in_order, scan_history
 
     if progress is None or len(names) < 2:
         return scan_history(bars, names, params, lookback)
-    order = {n: i for i, n in enumerate(names)}
     merged = ScanResult(evaluated=0)
+    found = {}
     progress(0, len(names))
     for i, name in enumerate(names, 1):
         part = scan_history(bars, [name], {name: params[name]}, lookback)
         merged.evaluated = part.evaluated
-        merged.signals.extend(part.signals)
+        found[name] = part.signals
         for reason, count in part.skips.items():
             merged.skips[reason] = merged.skips.get(reason, 0) + count
         progress(i, len(names))
-    from scalper.core.strategies import STRATEGY_NAMES
-
-    rank = {n: i for i, n in enumerate(STRATEGY_NAMES)}
-    merged.signals.sort(key=lambda s: (s.bar_time, rank.get(s.strategy, order[s.strategy])))
+    merged.signals = in_order(found)   # scan_history's own ordering
     return merged
