@@ -129,6 +129,8 @@ def test_a_tail_that_is_not_plain_goes_to_pandas(big, odd):
     fields = {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
     assert len(names) == 6
     assert csvfile._plain_tail(big, data, ",", names, fields) is None
+    bad = ("\n".join(lines[-50:-1] + [lines[-1].replace(",", ",-", 1)]) + "\n").encode()   # a negative open
+    assert csvfile._plain_tail(big, bad, ",", names, fields) is csvfile.BAD_TAIL   # plain, checked: not pandas
     good = ("\n".join(lines[-50:]) + "\n").encode()
     assert len(csvfile._plain_tail(big, good, ",", names, fields)) == 50
 

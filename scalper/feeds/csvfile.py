@@ -806,7 +806,9 @@ def _read_tail(path: Path, nbytes: int, size: int) -> Bars | None:
     if quoted:
         return None
     plain = _plain_tail(path, data, sep, names, fields)
-    if plain is not None:
+    if plain is BAD_TAIL:
+        return None   # pandas would read the same bytes and find the same problem: read the file whole
+    if isinstance(plain, Bars):
         return plain
     import pandas as pd
 
@@ -823,16 +825,18 @@ def _read_tail(path: Path, nbytes: int, size: int) -> Bars | None:
     return table.bars(~chunk.blank)
 
 
+BAD_TAIL = object()   # _plain_tail: the tail is plain and its checks find a problem
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"   # what pandas and float() read alike
 _PLAIN_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 
 
-def _plain_tail(path: Path, data: bytes, sep: str, names: list[str], fields: dict[str, int]) -> Bars | None:
+def _plain_tail(path: Path, data: bytes, sep: str, names: list[str], fields: dict[str, int]) -> Bars | object | None:
     """The tail's bars without pandas (~0.2 s to import, every live pass of run-once) when every
     line is plain: ASCII, no blank line, each cell a plain decimal number (_NUMBER, read by
     float(), correctly rounded as pandas' parser reads such numbers) or, in the time column, a
-    plain time (_plain_times); then the same checks as the pandas path. None otherwise: pandas
-    reads the tail as before."""
+    plain time (_plain_times); then the same checks as the pandas path (BAD_TAIL when they find
+    a problem: the whole file is read then, and names the line). None otherwise: pandas reads
+    the tail as before."""
     if "date" in fields or not data.isascii():
         return None
     cell = {j: _PLAIN_TIME if j == fields["time"] else _NUMBER for j in range(len(names))}
@@ -859,7 +863,7 @@ def _plain_tail(path: Path, data: bytes, sep: str, names: list[str], fields: dic
             columns[f] = _Column(names[i], values, no, no, {}, i)
     table = _BarTable(path, 0, no, np.zeros(0, dtype=np.int64), len(names), columns)
     if table.problems():
-        return None
+        return BAD_TAIL
     return table.bars(~no)
 
 
