@@ -150,3 +150,29 @@ def test_requests_are_pending_until_their_host_confirms(tmp_path):
         assert [p["host"] for p in pending_hosts(led)] == ["vps2"]
         done = books.requests(led, pending_only=False, host="vps1")[0]
         assert done["confirmed_at"] is not None and done["closed"] == 1
+
+
+def test_a_pass_waits_on_the_host_lock_then_runs_or_is_dropped_at_expiry(tmp_path):
+    """A pass that finds its host's lock taken waits on the lock (not by setting itself up again
+    and again); it runs once the lock is free, and is dropped when the slot expires first."""
+    import threading
+    import time
+
+    from scalper.fleet.app import expiry_s, run_pass
+    from scalper.ledger.lock import run_lock
+
+    path = _config(tmp_path, [{"id": 1}], [_bot("gold", [1])], engine={"log_file": None, "interval_s": 5})
+    cfg = load_config(path)
+    now = "2025-05-15T09:16:05"
+    with run_lock(tmp_path / "ledger.db", holder="a test"):
+        began = time.time()
+        dropped = run_pass(LOCAL, slot=1, now=now, config=str(path))
+        waited = time.time() - began
+    assert dropped["dropped"] == "the host's lock stayed taken until the slot expired"
+    assert expiry_s(cfg) - 0.5 <= waited < expiry_s(cfg) + 2
+
+    held = run_lock(tmp_path / "ledger.db", holder="a test")
+    held.__enter__()
+    threading.Timer(0.5, held.__exit__, (None, None, None)).start()
+    ran = run_pass(LOCAL, slot=2, now=now, config=str(path))
+    assert "dropped" not in ran and ran["exit_code"] == 0 and ran["run_id"]

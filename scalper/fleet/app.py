@@ -109,6 +109,7 @@ def run_pass(host: str, *, slot: int | None, now: str | None = None, config: str
     from scalper.fleet.requests import serve
     from scalper.ledger import Ledger
     from scalper.ledger import fleet as books
+    from scalper.ledger.lock import run_lock
     from scalper.services.run import run_once
 
     received = time.time()
@@ -136,13 +137,18 @@ def run_pass(host: str, *, slot: int | None, now: str | None = None, config: str
             summary = run_once(config=config, ledger=ledger, now=now, host=host)
             break
         except LockHeld:
-            if time.time() > deadline:
+            # Wait on the lock itself (its own polling), not by setting the whole pass up again
+            # (config, feed reads, brokers) every few ms; once it is free, the pass takes it anew.
+            try:
+                with run_lock(path, holder="fleet pass (waiting)", host=host,
+                              wait_s=max(0.0, deadline - time.time())):
+                    pass
+            except LockHeld:
                 doc["dropped"] = "the host's lock stayed taken until the slot expired"
                 log.warning("host %s: pass for slot %s dropped: %s", host, slot, doc["dropped"])
                 with Ledger(path) as led:
                     books.record_pass_end(led, host, slot, time.time(), {"dropped": doc["dropped"]})
                 return doc
-            time.sleep(0.05)
     doc.update(run_id=summary.run_id, exit_code=summary.exit_code, started=started, ended=time.time(),
                duration_s=summary.duration_s, lateness_s=round(started - scheduled, 3),
                orders_created=summary.orders_created)
