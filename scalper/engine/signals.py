@@ -167,33 +167,19 @@ class SignalFlow:
         unrealized = sum(p.unrealized or 0.0 for p in positions if p.bot == bot.name)
         realized = ctx.ledger.positions.realized_today(day_start(ctx.now)).get(bot.name, 0.0)
         held = [(p.account_id, p.symbol, p.side) for p in positions]
+        market = self._market(bot, accounts)   # one quote and spec for both uses below
         return build_exposure(
             held + [(o.account_id, o.symbol, o.side) for o in inflight],
             symbol=bot.symbol, group_symbols=group_symbols,
             balance=min((ctx.balances.get(a, 0.0) for a in accounts), default=0.0),
             pnl_today=realized + unrealized,
-            spread_points=self._spread_points(bot, window, accounts),
+            spread_points=self._spread_points(window, market),
             kill_switch_engaged=ctx.ledger.kill_switches.get(bot.name) is not None,
-            **self._stops_check(bot, accounts))
+            **self._stops_check(market))
 
-    def _stops_check(self, bot: BotConfig, accounts: list[int]) -> dict[str, Any]:
-        """The latest quote the order would meet and the symbol's stop rules (risk's last check),
-        from the bot's first account; nothing when no quote can be had (the broker decides)."""
-        if not accounts:
-            return {}
-        broker = self.ctx.brokers[accounts[0]]
-        try:
-            q = broker.quote(bot.symbol)
-        except ScalperError:
-            return {}
-        spec = self.ctx.rounding_spec(broker, bot.symbol)
-        return {"quote": (q.bid, q.ask), "price_digits": spec.digits,
-                "stops_min_distance": spec.stops_level * spec.point}
-
-    def _spread_points(self, bot: BotConfig, window: Bars, accounts: list[int]) -> float | None:
-        """The signal bar's spread when the feed has one, else the broker's current quote."""
-        if len(window) and not np.isnan(window.spread[-1]):
-            return float(window.spread[-1])
+    def _market(self, bot: BotConfig, accounts: list[int]) -> tuple[Any, SymbolSpec] | None:
+        """(the latest quote, the symbol's spec) at the bot's first account; None when no quote
+        can be had (the broker decides then)."""
         if not accounts:
             return None
         broker: Broker = self.ctx.brokers[accounts[0]]
@@ -201,5 +187,24 @@ class SignalFlow:
             q = broker.quote(bot.symbol)
         except ScalperError:
             return None
-        return (q.ask - q.bid) / self.ctx.rounding_spec(broker, bot.symbol).point
+        return q, self.ctx.rounding_spec(broker, bot.symbol)
+
+    @staticmethod
+    def _stops_check(market: tuple[Any, SymbolSpec] | None) -> dict[str, Any]:
+        """The latest quote the order would meet and the symbol's stop rules (risk's last check)."""
+        if market is None:
+            return {}
+        q, spec = market
+        return {"quote": (q.bid, q.ask), "price_digits": spec.digits,
+                "stops_min_distance": spec.stops_level * spec.point}
+
+    @staticmethod
+    def _spread_points(window: Bars, market: tuple[Any, SymbolSpec] | None) -> float | None:
+        """The signal bar's spread when the feed has one, else the broker's current quote."""
+        if len(window) and not np.isnan(window.spread[-1]):
+            return float(window.spread[-1])
+        if market is None:
+            return None
+        q, spec = market
+        return (q.ask - q.bid) / spec.point
 
