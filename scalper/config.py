@@ -26,6 +26,7 @@ from scalper import settings
 from scalper.config_cache import _cache_key, _code_stamp, load_config  # noqa: F401  (its home)
 from scalper.config_rules import AccountRules, BotRules, ConfigRules, NotifyRules
 from scalper.core.rules import DEFAULT_BALANCE, DEFAULT_LOOKBACK, RiskRules
+from scalper.fleet.hosts import LOCAL
 from scalper.symbols import SymbolSpec
 
 # Every default below that the core also reads is taken from the core's own value objects.
@@ -207,7 +208,7 @@ class AccountConfig(Strict, AccountRules):
     terminal: TerminalBridgeConfig | None = Field(
         default=None, description="mt5: reach the terminal through `scalper terminal-server` at host:port (e.g. from "
                           "Linux to a Windows VPS) instead of importing MetaTrader5 here")
-    host: HostName = Field(default="local", description="the terminal host whose `scalper worker --host NAME` trades "
+    host: HostName = Field(default=LOCAL, description="the terminal host whose `scalper worker --host NAME` trades "
                                                 "this account (a fleet; see README)")
 
     @model_validator(mode="before")

@@ -30,7 +30,7 @@ from celery.schedules import schedstate, schedule
 
 from scalper.config import Config
 from scalper.errors import BadInput, LockHeld
-from scalper.fleet.hosts import hosts_of, queue_name, slot_of, slot_start
+from scalper.fleet.hosts import check_host, hosts_of, queue_name, slot_of, slot_start
 
 log = logging.getLogger("scalper.fleet")
 
@@ -227,9 +227,7 @@ def start_beat(cfg: Config, *, loglevel: str = "INFO") -> None:
 
 
 def start_worker(cfg: Config, host: str, *, pool: str | None = None, loglevel: str = "INFO") -> None:
-    if host not in hosts_of(cfg):
-        raise BadInput(f"no account has host {host!r}", where="--host",
-                       fix=f"use one of: {', '.join(hosts_of(cfg))}, or set `host: {host}` on its accounts")
+    check_host(cfg, host, fix=f"use one of: {', '.join(hosts_of(cfg))}, or set `host: {host}` on its accounts")
     app = make_app(cfg)
     pool = pool or ("solo" if sys.platform == "win32" else "prefork")
     app.worker_main(["worker", "--queues", queue_name(cfg, host), "--concurrency", "1", "--pool", pool,

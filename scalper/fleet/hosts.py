@@ -57,3 +57,11 @@ def slot_of(instant: float, interval_s: float) -> int:
 
 def slot_start(slot: int, interval_s: float) -> float:
     return slot * interval_s
+
+
+def check_host(cfg: Config, host: str, fix: str) -> None:
+    """BadInput (exit 2) when no account of the config has `host` (`fix` says what to do)."""
+    from scalper.errors import BadInput
+
+    if host not in hosts_of(cfg):
+        raise BadInput(f"no account has host {host!r}", where="--host", fix=fix)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar, Self, TypeVar
 
+from scalper.fleet.hosts import LOCAL
 from scalper.vocab import (
     CloseState,
     DecisionAction,
@@ -86,7 +87,7 @@ class RunRow(Row):
     pid: int | None = None
     dry_run: int = 0
     summary: str | None = None
-    host: str = "local"
+    host: str = LOCAL
 
 
 @dataclass(frozen=True)

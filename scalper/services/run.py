@@ -43,12 +43,10 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
 def _for_host(cfg, host: str | None):
     """The fleet's hook (scalper.fleet.hosts): the bots and accounts of terminal host `host`
     (default `local`), the whole config when every account is on it (a single machine) → (config, host)."""
-    from scalper.fleet.hosts import LOCAL, for_host, hosts_of
+    from scalper.fleet.hosts import LOCAL, check_host, for_host, hosts_of
 
     host = host or LOCAL
-    if host not in hosts_of(cfg):
-        raise BadInput(f"no account has host {host!r}", where="--host",
-                       fix=f"pass --host with one of: {', '.join(hosts_of(cfg))}")
+    check_host(cfg, host, fix=f"pass --host with one of: {', '.join(hosts_of(cfg))}")
     return for_host(cfg, host), host
 
 
@@ -57,7 +55,6 @@ def _refuse_going_back(ledger_path, instant: float, text: str) -> None:
     days, limits and reports read them by time): refused unless asked for explicitly."""
 
     from scalper.clock import iso, parse_instant
-    from scalper.errors import BadInput
     from scalper.ledger import Ledger, ledger_exists
 
     if not ledger_exists(ledger_path):
