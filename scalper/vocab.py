@@ -142,6 +142,13 @@ class OutboxStatus(StrEnum):
     DROPPED = "dropped"   # given up after too many tries
 
 
+class RequestStatus(StrEnum):
+    """A fleet operator request to one host (kill-switch, rollback), as the ledger holds it."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+
+
 class TradeRetcode(IntEnum):
     """MetaTrader 5's trade server return codes: each member is `mt5.TRADE_RETCODE_<NAME>`,
     same name, same number. Every broker (the paper broker included) answers with these."""

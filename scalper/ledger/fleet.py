@@ -15,10 +15,14 @@ import json
 from typing import Any
 
 from scalper.clock import iso
+from scalper.vocab import RequestStatus
 
 SLOT_PREFIX = "fleet_slot|"
 REQUEST_PREFIX = "fleet_request|"
-PENDING, CONFIRMED = "pending", "confirmed"
+
+
+def _request_key(request_id: str, host: str) -> str:
+    return f"{REQUEST_PREFIX}{request_id}|{host}"
 
 
 def claim_slot(ledger: Any, host: str, slot: int, now: float, *, detail: dict[str, Any]) -> bool:
@@ -48,14 +52,14 @@ def record_pass_end(ledger: Any, host: str, slot: int, now: float, detail: dict[
 def add_request(ledger: Any, c: Any, request_id: str, host: str, doc: dict[str, Any], now: float) -> None:
     """Inside the caller's transaction: ask `host` to do `doc` (kind, bots, positions)."""
     value = {**doc, "request": request_id, "host": host, "requested_at": iso(now), "confirmed_at": None}
-    c.execute("INSERT INTO engine_state (key, value, reason, updated_at) VALUES (?, ?, ?, ?)",
-              (f"{REQUEST_PREFIX}{request_id}|{host}", json.dumps(value, sort_keys=True), PENDING, iso(now)))
+    ledger.set_state(c, _request_key(request_id, host), json.dumps(value, sort_keys=True), now,
+                     RequestStatus.PENDING)
 
 
 def requests(ledger: Any, *, host: str | None = None, pending_only: bool = True) -> list[dict[str, Any]]:
     """Operator requests, oldest first; of one host, or of every host."""
     sql = "SELECT value FROM engine_state WHERE key LIKE ?" + (" AND reason = ?" if pending_only else "")
-    params: tuple = (REQUEST_PREFIX + "%",) + ((PENDING,) if pending_only else ())
+    params: tuple = (REQUEST_PREFIX + "%",) + ((RequestStatus.PENDING.value,) if pending_only else ())
     rows = [json.loads(r["value"]) for r in ledger.query(sql, params)]
     return sorted((r for r in rows if host is None or r["host"] == host), key=lambda r: (r["requested_at"],
                                                                                        r["request"]))
@@ -66,6 +70,5 @@ def update_request(ledger: Any, c: Any, request: dict[str, Any], now: float, *, 
     value = {**request, **fields, "updated_at": iso(now)}
     if confirmed:
         value["confirmed_at"] = iso(now)
-    c.execute("UPDATE engine_state SET value = ?, reason = ?, updated_at = ? WHERE key = ?",
-              (json.dumps(value, sort_keys=True), CONFIRMED if confirmed else PENDING, iso(now),
-               f"{REQUEST_PREFIX}{request['request']}|{request['host']}"))
+    ledger.set_state(c, _request_key(request["request"], request["host"]), json.dumps(value, sort_keys=True), now,
+                     RequestStatus.CONFIRMED if confirmed else RequestStatus.PENDING)
