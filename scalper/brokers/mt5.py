@@ -48,6 +48,7 @@ from scalper.brokers.base import (
 )
 from scalper.clock import Clock
 from scalper.config import AccountConfig
+from scalper.core.sizing import step_decimals
 from scalper.errors import BrokerUnavailable
 from scalper.mt5_terminal import (
     IPC_ERRORS,
@@ -386,13 +387,9 @@ def _seconds(msc: int, seconds: int) -> float:
     return msc / 1000 if msc else float(seconds)
 
 
-def _decimals(step: float) -> int:
-    return len(f"{step:.10f}".rstrip("0").split(".")[1])
-
-
 def _volume(volume: float, step: float) -> float:
     """Lots as a Python float (an int is refused), without float noise beyond the step's decimals."""
-    return float(round(volume, _decimals(step)))
+    return float(round(volume, step_decimals(step)))
 
 
 def _price_level(price: float | None, info) -> float:

@@ -8,6 +8,7 @@ budget). The order is refused instead, with a reason code saying why.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -79,6 +80,7 @@ def floor_volume(volume: float, spec: SymbolSpec) -> float:
     return 0.0
 
 
+@functools.lru_cache(maxsize=64)   # a handful of steps per process; read per order sized
 def step_decimals(step: float) -> int:
     """Decimals of a volume step as written: 0.01 → 2, 0.1 → 1, 1.0 → 0."""
     exponent = Decimal(repr(step)).normalize().as_tuple().exponent
