@@ -26,13 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     wants_json = "--json" in args
     try:
-        from scalper.cli import plain, run_once
+        from scalper.cli import plain
 
-        once = run_once.parse(args)
-        line = None if once is not None else plain.read(args)
-        if once is not None:
-            rv = run_once.run(**once)
-        elif line is not None:
+        line = plain.read(args)
+        if line is not None:
             body, kwargs = line
             rv = body(**kwargs)
         else:

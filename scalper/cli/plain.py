@@ -3,7 +3,7 @@
 typer, its click and the app's ~30 commands cost ~45 ms of a start-up; for `scan` and
 `backtest` on cached bars that is a tenth of the run. A plain line of these commands — their
 options spelt `--opt VALUE` or `--opt=VALUE`, each at most once, numbers that parse and lie in
-range — is read here (run-once has its own reader, scalper.cli.run_once, which this shares).
+range — is read here, and so is a plain run-once line (RUN_ONCE, for scalper.cli.run_once).
 Any other line goes to the typer app, which reads, explains or refuses it as before. Each typer
 command calls the same `run` body the fast path calls; typer's declarations in commands.py are
 the reference, and tests/test_plain_lines.py checks with hypothesis that both read alike.
@@ -18,7 +18,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalper.cli.run_once import _ENV, _GLOBAL_VALUES, _options
+_GLOBAL_VALUES = {"--config": "config", "-c": "config", "--ledger": "ledger"}   # before the command
+_ENV = {"config": "SCALPER_CONFIG", "ledger": "SCALPER_LEDGER"}   # the options' envvar fallbacks
+
+
+def _options(args: list[str], i: int, values: dict[str, str], flags: dict[str, str] | None = None,
+             stop: str | None = None, repeatable: tuple[str, ...] = ()) -> tuple[int, dict[str, Any] | None]:
+    """Read options from args[i] on, up to `stop` or the end → (index reached, {parameter: value}),
+    or (i, None) at anything this reader does not take. `repeatable` parameters gather lists."""
+    found: dict[str, Any] = {}
+    while i < len(args) and args[i] != stop:
+        token = args[i]
+        if flags and token in flags:
+            found[flags[token]] = True
+            i += 1
+            continue
+        if token.startswith("--") and "=" in token:
+            spelling, value = token.split("=", 1)
+            step = 1
+        elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+            spelling, value = token, args[i + 1]
+            step = 2
+        else:
+            return i, None
+        name = values.get(spelling)
+        if name is None:
+            return i, None
+        if name in repeatable:
+            found.setdefault(name, []).append(value)
+        elif name in found:
+            return i, None
+        else:
+            found[name] = value
+        i += step
+    return i, found
 
 
 @dataclass(frozen=True)
@@ -27,16 +60,17 @@ class PlainCommand:
     values: dict[str, str]                   # option spelling -> parameter (text values)
     flags: dict[str, str]                    # flag spelling -> parameter (True when given)
     required: tuple[str, ...] = ()
+    repeatable: tuple[str, ...] = ()                                     # parameters given as lists
     ints: dict[str, int] = field(default_factory=dict)                   # parameter -> typer's min=
     numbers: dict[str, tuple[float, float]] = field(default_factory=dict)  # parameter -> cli.common.number's range
 
     def parse(self, args: list[str]) -> dict[str, Any] | None:
         """The keyword arguments of the command's `run` for a plain line, or None when typer must
         read it. Global --config/--ledger go into the environment, as the app's callback does."""
-        i, given = _options(args, 0, _GLOBAL_VALUES, stop=self.name, repeatable=())
+        i, given = _options(args, 0, _GLOBAL_VALUES, stop=self.name)
         if given is None or i >= len(args) or args[i] != self.name:
             return None
-        end, options = _options(args, i + 1, self.values, flags=self.flags, repeatable=())
+        end, options = _options(args, i + 1, self.values, flags=self.flags, repeatable=self.repeatable)
         if options is None or end != len(args) or any(r not in options for r in self.required):
             return None
         kwargs: dict[str, Any] = {p: None for p in self.values.values()}
@@ -59,12 +93,17 @@ class PlainCommand:
         for name, value in given.items():   # the app callback: `if config: os.environ[...] = config`
             if value:
                 os.environ[_ENV[name]] = value
-        if "config" in kwargs and "config" not in options:   # click: a non-empty envvar, else None
-            kwargs["config"] = os.environ.get(_ENV["config"]) or None
+        for name, env in _ENV.items():   # click: the option as given, else a non-empty envvar, else None
+            if name in kwargs and name not in options:
+                kwargs[name] = os.environ.get(env) or None
         return kwargs
 
 
 _CONFIG = {"--config": "config", "-c": "config"}
+
+RUN_ONCE = PlainCommand(
+    "run-once", {"--bot": "bot", "-b": "bot", "--now": "now", "--host": "host", "--ledger": "ledger", **_CONFIG},
+    {"--dry-run": "dry_run", "--allow-backwards": "allow_backwards", "--json": "as_json"}, repeatable=("bot",))
 
 SCAN = PlainCommand(
     "scan", {"--data": "data", "--symbol": "symbol", "--bot": "bot", "--strategies": "strategies", "--from": "since",
@@ -128,9 +167,15 @@ def backtest(*, data: str, bot: str | None, symbol: str | None, strategies: str 
     return 0
 
 
+def run_once(**kwargs: Any) -> int:
+    from scalper.cli.run_once import run
+
+    return run(**kwargs)
+
+
 def read(args: list[str]) -> tuple[Callable[..., int], dict[str, Any]] | None:
-    """(the body to run, its keyword arguments) for a plain scan or backtest line, else None."""
-    for command, body in ((SCAN, scan), (BACKTEST, backtest)):
+    """(the body to run, its keyword arguments) for a plain run-once, scan or backtest line, else None."""
+    for command, body in ((RUN_ONCE, run_once), (SCAN, scan), (BACKTEST, backtest)):
         kwargs = command.parse(args)
         if kwargs is not None:
             return body, kwargs
