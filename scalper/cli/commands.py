@@ -6,7 +6,10 @@ import typer
 
 from scalper.cli import render
 from scalper.cli.common import ConfigOpt, JsonOpt, LedgerOpt, emit_json, number, out_console
+from scalper.cli.plain import BACKTEST, MIN_LOOKBACK
 from scalper.cli.typer_app import app
+
+LIMITS = BACKTEST.numbers   # the number options' ranges, read by the plain reader as well
 
 
 @app.command("run-once")
@@ -47,7 +50,7 @@ def scan(
     since: str | None = typer.Option(None, "--from", metavar="ISO", help="First signal bar time (file clock)."),
     until: str | None = typer.Option(None, "--to", metavar="ISO", help="Last signal bar time (file clock)."),
     out: str | None = typer.Option(None, "--out", help="Write the signals to this CSV file.", metavar="FILE.csv"),
-    lookback: int | None = typer.Option(None, "--lookback", metavar="BARS", min=15,
+    lookback: int | None = typer.Option(None, "--lookback", metavar="BARS", min=MIN_LOOKBACK,
                                         help="Window length in bars [default: 100]."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
     config: str | None = ConfigOpt, as_json: bool = JsonOpt,
@@ -150,18 +153,18 @@ def backtest(
     trades_out: str | None = typer.Option(None, "--trades-out", metavar="FILE.csv", help="Write the trades."),
     chart: str | None = typer.Option(None, "--chart", metavar="FILE.png",
                                         help="Draw the last bars with signals and trades, and the equity curve."),
-    balance: float | None = typer.Option(None, "--balance", parser=number(0.01, 1e12), metavar="MONEY",
+    balance: float | None = typer.Option(None, "--balance", parser=number(*LIMITS["balance"]), metavar="MONEY",
                                             help="Starting balance (default: the bot's paper balance, else 10000)."),
-    qty: float | None = typer.Option(None, "--qty", parser=number(0.0001, 1e5), metavar="LOTS",
+    qty: float | None = typer.Option(None, "--qty", parser=number(*LIMITS["qty"]), metavar="LOTS",
                                         help="Lots per order (default: the bot's, else 0.01 metals, 0.10 FX)."),
-    lookback: int | None = typer.Option(None, "--lookback", metavar="BARS", min=15, help="Window length in bars "
-                                                                            "(default: the bot's, else 100)."),
+    lookback: int | None = typer.Option(None, "--lookback", metavar="BARS", min=MIN_LOOKBACK,
+                                        help="Window length in bars (default: the bot's, else 100)."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows of the file with a warning."),
-    spread: float | None = typer.Option(None, "--spread", parser=number(0, 1e6), metavar="POINTS",
+    spread: float | None = typer.Option(None, "--spread", parser=number(*LIMITS["spread"]), metavar="POINTS",
                                            help="Spread in points for every bar, instead of the file's spread "
                                                 "column or the symbol's typical spread (0: no costs)."),
     no_trailing: bool = typer.Option(False, "--no-trailing", help="Turn the trailing stop off."),
-    leverage: float | None = typer.Option(None, "--leverage", parser=number(1, 10_000), metavar="RATIO",
+    leverage: float | None = typer.Option(None, "--leverage", parser=number(*LIMITS["leverage"]), metavar="RATIO",
                                              help="Account leverage (1:RATIO) for the margin check: an order needs "
                                                   "volume × contract size × price / RATIO of free margin "
                                                   "(default 100, as the paper broker)."),

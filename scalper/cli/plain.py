@@ -100,6 +100,7 @@ class PlainCommand:
 
 
 _CONFIG = {"--config": "config", "-c": "config"}
+MIN_LOOKBACK = 15   # --lookback of scan and backtest (typer's min=)
 
 RUN_ONCE = PlainCommand(
     "run-once", {"--bot": "bot", "-b": "bot", "--now": "now", "--host": "host", "--ledger": "ledger", **_CONFIG},
@@ -108,16 +109,16 @@ RUN_ONCE = PlainCommand(
 SCAN = PlainCommand(
     "scan", {"--data": "data", "--symbol": "symbol", "--bot": "bot", "--strategies": "strategies", "--from": "since",
              "--to": "until", "--out": "out", "--lookback": "lookback", **_CONFIG},
-    {"--skip-bad-rows": "skip_bad_rows", "--json": "as_json"}, required=("data",), ints={"lookback": 15})
+    {"--skip-bad-rows": "skip_bad_rows", "--json": "as_json"}, required=("data",), ints={"lookback": MIN_LOOKBACK})
 
-# the ranges of cli.common.number in commands.backtest
+# the number options' ranges: commands.backtest's typer options read them from here too
 BACKTEST = PlainCommand(
     "backtest", {"--data": "data", "--bot": "bot", "--symbol": "symbol", "--strategies": "strategies",
                  "--from": "since", "--to": "until", "--signals-out": "signals_out", "--trades-out": "trades_out",
                  "--chart": "chart", "--balance": "balance", "--qty": "qty", "--lookback": "lookback",
                  "--spread": "spread", "--leverage": "leverage", **_CONFIG},
     {"--skip-bad-rows": "skip_bad_rows", "--no-trailing": "no_trailing", "--json": "as_json"},
-    required=("data",), ints={"lookback": 15},
+    required=("data",), ints={"lookback": MIN_LOOKBACK},
     numbers={"balance": (0.01, 1e12), "qty": (0.0001, 1e5), "spread": (0, 1e6), "leverage": (1, 10_000)})
 
 
