@@ -790,11 +790,11 @@ class _Parts:
         self.full = {side: bool((codes >= 0).all()) for side, codes in self.held.items()}
         spread = replay.spread[bars]
         bid, ask = sim.quote(replay.latest[bars], spread, replay.spec.point)
+        valid = risk.stops_valid_each(buy, sl, tp, bid=bid, ask=ask, min_distance=replay.stop_distance)
         self.quote_code = _compact("q", risk.quote_refusals(buy, sl, tp, spread_points=spread, bid=bid, ask=ask,
-                                                             stops_min_distance=replay.stop_distance, limits=limits))
-        distance = replay.stop_distance
-        self.stops_ok = _compact("q", np.where(buy, stops_valid("buy", sl, tp, bid=bid, ask=ask, min_distance=distance),
-                                               stops_valid("sell", sl, tp, bid=bid, ask=ask, min_distance=distance)))
+                                                             stops_min_distance=replay.stop_distance, limits=limits,
+                                                             valid=valid))
+        self.stops_ok = _compact("q", valid)
         self.entry = _compact("d", np.where(buy, fill_price("buy", bid, ask), fill_price("sell", bid, ask)))
         self.sl, self.tp = _compact("d", sl), _compact("d", tp)
         # how each would-be position exits at its exit bar (`_Paths`), when that is in the replay

@@ -214,18 +214,29 @@ def book_refusals(age: np.ndarray, score: np.ndarray, buy: np.ndarray, exposure:
 
 
 def quote_refusals(buy: np.ndarray, sl: np.ndarray, tp: np.ndarray, *, spread_points: np.ndarray,
-                   bid: np.ndarray, ask: np.ndarray, stops_min_distance: float, limits: RiskLimits) -> np.ndarray:
+                   bid: np.ndarray, ask: np.ndarray, stops_min_distance: float, limits: RiskLimits,
+                   valid: np.ndarray | None = None) -> np.ndarray:
     """Vector form of `market_decision`'s checks after the daily loss: the spread, then the order's
-    stops (`order_stops`, already rounded) against the quote, per signal."""
+    stops (`order_stops`, already rounded) against the quote, per signal. `valid`: that stops
+    check (`stops_valid_each`) when the caller made it already."""
     import numpy as np
 
     code = np.full(len(buy), -1, dtype=np.int64)
-    valid = np.where(buy, stops_valid("buy", sl, tp, bid=bid, ask=ask, min_distance=stops_min_distance),
-                     stops_valid("sell", sl, tp, bid=bid, ask=ask, min_distance=stops_min_distance))
+    if valid is None:
+        valid = stops_valid_each(buy, sl, tp, bid=bid, ask=ask, min_distance=stops_min_distance)
     code = np.where(valid, code, REASONS.index(STOPS_BEYOND_QUOTE))
     if limits.max_spread_points is not None:
         code = np.where(spread_points > limits.max_spread_points, REASONS.index(SPREAD), code)
     return code
+
+
+def stops_valid_each(buy: np.ndarray, sl: np.ndarray, tp: np.ndarray, *, bid: np.ndarray, ask: np.ndarray,
+                     min_distance: float) -> np.ndarray:
+    """`stops_valid` of each order, on its own side."""
+    import numpy as np
+
+    return np.where(buy, stops_valid("buy", sl, tp, bid=bid, ask=ask, min_distance=min_distance),
+                    stops_valid("sell", sl, tp, bid=bid, ask=ask, min_distance=min_distance))
 
 
 def reason_of(book_code: int, pnl_today: float, balance: float, quote_code: int, limits: RiskLimits) -> str:
