@@ -293,6 +293,9 @@ class _Replay:
         self.fast = _Parts(self, bar_index, sequence, rank, times[inside])
         # runs of sequence positions [start, end) refused by a book of one, and its side (1: a buy)
         self.held_spans = (array("q"), array("q"), array("q"))
+        # runs of sequence positions [start, end) decided on an empty book by their parts alone (_leap)
+        self.decided_spans = (array("q"), array("q"))
+        self._leaps: _Leaps | None = None   # built on the chain's first asking
 
         self.balance = setup.balance
         self.book: list[_Position] = []
@@ -311,6 +314,8 @@ class _Replay:
         self.trailed = 0
         self.fixed_size: Sizing | None = None
         self.kill_switch_enabled = setup.rules.kill_switch.enabled
+
+    LEAP = True   # the chain's routine steps taken by _leap (False: each by the chain's own code)
 
     # --- the loop ---------------------------------------------------------------
     def run(self, progress: Progress | None) -> BacktestResult:
@@ -406,7 +411,10 @@ class _Replay:
         n_signal_bars = len(signal_bars)
         # the upkeep of an empty book is the kill-switch's check alone (no position to trail)
         flat_idle = not self.kill_switch_enabled or kill_switch_idle_when_flat(self.setup.rules)
+        leaps = self._leaps_for_chain()
         while True:
+            if leaps is not None:   # the routine steps from here, without objects; the step it stops at below
+                i, next_signal = self._leap(leaps, i, next_signal)
             # bar i, the book empty after its sync (no stop-out, the kill-switch off)
             if risk.no_balance(self.balance, limits):   # (after an exit) decided as _step decides
                 return i, bisect_left(signal_bars, i, next_signal)
@@ -449,6 +457,91 @@ class _Replay:
             self._close(p, f.exit_price[p.part], f.exit_reason[p.part], exit_time(int(time[i]), p.entry_time))
             self.book = []
             self.loss_bound = self.held_bound = 0.0
+
+    def _leaps_for_chain(self) -> _Leaps | None:
+        """The chain's routine steps, precomputed (`_Leaps`), when every order has the one fixed size."""
+        if not self.LEAP or self.setup.rules.risk_percent is not None:
+            return None
+        if self._leaps is None and self._fixed_size().ok:
+            self._leaps = _Leaps(self, self._fixed_size().volume)
+        return self._leaps
+
+    def _leap(self, leaps: _Leaps, i: int, next_signal: int) -> tuple[int, int]:
+        """The chain's steps from bar i (the book empty, nothing done there yet) while each is routine:
+        the book stays empty through the bar, or one position opens at the first signal its parts
+        approve (`_Leaps.opens`), fits the free margin, exits by its prices at a bar e of the replay,
+        and no stop-out or kill-switch can act until then (the bounds of `_may_act`). Such a step
+        decides as `_decide_empty`, holds as `_chain`, and closes as `_close`, with numbers worked out
+        beforehand, and the decisions are marked, counted at the end. Returns the first step that is
+        not routine (nothing done there yet), for `_chain` to take as it always did."""
+        signal_bars, last, f, L = self.signal_bars, self.last, self.fast, leaps
+        n_signal_bars = len(signal_bars)
+        limits, rules = self.limits, self.setup.rules
+        capped = risk.daily_loss_cap(limits, 0.0) is not None
+        kill = self.kill_switch_enabled
+        realized_by_day, add_trade, report = self.realized_by_day, self._add_trade, self._progress is not None
+        decided_starts, decided_ends = self.decided_spans
+        held_starts, held_ends, held_sides = self.held_spans
+        first = f.first
+        balance, trailed = self.balance, self.trailed
+        while True:
+            if next_signal == n_signal_bars or signal_bars[next_signal] != i:   # bar i has no signal
+                if not L.flat_idle or next_signal == n_signal_bars or signal_bars[next_signal] > last:
+                    break
+                if report:
+                    self._report(i)
+                i = signal_bars[next_signal]
+            m = next_signal
+            if risk.no_balance(balance, limits):
+                break
+            if capped and risk.daily_loss_hit(realized_by_day.get(L.today[m], 0.0) + 0,
+                                              risk.daily_loss_cap(limits, balance)):
+                break   # the parts' reasons need today's P&L: decided in full
+            q = L.opens[m]
+            if q < 0:   # nothing opens: the bar's signals decided, the empty book's upkeep idle
+                if not L.flat_idle or m + 1 == n_signal_bars or signal_bars[m + 1] > last:
+                    break
+                decided_starts.append(first[m])
+                decided_ends.append(first[m + 1])
+                if report:
+                    self._report(i)
+                next_signal = m + 1
+                i = signal_bars[next_signal]
+                continue
+            e = L.exit_bar[m]
+            if e > last or L.needed[m] > balance:
+                break
+            worst = min(L.worst_pnl[m] - 0.01, 0.0)
+            if stopped_out(balance + worst):
+                break
+            if kill:   # _may_act's bound, bars i .. e-1
+                day, last_day = L.today[m], L.last_day[m]
+                realized = realized_by_day.get(day, 0.0)
+                while day < last_day:
+                    day += DAY_SECONDS
+                    realized = min(realized, realized_by_day.get(day, 0.0))
+                if kill_switch_reason(unrealized=worst, realized_today=realized, balance=balance,
+                                      rules=rules) is not None:
+                    break
+            # routine: decided up to the opening signal, the rest held until e, closed at e
+            decided_starts.append(first[m])
+            decided_ends.append(q + 1)
+            end = L.next_signal[m]
+            if first[end] > q + 1:
+                held_starts.append(q + 1)
+                held_ends.append(first[end])
+                held_sides.append(L.buy[m])
+            if report:
+                self._report(i)
+            pnl = L.pnl[m]
+            balance += pnl
+            realized_by_day[L.exit_day[m]] += pnl
+            trailed += L.moves[m]
+            add_trade((L.strategy[m], L.direction[m], L.signal_time[m], L.now[m], L.exit_time[m], L.volume,
+                       L.entry[m], L.exit_price[m], L.sl[m], L.tp[m], L.exit_sl[m], L.exit_reason[m], pnl))
+            i, next_signal = e, end
+        self.balance, self.trailed = balance, trailed
+        return i, next_signal
 
     def _chain_upkeep(self, i: int, now: int, today: float) -> int:
         """The chain's bar i after its decisions, stepped in full: its upkeep, then the check of the
@@ -527,25 +620,32 @@ class _Replay:
         sides.append(buy)
 
     def _count_held(self) -> None:
-        """Count the decisions of the signals marked as refused by a book of one."""
-        starts, ends, sides = (np.frombuffer(a, dtype=np.int64) for a in self.held_spans)
-        if not len(starts):
-            return
+        """Count the decisions of the signals marked: refused by a book of one (`held_spans`), and
+        decided on an empty book by their parts alone (`decided_spans`, `_leap`)."""
         f = self.fast
-        marks = np.zeros(len(f.k) + 1, dtype=np.int64)
-        np.add.at(marks, starts, 1)   # spans never overlap
-        np.add.at(marks, ends, -1)
-        inside = np.cumsum(marks[:-1]) > 0
-        marks[:] = 0
-        np.add.at(marks, starts[sides == 1], 1)
-        np.add.at(marks, ends[sides == 1], -1)
-        buy_held = np.cumsum(marks[:-1]) > 0
-        code = np.where(buy_held, f.held[True], f.held[False])[inside]
-        pairs = f.strategy_index[inside] * len(risk.REASONS) + code
-        found, counts = np.unique(pairs, return_counts=True)
+        size = len(f.k)
+        starts, ends, sides = (np.frombuffer(a, dtype=np.int64) for a in self.held_spans)
+        codes, inside = [], []
+        if len(starts):
+            held = _inside(size, starts, ends)
+            buy_held = _inside(size, starts[sides == 1], ends[sides == 1])
+            codes.append(np.where(buy_held, f.held[True], f.held[False])[held])
+            inside.append(held)
+        starts, ends = (np.frombuffer(a, dtype=np.int64) for a in self.decided_spans)
+        if len(starts):
+            decided = _inside(size, starts, ends)
+            empty, quote = (np.frombuffer(a, dtype=np.int64) for a in (f.empty, f.quote_code))
+            # risk.reason_of without a daily loss: the book's reason, the market's, else approved
+            code = np.where(empty >= 0, empty, np.where(quote >= 0, quote, len(risk.REASONS)))
+            codes.append(code[decided])
+            inside.append(decided)
+        reasons = (*risk.REASONS, risk.APPROVED)
         names = self.setup.strategies
-        for pair, count in zip(found.tolist(), counts.tolist()):
-            self.decisions[names[pair // len(risk.REASONS)]][risk.REASONS[pair % len(risk.REASONS)]] += count
+        for code, where in zip(codes, inside):
+            pairs = f.strategy_index[where] * len(reasons) + code
+            found, counts = np.unique(pairs, return_counts=True)
+            for pair, count in zip(found.tolist(), counts.tolist()):
+                self.decisions[names[pair // len(reasons)]][reasons[pair % len(reasons)]] += count
 
     # --- signal bars the book refuses by itself ------------------------------------------
     def _book_exposure(self) -> risk.Exposure:
@@ -698,12 +798,16 @@ class _Replay:
         self.held_bound += needed
         return True
 
+    def _fixed_size(self) -> Sizing:
+        """The sizing of every order when the qty is fixed (no risk_percent)."""
+        if self.fixed_size is None:
+            self.fixed_size = size_order(qty=self.setup.qty, spec=self.spec)
+        return self.fixed_size
+
     def _size(self, s: Signal) -> Sizing:
         rules = self.setup.rules
         if rules.risk_percent is None:   # the fixed qty: one sizing for every order
-            if self.fixed_size is None:
-                self.fixed_size = size_order(qty=self.setup.qty, spec=self.spec)
-            return self.fixed_size
+            return self._fixed_size()
         return size_order(qty=self.setup.qty, spec=self.spec, risk_percent=rules.risk_percent,
                           balance=self.balance, risk_per_unit=s.risk)
 
@@ -804,6 +908,79 @@ class _Parts:
                                      replay.low[at])
         self.exit_price = _compact("d", price)
         self.exit_reason = [("tp", "sl")[hit] for hit in is_sl.tolist()]   # two strings, shared
+
+
+class _Leaps:
+    """Per signal bar m of the replay (`signal_bars[m]`), what a routine step of the chain from it
+    needs (`_Replay._leap`), as Python lists: the sequence position q of the signal that opens on an
+    empty book (the first whose parts approve it, `risk.reason_of` without a daily loss; -1 when
+    none), and of that position, its exit bar e, the first signal bar from e on, its fill, its
+    trade's numbers (`sim.profit` at its exit price, at its worst price before e) and the margin it
+    holds (`sim.margin`), for the one fixed volume."""
+
+    def __init__(self, replay: _Replay, volume: float):
+        f, paths, spec = replay.fast, replay.paths, replay.spec
+        rules = replay.setup.rules
+        self.flat_idle = not rules.kill_switch.enabled or kill_switch_idle_when_flat(rules)
+        self.volume = volume
+        first = np.frombuffer(f.first, dtype=np.int64)
+        n_bars = len(first) - 1
+        approved = (np.frombuffer(f.empty, dtype=np.int64) < 0) & (np.frombuffer(f.quote_code, dtype=np.int64) < 0)
+        # approved means the quote takes the stops (risk_stops_beyond_quote refuses the others)
+        assert bool(np.frombuffer(f.stops_ok, dtype=np.int64)[approved].all())
+        q_approved = np.flatnonzero(approved)
+        bar_of = np.searchsorted(first, q_approved, side="right") - 1
+        bars_with, at = np.unique(bar_of, return_index=True)
+        opens = np.full(n_bars, -1, dtype=np.int64)
+        opens[bars_with] = q_approved[at]
+        self.opens = opens.tolist()
+        signal_bars = np.asarray(replay.signal_bars, dtype=np.int64)
+        time, last = replay.time, replay.last
+        now = time[signal_bars] + AFTER_CLOSE_S
+        self.today = ((now // DAY_SECONDS) * DAY_SECONDS).astype(np.float64).tolist()
+        # of the position each bar opens (zeros where none: never read)
+        q = np.where(opens >= 0, opens, 0)
+        k = np.frombuffer(f.k, dtype=np.int64)[q]
+        buy = paths.buy[k]
+        exit_bar = paths.exit_bar[k]
+        self.exit_bar = exit_bar.tolist()
+        self.next_signal = np.searchsorted(signal_bars, exit_bar).tolist()
+        before_exit = time[np.clip(exit_bar - 1, 0, last)] + AFTER_CLOSE_S
+        self.last_day = ((before_exit // DAY_SECONDS) * DAY_SECONDS).astype(np.float64).tolist()
+        exit_time = np.maximum(time[np.minimum(exit_bar, last)], now)   # sim.exit_time
+        self.exit_day = ((exit_time // DAY_SECONDS) * DAY_SECONDS).astype(np.float64).tolist()
+        entry = np.frombuffer(f.entry, dtype=np.float64)[q]
+        exit_price = np.frombuffer(f.exit_price, dtype=np.float64)[q]
+        cs = spec.contract_size
+
+        def pnl(price: np.ndarray) -> np.ndarray:
+            return np.where(buy, profit("buy", entry, price, volume, cs), profit("sell", entry, price, volume, cs))
+
+        self.pnl = pnl(exit_price).tolist()
+        self.worst_pnl = pnl(paths.worst[k]).tolist()
+        self.needed = margin(entry, volume, cs, replay.setup.leverage).tolist()
+        self.moves = paths.moves[k].tolist()
+        self.exit_sl = paths.exit_sl[k].tolist()
+        self.buy = buy.tolist()
+        signals = replay.signals
+        chosen = [signals[j] for j in k.tolist()]
+        self.strategy = [s.strategy for s in chosen]
+        self.direction = [s.direction for s in chosen]
+        self.signal_time = [s.bar_time for s in chosen]
+        self.now, self.exit_time = now.tolist(), exit_time.tolist()
+        self.entry, self.exit_price = entry.tolist(), exit_price.tolist()
+        self.sl = np.frombuffer(f.sl, dtype=np.float64)[q].tolist()
+        self.tp = np.frombuffer(f.tp, dtype=np.float64)[q].tolist()
+        self.exit_reason = [f.exit_reason[j] for j in q.tolist()]
+
+
+def _inside(size: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which of positions 0 .. size-1 lie in one of the spans [start, end) (spans never overlap)."""
+    marks = np.zeros(size + 1, dtype=np.int64)
+    np.add.at(marks, starts, 1)
+    np.add.at(marks, ends, -1)
+    inside: np.ndarray = np.cumsum(marks[:-1]) > 0
+    return inside
 
 
 def _compact(code: str, values: np.ndarray) -> array:

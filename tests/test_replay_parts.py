@@ -116,3 +116,49 @@ def test_a_stop_out_in_the_chain_equals_the_per_bar_replay(btc, risk_settings):
         assert risk.DAILY_LOSS in _reasons(new)
     else:
         assert any(t.exit_reason == "stop_out" for t in new.trades)
+
+
+# --- the chain's routine steps taken without objects (`_Replay._leap`) -------------------------------
+def _leaping(monkeypatch) -> list[int]:
+    """Trades each _leap call closed, recorded while the replay runs."""
+    closed: list[int] = []
+    leap = _Replay._leap
+
+    def counting(self, leaps, i, next_signal):
+        before = len(self.trade_log)
+        out = leap(self, leaps, i, next_signal)
+        closed.append(len(self.trade_log) - before)
+        return out
+    monkeypatch.setattr(_Replay, "_leap", counting)
+    return closed
+
+
+def _without_leaps(monkeypatch, bars, setup, **span):
+    with monkeypatch.context() as m:
+        m.setattr(_Replay, "LEAP", False)
+        return run_backtest(bars, setup, **span)
+
+
+def test_the_default_chain_is_taken_by_leaps_and_gives_what_the_chain_gave(gold, monkeypatch):
+    closed = _leaping(monkeypatch)
+    setup = _setup("XAUUSD", {})
+    result = run_backtest(gold, setup)
+    # nearly every trade of the default setup is a routine step; the kill-switch's bound stops some
+    assert sum(closed) > 0.9 * len(result.trades) and len(result.trades) > 500
+    assert _outcome(result) == _outcome(_without_leaps(monkeypatch, gold, setup))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("symbol, risk_settings, balance, qty, leverage", [
+    *(("XAUUSD", g[0], g[1], g[2], 100) for g in GOLD),
+    ("BTCUSD", {}, 600.0, 0.3, 2000),                                   # the kill-switch trips
+    ("BTCUSD", {"kill_switch": False}, 600.0, 0.3, 2000),               # a stop-out
+    ("BTCUSD", {"kill_switch": False}, 60.0, 0.01, 1),                  # the margin refuses orders
+    ("BTCUSD", {"daily_loss_limit": 50.0, "kill_switch": False}, 600.0, 0.3, 2000),
+], ids=str)
+def test_leaps_give_what_the_chain_gives_step_by_step(gold, btc, monkeypatch, symbol, risk_settings, balance, qty,
+                                                      leverage):
+    bars = gold if symbol == "XAUUSD" else btc
+    setup = _setup(symbol, risk_settings, balance, qty, leverage)
+    for span in ({}, {"start": float(bars.time[3000]), "end": float(bars.time[9000])}):
+        assert _outcome(run_backtest(bars, setup, **span)) == _outcome(_without_leaps(monkeypatch, bars, setup, **span))

@@ -181,9 +181,9 @@ def profit(direction: str, price_open: Price | float, price_close: Price | float
     return sign * (price_close - price_open) * volume * contract_size   # type: ignore[return-value]
 
 
-def margin(price: float, volume: float, contract_size: float, leverage: float) -> float:
-    """The margin a position of `volume` lots at `price` holds."""
-    return price * volume * contract_size / leverage
+def margin(price: Price | float, volume: float, contract_size: float, leverage: float) -> Price:
+    """The margin a position of `volume` lots at `price` holds (numbers or a numpy array of prices)."""
+    return price * volume * contract_size / leverage   # type: ignore[return-value]
 
 
 def equity(balance: float, floating: Iterable[float]) -> float:
