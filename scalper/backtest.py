@@ -62,7 +62,7 @@ from scalper.core.exposure import (
     kill_switch_trips,
 )
 from scalper.core.rules import RiskRules
-from scalper.core.scan import scan_history
+from scalper.core.scan import EmaStore, scan_history
 from scalper.core.signals import Direction, Signal
 from scalper.core.sim import (
     DEFAULT_LEVERAGE,
@@ -225,13 +225,15 @@ class _Position:
 
 
 def run_backtest(history: Bars, setup: Setup, *, start: float | None = None, end: float | None = None,
-                 progress: Progress | None = None, view: HistoryView | None = None) -> BacktestResult:
+                 progress: Progress | None = None, view: HistoryView | None = None,
+                 emas: EmaStore | None = None) -> BacktestResult:
     """Replay the signal bars whose open time is in [start, end] (bounds optional).
 
     Bars before `start` are still read by the windows that need them. `view`: a
-    HistoryView of `history` kept across calls (see scan_history).
+    HistoryView of `history` kept across calls; `emas`: a store of its history EMAs (see
+    scan_history).
     """
-    scanned = scan_history(history, list(setup.strategies), setup.params, setup.lookback, view=view)
+    scanned = scan_history(history, list(setup.strategies), setup.params, setup.lookback, view=view, emas=emas)
     if view is None:
         give_back()   # the scan's per-window arrays
     result = _Replay(history, setup, scanned.signals, start, end).run(progress)

@@ -66,6 +66,7 @@ def atr(high: PriceSeries, low: PriceSeries, close: PriceSeries, period: int = A
     return out
 
 
+EMA_VERSION = 1      # of ema()'s arithmetic: stored EMAs (the bar cache) of another version are not read
 LONG_SERIES = 5_000   # bars from which ema() runs pandas' recurrence (or its exact copy, _ewm_mean)
 # Bars of long EMAs a process runs through _ewm_mean (~55 ns a bar) before importing pandas (~0.2 s)
 # is the cheaper way: a scan's two periods stay in Python, an optimiser's many periods do not.

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import partial
 from operator import attrgetter
+from typing import Protocol
 
 import numpy as np
 
 from scalper.core.bars import Bars
-from scalper.core.indicators import ema, window_count
+from scalper.core.indicators import EMA_VERSION, ema, window_count
 from scalper.core.signals import Signal
 from scalper.core.strategies import STRATEGY_NAMES, ScanResult, get, resolve_params
 from scalper.core.strategies.params import Params
@@ -26,15 +27,25 @@ _ORDER = {name: i for i, name in enumerate(STRATEGY_NAMES)}
 SEGMENT_WINDOWS = 1 << 15   # windows scanned at once
 
 
+class EmaStore(Protocol):
+    """Where a caller keeps values derived from one history's closes across runs (the bar cache):
+    by key, as the scan computed them."""
+
+    def get(self, key: str) -> np.ndarray | None: ...
+
+    def put(self, key: str, values: np.ndarray) -> None: ...
+
+
 def scan_history(history: Bars, strategies: list[str] | None = None,
                  params: Mapping[str, Params] | None = None, lookback: int = 100,
-                 view: HistoryView | None = None) -> ScanResult:
+                 view: HistoryView | None = None, emas: EmaStore | None = None) -> ScanResult:
     """Scan `history` with `strategies` (default: all, canonical order).
 
     `params` maps a strategy name to its overrides; they are validated like a
     config's (ValueError saying what to fix). `view`: a HistoryView of this very
     history and lookback, kept by a caller that scans it many times (the optimiser),
-    so its indicators are computed once.
+    so its indicators are computed once. `emas`: a store of this history's closes, where
+    the history EMAs of an earlier scan are found and those this one computes are kept.
     """
     if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1:
         raise ValueError(f"lookback={lookback!r} must be a whole number of bars of at least 1")
@@ -61,19 +72,20 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
     # The windows go in parts of SEGMENT_WINDOWS (each with the lookback-1 bars before it), so
     # that the per-window arrays of a long history are never all held at once; the history
     # EMAs run on from part to part, so every value is what one pass over the whole gives.
-    emas = _RunningEma(history.close)
+    running = _RunningEma(history.close, emas, lookback)
     for first in range(0, max(count, 1), SEGMENT_WINDOWS):
         part_end = min(count, first + SEGMENT_WINDOWS)
         whole = first == 0 and part_end == count
         stop = part_end + lookback - 1
         view = HistoryView(history if whole else history.slice(first, stop), lookback,
-                           None if whole else partial(emas.over, start=first, stop=stop))
+                           None if whole and emas is None else partial(running.over, start=first, stop=stop))
         for name in names:  # the view is shared: indicators are computed once per part
             part = get(name).STRATEGY.scan_view(view, resolved[name])
             found[name].extend(part.signals)
             for reason, n in part.skips.items():
                 result.skips[reason] = result.skips.get(reason, 0) + n
         del view
+    running.keep()
     result.signals = in_order(found)
     return result
 
@@ -88,26 +100,63 @@ def in_order(found: dict[str, list[Signal]]) -> list[Signal]:
 
 class _RunningEma:
     """The EMA seeded at the history's first bar, computed part by part for parts that move
-    forward: each part continues the recurrence from the last value of the one before."""
+    forward: each part continues the recurrence from the last value of the one before. With a
+    store, a period's values are read whole from it when an earlier scan kept them (under a key
+    naming everything they depend on: the parts' bounds, and indicators.ema's own version), and
+    the values computed are kept there once every part has been through."""
 
-    def __init__(self, close: np.ndarray):
+    def __init__(self, close: np.ndarray, store: EmaStore | None = None, lookback: int = 0):
         self.close = close
         self.parts: dict[int, tuple[int, np.ndarray]] = {}   # period -> (first bar, values from there)
+        self.store, self.lookback = store, lookback
+        self.found: dict[int, np.ndarray] = {}      # period -> the whole series, from the store
+        self.computed: dict[int, list[np.ndarray]] = {}   # period -> every value computed, in parts
 
     def over(self, period: int, start: int, stop: int) -> np.ndarray:
         """EMA values of bars start .. stop-1 (start never before an earlier call's)."""
+        whole = self._stored(period)
+        if whole is not None:
+            return whole[start:stop]
         have = self.parts.get(period)
         if have is None:
             first, values = 0, ema(self.close[:stop], period)
+            self._computed(period, values)
         else:
             first, values = have
             done = first + len(values)
             if stop > done:   # e_i = a*c_i + (1-a)*e_{i-1}, from the last value known
                 more = ema(np.concatenate((values[-1:], self.close[done:stop])), period)[1:]
+                self._computed(period, more)
                 values = np.concatenate((values[start - first:], more))
                 first = start
         self.parts[period] = (first, values)
         return values[start - first:stop - first]
+
+    def _key(self, period: int) -> str:
+        return f"ema/{EMA_VERSION}/period={period}/lookback={self.lookback}/segment={SEGMENT_WINDOWS}"
+
+    def _stored(self, period: int) -> np.ndarray | None:
+        if self.store is None or period in self.computed:
+            return None
+        if period not in self.found:
+            values = self.store.get(self._key(period))
+            if values is None or len(values) != len(self.close):
+                self.computed[period] = []
+                return None
+            self.found[period] = values
+        return self.found[period]
+
+    def _computed(self, period: int, values: np.ndarray) -> None:
+        if self.store is not None:
+            self.computed.setdefault(period, []).append(values)
+
+    def keep(self) -> None:
+        """Keep in the store each period computed over the whole history."""
+        if self.store is None:
+            return
+        for period, parts in self.computed.items():
+            if parts and sum(map(len, parts)) == len(self.close):
+                self.store.put(self._key(period), np.concatenate(parts))
 
 
 def format_bar_times(epochs: np.ndarray) -> list[str]:

@@ -39,6 +39,10 @@ _SUFFIX = ".bars"
 _FIELDS = ("time", "open", "high", "low", "close", "volume", "spread")
 _DTYPES = {f: np.dtype(np.int64 if f == "time" else np.float64) for f in _FIELDS}
 _STALE_TEMP_SECONDS = 3600              # a temp file this old is from a writer that died
+_DERIVED_MAGIC = b"scalper-derived\n"
+_DERIVED_SUFFIX = ".derived"
+MAX_DERIVED_ENTRIES = 256               # values derived from closes (DerivedStore): a few per bar file
+MIN_DERIVED_ROWS = 50_000               # closes from which derived values are kept (~4 ms to compute below)
 
 
 def bars_dir() -> Path:
@@ -151,6 +155,76 @@ def slot(path: str | os.PathLike, skip_bad_rows: bool) -> Slot | None:
     return Slot(bars_dir() / (name + _SUFFIX), str(source), str(Path(path)), skip_bad_rows, _stamp(st), digest)
 
 
+class DerivedStore:
+    """Values derived from one column of closes (the scan's history EMAs), kept beside the bar
+    entries: found by what the scan names them and by the closes' own digest, so they are read
+    back only for the very same closes, whichever file they came from. An entry that does not
+    fit exactly is a miss; a failed write only costs speed."""
+
+    def __init__(self, close: np.ndarray):
+        import hashlib
+
+        self.rows = len(close)
+        self.digest = hashlib.blake2b(np.ascontiguousarray(close, dtype=np.float64).data.cast("B"),
+                                      digest_size=16).hexdigest()
+
+    def _entry(self, key: str) -> Path:
+        import hashlib
+
+        name = hashlib.blake2b(f"{FORMAT_VERSION}\0{key}\0{self.digest}".encode(), digest_size=16).hexdigest()
+        return bars_dir() / (name + _DERIVED_SUFFIX)
+
+    def get(self, key: str) -> np.ndarray | None:
+        entry = self._entry(key)
+        try:
+            with open(entry, "rb") as f:
+                head = f.read(len(_DERIVED_MAGIC) + 4)
+                if len(head) != len(_DERIVED_MAGIC) + 4 or head[:len(_DERIVED_MAGIC)] != _DERIVED_MAGIC:
+                    return None
+                length = int.from_bytes(head[len(_DERIVED_MAGIC):], "little")
+                if length > MAX_META_BYTES:
+                    return None
+                meta = json.loads(f.read(length).decode("utf-8"))
+                if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION or meta.get("key") != key \
+                        or meta.get("closes") != self.digest or meta.get("rows") != self.rows:
+                    return None
+                start = _aligned(len(head) + length)
+                if os.fstat(f.fileno()).st_size != start + self.rows * 8:
+                    return None
+                data = np.empty(self.rows, dtype=np.float64)
+                f.seek(start)
+                if f.readinto(data.data.cast("B")) != self.rows * 8 or zlib.crc32(data.data.cast("B")) != meta["crc32"]:
+                    return None
+        except (OSError, ValueError, KeyError, TypeError, UnicodeError):
+            return None
+        _touch(entry)
+        return data
+
+    def put(self, key: str, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        if len(values) != self.rows:
+            return
+        entry = self._entry(key)
+        try:
+            raw = values.data.cast("B")
+            text = json.dumps({"format": FORMAT_VERSION, "key": key, "closes": self.digest, "rows": self.rows,
+                               "crc32": zlib.crc32(raw)}).encode("utf-8")
+            head = _DERIVED_MAGIC + len(text).to_bytes(4, "little") + text
+            head += b"\0" * (_aligned(len(head)) - len(head))
+            write_cache_file(entry, [head, raw])
+            _prune(entry.parent, keep=entry, suffix=_DERIVED_SUFFIX, max_entries=MAX_DERIVED_ENTRIES)
+        except (OSError, ValueError, TypeError):
+            pass
+
+
+def derived_store(close: np.ndarray) -> DerivedStore | None:
+    """The store of values derived from `close`, when the cache is on and the series is long
+    enough for them to be worth keeping (MIN_DERIVED_ROWS)."""
+    if not enabled() or len(close) < MIN_DERIVED_ROWS:
+        return None
+    return DerivedStore(close)
+
+
 def _stamp(st: os.stat_result) -> tuple[int, ...]:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
 
@@ -181,10 +255,13 @@ def _aligned(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
 
 
-def _prune(folder: Path, keep: Path) -> None:
-    """Delete the least recently used entries beyond MAX_ENTRIES or MAX_BYTES (never `keep`, just
-    written), and temp files left by writers that died."""
+def _prune(folder: Path, keep: Path, suffix: str = _SUFFIX, max_entries: int | None = None) -> None:
+    """Delete the least recently used entries of their kind (`suffix`) beyond `max_entries` or
+    MAX_BYTES (never `keep`, just written), and temp files left by writers that died."""
     import time
+
+    if max_entries is None:
+        max_entries = MAX_ENTRIES
 
     entries = []
     for p in folder.iterdir():
@@ -192,7 +269,7 @@ def _prune(folder: Path, keep: Path) -> None:
             st = p.stat()
         except OSError:
             continue
-        if p.suffix == _SUFFIX:
+        if p.suffix == suffix:
             entries.append((st.st_mtime_ns, st.st_size, p))
         elif p.suffix == ".tmp" and time.time() - st.st_mtime > _STALE_TEMP_SECONDS:
             _unlink(p)
@@ -200,7 +277,7 @@ def _prune(folder: Path, keep: Path) -> None:
     total = 0
     for n, (_, size, p) in enumerate(entries):
         total += size
-        if p != keep and (n >= MAX_ENTRIES or total > MAX_BYTES):
+        if p != keep and (n >= max_entries or total > MAX_BYTES):
             _unlink(p)
 
 

@@ -39,6 +39,7 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     `trailing` False turns the trailing stop off: with --strategies price_action_pinbar they
     replay the setup other backtesters use (no costs, no trailing, one position at a time).
     `leverage` replaces the account's default (sim.DEFAULT_LEVERAGE) in the margin check."""
+    from scalper.feeds import bar_cache
     from scalper.feeds.csvfile import read_bars
     from scalper.outputs import check_chart, check_output
 
@@ -67,7 +68,8 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
 
     with _no_gc_passes():
         began = time.perf_counter()
-        result = run_backtest(history, setup, start=start, end=end, progress=progress)
+        result = run_backtest(history, setup, start=start, end=end, progress=progress,
+                              emas=bar_cache.derived_store(history.close))
         duration = time.perf_counter() - began
         trade_rows = trades_to_rows(result.trade_log, setup.spec.digits)
     if not result.bars:

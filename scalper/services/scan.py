@@ -96,14 +96,16 @@ def _scan(bars, names, params, lookback, progress):
     """scan_history, one strategy at a time when someone watches the progress (the
     outcome is the same: strategies are independent; signals sorted as scan_history does)."""
     from scalper.core.scan import ScanResult, in_order, scan_history
+    from scalper.feeds.bar_cache import derived_store
 
+    emas = derived_store(bars.close)   # the history EMAs of an earlier scan of these closes
     if progress is None or len(names) < 2:
-        return scan_history(bars, names, params, lookback)
+        return scan_history(bars, names, params, lookback, emas=emas)
     merged = ScanResult(evaluated=0)
     found = {}
     progress(0, len(names))
     for i, name in enumerate(names, 1):
-        part = scan_history(bars, [name], {name: params[name]}, lookback)
+        part = scan_history(bars, [name], {name: params[name]}, lookback, emas=emas)
         merged.evaluated = part.evaluated
         found[name] = part.signals
         for reason, count in part.skips.items():
