@@ -45,7 +45,7 @@ def values(items, decimals: int) -> list:
             return out
         items = items.tolist()
     # a non-finite item makes the sum non-finite
-    if items and all(type(v) is float for v in items) and math.isfinite(sum(items)):
+    if items and set(map(type, items)) == {float} and math.isfinite(sum(items)):
         out = (round_array(np.array(items), decimals) + 0.0).tolist()
         return out
     return [_round(v, decimals) for v in items]
