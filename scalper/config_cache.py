@@ -14,12 +14,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scalper.userdirs import cache_dir, write_cache_file
+from scalper.userdirs import cache_dir, prune_entries, touch_entry, write_cache_file
 
 if TYPE_CHECKING:
     from scalper.config import Config
 
 MAX_CONFIG_BYTES = 1_000_000   # a bots file is a few KB: anything far larger is the wrong file (refused by config_yaml)
+MAX_ENTRIES = 64               # validated configs kept: each edit of a bots file (or of scalper) writes one
 
 
 def load_config(path: str | os.PathLike) -> Config:
@@ -76,16 +77,31 @@ def _cache_hit(key: str) -> Config | None:
     """The config rebuilt from its cache entry; None when there is none or it is damaged."""
     from scalper.config_rules import rebuild
 
+    path = _entry(key)
     try:
-        entry = json.loads((cache_dir() / f"{key}.json").read_text())
+        entry = json.loads(path.read_text())
         cfg = rebuild(entry["shape"], entry["config"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return cfg if hasattr(cfg, "bots") else None
+    if not hasattr(cfg, "bots"):
+        return None
+    touch_entry(path)
+    return cfg
 
 
 def _cache_write(key: str, entry: dict) -> None:
+    path = _entry(key)
     try:
-        write_cache_file(cache_dir() / f"{key}.json", [json.dumps(entry).encode()])
+        write_cache_file(path, [json.dumps(entry).encode()])
     except OSError:
-        pass                                # a cache that cannot be written only costs speed
+        return                              # a cache that cannot be written only costs speed
+    prune_entries(path.parent, keep=path, kind=_is_entry, max_entries=MAX_ENTRIES)
+
+
+def _entry(key: str) -> Path:
+    return cache_dir() / f"{key}.json"
+
+
+def _is_entry(p: Path) -> bool:
+    """A validated config's entry (a sha256 named .json), not the other files of the cache folder."""
+    return p.suffix == ".json" and len(p.stem) == 64 and all(c in "0123456789abcdef" for c in p.stem)

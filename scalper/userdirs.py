@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 CACHE_DIR_ENV = "SCALPER_CACHE_DIR"
@@ -46,3 +46,50 @@ def write_cache_file(target: Path, chunks: Iterable[bytes | memoryview]) -> None
         except OSError:
             pass
         raise
+
+
+STALE_TEMP_SECONDS = 3600   # a temporary file of write_cache_file this old is from a writer that died
+
+
+def prune_entries(folder: Path, *, keep: Path, kind: Callable[[Path], bool], max_entries: int,
+                  max_bytes: int | None = None) -> None:
+    """Delete the least recently used (oldest mtime; `touch_entry` on a hit) cache entries of one
+    kind in `folder` beyond `max_entries`, or beyond `max_bytes` in all — never `keep`, just
+    written — and the temporary files writers that died left behind. Failures are ignored."""
+    import time
+
+    entries = []
+    try:
+        listed = list(folder.iterdir())
+    except OSError:
+        return
+    for p in listed:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if kind(p):
+            entries.append((st.st_mtime_ns, st.st_size, p))
+        elif p.name.startswith(".") and p.suffix == ".tmp" and time.time() - st.st_mtime > STALE_TEMP_SECONDS:
+            _unlink(p)
+    entries.sort(reverse=True)   # newest (most recently used) first
+    total = 0
+    for n, (_, size, p) in enumerate(entries):
+        total += size
+        if p != keep and (n >= max_entries or (max_bytes is not None and total > max_bytes)):
+            _unlink(p)
+
+
+def touch_entry(entry: Path) -> None:
+    """Mark a cache entry as just used: pruning deletes the least recently used first."""
+    try:
+        os.utime(entry)
+    except OSError:
+        pass
+
+
+def _unlink(p: Path) -> None:
+    try:
+        p.unlink()
+    except OSError:
+        pass

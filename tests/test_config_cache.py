@@ -87,3 +87,36 @@ def test_a_change_to_the_validating_code_misses_the_cache(tmp_path):
     finally:
         os.utime(params, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert config_module._cache_key(cfg_path) == before
+
+
+def test_the_cache_keeps_the_most_recently_used_configs_and_nothing_else_is_pruned(tmp_path, monkeypatch):
+    from scalper import config_cache
+
+    monkeypatch.setattr(config_cache, "MAX_ENTRIES", 3)
+    other = cache_dir() / "apprise-schemes.json"   # another file of the cache folder: never an entry
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_text("[]")
+    os.utime(other, ns=(0, 0))
+    text = (ROOT / "bots.yaml").read_text()
+    paths = []
+    for k in range(5):   # five versions of one file: five entries written, the oldest pruned
+        p = tmp_path / f"bots{k}.yaml"
+        p.write_text(text)
+        paths.append(p)
+        load_config(p)
+        for n, entry in enumerate(sorted(_cache_files(), key=lambda e: e.stat().st_mtime_ns)):
+            if entry != other:
+                os.utime(entry, ns=(n * 10**9, n * 10**9))   # written in this order, a second apart
+        assert len([e for e in _cache_files() if e != other]) == min(k + 1, 3)
+    assert other.exists()
+
+    real = config_module._validate_file
+    validated: list[str] = []
+    monkeypatch.setattr(config_module, "_validate_file", lambda p: validated.append(Path(p).name) or real(p))
+    load_config(paths[2])   # the oldest kept: a hit, which marks it as just used
+    extra = tmp_path / "bots5.yaml"
+    extra.write_text(text)
+    load_config(extra)   # written: the least recently used now is bots3's, not bots2's
+    load_config(paths[2])
+    load_config(paths[3])
+    assert validated == ["bots5.yaml", "bots3.yaml"]

@@ -158,7 +158,8 @@ def backtest(*, data: str, bot: str | None, symbol: str | None, strategies: str 
         doc = service(data=data, bot=bot, symbol=symbol, strategies=strategies, since=since, until=until,
                       signals_out=signals_out, trades_out=trades_out, chart=chart, balance=balance, qty=qty,
                       lookback=lookback, skip_bad_rows=skip_bad_rows, config=config,
-                      progress=progress if progress.enabled else None, spread=spread, trailing=False if no_trailing else None, leverage=leverage)
+                      progress=progress if progress.enabled else None, spread=spread,
+                      trailing=False if no_trailing else None, leverage=leverage)
     if as_json:
         emit_json(doc)
     else:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from scalper.core.bars import Bars
-from scalper.userdirs import cache_dir, write_cache_file
+from scalper.userdirs import cache_dir, prune_entries, touch_entry, write_cache_file
 
 SWITCH_ENV = "SCALPER_BARS_CACHE"       # 0/off/false/no: parse every time, store nothing
 OFF_VALUES = ("0", "off", "false", "no")
@@ -38,7 +38,6 @@ _ALIGN = 64                             # the columns start on this boundary
 _SUFFIX = ".bars"
 _FIELDS = ("time", "open", "high", "low", "close", "volume", "spread")
 _DTYPES = {f: np.dtype(np.int64 if f == "time" else np.float64) for f in _FIELDS}
-_STALE_TEMP_SECONDS = 3600              # a temp file this old is from a writer that died
 _DERIVED_MAGIC = b"scalper-derived\n"
 _DERIVED_SUFFIX = ".derived"
 MAX_DERIVED_ENTRIES = 256               # values derived from closes (DerivedStore): a few per bar file
@@ -72,7 +71,7 @@ class Slot:
         except (OSError, ValueError, KeyError, TypeError, UnicodeError):
             return None
         if found is not None:
-            _touch(self.entry)
+            touch_entry(self.entry)
         return found
 
     def _read(self, f, size: int) -> tuple[Bars, list[str]] | None:
@@ -130,7 +129,7 @@ class Slot:
             head = _MAGIC + len(text).to_bytes(4, "little") + text
             head += b"\0" * (_aligned(len(head)) - len(head))
             write_cache_file(self.entry, [head, *(c.data.cast("B") for c in columns)])
-            _prune(self.entry.parent, keep=self.entry)
+            _prune(self.entry, _SUFFIX, MAX_ENTRIES)
         except (OSError, ValueError, TypeError):
             pass   # an unwritable or full cache only costs speed
 
@@ -197,7 +196,7 @@ class DerivedStore:
                     return None
         except (OSError, ValueError, KeyError, TypeError, UnicodeError):
             return None
-        _touch(entry)
+        touch_entry(entry)
         return data
 
     def put(self, key: str, values: np.ndarray) -> None:
@@ -212,7 +211,7 @@ class DerivedStore:
             head = _DERIVED_MAGIC + len(text).to_bytes(4, "little") + text
             head += b"\0" * (_aligned(len(head)) - len(head))
             write_cache_file(entry, [head, raw])
-            _prune(entry.parent, keep=entry, suffix=_DERIVED_SUFFIX, max_entries=MAX_DERIVED_ENTRIES)
+            _prune(entry, _DERIVED_SUFFIX, MAX_DERIVED_ENTRIES)
         except (OSError, ValueError, TypeError):
             pass
 
@@ -255,42 +254,7 @@ def _aligned(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
 
 
-def _prune(folder: Path, keep: Path, suffix: str = _SUFFIX, max_entries: int | None = None) -> None:
-    """Delete the least recently used entries of their kind (`suffix`) beyond `max_entries` or
-    MAX_BYTES (never `keep`, just written), and temp files left by writers that died."""
-    import time
-
-    if max_entries is None:
-        max_entries = MAX_ENTRIES
-
-    entries = []
-    for p in folder.iterdir():
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        if p.suffix == suffix:
-            entries.append((st.st_mtime_ns, st.st_size, p))
-        elif p.suffix == ".tmp" and time.time() - st.st_mtime > _STALE_TEMP_SECONDS:
-            _unlink(p)
-    entries.sort(reverse=True)   # newest (most recently used) first
-    total = 0
-    for n, (_, size, p) in enumerate(entries):
-        total += size
-        if p != keep and (n >= max_entries or total > MAX_BYTES):
-            _unlink(p)
-
-
-def _unlink(p: Path) -> None:
-    try:
-        p.unlink()
-    except OSError:
-        pass
-
-
-def _touch(entry: Path) -> None:
-    """Mark an entry as just used: pruning deletes the least recently used first."""
-    try:
-        os.utime(entry)
-    except OSError:
-        pass
+def _prune(written: Path, suffix: str, max_entries: int) -> None:
+    """The least recently used entries of one kind beyond `max_entries`, or beyond MAX_BYTES."""
+    prune_entries(written.parent, keep=written, kind=lambda p: p.suffix == suffix, max_entries=max_entries,
+                  max_bytes=MAX_BYTES)
