@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalper.cli.common import LONG_LIST, dumps
-from scalper.clock import bar_iso
+from scalper.clock import bar_iso, format_bar_times
 from scalper.core.bars import Bars
-from scalper.core.scan import format_bar_times, price_decimals
+from scalper.core.scan import price_decimals
 from scalper.core.signals import Signal, many_signals
 
 

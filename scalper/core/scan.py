@@ -159,20 +159,6 @@ class _RunningEma:
                 self.store.put(self._key(period), np.concatenate(parts))
 
 
-def format_bar_times(epochs: np.ndarray) -> list[str]:
-    """clock.bar_iso of many epoch values at once ('YYYY-MM-DD HH:MM:SS', the file's own clock)."""
-    if not len(epochs):
-        return []
-    text = np.datetime_as_string(np.asarray(epochs, dtype=np.int64).astype("datetime64[s]"), unit="s")
-    codes = text.view(np.uint32).reshape(len(text), -1)   # the characters, as UCS-4 codes
-    if codes.shape[1] > 19 and bool(np.all(codes[:, 10] == ord("T"))) and not codes[:, 19].any():
-        codes[:, 10] = ord(" ")   # every time 19 characters with its T at 10: put the space there
-    else:  # a year beyond 9999 or before 0
-        text = np.char.replace(text, "T", " ")
-    times: list[str] = text.tolist()   # numpy's stubs: tolist() -> Any
-    return times
-
-
 def price_decimals(bars: Bars, most: int = 8) -> int:
     """How many decimals the file's prices carry (2 for 3125.66): the digits of a symbol
     whose spec is not known."""

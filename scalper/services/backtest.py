@@ -230,7 +230,7 @@ def trade_row(t: Trade, digits: int | None = None) -> dict:
 def trades_to_rows(trades: list[Trade] | TradeLog, digits: int | None = None) -> list[dict]:
     """`trade_row` of every trade, column by column (times formatted and numbers rounded
     by numpy and one call per column, not per value); a TradeLog's columns are read as they are."""
-    from scalper.core.scan import format_bar_times
+    from scalper.clock import format_bar_times
 
     if not len(trades):
         return []

@@ -64,7 +64,7 @@ def signals_to_rows(signals: Iterable[Signal], digits: int | None = None) -> lis
 
     import numpy as np
 
-    from scalper.core.scan import format_bar_times
+    from scalper.clock import format_bar_times
 
     signals = list(signals)
     n = len(signals)
