@@ -896,7 +896,7 @@ class _Parts:
         self.full = {side: bool((codes >= 0).all()) for side, codes in self.held.items()}
         spread = replay.spread[bars]
         bid, ask = sim.quote(replay.latest[bars], spread, replay.spec.point)
-        valid = risk.stops_valid_each(buy, sl, tp, bid=bid, ask=ask, min_distance=replay.stop_distance)
+        valid = paths.stops_ok[sequence]
         self.quote_code = _compact("q", risk.quote_refusals(buy, sl, tp, spread_points=spread, bid=bid, ask=ask,
                                                              stops_min_distance=replay.stop_distance, limits=limits,
                                                              valid=valid))
@@ -1037,13 +1037,14 @@ class _Paths:
         self.order_tp = tp = _round_prices(np.fromiter(map(attrgetter("tp"), signals), dtype=np.float64, count=n),
                                            spec.digits)
         self.buy = buy = np.array(list(map("buy".__eq__, map(attrgetter("direction"), signals))), dtype=bool)
+        bid, ask = sim.quote(replay.latest[bar_index], replay.spread[bar_index], spec.point)
+        # whether the quote of its signal's pass takes the order's stops (else it never fills): read by _Parts too
+        self.stops_ok = risk.stops_valid_each(buy, sl, tp, bid=bid, ask=ask, min_distance=replay.stop_distance)
         if not n:
             return
-        bid, ask = sim.quote(replay.latest[bar_index], replay.spread[bar_index], spec.point)
         sides: tuple[tuple[Direction, np.ndarray], ...] = (("buy", buy), ("sell", ~buy))
         for direction, mine in sides:
-            ok = mine & stops_valid(direction, sl, tp, bid=bid, ask=ask, min_distance=replay.stop_distance)
-            rows = np.flatnonzero(ok)
+            rows = np.flatnonzero(mine & self.stops_ok)
             if len(rows):
                 entry = fill_price(direction, bid, ask)[rows]
                 self._follow(direction, rows, bar_index[rows], entry, sl[rows], tp[rows])
