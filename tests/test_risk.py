@@ -59,3 +59,8 @@ def test_first_failing_check_wins():
     e = Exposure(balance=0, open_total=9, open_on_symbol=9, kill_switch_engaged=True)
     assert decide(sig(), e, RiskLimits(), NOW).reason == risk.KILL_SWITCH
     assert decide(sig(), Exposure(balance=0, open_total=9), RiskLimits(), NOW).reason == risk.NO_BALANCE
+
+
+def test_every_book_reason_says_why():
+    from scalper.core.risk import _BOOK_DETAILS
+    assert tuple(_BOOK_DETAILS) == risk.BOOK_REASONS

@@ -5,6 +5,7 @@ one that fails names the reason, so a rejection always says the real cause.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -102,7 +103,7 @@ BOOK_REASONS = REASONS[:REASONS.index(CORRELATED) + 1]
 def decide(signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> Decision:
     reason = book_refusal(signal, exposure, limits, now)
     if reason is not None:
-        return Decision(DecisionAction.REJECT, reason, _book_detail(reason, signal, exposure, limits, now))
+        return Decision(DecisionAction.REJECT, reason, _BOOK_DETAILS[reason](signal, exposure, limits, now))
     return market_decision(signal, exposure, limits)
 
 
@@ -142,24 +143,18 @@ def daily_loss_hit(pnl_today: float, cap: float | None) -> bool:
     return cap is not None and -pnl_today >= cap
 
 
-def _book_detail(reason: str, signal: Signal, exposure: Exposure, limits: RiskLimits, now: float) -> str:
-    if reason == ENGINE_PAUSED:
-        return "the engine is paused (scalper resume lifts it)"
-    if reason == KILL_SWITCH:
-        return "the bot's kill-switch is engaged"
-    if reason == STALE:
-        return f"signal is {signal_age(signal, now):.0f}s old, limit {limits.signal_max_age_s:.0f}s"
-    if reason == LOW_SCORE:
-        return f"score {signal.score:.3f} < {limits.decision_min_score:.3f}"
-    if reason == NO_BALANCE:
-        return f"balance {exposure.balance:.2f}"
-    if reason == MAX_CONCURRENT:
-        return f"{exposure.open_total} open, limit {limits.max_concurrent}"
-    if reason == MAX_PER_SYMBOL:
-        return f"{exposure.open_on_symbol} open on the symbol, limit {limits.max_per_symbol}"
-    if reason == OPPOSITE_OPEN:
-        return f"a {'sell' if signal.direction == 'buy' else 'buy'} is open on the symbol"
-    return f"a correlated symbol already has a {signal.direction} open"   # CORRELATED
+# What each refusal of `book_refusal` says, by reason: (signal, exposure, limits, now) -> detail.
+_BOOK_DETAILS: dict[str, Callable[[Signal, Exposure, RiskLimits, float], str]] = {
+    ENGINE_PAUSED: lambda s, e, lim, now: "the engine is paused (scalper resume lifts it)",
+    KILL_SWITCH: lambda s, e, lim, now: "the bot's kill-switch is engaged",
+    STALE: lambda s, e, lim, now: f"signal is {signal_age(s, now):.0f}s old, limit {lim.signal_max_age_s:.0f}s",
+    LOW_SCORE: lambda s, e, lim, now: f"score {s.score:.3f} < {lim.decision_min_score:.3f}",
+    NO_BALANCE: lambda s, e, lim, now: f"balance {e.balance:.2f}",
+    MAX_CONCURRENT: lambda s, e, lim, now: f"{e.open_total} open, limit {lim.max_concurrent}",
+    MAX_PER_SYMBOL: lambda s, e, lim, now: f"{e.open_on_symbol} open on the symbol, limit {lim.max_per_symbol}",
+    OPPOSITE_OPEN: lambda s, e, lim, now: f"a {'sell' if s.direction == 'buy' else 'buy'} is open on the symbol",
+    CORRELATED: lambda s, e, lim, now: f"a correlated symbol already has a {s.direction} open",
+}
 
 
 def market_decision(signal: Signal, exposure: Exposure, limits: RiskLimits) -> Decision:
