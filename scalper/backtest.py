@@ -57,6 +57,7 @@ from scalper.core.exposure import (
     DAY_SECONDS,
     build_exposure,
     day_start,
+    day_starts,
     kill_switch_idle_when_flat,
     kill_switch_reason,
     kill_switch_trips,
@@ -316,6 +317,8 @@ class _Replay:
         self.trailed = 0
         self.fixed_size: Sizing | None = None
         self.kill_switch_enabled = setup.rules.kill_switch.enabled
+        # the upkeep of an empty book is the kill-switch's check alone (no position to trail): never acting?
+        self.flat_idle = not self.kill_switch_enabled or kill_switch_idle_when_flat(setup.rules)
 
     LEAP = True   # the chain's routine steps taken by _leap (False: each by the chain's own code)
 
@@ -411,8 +414,6 @@ class _Replay:
         yet) and the index in `signal_bars` of the first signal bar from it on."""
         last, time, f, limits = self.last, self.time, self.fast, self.limits
         n_signal_bars = len(signal_bars)
-        # the upkeep of an empty book is the kill-switch's check alone (no position to trail)
-        flat_idle = not self.kill_switch_enabled or kill_switch_idle_when_flat(self.setup.rules)
         leaps = self._leaps_for_chain()
         while True:
             if leaps is not None:   # the routine steps from here, without objects; the step it stops at below
@@ -432,7 +433,7 @@ class _Replay:
                 # The bound of bars i .. e-1 holds at this bar's upkeep too (the position's worst price
                 # is taken from bar i on): neither this upkeep's kill-switch nor anything until e acts.
                 e = book[0].exit_bar
-            elif not book and flat_idle:   # nothing opened, and an empty book's upkeep never acts
+            elif not book and self.flat_idle:   # nothing opened, and an empty book's upkeep never acts
                 next_signal = bisect_left(signal_bars, i + 1, next_signal)
                 if next_signal == n_signal_bars or signal_bars[next_signal] > last:
                     return last + 1, next_signal
@@ -479,7 +480,7 @@ class _Replay:
         signal_bars, last, f, L = self.signal_bars, self.last, self.fast, leaps
         n_signal_bars = len(signal_bars)
         limits, rules = self.limits, self.setup.rules
-        capped = risk.daily_loss_cap(limits, 0.0) is not None
+        capped = risk.has_daily_loss_cap(limits)
         kill = self.kill_switch_enabled
         realized_by_day, add_trade, report = self.realized_by_day, self._add_trade, self._progress is not None
         decided_starts, decided_ends = self.decided_spans
@@ -487,21 +488,21 @@ class _Replay:
         first = f.first
         balance, trailed = self.balance, self.trailed
         while True:
+            if risk.no_balance(balance, limits):   # (after an exit) as _chain decides it, before anything else
+                break
             if next_signal == n_signal_bars or signal_bars[next_signal] != i:   # bar i has no signal
-                if not L.flat_idle or next_signal == n_signal_bars or signal_bars[next_signal] > last:
+                if not self.flat_idle or next_signal == n_signal_bars or signal_bars[next_signal] > last:
                     break
                 if report:
                     self._report(i)
                 i = signal_bars[next_signal]
             m = next_signal
-            if risk.no_balance(balance, limits):
-                break
             if capped and risk.daily_loss_hit(realized_by_day.get(L.today[m], 0.0) + 0,
                                               risk.daily_loss_cap(limits, balance)):
                 break   # the parts' reasons need today's P&L: decided in full
             q = L.opens[m]
             if q < 0:   # nothing opens: the bar's signals decided, the empty book's upkeep idle
-                if not L.flat_idle or m + 1 == n_signal_bars or signal_bars[m + 1] > last:
+                if not self.flat_idle or m + 1 == n_signal_bars or signal_bars[m + 1] > last:
                     break
                 decided_starts.append(first[m])
                 decided_ends.append(first[m + 1])
@@ -516,15 +517,10 @@ class _Replay:
             worst = min(L.worst_pnl[m] - 0.01, 0.0)
             if stopped_out(balance + worst):
                 break
-            if kill:   # _may_act's bound, bars i .. e-1
-                day, last_day = L.today[m], L.last_day[m]
-                realized = realized_by_day.get(day, 0.0)
-                while day < last_day:
-                    day += DAY_SECONDS
-                    realized = min(realized, realized_by_day.get(day, 0.0))
-                if kill_switch_reason(unrealized=worst, realized_today=realized, balance=balance,
-                                      rules=rules) is not None:
-                    break
+            if kill and kill_switch_reason(unrealized=worst, realized_today=self._worst_realized(L.today[m],
+                                                                                                 L.last_day[m]),
+                                           balance=balance, rules=rules) is not None:
+                break   # _may_act's bound, bars i .. e-1
             # routine: decided up to the opening signal, the rest held until e, closed at e
             decided_starts.append(first[m])
             decided_ends.append(q + 1)
@@ -636,12 +632,10 @@ class _Replay:
         starts, ends = (np.frombuffer(a, dtype=np.int64) for a in self.decided_spans)
         if len(starts):
             decided = _inside(size, starts, ends)
-            empty, quote = (np.frombuffer(a, dtype=np.int64) for a in (f.empty, f.quote_code))
-            # risk.reason_of without a daily loss: the book's reason, the market's, else approved
-            code = np.where(empty >= 0, empty, np.where(quote >= 0, quote, len(risk.REASONS)))
+            code = risk.reasons_without_daily_loss(*(np.frombuffer(a, dtype=np.int64) for a in (f.empty, f.quote_code)))
             codes.append(code[decided])
             inside.append(decided)
-        reasons = (*risk.REASONS, risk.APPROVED)
+        reasons = (*risk.REASONS, risk.APPROVED)   # risk.APPROVED_CODE: the last
         names = self.setup.strategies
         for code, where in zip(codes, inside):
             pairs = f.strategy_index[where] * len(reasons) + code
@@ -689,7 +683,7 @@ class _Replay:
             unrealized = unrealized + profit(p.direction, p.entry, price, p.volume, cs)
         trips = stopped_out(self.balance + unrealized) if may_stop else np.zeros(j - i, dtype=bool)
         if may_kill:
-            days = ((self.time[i:j] + AFTER_CLOSE_S) // DAY_SECONDS) * DAY_SECONDS
+            days = day_starts(self.time[i:j] + AFTER_CLOSE_S)
             realized_today = np.zeros(j - i)
             for d in np.unique(days).tolist():
                 realized_today[days == d] = self.realized_by_day.get(float(d), 0.0)
@@ -711,15 +705,19 @@ class _Replay:
         may_stop = bool(stopped_out(self.balance + worst))
         may_kill = self.kill_switch_enabled and self.kill_engaged_day is None
         if may_kill:
-            time = self.time
-            day, last_day = day_start(int(time[i]) + AFTER_CLOSE_S), day_start(int(time[j - 1]) + AFTER_CLOSE_S)
-            realized = self.realized_by_day.get(day, 0.0)
-            while day < last_day:
-                day += DAY_SECONDS
-                realized = min(realized, self.realized_by_day.get(day, 0.0))
+            realized = self._worst_realized(day_start(int(self.time[i]) + AFTER_CLOSE_S),
+                                            day_start(int(self.time[j - 1]) + AFTER_CLOSE_S))
             may_kill = kill_switch_reason(unrealized=worst, realized_today=realized, balance=self.balance,
                                           rules=r) is not None
         return may_stop, may_kill
+
+    def _worst_realized(self, day: float, last_day: float) -> float:
+        """The lowest P&L realized on a day from `day` to `last_day` (day starts), as it stands."""
+        realized = self.realized_by_day.get(day, 0.0)
+        while day < last_day:
+            day += DAY_SECONDS
+            realized = min(realized, self.realized_by_day.get(day, 0.0))
+        return realized
 
     # --- 1. the broker's sync ---------------------------------------------------------
     def _exits(self, i: int) -> None:
@@ -922,14 +920,13 @@ class _Leaps:
 
     def __init__(self, replay: _Replay, volume: float):
         f, paths, spec = replay.fast, replay.paths, replay.spec
-        rules = replay.setup.rules
-        self.flat_idle = not rules.kill_switch.enabled or kill_switch_idle_when_flat(rules)
         self.volume = volume
         first = np.frombuffer(f.first, dtype=np.int64)
         n_bars = len(first) - 1
-        approved = (np.frombuffer(f.empty, dtype=np.int64) < 0) & (np.frombuffer(f.quote_code, dtype=np.int64) < 0)
-        # approved means the quote takes the stops (risk_stops_beyond_quote refuses the others)
-        assert bool(np.frombuffer(f.stops_ok, dtype=np.int64)[approved].all())
+        # approved on an empty book (risk.reason_of below any daily loss cap), and taken by the broker: the
+        # quote takes the stops (risk_stops_beyond_quote refuses the others first; _open would refuse them)
+        codes = risk.reasons_without_daily_loss(*(np.frombuffer(a, dtype=np.int64) for a in (f.empty, f.quote_code)))
+        approved = (codes == risk.APPROVED_CODE) & (np.frombuffer(f.stops_ok, dtype=np.int64) != 0)
         q_approved = np.flatnonzero(approved)
         bar_of = np.searchsorted(first, q_approved, side="right") - 1
         bars_with, at = np.unique(bar_of, return_index=True)
@@ -939,7 +936,7 @@ class _Leaps:
         signal_bars = np.asarray(replay.signal_bars, dtype=np.int64)
         time, last = replay.time, replay.last
         now = time[signal_bars] + AFTER_CLOSE_S
-        self.today = ((now // DAY_SECONDS) * DAY_SECONDS).astype(np.float64).tolist()
+        self.today = day_starts(now).tolist()
         # of the position each bar opens (zeros where none: never read)
         q = np.where(opens >= 0, opens, 0)
         k = np.frombuffer(f.k, dtype=np.int64)[q]
@@ -948,9 +945,9 @@ class _Leaps:
         self.exit_bar = exit_bar.tolist()
         self.next_signal = np.searchsorted(signal_bars, exit_bar).tolist()
         before_exit = time[np.clip(exit_bar - 1, 0, last)] + AFTER_CLOSE_S
-        self.last_day = ((before_exit // DAY_SECONDS) * DAY_SECONDS).astype(np.float64).tolist()
-        exit_time = np.maximum(time[np.minimum(exit_bar, last)], now)   # sim.exit_time
-        self.exit_day = ((exit_time // DAY_SECONDS) * DAY_SECONDS).astype(np.float64).tolist()
+        self.last_day = day_starts(before_exit).tolist()
+        exit_time = sim.exit_times(time[np.minimum(exit_bar, last)], now)
+        self.exit_day = day_starts(exit_time).tolist()
         entry = np.frombuffer(f.entry, dtype=np.float64)[q]
         exit_price = np.frombuffer(f.exit_price, dtype=np.float64)[q]
         cs = spec.contract_size

@@ -156,3 +156,11 @@ def test_a_second_run_prints_what_a_run_without_any_cache_prints(long_file, comm
     uncached = run(**{BARS_CACHE_SWITCH_ENV: "0"})
     assert first == again == uncached
     assert (again.get("signals") or again["totals"]["signals"]) > 1000
+
+
+def test_a_store_of_other_closes_is_refused(gold):
+    other = gold.close.copy()
+    other[0] += 1.0
+    with pytest.raises(ValueError, match="not of this history's closes"):
+        scan_history(gold, list(STRATEGY_NAMES), emas=bar_cache.DerivedStore(other))
+    assert bar_cache.DerivedStore(gold.close.copy()).covers(gold.close)

@@ -139,6 +139,17 @@ def _without_leaps(monkeypatch, bars, setup, **span):
         return run_backtest(bars, setup, **span)
 
 
+def _replayed(bars, setup, leap: bool, start=None, end=None):
+    """The outcome of a replay, its realized P&L by day (bit for bit) and every progress call."""
+    calls: list[tuple[int, int]] = []
+    signals = scan_history(bars, list(setup.strategies), setup.params, setup.lookback).signals
+    replay = _Replay(bars, setup, signals, start, end)
+    replay.LEAP = leap
+    result = replay.run(lambda done, total: calls.append((done, total)))
+    realized = sorted((day, value.hex()) for day, value in replay.realized_by_day.items())
+    return _outcome(result), realized, calls
+
+
 def test_the_default_chain_is_taken_by_leaps_and_gives_what_the_chain_gave(gold, monkeypatch):
     closed = _leaping(monkeypatch)
     setup = _setup("XAUUSD", {})
@@ -155,10 +166,23 @@ def test_the_default_chain_is_taken_by_leaps_and_gives_what_the_chain_gave(gold,
     ("BTCUSD", {"kill_switch": False}, 600.0, 0.3, 2000),               # a stop-out
     ("BTCUSD", {"kill_switch": False}, 60.0, 0.01, 1),                  # the margin refuses orders
     ("BTCUSD", {"daily_loss_limit": 50.0, "kill_switch": False}, 600.0, 0.3, 2000),
+    ("BTCUSD", {"min_balance": 550.0, "kill_switch": False}, 600.0, 0.3, 2000),   # no balance after an exit
+    ("BTCUSD", {"min_balance": 550.0}, 600.0, 0.3, 2000),
 ], ids=str)
 def test_leaps_give_what_the_chain_gives_step_by_step(gold, btc, monkeypatch, symbol, risk_settings, balance, qty,
                                                       leverage):
     bars = gold if symbol == "XAUUSD" else btc
     setup = _setup(symbol, risk_settings, balance, qty, leverage)
-    for span in ({}, {"start": float(bars.time[3000]), "end": float(bars.time[9000])}):
-        assert _outcome(run_backtest(bars, setup, **span)) == _outcome(_without_leaps(monkeypatch, bars, setup, **span))
+    for span in ({}, {"start": float(bars.time[3000]), "end": float(bars.time[9000])},
+                 {"start": float(bars.time[len(bars) // 3]), "end": float(bars.time[len(bars) // 3 + 777])}):
+        assert _replayed(bars, setup, True, **span) == _replayed(bars, setup, False, **span)
+
+
+def test_a_leap_stops_where_the_chain_stops_when_the_balance_runs_out(btc):
+    # the chain checks the balance first at an exit bar; a leap reporting progress there before it
+    # found the balance too small made one progress call the chain never makes
+    setup = _setup("BTCUSD", {"min_balance": 550.0, "kill_switch": False}, 600.0, 0.3, 2000)
+    span = {"start": float(btc.time[len(btc) // 3]), "end": float(btc.time[len(btc) // 3 + 777])}
+    leapt, chained = _replayed(btc, setup, True, **span), _replayed(btc, setup, False, **span)
+    assert leapt == chained
+    assert risk.NO_BALANCE in {r for c in leapt[0][2].values() for r in c}

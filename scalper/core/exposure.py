@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from scalper.core import upkeep
-from scalper.core.risk import Exposure, daily_loss_cap, daily_loss_hit
+from scalper.core.risk import Exposure, daily_loss_cap, daily_loss_hit, has_daily_loss_cap
 from scalper.core.rules import RiskRules
 from scalper.symbols import root_symbol
 
@@ -29,6 +29,14 @@ DAILY_LOSS = "daily_loss"
 def day_start(now: float) -> float:
     """Midnight UTC of the day holding `now` (epoch seconds count no leap seconds)."""
     return float(int(now // DAY_SECONDS) * DAY_SECONDS)
+
+
+def day_starts(now: np.ndarray) -> np.ndarray:
+    """`day_start` of every element of an integer array of instants, as floats."""
+    import numpy as np
+
+    starts: np.ndarray = ((now // DAY_SECONDS) * DAY_SECONDS).astype(np.float64)
+    return starts
 
 
 def build_exposure(open_items: Iterable[tuple[int, str, str]], *, symbol: str, group_symbols: Iterable[str] = (),
@@ -89,7 +97,7 @@ def kill_switch_idle_when_flat(rules: RiskRules) -> bool:
     """Whether `kill_switch_reason` gives None whatever the balance and today's realized P&L when no
     position is open (unrealized 0): the floating loss is then none, and only a daily loss cap
     could act on today's realized P&L; without one nothing can."""
-    return daily_loss_cap(rules.limits, 0.0) is None   # no cap, whatever the balance
+    return not has_daily_loss_cap(rules.limits)
 
 
 def kill_switch_trips(*, unrealized: np.ndarray, realized_today: np.ndarray, balance: float,

@@ -66,7 +66,10 @@ def atr(high: PriceSeries, low: PriceSeries, close: PriceSeries, period: int = A
     return out
 
 
-EMA_VERSION = 1      # of ema()'s arithmetic: stored EMAs (the bar cache) of another version are not read
+# ema()'s version: stored history EMAs (core.scan, kept in the bar cache) of another are not read. Bump it
+# with any change to the values ema() or _ewm_mean give (the continuation of a series from part to
+# part is core.scan's, and the switch point LONG_SERIES is in the key already).
+EMA_VERSION = 1
 LONG_SERIES = 5_000   # bars from which ema() runs pandas' recurrence (or its exact copy, _ewm_mean)
 # Bars of long EMAs a process runs through _ewm_mean (~55 ns a bar) before importing pandas (~0.2 s)
 # is the cheaper way: a scan's two periods stay in Python, an optimiser's many periods do not.

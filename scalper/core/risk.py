@@ -138,6 +138,11 @@ def no_balance(balance: float, limits: RiskLimits) -> bool:
     return balance <= limits.min_balance or balance <= 0
 
 
+def has_daily_loss_cap(limits: RiskLimits) -> bool:
+    """Whether any daily loss cap is set (`daily_loss_cap` is then a number whatever the balance)."""
+    return daily_loss_cap(limits, 0.0) is not None
+
+
 def daily_loss_hit(pnl_today: float, cap: float | None) -> bool:
     """Whether today's P&L has reached the daily loss cap (`daily_loss_cap`; None: no cap)."""
     return cap is not None and -pnl_today >= cap
@@ -232,6 +237,18 @@ def stops_valid_each(buy: np.ndarray, sl: np.ndarray, tp: np.ndarray, *, bid: np
 
     return np.where(buy, stops_valid("buy", sl, tp, bid=bid, ask=ask, min_distance=min_distance),
                     stops_valid("sell", sl, tp, bid=bid, ask=ask, min_distance=min_distance))
+
+
+APPROVED_CODE = len(REASONS)   # an approval among the reason codes of `reasons_without_daily_loss`
+
+
+def reasons_without_daily_loss(book_codes: np.ndarray, quote_codes: np.ndarray) -> np.ndarray:
+    """`reason_of` of each signal when today's P&L is below any cap: its `book_refusals` code,
+    else its `quote_refusals` code, else APPROVED_CODE."""
+    import numpy as np
+
+    codes: np.ndarray = np.where(book_codes >= 0, book_codes, np.where(quote_codes >= 0, quote_codes, APPROVED_CODE))
+    return codes
 
 
 def reason_of(book_code: int, pnl_today: float, balance: float, quote_code: int, limits: RiskLimits) -> str:

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from scalper.core.bars import Bars
-from scalper.core.indicators import EMA_VERSION, ema, window_count
+from scalper.core.indicators import EMA_VERSION, LONG_SERIES, ema, window_count
 from scalper.core.signals import Signal
 from scalper.core.strategies import STRATEGY_NAMES, ScanResult, get, resolve_params
 from scalper.core.strategies.params import Params
@@ -30,6 +30,10 @@ SEGMENT_WINDOWS = 1 << 15   # windows scanned at once
 class EmaStore(Protocol):
     """Where a caller keeps values derived from one history's closes across runs (the bar cache):
     by key, as the scan computed them."""
+
+    def covers(self, close: np.ndarray) -> bool:
+        """Whether the store is that of these very closes."""
+        ...
 
     def get(self, key: str) -> np.ndarray | None: ...
 
@@ -65,6 +69,8 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
                 result.skips[reason] = result.skips.get(reason, 0) + n
         result.signals = in_order(found)
         return result
+    if emas is not None and not emas.covers(history.close):
+        raise ValueError("the EMA store given is not of this history's closes")
     resolved = {name: resolve_params(name, params.get(name), lookback) for name in names}
     count = window_count(len(history), lookback)
     result = ScanResult(evaluated=count)
@@ -133,7 +139,10 @@ class _RunningEma:
         return values[start - first:stop - first]
 
     def _key(self, period: int) -> str:
-        return f"ema/{EMA_VERSION}/period={period}/lookback={self.lookback}/segment={SEGMENT_WINDOWS}"
+        # everything the values depend on but the closes (the store's own key): the parts' bounds, and
+        # which arithmetic ema() runs on each (LONG_SERIES; EMA_VERSION for the rest of its code)
+        return (f"ema/{EMA_VERSION}/long={LONG_SERIES}/period={period}/lookback={self.lookback}"
+                f"/segment={SEGMENT_WINDOWS}")
 
     def _stored(self, period: int) -> np.ndarray | None:
         if self.store is None or period in self.computed:

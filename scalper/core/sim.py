@@ -150,6 +150,12 @@ def exit_time(bar_open: float, filled_at: float) -> float:
     return max(bar_open, filled_at)
 
 
+def exit_times(bar_open: np.ndarray, filled_at: np.ndarray) -> np.ndarray:
+    """`exit_time` of every element."""
+    times: np.ndarray = np.maximum(bar_open, filled_at)
+    return times
+
+
 class Exit(NamedTuple):
     bar: int          # index in the bars checked
     price: float

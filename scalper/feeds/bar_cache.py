@@ -40,7 +40,8 @@ _FIELDS = ("time", "open", "high", "low", "close", "volume", "spread")
 _DTYPES = {f: np.dtype(np.int64 if f == "time" else np.float64) for f in _FIELDS}
 _DERIVED_MAGIC = b"scalper-derived\n"
 _DERIVED_SUFFIX = ".derived"
-MAX_DERIVED_ENTRIES = 256               # values derived from closes (DerivedStore): a few per bar file
+MAX_DERIVED_ENTRIES = 256               # values derived from closes (DerivedStore): a few per bar file…
+MAX_DERIVED_BYTES = 1 << 28             # …in 256 MiB at most (8 bytes a bar each)
 MIN_DERIVED_ROWS = 50_000               # closes from which derived values are kept (~4 ms to compute below)
 
 
@@ -129,7 +130,7 @@ class Slot:
             head = _MAGIC + len(text).to_bytes(4, "little") + text
             head += b"\0" * (_aligned(len(head)) - len(head))
             write_cache_file(self.entry, [head, *(c.data.cast("B") for c in columns)])
-            _prune(self.entry, _SUFFIX, MAX_ENTRIES)
+            _prune(self.entry, _SUFFIX, MAX_ENTRIES, MAX_BYTES)
         except (OSError, ValueError, TypeError):
             pass   # an unwritable or full cache only costs speed
 
@@ -163,9 +164,12 @@ class DerivedStore:
     def __init__(self, close: np.ndarray):
         import hashlib
 
-        self.rows = len(close)
+        self.close, self.rows = close, len(close)
         self.digest = hashlib.blake2b(np.ascontiguousarray(close, dtype=np.float64).data.cast("B"),
                                       digest_size=16).hexdigest()
+
+    def covers(self, close: np.ndarray) -> bool:
+        return close is self.close or (len(close) == self.rows and bool(np.array_equal(close, self.close)))
 
     def _entry(self, key: str) -> Path:
         import hashlib
@@ -211,7 +215,7 @@ class DerivedStore:
             head = _DERIVED_MAGIC + len(text).to_bytes(4, "little") + text
             head += b"\0" * (_aligned(len(head)) - len(head))
             write_cache_file(entry, [head, raw])
-            _prune(entry, _DERIVED_SUFFIX, MAX_DERIVED_ENTRIES)
+            _prune(entry, _DERIVED_SUFFIX, MAX_DERIVED_ENTRIES, MAX_DERIVED_BYTES)
         except (OSError, ValueError, TypeError):
             pass
 
@@ -254,7 +258,7 @@ def _aligned(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
 
 
-def _prune(written: Path, suffix: str, max_entries: int) -> None:
-    """The least recently used entries of one kind beyond `max_entries`, or beyond MAX_BYTES."""
+def _prune(written: Path, suffix: str, max_entries: int, max_bytes: int) -> None:
+    """The least recently used entries of one kind beyond `max_entries`, or beyond `max_bytes`."""
     prune_entries(written.parent, keep=written, kind=lambda p: p.suffix == suffix, max_entries=max_entries,
-                  max_bytes=MAX_BYTES)
+                  max_bytes=max_bytes)
