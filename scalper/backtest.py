@@ -47,6 +47,7 @@ from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import compress
 from operator import attrgetter
 
 import numpy as np
@@ -284,7 +285,7 @@ class _Replay:
             inside = (times >= self.time[self.first]) & (times <= self.time[self.last])
         else:
             inside = np.zeros(len(signals), dtype=bool)
-        self.signals = [signals[k] for k in np.flatnonzero(inside).tolist()]
+        self.signals = list(compress(signals, inside.tolist()))
         bar_index = np.searchsorted(history.time, times[inside]).astype(np.int64)
         # At one bar, the strategies speak in the bot's order.
         order = {name: k for k, name in enumerate(setup.strategies)}
