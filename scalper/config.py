@@ -108,6 +108,7 @@ class FaultConfig(Strict):
     crash_at: Literal["before_fill", "after_fill"] | None = None
     unreachable: bool = False
     lost_answer: bool = False
+    answer_delay_s: NonNegFloat = Field(default=0.0, description="every opening send executes, then answers this late")
 
 
 class PaperConfig(Strict):

@@ -176,3 +176,52 @@ def test_a_pass_waits_on_the_host_lock_then_runs_or_is_dropped_at_expiry(tmp_pat
     threading.Timer(0.5, held.__exit__, (None, None, None)).start()
     ran = run_pass(LOCAL, slot=2, now=now, config=str(path))
     assert "dropped" not in ran and ran["exit_code"] == 0 and ran["run_id"]
+
+
+def test_a_pass_loads_its_config_once_and_hands_the_hosts_view_to_its_run_and_its_requests(tmp_path, monkeypatch):
+    """Even when it first finds the lock taken and waits: one load, one host view, the same
+    object for the run and for serving the host's requests."""
+    import threading
+    import time
+
+    from scalper import wiring
+    from scalper.fleet import hosts, requests
+    from scalper.fleet.app import run_pass
+    from scalper.ledger.lock import run_lock
+
+    path = _config(tmp_path, [{"id": 1, "host": "a"}, {"id": 2, "host": "b"}], [_bot("gold", [1, 2])])
+    loads, views, served = [], [], []
+    real_load, real_for_host, real_serve = wiring.load, hosts.for_host, requests.serve
+
+    def load(option):
+        loads.append(option)
+        return real_load(option)
+
+    def for_host(cfg, host):
+        views.append(real_for_host(cfg, host))
+        return views[-1]
+
+    def serve(cfg, ledger_ref, host, **kw):
+        served.append(cfg)
+        return real_serve(cfg, ledger_ref, host, **kw)
+
+    monkeypatch.setattr(wiring, "load", load)
+    monkeypatch.setattr(hosts, "for_host", for_host)
+    monkeypatch.setattr(requests, "serve", serve)
+    held = run_lock(tmp_path / "ledger.db", holder="a test")
+    held.__enter__()
+    released: list[float] = []
+
+    def release() -> None:
+        released.append(time.time())
+        held.__exit__(None, None, None)
+
+    threading.Timer(1.0, release).start()
+    doc = run_pass("a", slot=1, now="2025-05-15T09:16:05", config=str(path))
+    assert "dropped" not in doc and doc["exit_code"] == 0 and doc["orders_created"] == 1
+    assert doc["started"] >= released[0]                 # it did wait on the lock, then ran
+    assert loads == [str(path)] and len(views) == 1
+    assert served == views and [a.id for a in views[0].accounts] == [1]
+    with Ledger(tmp_path / "ledger.db", readonly=True) as led:
+        orders = led.query("SELECT account_id FROM orders")
+    assert [o["account_id"] for o in orders] == [1]      # the host's accounts only

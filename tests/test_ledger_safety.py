@@ -533,3 +533,85 @@ def test_integrity_is_clean_after_all_of_it(config, tmp_path, capsys):
         code, doc, err = _run(capsys, config, bar)
         assert code == 0, err
     assert_completed(db, tmp_path / "paper.db")
+
+
+def test_a_new_ledger_created_by_another_process_between_two_looks_is_opened_not_refused(tmp_path, monkeypatch):
+    """Opening a new file: the version is read (0: empty), then the foreign-database check looks at
+    the tables, each in a snapshot of its own. A fleet's hosts open a new shared ledger at once: when
+    another one commits the schema in between, the file is a ledger, not a foreign database."""
+    from scalper.errors import NotALedger
+    from scalper.ledger import store
+
+    path = tmp_path / "ledger.db"
+    real = store.current_version
+    raced: list[int] = []
+
+    def current_version(conn):
+        version = real(conn)
+        if version == 0 and not raced:
+            raced.append(1)
+            Ledger(path).close()   # another opener (its own connection) creates the ledger right then
+        return version
+
+    monkeypatch.setattr(store, "current_version", current_version)
+    try:
+        with Ledger(path) as led:
+            assert led.schema_version() == ledger_schema.SCHEMA_VERSION
+    except NotALedger as exc:
+        pytest.fail(f"a ledger created meanwhile was refused as foreign: {exc}")
+    assert raced == [1]
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("SELECT COUNT(*) FROM meta WHERE key = 'created_at'").fetchone() == (1,)
+    finally:
+        con.close()
+    # a database that really is something else is still refused, untouched
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE positions (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(NotALedger, match="not a scalper ledger"):
+        Ledger(other)
+    con = sqlite3.connect(other)
+    try:
+        assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["positions"]
+    finally:
+        con.close()
+
+
+_OPENER = """
+import sys
+from scalper.ledger import Ledger
+print("ready", flush=True)
+sys.stdin.read()
+with Ledger(sys.argv[1]) as led:
+    print(led.schema_version(), flush=True)
+"""
+
+
+def test_processes_creating_one_new_sqlite_ledger_at_once_all_open_it(tmp_path):
+    import sys
+
+    path = tmp_path / "ledger.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCALPER_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    openers = [subprocess.Popen([sys.executable, "-c", _OPENER, str(path)], env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    try:
+        for p in openers:
+            assert p.stdout.readline() == "ready\n"
+        for p in openers:
+            p.stdin.close()
+        for p in openers:
+            assert p.wait(timeout=120) == 0, p.stderr.read()
+            assert p.stdout.read().strip() == str(ledger_schema.SCHEMA_VERSION)
+    finally:
+        for p in openers:
+            if p.poll() is None:
+                p.kill()
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("SELECT COUNT(*) FROM meta WHERE key = 'created_at'").fetchone() == (1,)
+    finally:
+        con.close()

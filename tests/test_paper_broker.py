@@ -435,6 +435,29 @@ def test_lost_answer_executes_reports_timeout_and_find_order_finds_it(rig):
     assert broker.send_order(buy(cid="cid-2")).code == 10009        # only the first answer is lost
 
 
+def test_a_late_answer_comes_after_the_fill_is_at_the_broker(rig):
+    import threading
+    import time
+
+    broker = rig.broker(faults=FaultConfig(answer_delay_s=0.6))
+    seen: list = []
+
+    def look() -> None:   # another connection to the state file, while the answer is on its way
+        time.sleep(0.3)
+        other = rig.broker()
+        seen.append(other.find_order("cid-1", 7, since=T0))
+        other.close()
+
+    watcher = threading.Thread(target=look)
+    began = time.monotonic()
+    watcher.start()
+    result = broker.send_order(buy())
+    took = time.monotonic() - began
+    watcher.join()
+    assert result.ok and 0.6 <= took < 5
+    assert seen[0] is not None and seen[0].state == "filled" and seen[0].ticket == result.ticket
+
+
 def test_unreachable_raises_broker_unavailable(rig):
     broker = PaperBroker(rig.path, "demo", rig.feed, rig.clock, spec_for, faults=FaultConfig(unreachable=True))
     with pytest.raises(BrokerUnavailable, match="injected fault"):
@@ -457,6 +480,8 @@ def test_faults_from_env_overrides_the_config(monkeypatch):
     assert faults_from_env(base) == FaultConfig()
     monkeypatch.setenv(FAULTS_ENV, "lost_answer=1")
     assert faults_from_env(None) == FaultConfig(lost_answer=True)
+    monkeypatch.setenv(FAULTS_ENV, "answer_delay_s=2.5")
+    assert faults_from_env(base) == base.model_copy(update={"answer_delay_s": 2.5})
 
 
 @pytest.mark.parametrize("spec, complaint", [
@@ -466,6 +491,9 @@ def test_faults_from_env_overrides_the_config(monkeypatch):
     ("lost_answer=maybe", "lost_answer must be"),
     ("lost_answer", "not key=value"),
     ("colour=red", "unknown key 'colour'"),
+    ("answer_delay_s=soon", "answer_delay_s must be"),
+    ("answer_delay_s=-1", "answer_delay_s must be"),
+    ("answer_delay_s=nan", "answer_delay_s must be"),
     ("unreachable=1;unreachable=0", "given twice"),
 ])
 def test_bad_fault_specs_are_refused(monkeypatch, spec, complaint):

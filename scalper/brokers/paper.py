@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -146,7 +147,8 @@ class PaperBroker:
     def send_order(self, request: OrderRequest) -> OrderResult:
         """Open a position at market, faults first: a scripted code answers without executing
         (10012/10031 execute, then answer), crash_at kills the process before the fill
-        transaction or right after its commit, lost_answer hides the first answer."""
+        transaction or right after its commit, answer_delay_s holds every answer back after
+        the fill, lost_answer hides the first answer."""
         now = self._clock.now()
         crash_point("during_send")
         scripted = self._scripted_codes.popleft() if self._scripted_codes else None
@@ -160,6 +162,9 @@ class PaperBroker:
             crash_point("after_fill")
             if self._faults.crash_at == "after_fill":
                 die()
+        if self._faults.answer_delay_s:
+            # A late answer: the order stands at the broker, the caller hears of it only now.
+            time.sleep(self._faults.answer_delay_s)
         # A lost answer: the order stands at the broker, the caller only hears "timed out".
         if scripted is not None:
             return OrderResult(scripted, _message(scripted))

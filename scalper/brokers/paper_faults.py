@@ -3,6 +3,7 @@ answer, crash or be unreachable (FaultConfig in bots.yaml, or SCALPER_PAPER_FAUL
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 from typing import TYPE_CHECKING
@@ -22,7 +23,8 @@ def faults_from_env(base: FaultConfig | None = None) -> FaultConfig:
     `retcodes=10004,10004;lost_answer=1;crash_at=after_fill;unreachable=1`.
     Keys: retcodes (comma-separated MT5 codes, empty for none), crash_at
     (before_fill | after_fill | none), unreachable and lost_answer (1/0,
-    true/false, yes/no, on/off). Raises ValueError on anything else.
+    true/false, yes/no, on/off), answer_delay_s (seconds, 0 or more).
+    Raises ValueError on anything else.
     """
     if base is None:
         from scalper.config import FaultConfig
@@ -60,8 +62,16 @@ def _parse_faults(text: str) -> dict:
             if raw.lower() not in flags:
                 raise bad(f"{key} must be 1 or 0, got {raw!r}")
             values[key] = flags[raw.lower()]
+        elif key == "answer_delay_s":
+            try:
+                delay = float(raw)
+            except ValueError:
+                delay = -1.0
+            if not (math.isfinite(delay) and delay >= 0):
+                raise bad(f"answer_delay_s must be a number of seconds, 0 or more, got {raw!r}")
+            values[key] = delay
         else:
-            raise bad(f"unknown key {key!r}; known: retcodes, crash_at, unreachable, lost_answer")
+            raise bad(f"unknown key {key!r}; known: retcodes, crash_at, unreachable, lost_answer, answer_delay_s")
     return values
 
 

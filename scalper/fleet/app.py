@@ -105,12 +105,11 @@ def run_pass(host: str, *, slot: int | None, now: str | None = None, config: str
     """One pass of `host` for interval slot `slot` (the current one when None): claimed once in
     the ledger, started before the slot's expiry or dropped, then the host's operator requests."""
     from scalper import wiring
-    from scalper.fleet.hosts import for_host
     from scalper.fleet.requests import serve
     from scalper.ledger import Ledger
     from scalper.ledger import fleet as books
     from scalper.ledger.lock import run_lock
-    from scalper.services.run import run_once
+    from scalper.services.run import host_view, run_loaded
 
     received = time.time()
     cfg = wiring.load(config)
@@ -131,10 +130,12 @@ def run_pass(host: str, *, slot: int | None, now: str | None = None, config: str
                                                                        "lateness_s": round(received - scheduled, 3)}):
             doc["dropped"] = "duplicate: this slot already had its pass"
             return doc
+    # the config as this host runs it, loaded once for the pass: its run and the requests it serves
+    view, host = host_view(cfg, host)
     while True:   # the host's lock: another pass of the host (or, on SQLite, of any host) may hold it
         started = time.time()
         try:
-            summary = run_once(config=config, ledger=ledger, now=now, host=host)
+            summary = run_loaded(view, host, ledger=ledger, now=now)
             break
         except LockHeld:
             # Wait on the lock itself (its own polling), not by setting the whole pass up again
@@ -153,7 +154,7 @@ def run_pass(host: str, *, slot: int | None, now: str | None = None, config: str
                duration_s=summary.duration_s, lateness_s=round(started - scheduled, 3),
                orders_created=summary.orders_created)
     try:
-        doc["requests"] = serve(for_host(cfg, host), path, host)
+        doc["requests"] = serve(view, path, host)
     except Exception as exc:
         doc["requests_error"] = f"{type(exc).__name__}: {exc}"
     with Ledger(path) as led:

@@ -69,6 +69,11 @@ def refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
     state, a copy of another database): never build a ledger inside it."""
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
                                          "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    if "meta" in tables:
+        # Another process created the ledger since the version was read (a fleet's hosts open a new
+        # shared ledger at once; each read is a snapshot of its own): the migration reads it again
+        # under the write lock, and refuses a `meta` without a schema version there.
+        return
     if tables:
         raise NotALedger(f"{path} is an SQLite database but not a scalper ledger (it has the tables "
                          f"{', '.join(tables[:5])}{', …' if len(tables) > 5 else ''} and no schema version); it "

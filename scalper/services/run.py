@@ -13,7 +13,16 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
              bots: list[str] | None = None, allow_backwards: bool = False, host: str | None = None):
     from scalper import wiring
 
-    cfg, host = _for_host(wiring.load(config), host)
+    cfg, host = host_view(wiring.load(config), host)
+    return run_loaded(cfg, host, ledger=ledger, now=now, dry_run=dry_run, bots=bots, allow_backwards=allow_backwards)
+
+
+def run_loaded(cfg, host: str, *, ledger: str | None, now: str | None = None, dry_run: bool = False,
+               bots: list[str] | None = None, allow_backwards: bool = False):
+    """`run_once` with its config loaded already, as terminal host `host` sees it (`host_view`):
+    a fleet pass loads the config once and hands it to the run and to the requests it serves."""
+    from scalper import wiring
+
     # built first: it refuses a bad --now or ledger path before anything (the log file) is written
     engine = wiring.build_engine(cfg, ledger=ledger, now=now, dry_run=dry_run)
     engine.host = host
@@ -40,7 +49,7 @@ def run_once(*, config: str | None, ledger: str | None, now: str | None = None, 
     return summary
 
 
-def _for_host(cfg, host: str | None):
+def host_view(cfg, host: str | None):
     """The fleet's hook (scalper.fleet.hosts): the bots and accounts of terminal host `host`
     (default `local`), the whole config when every account is on it (a single machine) → (config, host)."""
     from scalper.fleet.hosts import LOCAL, check_host, for_host, hosts_of
