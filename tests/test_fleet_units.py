@@ -225,3 +225,22 @@ def test_a_pass_loads_its_config_once_and_hands_the_hosts_view_to_its_run_and_it
     with Ledger(tmp_path / "ledger.db", readonly=True) as led:
         orders = led.query("SELECT account_id FROM orders")
     assert [o["account_id"] for o in orders] == [1]      # the host's accounts only
+
+
+def test_a_pass_whose_run_fails_records_its_end_with_the_error_and_fails(tmp_path, monkeypatch):
+    """A claimed slot whose run raises is not left without an end in the books (it read as a pass
+    still running); the error still fails the task."""
+    from scalper.fleet.app import run_pass
+    from scalper.services import run as run_service
+
+    path = _config(tmp_path, [{"id": 1}], [_bot("gold", [1])], engine={"log_file": None})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the feed's folder vanished")
+    monkeypatch.setattr(run_service, "run_loaded", broken)
+    with pytest.raises(RuntimeError, match="folder vanished"):
+        run_pass(LOCAL, slot=7, now="2025-05-15T09:16:05", config=str(path))
+    with Ledger(tmp_path / "ledger.db", readonly=True) as led:
+        ends = led.query("SELECT message, data FROM audit WHERE kind = 'fleet_pass_end'")
+    assert len(ends) == 1 and "slot 7 ended" in ends[0]["message"]
+    assert json.loads(ends[0]["data"])["error"] == "RuntimeError: the feed's folder vanished"

@@ -150,6 +150,11 @@ def run_pass(host: str, *, slot: int | None, now: str | None = None, config: str
                 with Ledger(path) as led:
                     books.record_pass_end(led, host, slot, time.time(), {"dropped": doc["dropped"]})
                 return doc
+        except Exception as exc:
+            # The slot is claimed: its end is recorded with what went wrong (else the books show a pass
+            # that never ended), and the task fails with the error as it always did.
+            _record_failed_end(path, host, slot, exc)
+            raise
     doc.update(run_id=summary.run_id, exit_code=summary.exit_code, started=started, ended=time.time(),
                duration_s=summary.duration_s, lateness_s=round(started - scheduled, 3),
                orders_created=summary.orders_created)
@@ -161,6 +166,19 @@ def run_pass(host: str, *, slot: int | None, now: str | None = None, config: str
         books.record_pass_end(led, host, slot, time.time(), {
             k: doc[k] for k in ("run_id", "exit_code", "started", "ended", "duration_s", "lateness_s")})
     return doc
+
+
+def _record_failed_end(path, host: str, slot: int, exc: Exception) -> None:
+    from scalper.ledger import Ledger
+    from scalper.ledger import fleet as books
+
+    error = f"{type(exc).__name__}: {exc}"
+    log.error("host %s: pass for slot %s failed: %s", host, slot, error)
+    try:
+        with Ledger(path) as led:
+            books.record_pass_end(led, host, slot, time.time(), {"error": error})
+    except Exception as also:   # the ledger itself may be what failed: the pass's own error is raised
+        log.error("host %s: the end of the pass for slot %s could not be recorded: %s", host, slot, also)
 
 
 # --- sending ------------------------------------------------------------------------------------
