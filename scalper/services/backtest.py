@@ -41,7 +41,10 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     `leverage` replaces the account's default (sim.DEFAULT_LEVERAGE) in the margin check."""
     from scalper.feeds import bar_cache
     from scalper.feeds.csvfile import read_bars
+    from scalper.memory import reuse_freed_memory
     from scalper.outputs import check_chart, check_output
+
+    reuse_freed_memory()   # a long computation over large arrays follows
 
     balance_given = balance is not None
     setup, bot_name = resolve_setup(bot=bot, symbol=symbol, strategies=strategies, balance=balance, qty=qty,

@@ -57,6 +57,9 @@ def optimize(*, data: str, space: str, bot: str | None = None, symbol: str | Non
     setup, bot_name = resolve_setup(bot=bot, symbol=symbol, strategies=strategies, balance=balance, qty=qty,
                                     lookback=lookback, config=config)
     dims = parse_space(space, setup)
+    from scalper.memory import reuse_freed_memory
+
+    reuse_freed_memory()   # many replays over large arrays follow
     history, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
     n = len(history)
     first = max(setup.lookback - 1, 0)

@@ -21,8 +21,11 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
              progress=None) -> dict:
     """`progress`, when given, is a (done, total) callable told after each strategy."""
     from scalper.feeds.csvfile import read_bars
+    from scalper.memory import reuse_freed_memory
     from scalper.outputs import check_output, write_csv
     from scalper.services.options import bot_named, strategy_selection
+
+    reuse_freed_memory()   # a long computation over large arrays follows
 
     cfg = b = None
     if bot:
