@@ -135,3 +135,27 @@ def pg_ledger_url() -> str:
     from tests import pgkit
 
     return pgkit.fresh_ledger_url()
+
+
+def run_at_once(code: str, each_args: list[list[str]], env: dict[str, str]) -> list[str]:
+    """One process of `python -c code *args` for each args, started together and released at once (each
+    prints "ready", then waits for its stdin to close): what each printed after, once all ended with 0."""
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in each_args]
+    try:
+        for p in procs:
+            assert p.stdout.readline() == "ready\n"
+        for p in procs:
+            p.stdin.close()
+        out = []
+        for p in procs:
+            assert p.wait(timeout=120) == 0, p.stderr.read()
+            out.append(p.stdout.read().strip())
+        return out
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()

@@ -23,6 +23,7 @@ from scalper.ledger import Ledger
 from scalper.ledger.postgres import LedgerUrl, mask
 from tests import pgkit
 from tests.clikit import cli
+from tests.conftest import run_at_once
 from tests.enginekit import engine_at
 from tests.test_exactly_once import NOW, assert_books_agree, books, child_env, magic_of, run_cli, write_bots
 
@@ -197,23 +198,7 @@ _RACER = textwrap.dedent("""
 def test_processes_racing_on_one_signal_record_it_once_decide_it_once_and_order_it_once():
     url = pgkit.fresh_ledger_url()
     Ledger(LedgerUrl.parse(url)).close()
-    racers = [subprocess.Popen([sys.executable, "-c", _RACER, url, f"host-{i}"], env=child_env(),
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-              for i in range(6)]
-    try:
-        for p in racers:
-            assert p.stdout.readline() == "ready\n"
-        for p in racers:
-            p.stdin.close()
-        results = []
-        for p in racers:
-            out = p.stdout.read()
-            assert p.wait(timeout=120) == 0, p.stderr.read()
-            results.append(json.loads(out))
-    finally:
-        for p in racers:
-            if p.poll() is None:
-                p.kill()
+    results = [json.loads(out) for out in run_at_once(_RACER, [[url, f"host-{i}"] for i in range(6)], child_env())]
     assert len({r["signal"] for r in results}) == 1                   # every racer holds the winner's row
     assert sum(r["created"] for r in results) == 1
     assert sum(r["decided"] for r in results) == 1
@@ -326,20 +311,7 @@ _OPENER = textwrap.dedent("""
 
 def test_processes_creating_one_new_ledger_at_once_create_it_once():
     url = pgkit.fresh_ledger_url()
-    openers = [subprocess.Popen([sys.executable, "-c", _OPENER, url], env=child_env(), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    try:
-        for p in openers:
-            assert p.stdout.readline() == "ready\n"
-        for p in openers:
-            p.stdin.close()
-        for p in openers:
-            assert p.wait(timeout=120) == 0, p.stderr.read()
-            assert p.stdout.read().strip() == "6"
-    finally:
-        for p in openers:
-            if p.poll() is None:
-                p.kill()
+    assert run_at_once(_OPENER, [[url]] * 4, child_env()) == ["6"] * 4
     assert pgkit.rows(url, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "6"}]
     assert pgkit.rows(url, "SELECT COUNT(*) AS n FROM meta WHERE key = 'created_at'") == [{"n": 1}]
 

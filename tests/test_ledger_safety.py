@@ -33,7 +33,7 @@ from scalper.ledger import Ledger
 from scalper.ledger import schema as ledger_schema
 from scalper.ledger.store import MAX_PAGES_ENV
 from tests.clikit import cli
-from tests.conftest import shared_file
+from tests.conftest import run_at_once, shared_file
 from tests.enginekit import engine_at, golden, just_after_close, write_config
 from tests.pgkit import fresh_ledger_url, is_url, ledger_of, rows
 
@@ -591,25 +591,10 @@ with Ledger(sys.argv[1]) as led:
 
 
 def test_processes_creating_one_new_sqlite_ledger_at_once_all_open_it(tmp_path):
-    import sys
-
     path = tmp_path / "ledger.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCALPER_")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    openers = [subprocess.Popen([sys.executable, "-c", _OPENER, str(path)], env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
-    try:
-        for p in openers:
-            assert p.stdout.readline() == "ready\n"
-        for p in openers:
-            p.stdin.close()
-        for p in openers:
-            assert p.wait(timeout=120) == 0, p.stderr.read()
-            assert p.stdout.read().strip() == str(ledger_schema.SCHEMA_VERSION)
-    finally:
-        for p in openers:
-            if p.poll() is None:
-                p.kill()
+    assert run_at_once(_OPENER, [[str(path)]] * 6, env) == [str(ledger_schema.SCHEMA_VERSION)] * 6
     con = sqlite3.connect(path)
     try:
         assert con.execute("SELECT COUNT(*) FROM meta WHERE key = 'created_at'").fetchone() == (1,)

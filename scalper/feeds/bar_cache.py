@@ -78,18 +78,11 @@ class Slot:
     def _read(self, f, size: int) -> tuple[Bars, list[str]] | None:
         """The entry's description first: the columns are read only into the room it names, and
         only when the file is exactly that long."""
-        head = f.read(len(_MAGIC) + 4)
-        if len(head) != len(_MAGIC) + 4 or head[:len(_MAGIC)] != _MAGIC:
+        meta, start = _read_head(f, _MAGIC)
+        if meta is None or meta.get("source") != self.source or meta.get("skip_bad_rows") is not self.skip_bad_rows \
+                or meta.get("stamp") != list(self.stamp) or meta.get("digest") != self.digest:
             return None
-        length = int.from_bytes(head[len(_MAGIC):], "little")
-        if length > MAX_META_BYTES:
-            return None
-        meta = json.loads(f.read(length).decode("utf-8"))
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION or meta.get("source") != self.source \
-                or meta.get("skip_bad_rows") is not self.skip_bad_rows or meta.get("stamp") != list(self.stamp) \
-                or meta.get("digest") != self.digest:
-            return None
-        rows, start = meta["rows"], _aligned(len(head) + length)
+        rows = meta["rows"]
         if type(rows) is not int or rows < 1 or meta["columns"] != [[f, _DTYPES[f].str] for f in _FIELDS]:
             return None
         if size != start + rows * 8 * len(_FIELDS):
@@ -124,11 +117,9 @@ class Slot:
                     "stamp": list(self.stamp), "digest": self.digest, "rows": rows,
                     "columns": [[f, _DTYPES[f].str] for f in _FIELDS], "crc32": crc,
                     "warnings": [w[len(prefix):] for w in warnings]}
-            text = json.dumps(meta).encode("utf-8")
-            if len(text) > MAX_META_BYTES:
+            head = _head(_MAGIC, meta)
+            if head is None:
                 return
-            head = _MAGIC + len(text).to_bytes(4, "little") + text
-            head += b"\0" * (_aligned(len(head)) - len(head))
             write_cache_file(self.entry, [head, *(c.data.cast("B") for c in columns)])
             _prune(self.entry, _SUFFIX, MAX_ENTRIES, MAX_BYTES)
         except (OSError, ValueError, TypeError):
@@ -181,17 +172,10 @@ class DerivedStore:
         entry = self._entry(key)
         try:
             with open(entry, "rb") as f:
-                head = f.read(len(_DERIVED_MAGIC) + 4)
-                if len(head) != len(_DERIVED_MAGIC) + 4 or head[:len(_DERIVED_MAGIC)] != _DERIVED_MAGIC:
+                meta, start = _read_head(f, _DERIVED_MAGIC)
+                if meta is None or meta.get("key") != key or meta.get("closes") != self.digest \
+                        or meta.get("rows") != self.rows:
                     return None
-                length = int.from_bytes(head[len(_DERIVED_MAGIC):], "little")
-                if length > MAX_META_BYTES:
-                    return None
-                meta = json.loads(f.read(length).decode("utf-8"))
-                if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION or meta.get("key") != key \
-                        or meta.get("closes") != self.digest or meta.get("rows") != self.rows:
-                    return None
-                start = _aligned(len(head) + length)
                 if os.fstat(f.fileno()).st_size != start + self.rows * 8:
                     return None
                 data = np.empty(self.rows, dtype=np.float64)
@@ -210,10 +194,10 @@ class DerivedStore:
         entry = self._entry(key)
         try:
             raw = values.data.cast("B")
-            text = json.dumps({"format": FORMAT_VERSION, "key": key, "closes": self.digest, "rows": self.rows,
-                               "crc32": zlib.crc32(raw)}).encode("utf-8")
-            head = _DERIVED_MAGIC + len(text).to_bytes(4, "little") + text
-            head += b"\0" * (_aligned(len(head)) - len(head))
+            head = _head(_DERIVED_MAGIC, {"format": FORMAT_VERSION, "key": key, "closes": self.digest,
+                                           "rows": self.rows, "crc32": zlib.crc32(raw)})
+            if head is None:
+                return
             write_cache_file(entry, [head, raw])
             _prune(entry, _DERIVED_SUFFIX, MAX_DERIVED_ENTRIES, MAX_DERIVED_BYTES)
         except (OSError, ValueError, TypeError):
@@ -252,6 +236,31 @@ def _digest(source: Path, size: int) -> str:
 def _warning_prefix(given: str) -> str:
     """read_bars' warnings start with the path as the caller wrote it; entries store the rest."""
     return f"{given}: "
+
+
+def _head(magic: bytes, meta: dict) -> bytes | None:
+    """An entry's start: its magic, its description's length and the description (JSON), padded
+    to where the arrays begin; None when the description is too long to be read back."""
+    text = json.dumps(meta).encode("utf-8")
+    if len(text) > MAX_META_BYTES:
+        return None
+    head = magic + len(text).to_bytes(4, "little") + text
+    return head + b"\0" * (_aligned(len(head)) - len(head))
+
+
+def _read_head(f, magic: bytes) -> tuple[dict | None, int]:
+    """An entry's description (None unless the magic and FORMAT_VERSION are this code's) and where
+    its arrays begin. A description that is not JSON raises ValueError (the callers' miss)."""
+    head = f.read(len(magic) + 4)
+    if len(head) != len(magic) + 4 or head[:len(magic)] != magic:
+        return None, 0
+    length = int.from_bytes(head[len(magic):], "little")
+    if length > MAX_META_BYTES:
+        return None, 0
+    meta = json.loads(f.read(length).decode("utf-8"))
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+        return None, 0
+    return meta, _aligned(len(head) + length)
 
 
 def _aligned(n: int) -> int:
