@@ -71,7 +71,9 @@ def run_summary(con: Console, s) -> None:
 def scan_summary(con: Console, r: dict) -> None:
     from rich.table import Table
 
-    con.print(f"[bold]scan[/] {r['data']}  bars {r['bars']:,}  evaluated {r['evaluated']:,}  "
+    span = (f"  from {r['from'] or 'the start'} to {r['to'] or 'the end'}"
+            if r.get("from") or r.get("to") else "")
+    con.print(f"[bold]scan[/] {r['data']}  bars {r['bars']:,}{span}  evaluated {r['evaluated']:,}  "
               f"signals {r['signals']:,}  lookback {r['lookback']}")
     t = Table(show_edge=False, pad_edge=False)
     t.add_column("strategy")

@@ -42,7 +42,8 @@ class EmaStore(Protocol):
 
 def scan_history(history: Bars, strategies: list[str] | None = None,
                  params: Mapping[str, Params] | None = None, lookback: int = 100,
-                 view: HistoryView | None = None, emas: EmaStore | None = None) -> ScanResult:
+                 view: HistoryView | None = None, emas: EmaStore | None = None,
+                 counted: tuple[float | None, float | None] | None = None) -> ScanResult:
     """Scan `history` with `strategies` (default: all, canonical order).
 
     `params` maps a strategy name to its overrides; they are validated like a
@@ -50,6 +51,8 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
     history and lookback, kept by a caller that scans it many times (the optimiser),
     so its indicators are computed once. `emas`: a store of this history's closes, where
     the history EMAs of an earlier scan are found and those this one computes are kept.
+    `counted`: (first, last) bar open times (either None: open) of the windows that `evaluated`
+    and the skips count — a span of the history asked for; the signals are every window's.
     """
     if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1:
         raise ValueError(f"lookback={lookback!r} must be a whole number of bars of at least 1")
@@ -60,10 +63,11 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
     if view is not None:   # a caller's view, kept across scans (the optimiser): one pass over it
         if view.history is not history or view.lookback != lookback:
             raise ValueError("the view given is not of this history and lookback")
-        result = ScanResult(evaluated=view.count)
+        mask = _counted(view.bar_times, counted)
+        result = ScanResult(evaluated=view.count if mask is None else int(np.count_nonzero(mask)))
         found: dict[str, list[Signal]] = {name: [] for name in names}
         for name in names:
-            part = get(name).STRATEGY.scan_view(view, resolve_params(name, params.get(name), lookback))
+            part = get(name).STRATEGY.scan_view(view, resolve_params(name, params.get(name), lookback), mask)
             found[name].extend(part.signals)
             for reason, n in part.skips.items():
                 result.skips[reason] = result.skips.get(reason, 0) + n
@@ -73,7 +77,7 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
         raise ValueError("the EMA store given is not of this history's closes")
     resolved = {name: resolve_params(name, params.get(name), lookback) for name in names}
     count = window_count(len(history), lookback)
-    result = ScanResult(evaluated=count)
+    result = ScanResult()
     found = {name: [] for name in names}
     # The windows go in parts of SEGMENT_WINDOWS (each with the lookback-1 bars before it), so
     # that the per-window arrays of a long history are never all held at once; the history
@@ -85,8 +89,10 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
         stop = part_end + lookback - 1
         view = HistoryView(history if whole else history.slice(first, stop), lookback,
                            None if whole and emas is None else partial(running.over, start=first, stop=stop))
+        mask = _counted(view.bar_times, counted)
+        result.evaluated += view.count if mask is None else int(np.count_nonzero(mask))
         for name in names:  # the view is shared: indicators are computed once per part
-            part = get(name).STRATEGY.scan_view(view, resolved[name])
+            part = get(name).STRATEGY.scan_view(view, resolved[name], mask)
             found[name].extend(part.signals)
             for reason, n in part.skips.items():
                 result.skips[reason] = result.skips.get(reason, 0) + n
@@ -94,6 +100,19 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
     running.keep()
     result.signals = in_order(found)
     return result
+
+
+def _counted(bar_times: np.ndarray, span: tuple[float | None, float | None] | None) -> np.ndarray | None:
+    """Which windows (by their signal bar's open time) lie in `span`; None for all of them."""
+    if span is None or span == (None, None):
+        return None
+    first, last = span
+    inside = np.ones(len(bar_times), dtype=bool)
+    if first is not None:
+        inside &= bar_times >= first
+    if last is not None:
+        inside &= bar_times <= last
+    return inside
 
 
 def in_order(found: dict[str, list[Signal]]) -> list[Signal]:

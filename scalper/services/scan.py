@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from scalper import rounding
-from scalper.clock import parse_span_options
+from scalper.clock import bar_iso, parse_span_options
 
 if TYPE_CHECKING:
     from scalper.config import Config
@@ -40,8 +40,9 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     bars, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
     # The whole file is scanned, then signals are kept in [--from, --to]: scanning a slice would
     # seed the fast path's EMAs elsewhere and change the last digits (backtest --signals-out
-    # scans the whole file too, and the two must write the same bytes).
-    result = _scan(bars, names, params, lb, progress)
+    # scans the whole file too, and the two must write the same bytes). What was evaluated and
+    # skipped is counted in the span alone.
+    result = _scan(bars, names, params, lb, progress, (lo, hi))
     signals = [s for s in result.signals
                if (lo is None or s.bar_time >= lo) and (hi is None or s.bar_time <= hi)]
     rows = signals_to_rows(signals, signal_digits(bars, symbol or (b.symbol if b else None), cfg))
@@ -52,8 +53,9 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
         counts[s.strategy][s.direction] += 1
     doc = {"data": str(data), "symbol": symbol, "bars": len(bars), "evaluated": result.evaluated,
            "lookback": lb, "strategies": names, "signals": len(signals), "counts": counts,
-           # evaluated and skips cover every bar of the file; signals and counts the --from/--to span
-           "skips": dict(sorted(result.skips.items())), "warnings": warnings, "out": out}
+           # evaluated, skips, signals and counts: the windows whose signal bar is in [--from, --to]
+           "skips": dict(sorted(result.skips.items())), "warnings": warnings, "out": out,
+           "from": bar_iso(lo) if lo is not None else None, "to": bar_iso(hi) if hi is not None else None}
     if not out:
         doc["rows"] = rows
     return doc
@@ -95,20 +97,21 @@ def signal_digits(bars, symbol: str | None, cfg: Config | None = None) -> int:
     return price_decimals(bars)
 
 
-def _scan(bars, names, params, lookback, progress):
+def _scan(bars, names, params, lookback, progress, counted):
     """scan_history, one strategy at a time when someone watches the progress (the
-    outcome is the same: strategies are independent; signals sorted as scan_history does)."""
+    outcome is the same: strategies are independent; signals sorted as scan_history does);
+    `counted`: the span whose windows `evaluated` and the skips count."""
     from scalper.core.scan import ScanResult, in_order, scan_history
     from scalper.feeds.bar_cache import derived_store
 
     emas = derived_store(bars.close)   # the history EMAs of an earlier scan of these closes
     if progress is None or len(names) < 2:
-        return scan_history(bars, names, params, lookback, emas=emas)
+        return scan_history(bars, names, params, lookback, emas=emas, counted=counted)
     merged = ScanResult(evaluated=0)
     found = {}
     progress(0, len(names))
     for i, name in enumerate(names, 1):
-        part = scan_history(bars, [name], {name: params[name]}, lookback, emas=emas)
+        part = scan_history(bars, [name], {name: params[name]}, lookback, emas=emas, counted=counted)
         merged.evaluated = part.evaluated
         found[name] = part.signals
         for reason, count in part.skips.items():

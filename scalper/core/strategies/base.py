@@ -117,12 +117,15 @@ class Strategy:
         the window of bars t-lookback+1 .. t."""
         return self.scan_view(HistoryView(history, lookback), params)
 
-    def scan_view(self, view: HistoryView, params: Params) -> ScanResult:
+    def scan_view(self, view: HistoryView, params: Params, counted: np.ndarray | None = None) -> ScanResult:
+        """`counted`: which windows `evaluated` and the skips count (all when None); the signals
+        are those of every window either way."""
         p = self._complete(params)
         if view.count == 0:
             return ScanResult()
+        count = view.count if counted is None else int(np.count_nonzero(counted))
         if view.lookback < self._bars_needed(p):
-            return ScanResult([], {self.reason("insufficient_candles"): view.count}, view.count)
+            return ScanResult([], {self.reason("insufficient_candles"): count} if count else {}, count)
         # Every bar is computed, also those where a rule fails and a score would
         # divide by zero; the masks keep only bars whose rules hold.
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -147,7 +150,10 @@ class Strategy:
         shared = dict(p)   # one parameters dict for all of this scan's signals (they are frozen)
         signals = many_signals(self.name, is_buy.tolist(), view.bar_times[rows].tolist(),
                                entry[rows].tolist(), sls, tps, scores, shared, len(rows))
-        fired_count = int(np.count_nonzero(fired))
-        skips = {self.reason("no_setup"): view.count - fired_count,
-                 self.reason("invalid_stop"): fired_count - len(signals)}
-        return ScanResult(signals, {k: v for k, v in skips.items() if v}, view.count)
+        if counted is None:
+            fired_count, valid_count = int(np.count_nonzero(fired)), len(signals)
+        else:
+            fired_count, valid_count = int(np.count_nonzero(fired & counted)), int(np.count_nonzero(counted[rows]))
+        skips = {self.reason("no_setup"): count - fired_count,
+                 self.reason("invalid_stop"): fired_count - valid_count}
+        return ScanResult(signals, {k: v for k, v in skips.items() if v}, count)
