@@ -3,6 +3,9 @@ auto_trade off, stale feeds, and position upkeep (SL/TP, trailing, kill-switch).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
 import yaml
 
 from scalper import wiring
@@ -62,6 +65,22 @@ def test_auto_trade_off_records_signals_and_decisions_only(tmp_path, xau_csv):
     assert s.signals >= 1 and sum(s.decisions.values()) == s.signals
     assert s.orders_created == 0 and rows(tmp_path / "ledger.db", "SELECT * FROM orders") == []
     assert not rows(tmp_path / "paper.db", "SELECT * FROM orders")
+    # the run says why the approved signals were not sent
+    approved = s.decisions.get("open", 0)
+    assert approved and s.not_sent == {"gold": approved}
+
+
+def test_run_once_says_which_bots_approved_signals_were_not_sent(tmp_path, xau_csv, capsys):
+    from scalper.cli import main
+
+    row = first("trend_pullback")
+    config = write_config(tmp_path, xau_csv, auto_trade=False)
+    now = just_after_close(row["bar_time"])
+    with pytest.raises(SystemExit) as done:
+        main(["run-once", "--config", str(config), "--now", datetime.fromtimestamp(now, UTC).isoformat()])
+    out = " ".join(capsys.readouterr().out.split())
+    assert done.value.code == 0
+    assert "decisions: open 1" in out and "not sent (auto_trade: false): gold 1 approved" in out
 
 
 def test_correlation_group_blocks_the_same_direction(tmp_path, xau_csv):

@@ -51,6 +51,9 @@ def run_summary(con: Console, s) -> None:
         con.print("decisions: " + _counts(s.decisions))
     if s.orders_final:
         con.print(f"orders: {s.orders_created:,} created; now " + _counts(s.orders_final))
+    if s.not_sent:
+        con.print("not sent (auto_trade: false): " + ", ".join(f"{esc(b)} {n:,} approved"
+                                                             for b, n in sorted(s.not_sent.items())))
     if s.positions:
         con.print("positions: " + _counts(s.positions))
     for k in s.kill_switches:

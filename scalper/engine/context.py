@@ -45,6 +45,7 @@ class RunSummary:
     orders: dict[str, int] = field(default_factory=dict)
     orders_created: int = 0
     orders_final: dict[str, int] = field(default_factory=dict)   # status each touched order ended in
+    not_sent: dict[str, int] = field(default_factory=dict)   # bot -> approved signals kept (auto_trade off)
     positions: dict[str, int] = field(default_factory=dict)
     kill_switches: list[dict[str, Any]] = field(default_factory=list)
     reconciled: list[str] = field(default_factory=list)

@@ -87,7 +87,8 @@ class SignalFlow:
                         and risk.signal_age(signal, ctx.now) <= bot.risk.signal_max_age_s)
         if not approved or ctx.dry_run:
             return
-        if not bot.auto_trade:
+        if not bot.auto_trade:   # a bot that only records its signals (watching, or kept on paper by hand)
+            s.not_sent[bot.name] = s.not_sent.get(bot.name, 0) + 1
             return
         self._fan_out(bot, signal, signal_id, key)
 
