@@ -383,8 +383,8 @@ CHUNK_ROWS = 32_768           # rows per pandas chunk: the parse never holds the
 
 def _open_error(path: Path, exc: OSError) -> DataError:
     if isinstance(exc, FileNotFoundError):
-        return DataError("file not found", path=str(path), fix="check the path (relative paths in "
-                         "bots.yaml are relative to the file's folder)")
+        return DataError("file not found", path=str(path), fix="check the path (a relative --data path is "
+                         "read from the current folder; one in bots.yaml from that file's folder)")
     return DataError(f"cannot read the file: {exc.strerror or exc}", path=str(path),
                      fix="check that it is a readable file")
 
