@@ -52,10 +52,10 @@ from operator import attrgetter
 
 import numpy as np
 
+from scalper.clock import DAY_SECONDS
 from scalper.core import risk, sim, upkeep
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.core.exposure import (
-    DAY_SECONDS,
     build_exposure,
     day_start,
     day_starts,

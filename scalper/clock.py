@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+DAY_SECONDS = 86_400   # a UTC day (epoch seconds count no leap seconds)
+
+
 class Clock(Protocol):
     def now(self) -> float:
         """Seconds since the epoch (UTC)."""
@@ -81,19 +84,33 @@ def bar_iso(ts: float) -> str:
 
 
 def format_bar_times(epochs: np.ndarray) -> list[str]:
-    """bar_iso of many epoch values at once ('YYYY-MM-DD HH:MM:SS', the file's own clock), by numpy."""
+    """bar_iso of many epoch values at once ('YYYY-MM-DD HH:MM:SS', the file's own clock), by numpy:
+    each day's date formatted once, the time of day from tables of minutes and seconds."""
     import numpy as np
 
+    epochs = np.asarray(epochs, dtype=np.int64)
     if not len(epochs):
         return []
-    text = np.datetime_as_string(np.asarray(epochs, dtype=np.int64).astype("datetime64[s]"), unit="s")
-    codes = text.view(np.uint32).reshape(len(text), -1)   # the characters, as UCS-4 codes
-    if codes.shape[1] > 19 and bool(np.all(codes[:, 10] == ord("T"))) and not codes[:, 19].any():
-        codes[:, 10] = ord(" ")   # every time 19 characters with its T at 10: put the space there
-    else:  # a year beyond 9999 or before 0
-        text = np.char.replace(text, "T", " ")
-    times: list[str] = text.tolist()   # numpy's stubs: tolist() -> Any
-    return times
+    if int(epochs.min()) < 0 or int(epochs.max()) >= _YEAR_10000:   # five-digit or negative years
+        return [bar_iso(e) for e in epochs.tolist()]
+    day, second = np.divmod(epochs, DAY_SECONDS)
+    days, which = np.unique(day, return_inverse=True)
+    dates = [d + " " for d in np.datetime_as_string(days.astype("datetime64[D]"), unit="D").tolist()]
+    minutes, seconds = _time_tables()
+    return [dates[d] + minutes[m] + seconds[s] for d, m, s in
+            zip(which.tolist(), (second // 60).tolist(), (second % 60).tolist())]
+
+
+_YEAR_10000 = 253_402_300_800   # 10000-01-01 00:00:00 UTC
+_TABLES: tuple[list[str], list[str]] | None = None
+
+
+def _time_tables() -> tuple[list[str], list[str]]:
+    """'HH:MM' of each minute of a day, ':SS' of each second of a minute."""
+    global _TABLES
+    if _TABLES is None:
+        _TABLES = ([f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)], [f":{s:02d}" for s in range(60)])
+    return _TABLES
 
 
 def parse_instant_option(text: str | None, option: str) -> float | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from scalper.clock import DAY_SECONDS
 from scalper.core import upkeep
 from scalper.core.risk import Exposure, daily_loss_cap, daily_loss_hit, has_daily_loss_cap
 from scalper.core.rules import RiskRules
@@ -20,7 +21,6 @@ from scalper.symbols import root_symbol
 if TYPE_CHECKING:   # arrays only in annotations: the live path need not import numpy here
     import numpy as np
 
-DAY_SECONDS = 86_400
 
 UNREALIZED_LOSS = "unrealized_loss"
 DAILY_LOSS = "daily_loss"

@@ -28,11 +28,11 @@ from statistics import NormalDist
 
 import numpy as np
 
+from scalper.clock import DAY_SECONDS
 from scalper.core.bars import BAR_SECONDS, Bars
 from scalper.feeds import plausible
 from scalper.symbols import CRYPTO_ROOTS, SymbolSpec, is_fx_pair, known_spec, root_symbol, spec_for
 
-DAY_SECONDS = 86_400
 MINUTES = DAY_SECONDS // BAR_SECONDS
 SUBSTEPS = 8                 # path points per minute: enough for wicks, cheap to compute
 MAX_BARS = 2_000_000         # about four years of M1 bars; a larger request is a caller bug
