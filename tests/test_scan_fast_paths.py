@@ -181,3 +181,8 @@ def test_many_signals_are_the_signals_signal_builds(rows):
     if made:
         with pytest.raises(dataclasses.FrozenInstanceError):
             made[0].sl = 0.0   # type: ignore[misc]
+
+
+def test_bar_times_before_1970_format_as_one_by_one():
+    epochs = [-86_400 * 365 * 30 + 59, -1, 0, 86_399, 86_400]
+    assert format_bar_times(np.array(epochs, dtype=np.int64)) == [bar_iso(e) for e in epochs]
