@@ -29,3 +29,23 @@ def test_no_spread_and_no_trailing(capsys, xau_csv):
 def test_spread_must_not_be_negative(capsys, xau_csv):
     r = cli(capsys, "backtest", "--data", str(xau_csv), "--symbol", "XAUUSD", "--spread", "-1")
     assert r.code == 2
+
+
+def test_the_summary_says_what_the_replay_charged_and_how_it_trailed(capsys, xau_csv, tmp_path):
+    base = ["backtest", "--data", str(xau_csv), "--symbol", "XAUUSD", "--strategies", "price_action_pinbar"]
+    default = json.loads(cli(capsys, *base, "--json").out)["costs"]
+    assert default == {"spread_points": 20.0, "spread_from": "the symbol's typical spread", "trailing_stop": True,
+                       "leverage": 100.0}
+    peers = json.loads(cli(capsys, *base, "--json", "--spread", "0", "--no-trailing", "--leverage", "30").out)
+    assert peers["costs"] == {"spread_points": 0.0, "spread_from": "--spread", "trailing_stop": False,
+                              "leverage": 30.0}
+    text = " ".join(cli(capsys, *base, "--spread", "0", "--no-trailing").out.split())
+    assert "costs: spread 0 points (--spread) trailing stop off leverage 1:100" in text
+    # a file with a spread column: charged bar by bar
+    lines = xau_csv.read_text().splitlines()
+    with_spread = tmp_path / "spread.csv"
+    with_spread.write_text("\n".join([lines[0] + ",Spread"] + [line + ",12" for line in lines[1:]]) + "\n")
+    doc = json.loads(cli(capsys, "backtest", "--data", str(with_spread), "--symbol", "XAUUSD", "--json").out)
+    assert doc["costs"]["spread_points"] is None and doc["costs"]["spread_from"] == "the file's spread column"
+    text = " ".join(cli(capsys, "backtest", "--data", str(with_spread), "--symbol", "XAUUSD").out.split())
+    assert "costs: spread from the file's spread column trailing stop on" in text

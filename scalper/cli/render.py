@@ -163,6 +163,12 @@ def backtest_summary(con: Console, r: dict) -> None:
               + (f"  risk {r['risk_percent']}%/trade" if r["risk_percent"] else ""))
     con.print(f"balance {_money(r['start_balance'])} → {_money(r['final_balance'])} {r.get('currency', '')}"
               + (f"  (start: {esc(r['balance_source'])})" if r.get("balance_source") else ""))
+    if r.get("costs"):
+        c = r["costs"]
+        spread = (f"{c['spread_points']:g} points ({esc(c['spread_from'])})" if c["spread_points"] is not None
+                  else f"from {esc(c['spread_from'])}")
+        con.print(f"costs: spread {spread}  trailing stop {'on' if c['trailing_stop'] else 'off'}  "
+                  f"leverage 1:{c['leverage']:g}")
     con.print(_strategy_table("per strategy", r["per_strategy"], r["totals"], con.width))
     if r["totals"]["rejected"]:
         con.print(_kv_table("rejected by reason", r["totals"]["rejected"]))

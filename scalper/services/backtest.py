@@ -65,6 +65,7 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
 
         charts.require()
     history, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
+    costs = _costs(setup, history, spread)
     if spread is not None:
         history = dataclasses.replace(history, spread=np.full(len(history), float(spread)))
     _enough_bars(history, setup, start, end, data)
@@ -82,7 +83,7 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     doc = summarize(result)
     doc.update(data=str(data), bot=bot_name, duration_s=round(duration, 3), warnings=warnings,
                signals_out=signals_out, trades_out=trades_out, chart=chart,
-               balance_source=_balance_source(bot_name, balance_given, config))
+               balance_source=_balance_source(bot_name, balance_given, config), costs=costs)
     if signals_out:
         from scalper.services.scan import SIGNAL_FIELDS, signals_to_rows
 
@@ -94,6 +95,23 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     if chart:
         _chart(chart, history, result)
     return doc
+
+
+SPREAD_GIVEN, SPREAD_FILE, SPREAD_TYPICAL = "--spread", "the file's spread column", "the symbol's typical spread"
+
+
+def _costs(setup: Setup, history, spread: float | None) -> dict:
+    """What the replay charges and how it manages positions, as the summary says it: the spread
+    (points: given, else the file's column — the symbol's typical spread at bars without one —
+    else the typical spread), the trailing stop, the leverage of the margin check."""
+    if spread is not None:
+        spread_from, points = SPREAD_GIVEN, float(spread)
+    elif bool(np.isfinite(history.spread).any()):
+        spread_from, points = SPREAD_FILE, None   # bar by bar
+    else:
+        spread_from, points = SPREAD_TYPICAL, float(setup.spec.spread_points)
+    return {"spread_points": points, "spread_from": spread_from, "trailing_stop": setup.rules.trailing.enabled,
+            "leverage": float(setup.leverage)}
 
 
 @contextmanager
