@@ -49,3 +49,17 @@ def test_the_summary_says_what_the_replay_charged_and_how_it_trailed(capsys, xau
     assert doc["costs"]["spread_points"] is None and doc["costs"]["spread_from"] == "the file's spread column"
     text = " ".join(cli(capsys, "backtest", "--data", str(with_spread), "--symbol", "XAUUSD").out.split())
     assert "costs: spread from the file's spread column trailing stop on" in text
+
+
+def test_a_file_of_another_instrument_is_warned_of(capsys, xau_csv, btc_csv):
+    wrong = json.loads(cli(capsys, "backtest", "--data", str(btc_csv), "--symbol", "XAUUSD", "--json").out)
+    assert any("46 times XAUUSD's usual level" in w and "is the symbol right?" in w for w in wrong["warnings"])
+    right = json.loads(cli(capsys, "backtest", "--data", str(btc_csv), "--symbol", "BTCUSD", "--json").out)
+    assert right["warnings"] == []
+    gold = json.loads(cli(capsys, "backtest", "--data", str(xau_csv), "--symbol", "XAUUSD", "--json").out)
+    assert gold["warnings"] == []
+    scan = json.loads(cli(capsys, "scan", "--data", str(xau_csv), "--symbol", "EURUSD", "--json").out)
+    assert any("EURUSD's usual level" in w for w in scan["warnings"])
+    assert json.loads(cli(capsys, "scan", "--data", str(xau_csv), "--json").out)["warnings"] == []
+    text = " ".join(cli(capsys, "backtest", "--data", str(btc_csv), "--symbol", "XAUUSD").out.split())
+    assert "warning: the file's prices (median close 107,449) are 46 times XAUUSD's usual level" in text

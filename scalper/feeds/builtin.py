@@ -106,6 +106,27 @@ def market_for(symbol: str) -> Market:
     return _OTHER_MARKET
 
 
+LEVEL_FACTOR = 10.0   # prices this many times away from a symbol's usual level are another instrument's
+
+
+def far_from_usual(symbol: str, closes: np.ndarray) -> str | None:
+    """A warning when a bar file's prices are not the instrument's (median close more than
+    LEVEL_FACTOR times away from the symbol's usual level, `_MARKETS`): a file of another symbol
+    would be replayed with this one's contract size, digits and spread. None when they fit, or
+    when the symbol's level is not known."""
+    market = _MARKETS.get(root_symbol(symbol))
+    if market is None or not len(closes):
+        return None
+    median = float(np.median(closes))
+    ratio = median / market.level
+    if 1 / LEVEL_FACTOR <= ratio <= LEVEL_FACTOR:
+        return None
+    times = f"{ratio:,.0f} times" if ratio > 1 else f"1/{1 / ratio:,.0f} of"
+    return (f"the file's prices (median close {median:,.6g}) are {times} {root_symbol(symbol)}'s usual level "
+            f"(~{market.level:,.6g}): is the symbol right? It is replayed with {symbol}'s contract size, digits "
+            f"and spread")
+
+
 def unknown_symbol(symbol: str, overrides: dict[str, SymbolSpec] | None = None) -> str | None:
     """Why the built-in feed would only make up a market for `symbol` (a misspelt symbol would trade a
     price series nothing resembles), or None when it knows the instrument: its own table, a currency

@@ -65,6 +65,7 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
 
         charts.require()
     history, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
+    warnings = [*warnings, *symbol_fit(setup.symbol, history)]
     costs = _costs(setup, history, spread)
     if spread is not None:
         history = dataclasses.replace(history, spread=np.full(len(history), float(spread)))
@@ -95,6 +96,14 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     if chart:
         _chart(chart, history, result)
     return doc
+
+
+def symbol_fit(symbol: str, history) -> list[str]:
+    """A warning when the file's prices are not the symbol's (another instrument's file)."""
+    from scalper.feeds.builtin import far_from_usual
+
+    found = far_from_usual(symbol, history.close)
+    return [found] if found else []
 
 
 SPREAD_GIVEN, SPREAD_FILE, SPREAD_TYPICAL = "--spread", "the file's spread column", "the symbol's typical spread"

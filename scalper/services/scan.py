@@ -38,6 +38,11 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     if out:
         check_output(out, "--out")
     bars, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
+    symbol_of_bars = symbol or (b.symbol if b else None)
+    if symbol_of_bars:
+        from scalper.services.backtest import symbol_fit
+
+        warnings = [*warnings, *symbol_fit(symbol_of_bars, bars)]
     # The whole file is scanned, then signals are kept in [--from, --to]: scanning a slice would
     # seed the fast path's EMAs elsewhere and change the last digits (backtest --signals-out
     # scans the whole file too, and the two must write the same bytes). What was evaluated and
