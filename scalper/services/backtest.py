@@ -43,6 +43,7 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     from scalper.feeds.csvfile import read_bars
     from scalper.memory import reuse_freed_memory
     from scalper.outputs import check_chart, check_output
+    from scalper.services.options import symbol_fit
 
     reuse_freed_memory()   # a long computation over large arrays follows
 
@@ -96,14 +97,6 @@ def backtest(*, data: str, bot: str | None = None, symbol: str | None = None, st
     if chart:
         _chart(chart, history, result)
     return doc
-
-
-def symbol_fit(symbol: str, history) -> list[str]:
-    """A warning when the file's prices are not the symbol's (another instrument's file)."""
-    from scalper.feeds.builtin import far_from_usual
-
-    found = far_from_usual(symbol, history.close)
-    return [found] if found else []
 
 
 SPREAD_GIVEN, SPREAD_FILE, SPREAD_TYPICAL = "--spread", "the file's spread column", "the symbol's typical spread"

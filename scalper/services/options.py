@@ -54,3 +54,12 @@ def strategy_selection(bot: BotConfig | None, strategies: str | None,
         except ValueError as exc:
             raise BadInput(str(exc), where=f"strategy_params.{n}") from None
     return names, params, lookback
+
+
+def symbol_fit(symbol: str, bars) -> list[str]:
+    """`scan` and `backtest`: a warning when the file's prices are not the symbol's (another
+    instrument's file, replayed with this symbol's contract size, digits and spread)."""
+    from scalper.feeds.builtin import far_from_usual
+
+    found = far_from_usual(symbol, bars.close)
+    return [found] if found else []

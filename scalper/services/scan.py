@@ -23,7 +23,7 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     from scalper.feeds.csvfile import read_bars
     from scalper.memory import reuse_freed_memory
     from scalper.outputs import check_output, write_csv
-    from scalper.services.options import bot_named, strategy_selection
+    from scalper.services.options import bot_named, strategy_selection, symbol_fit
 
     reuse_freed_memory()   # a long computation over large arrays follows
 
@@ -40,8 +40,6 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     bars, warnings = read_bars(data, skip_bad_rows=skip_bad_rows)
     symbol_of_bars = symbol or (b.symbol if b else None)
     if symbol_of_bars:
-        from scalper.services.backtest import symbol_fit
-
         warnings = [*warnings, *symbol_fit(symbol_of_bars, bars)]
     # The whole file is scanned, then signals are kept in [--from, --to]: scanning a slice would
     # seed the fast path's EMAs elsewhere and change the last digits (backtest --signals-out
