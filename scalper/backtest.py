@@ -89,6 +89,7 @@ DECISION_DELAY_S = 5          # a run-once starts a few seconds after the bar cl
 ACCOUNT = 0                   # the one simulated account
 AFTER_CLOSE_S = BAR_SECONDS + DECISION_DELAY_S   # a pass's `now` after its bar's open time
 PROGRESS_STEPS = 200          # progress callbacks per replay, at most
+LOSS_SLACK = 0.01             # a cent per position on the loss bounds: sums rounded in another order
 
 INVALID_STOPS = "broker_invalid_stops"
 NO_MONEY = "broker_no_money"
@@ -131,8 +132,7 @@ class Trade:
     pnl: float              # in the symbol's profit currency
 
 
-TRADE_NAMES = ("strategy", "direction", "signal_time", "entry_time", "exit_time", "volume", "entry", "exit", "sl",
-               "tp", "final_sl", "exit_reason", "pnl")   # Trade's fields, in order
+TRADE_NAMES = tuple(f.name for f in dataclasses.fields(Trade))   # in order: the replay's trade tuples follow it
 
 
 class TradeLog:
@@ -435,21 +435,17 @@ class _Replay:
                 # is taken from bar i on): neither this upkeep's kill-switch nor anything until e acts.
                 e = book[0].exit_bar
             elif not book and self.flat_idle:   # nothing opened, and an empty book's upkeep never acts
+                e = 0
+            else:
+                e = self._chain_upkeep(i, now, today)
+                if e < 0:   # the chain breaks
+                    return -e, bisect_left(signal_bars, -e, next_signal)
+            if e == 0:   # nothing opened: the next signal bar (an exit bar is never 0: it follows a fill)
                 next_signal = bisect_left(signal_bars, i + 1, next_signal)
                 if next_signal == n_signal_bars or signal_bars[next_signal] > last:
                     return last + 1, next_signal
                 i = signal_bars[next_signal]
                 continue
-            else:
-                e = self._chain_upkeep(i, now, today)
-                if e < 0:   # the chain breaks
-                    return -e, bisect_left(signal_bars, -e, next_signal)
-                if e == 0:   # nothing opened: the next signal bar
-                    next_signal = bisect_left(signal_bars, i + 1, next_signal)
-                    if next_signal == n_signal_bars or signal_bars[next_signal] > last:
-                        return last + 1, next_signal
-                    i = signal_bars[next_signal]
-                    continue
             end = bisect_left(signal_bars, e, next_signal)
             start = bisect_left(signal_bars, i + 1, next_signal, end)
             if end > start:   # the signal bars between: refused by the book of one
@@ -480,7 +476,7 @@ class _Replay:
         not routine (nothing done there yet), for `_chain` to take as it always did."""
         signal_bars, last, f, L = self.signal_bars, self.last, self.fast, leaps
         n_signal_bars = len(signal_bars)
-        limits, rules = self.limits, self.setup.rules
+        limits = self.limits
         capped = risk.has_daily_loss_cap(limits)
         kill = self.kill_switch_enabled
         realized_by_day, add_trade, report = self.realized_by_day, self._add_trade, self._progress is not None
@@ -515,12 +511,7 @@ class _Replay:
             e = L.exit_bar[m]
             if e > last or L.needed[m] > balance:
                 break
-            worst = min(L.worst_pnl[m] - 0.01, 0.0)
-            if stopped_out(balance + worst):
-                break
-            if kill and kill_switch_reason(unrealized=worst, realized_today=self._worst_realized(L.today[m],
-                                                                                                 L.last_day[m]),
-                                           balance=balance, rules=rules) is not None:
+            if any(self._bound_acts(L.worst_pnl[m], balance, kill, L.today[m], L.last_day[m])):
                 break   # _may_act's bound, bars i .. e-1
             # routine: decided up to the opening signal, the rest held until e, closed at e
             decided_starts.append(first[m])
@@ -633,8 +624,7 @@ class _Replay:
         starts, ends = (np.frombuffer(a, dtype=np.int64) for a in self.decided_spans)
         if len(starts):
             decided = _inside(size, starts, ends)
-            code = risk.reasons_without_daily_loss(*(np.frombuffer(a, dtype=np.int64) for a in (f.empty, f.quote_code)))
-            codes.append(code[decided])
+            codes.append(f.empty_reasons()[decided])
             inside.append(decided)
         reasons = (*risk.REASONS, risk.APPROVED)   # risk.APPROVED_CODE: the last
         names = self.setup.strategies
@@ -698,18 +688,24 @@ class _Replay:
         """Whether the stop-out, and the kill-switch, may act at bars i .. j-1 (j > i), the book
         unchanged: a bound with every position at its worst price before its exit, today's realized
         P&L at the worst of the days spanned (a cent of slack for the rounding of sums)."""
-        r = self.setup.rules
         book = self.book
         # a book of one: its P&L alone (the sum's 0 + x differs from x only in the sign of a zero,
         # which the cent taken off makes no matter)
-        worst = min((book[0].worst_pnl if len(book) == 1 else sum(p.worst_pnl for p in book)) - 0.01, 0.0)
-        may_stop = bool(stopped_out(self.balance + worst))
-        may_kill = self.kill_switch_enabled and self.kill_engaged_day is None
-        if may_kill:
-            realized = self._worst_realized(day_start(int(self.time[i]) + AFTER_CLOSE_S),
-                                            day_start(int(self.time[j - 1]) + AFTER_CLOSE_S))
-            may_kill = kill_switch_reason(unrealized=worst, realized_today=realized, balance=self.balance,
-                                          rules=r) is not None
+        worst_pnl = book[0].worst_pnl if len(book) == 1 else sum(p.worst_pnl for p in book)
+        kill = self.kill_switch_enabled and self.kill_engaged_day is None
+        days = ((day_start(int(self.time[i]) + AFTER_CLOSE_S), day_start(int(self.time[j - 1]) + AFTER_CLOSE_S))
+                if kill else (0.0, 0.0))
+        return self._bound_acts(worst_pnl, self.balance, kill, *days)
+
+    def _bound_acts(self, worst_pnl: float, balance: float, kill: bool, day: float,
+                    last_day: float) -> tuple[bool, bool]:
+        """Whether the stop-out, and the kill-switch (when `kill`: armed), may act while the book's P&L
+        is no worse than `worst_pnl` (a cent of slack per position, LOSS_SLACK, for the rounding of
+        sums) and today's realized P&L no worse than on any day from `day` to `last_day`."""
+        worst = min(worst_pnl - LOSS_SLACK, 0.0)
+        may_stop = bool(stopped_out(balance + worst))
+        may_kill = kill and kill_switch_reason(unrealized=worst, realized_today=self._worst_realized(day, last_day),
+                                               balance=balance, rules=self.setup.rules) is not None
         return may_stop, may_kill
 
     def _worst_realized(self, day: float, last_day: float) -> float:
@@ -795,7 +791,7 @@ class _Replay:
             s.strategy, s.direction, s.bar_time, now, price, volume, sl, sl, tp, i, exit_bar, exit_sl, exit_moves,
             profit(s.direction, price, worst_price, volume, spec.contract_size), needed)
         self.book.append(p)
-        self.loss_bound += max(-p.worst_pnl, 0.0) + 0.01
+        self.loss_bound += max(-p.worst_pnl, 0.0) + LOSS_SLACK
         self.held_bound += needed
         return True
 
@@ -893,14 +889,12 @@ class _Parts:
         self.empty = _compact("q", book(()))
         self.held = {True: book(((ACCOUNT, symbol, "buy"),)), False: book(((ACCOUNT, symbol, "sell"),))}
         self.full = {side: bool((codes >= 0).all()) for side, codes in self.held.items()}
-        spread = replay.spread[bars]
-        bid, ask = sim.quote(replay.latest[bars], spread, replay.spec.point)
-        valid = paths.stops_ok[sequence]
+        spread, bid, ask, valid = (a[sequence] for a in (paths.spread, paths.bid, paths.ask, paths.stops_ok))
         self.quote_code = _compact("q", risk.quote_refusals(buy, sl, tp, spread_points=spread, bid=bid, ask=ask,
                                                              stops_min_distance=replay.stop_distance, limits=limits,
                                                              valid=valid))
         self.stops_ok = _compact("q", valid)
-        self.entry = _compact("d", np.where(buy, fill_price("buy", bid, ask), fill_price("sell", bid, ask)))
+        self.entry = _compact("d", paths.entry[sequence])
         self.sl, self.tp = _compact("d", sl), _compact("d", tp)
         # how each would-be position exits at its exit bar (`_Paths`), when that is in the replay
         last = replay.last
@@ -909,6 +903,15 @@ class _Parts:
                                      replay.low[at])
         self.exit_price = _compact("d", price)
         self.exit_reason = [("tp", "sl")[hit] for hit in is_sl.tolist()]   # two strings, shared
+        self._empty_reasons: np.ndarray | None = None
+
+    def empty_reasons(self) -> np.ndarray:
+        """Each signal's reason code on an empty book below any daily loss cap
+        (`risk.reasons_without_daily_loss`; APPROVED_CODE for an approval), made once."""
+        if self._empty_reasons is None:
+            self._empty_reasons = risk.reasons_without_daily_loss(
+                *(np.frombuffer(a, dtype=np.int64) for a in (self.empty, self.quote_code)))
+        return self._empty_reasons
 
 
 class _Leaps:
@@ -926,8 +929,7 @@ class _Leaps:
         n_bars = len(first) - 1
         # approved on an empty book (risk.reason_of below any daily loss cap), and taken by the broker: the
         # quote takes the stops (risk_stops_beyond_quote refuses the others first; _open would refuse them)
-        codes = risk.reasons_without_daily_loss(*(np.frombuffer(a, dtype=np.int64) for a in (f.empty, f.quote_code)))
-        approved = (codes == risk.APPROVED_CODE) & (np.frombuffer(f.stops_ok, dtype=np.int64) != 0)
+        approved = (f.empty_reasons() == risk.APPROVED_CODE) & (np.frombuffer(f.stops_ok, dtype=np.int64) != 0)
         q_approved = np.flatnonzero(approved)
         bar_of = np.searchsorted(first, q_approved, side="right") - 1
         bars_with, at = np.unique(bar_of, return_index=True)
@@ -1035,17 +1037,19 @@ class _Paths:
         self.order_tp = tp = _round_prices(np.fromiter(map(attrgetter("tp"), signals), dtype=np.float64, count=n),
                                            spec.digits)
         self.buy = buy = np.array(list(map("buy".__eq__, map(attrgetter("direction"), signals))), dtype=bool)
-        bid, ask = sim.quote(replay.latest[bar_index], replay.spread[bar_index], spec.point)
-        # whether the quote of its signal's pass takes the order's stops (else it never fills): read by _Parts too
+        # the spread and quote of its signal's pass, whether they take the order's stops (else it never
+        # fills) and where it fills: read by _Parts too
+        self.spread = replay.spread[bar_index]
+        self.bid, self.ask = bid, ask = sim.quote(replay.latest[bar_index], self.spread, spec.point)
         self.stops_ok = risk.stops_valid_each(buy, sl, tp, bid=bid, ask=ask, min_distance=replay.stop_distance)
+        self.entry = np.where(buy, fill_price("buy", bid, ask), fill_price("sell", bid, ask))
         if not n:
             return
-        sides: tuple[tuple[Direction, np.ndarray], ...] = (("buy", buy), ("sell", ~buy))
-        for direction, mine in sides:
+        for mine in (buy, ~buy):
             rows = np.flatnonzero(mine & self.stops_ok)
             if len(rows):
-                entry = fill_price(direction, bid, ask)[rows]
-                self._follow(direction, rows, bar_index[rows], entry, sl[rows], tp[rows])
+                self._follow("buy" if mine is buy else "sell", rows, bar_index[rows], self.entry[rows], sl[rows],
+                             tp[rows])
 
     def of(self, k: int) -> tuple[int, float, int, float]:
         """(exit bar, stop then, trailing moves until then, worst price before) of signal k."""

@@ -112,7 +112,5 @@ def kill_switch_trips(*, unrealized: np.ndarray, realized_today: np.ndarray, bal
     if rule.loss_pct is not None and balance > 0:
         tripped |= loss >= balance * rule.loss_pct / 100.0
     tripped &= loss > 0
-    cap = daily_loss_cap(rules.limits, balance)
-    if cap is not None:   # daily_loss_hit, element by element
-        tripped |= -(realized_today + unrealized) >= cap
+    tripped |= daily_loss_hit(realized_today + unrealized, daily_loss_cap(rules.limits, balance))   # element by element
     return tripped

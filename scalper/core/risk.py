@@ -144,7 +144,8 @@ def has_daily_loss_cap(limits: RiskLimits) -> bool:
 
 
 def daily_loss_hit(pnl_today: float, cap: float | None) -> bool:
-    """Whether today's P&L has reached the daily loss cap (`daily_loss_cap`; None: no cap)."""
+    """Whether today's P&L has reached the daily loss cap (`daily_loss_cap`; None: no cap); element by element
+    for an array of P&L."""
     return cap is not None and -pnl_today >= cap
 
 

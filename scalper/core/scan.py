@@ -16,6 +16,7 @@ import numpy as np
 
 from scalper.core.bars import Bars
 from scalper.core.indicators import EMA_VERSION, LONG_SERIES, ema, window_count
+from scalper.core.rules import DEFAULT_LOOKBACK
 from scalper.core.signals import Signal
 from scalper.core.strategies import STRATEGY_NAMES, ScanResult, get, resolve_params
 from scalper.core.strategies.params import Params
@@ -41,7 +42,7 @@ class EmaStore(Protocol):
 
 
 def scan_history(history: Bars, strategies: list[str] | None = None,
-                 params: Mapping[str, Params] | None = None, lookback: int = 100,
+                 params: Mapping[str, Params] | None = None, lookback: int = DEFAULT_LOOKBACK,
                  view: HistoryView | None = None, emas: EmaStore | None = None,
                  counted: tuple[float | None, float | None] | None = None) -> ScanResult:
     """Scan `history` with `strategies` (default: all, canonical order).
