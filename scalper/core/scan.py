@@ -7,7 +7,7 @@ would, but for all bars at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from operator import attrgetter
 from typing import Protocol
@@ -44,7 +44,8 @@ class EmaStore(Protocol):
 def scan_history(history: Bars, strategies: list[str] | None = None,
                  params: Mapping[str, Params] | None = None, lookback: int = DEFAULT_LOOKBACK,
                  view: HistoryView | None = None, emas: EmaStore | None = None,
-                 counted: tuple[float | None, float | None] | None = None) -> ScanResult:
+                 counted: tuple[float | None, float | None] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> ScanResult:
     """Scan `history` with `strategies` (default: all, canonical order).
 
     `params` maps a strategy name to its overrides; they are validated like a
@@ -54,6 +55,7 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
     the history EMAs of an earlier scan are found and those this one computes are kept.
     `counted`: (first, last) bar open times (either None: open) of the windows that `evaluated`
     and the skips count — a span of the history asked for; the signals are every window's.
+    `progress(done, total)`: told after each strategy of each part (not with `view`).
     """
     if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1:
         raise ValueError(f"lookback={lookback!r} must be a whole number of bars of at least 1")
@@ -84,6 +86,9 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
     # that the per-window arrays of a long history are never all held at once; the history
     # EMAs run on from part to part, so every value is what one pass over the whole gives.
     running = _RunningEma(history.close, emas, lookback)
+    steps, done = len(range(0, max(count, 1), SEGMENT_WINDOWS)) * len(names), 0
+    if progress is not None:
+        progress(0, steps)
     for first in range(0, max(count, 1), SEGMENT_WINDOWS):
         part_end = min(count, first + SEGMENT_WINDOWS)
         whole = first == 0 and part_end == count
@@ -97,6 +102,9 @@ def scan_history(history: Bars, strategies: list[str] | None = None,
             found[name].extend(part.signals)
             for reason, n in part.skips.items():
                 result.skips[reason] = result.skips.get(reason, 0) + n
+            done += 1
+            if progress is not None:
+                progress(done, steps)
         del view
     running.keep()
     result.signals = in_order(found)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scalper import rounding
 from scalper.clock import bar_iso, parse_span_options
@@ -20,6 +20,8 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
              lookback: int | None = None, skip_bad_rows: bool = False, config: str | None = None,
              progress=None) -> dict:
     """`progress`, when given, is a (done, total) callable told after each strategy."""
+    from scalper.core.scan import scan_history
+    from scalper.feeds.bar_cache import derived_store  # the history EMAs of an earlier scan of these closes
     from scalper.feeds.csvfile import read_bars
     from scalper.memory import reuse_freed_memory
     from scalper.outputs import check_output, write_csv
@@ -45,15 +47,17 @@ def run_scan(*, data: str, symbol: str | None = None, bot: str | None = None, st
     # seed the fast path's EMAs elsewhere and change the last digits (backtest --signals-out
     # scans the whole file too, and the two must write the same bytes). What was evaluated and
     # skipped is counted in the span alone.
-    result = _scan(bars, names, params, lb, progress, (lo, hi))
+    result = scan_history(bars, names, params, lb, emas=derived_store(bars.close), counted=(lo, hi),
+                          progress=progress)
     signals = [s for s in result.signals
                if (lo is None or s.bar_time >= lo) and (hi is None or s.bar_time <= hi)]
-    rows = signals_to_rows(signals, signal_digits(bars, symbol or (b.symbol if b else None), cfg))
+    rows = signals_to_rows(signals, signal_digits(bars, symbol_of_bars, cfg))
     if out:
         write_csv(out, SIGNAL_FIELDS, rows)
     counts = {n: {"buy": 0, "sell": 0} for n in names}
     for s in signals:
         counts[s.strategy][s.direction] += 1
+    doc: dict[str, Any]
     doc = {"data": str(data), "symbol": symbol, "bars": len(bars), "evaluated": result.evaluated,
            "lookback": lb, "strategies": names, "signals": len(signals), "counts": counts,
            # evaluated, skips, signals and counts: the windows whose signal bar is in [--from, --to]
@@ -98,27 +102,3 @@ def signal_digits(bars, symbol: str | None, cfg: Config | None = None) -> int:
 
         return spec_for(symbol, cfg.symbol_overrides() if cfg else None).digits
     return price_decimals(bars)
-
-
-def _scan(bars, names, params, lookback, progress, counted):
-    """scan_history, one strategy at a time when someone watches the progress (the
-    outcome is the same: strategies are independent; signals sorted as scan_history does);
-    `counted`: the span whose windows `evaluated` and the skips count."""
-    from scalper.core.scan import ScanResult, in_order, scan_history
-    from scalper.feeds.bar_cache import derived_store
-
-    emas = derived_store(bars.close)   # the history EMAs of an earlier scan of these closes
-    if progress is None or len(names) < 2:
-        return scan_history(bars, names, params, lookback, emas=emas, counted=counted)
-    merged = ScanResult(evaluated=0)
-    found = {}
-    progress(0, len(names))
-    for i, name in enumerate(names, 1):
-        part = scan_history(bars, [name], {name: params[name]}, lookback, emas=emas, counted=counted)
-        merged.evaluated = part.evaluated
-        found[name] = part.signals
-        for reason, count in part.skips.items():
-            merged.skips[reason] = merged.skips.get(reason, 0) + count
-        progress(i, len(names))
-    merged.signals = in_order(found)   # scan_history's own ordering
-    return merged
