@@ -17,6 +17,7 @@ import json
 import os
 import stat
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,37 +67,26 @@ class Slot:
 
     def load(self) -> tuple[Bars, list[str]] | None:
         """The cached bars and warnings, or None (no entry, or one that does not fit exactly)."""
-        try:
-            with open(self.entry, "rb") as f:
-                found = self._read(f, os.fstat(f.fileno()).st_size)
-        except (OSError, ValueError, KeyError, TypeError, UnicodeError):
+        found = _read_entry(self.entry, _MAGIC, self._size_of)
+        if found is None:
             return None
-        if found is not None:
-            touch_entry(self.entry)
-        return found
+        meta, data = found
+        rows = meta["rows"]
+        columns = [data[k * rows * 8:(k + 1) * rows * 8].view(_DTYPES[f]) for k, f in enumerate(_FIELDS)]
+        prefix = _warning_prefix(self.given)
+        return Bars(*columns), [prefix + w for w in meta["warnings"]]
 
-    def _read(self, f, size: int) -> tuple[Bars, list[str]] | None:
-        """The entry's description first: the columns are read only into the room it names, and
-        only when the file is exactly that long."""
-        meta, start = _read_head(f, _MAGIC)
-        if meta is None or meta.get("source") != self.source or meta.get("skip_bad_rows") is not self.skip_bad_rows \
+    def _size_of(self, meta: dict) -> int | None:
+        """The bytes of the columns an entry of this file version holds; None for another entry."""
+        if meta.get("source") != self.source or meta.get("skip_bad_rows") is not self.skip_bad_rows \
                 or meta.get("stamp") != list(self.stamp) or meta.get("digest") != self.digest:
             return None
-        rows = meta["rows"]
+        rows, warnings = meta["rows"], meta["warnings"]
         if type(rows) is not int or rows < 1 or meta["columns"] != [[f, _DTYPES[f].str] for f in _FIELDS]:
             return None
-        if size != start + rows * 8 * len(_FIELDS):
-            return None   # truncated, or more than the columns
-        data = np.empty(rows * 8 * len(_FIELDS), dtype=np.uint8)
-        f.seek(start)
-        if f.readinto(data.data) != len(data) or zlib.crc32(data.data) != meta["crc32"]:
-            return None
-        columns = [data[k * rows * 8:(k + 1) * rows * 8].view(_DTYPES[f]) for k, f in enumerate(_FIELDS)]
-        warnings = meta["warnings"]
         if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
             return None
-        prefix = _warning_prefix(self.given)
-        return Bars(*columns), [prefix + w for w in warnings]
+        return rows * 8 * len(_FIELDS)
 
     def store(self, bars: Bars, warnings: list[str]) -> None:
         """Keep what a parse returned, if the file did not change meanwhile; failures are ignored."""
@@ -106,24 +96,17 @@ class Slot:
         try:
             if _stamp(os.stat(self.source)) != self.stamp:
                 return   # written to while it was parsed: what was read may be neither version
-            columns = [np.ascontiguousarray(getattr(bars, f), dtype=_DTYPES[f]) for f in _FIELDS]
-            rows = len(columns[0])
-            if rows < 1 or any(len(c) != rows for c in columns):
-                return
-            crc = 0
-            for c in columns:
-                crc = zlib.crc32(c.data.cast("B"), crc)
-            meta = {"format": FORMAT_VERSION, "source": self.source, "skip_bad_rows": self.skip_bad_rows,
-                    "stamp": list(self.stamp), "digest": self.digest, "rows": rows,
-                    "columns": [[f, _DTYPES[f].str] for f in _FIELDS], "crc32": crc,
-                    "warnings": [w[len(prefix):] for w in warnings]}
-            head = _head(_MAGIC, meta)
-            if head is None:
-                return
-            write_cache_file(self.entry, [head, *(c.data.cast("B") for c in columns)])
-            _prune(self.entry, _SUFFIX, MAX_ENTRIES, MAX_BYTES)
-        except (OSError, ValueError, TypeError):
-            pass   # an unwritable or full cache only costs speed
+        except OSError:
+            return
+        columns = [np.ascontiguousarray(getattr(bars, f), dtype=_DTYPES[f]) for f in _FIELDS]
+        rows = len(columns[0])
+        if rows < 1 or any(len(c) != rows for c in columns):
+            return
+        _write_entry(self.entry, _MAGIC, {"source": self.source, "skip_bad_rows": self.skip_bad_rows,
+                                          "stamp": list(self.stamp), "digest": self.digest, "rows": rows,
+                                          "columns": [[f, _DTYPES[f].str] for f in _FIELDS],
+                                          "warnings": [w[len(prefix):] for w in warnings]},
+                     [c.data.cast("B") for c in columns], _SUFFIX, MAX_ENTRIES, MAX_BYTES)
 
 
 def slot(path: str | os.PathLike, skip_bad_rows: bool) -> Slot | None:
@@ -169,39 +152,18 @@ class DerivedStore:
         return bars_dir() / (name + _DERIVED_SUFFIX)
 
     def get(self, key: str) -> np.ndarray | None:
-        entry = self._entry(key)
-        try:
-            with open(entry, "rb") as f:
-                meta, start = _read_head(f, _DERIVED_MAGIC)
-                if meta is None or meta.get("key") != key or meta.get("closes") != self.digest \
-                        or meta.get("rows") != self.rows:
-                    return None
-                if os.fstat(f.fileno()).st_size != start + self.rows * 8:
-                    return None
-                data = np.empty(self.rows, dtype=np.float64)
-                f.seek(start)
-                if f.readinto(data.data.cast("B")) != self.rows * 8 or zlib.crc32(data.data.cast("B")) != meta["crc32"]:
-                    return None
-        except (OSError, ValueError, KeyError, TypeError, UnicodeError):
-            return None
-        touch_entry(entry)
-        return data
+        def size_of(meta: dict) -> int | None:
+            fits = meta.get("key") == key and meta.get("closes") == self.digest and meta.get("rows") == self.rows
+            return self.rows * 8 if fits else None
+
+        found = _read_entry(self._entry(key), _DERIVED_MAGIC, size_of)
+        return None if found is None else found[1].view(np.float64)
 
     def put(self, key: str, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=np.float64)
-        if len(values) != self.rows:
-            return
-        entry = self._entry(key)
-        try:
-            raw = values.data.cast("B")
-            head = _head(_DERIVED_MAGIC, {"format": FORMAT_VERSION, "key": key, "closes": self.digest,
-                                           "rows": self.rows, "crc32": zlib.crc32(raw)})
-            if head is None:
-                return
-            write_cache_file(entry, [head, raw])
-            _prune(entry, _DERIVED_SUFFIX, MAX_DERIVED_ENTRIES, MAX_DERIVED_BYTES)
-        except (OSError, ValueError, TypeError):
-            pass
+        if len(values) == self.rows:
+            _write_entry(self._entry(key), _DERIVED_MAGIC, {"key": key, "closes": self.digest, "rows": self.rows},
+                         [values.data.cast("B")], _DERIVED_SUFFIX, MAX_DERIVED_ENTRIES, MAX_DERIVED_BYTES)
 
 
 def derived_store(close: np.ndarray) -> DerivedStore | None:
@@ -236,6 +198,46 @@ def _digest(source: Path, size: int) -> str:
 def _warning_prefix(given: str) -> str:
     """read_bars' warnings start with the path as the caller wrote it; entries store the rest."""
     return f"{given}: "
+
+
+def _read_entry(entry: Path, magic: bytes, size_of: Callable[[dict], int | None]) -> tuple[dict, np.ndarray] | None:
+    """An entry's description and the bytes of its arrays, when its magic and FORMAT_VERSION are
+    this code's, `size_of(description)` says it is the one asked for (the bytes it must hold; None:
+    another), the file is exactly that long and its CRC holds; else None, a miss (damaged,
+    truncated, another version, unreadable). The arrays are read only into the room the
+    description names. A hit is marked as used."""
+    try:
+        with open(entry, "rb") as f:
+            meta, start = _read_head(f, magic)
+            if meta is None:
+                return None
+            size = size_of(meta)
+            if size is None or os.fstat(f.fileno()).st_size != start + size:
+                return None
+            data = np.empty(size, dtype=np.uint8)
+            f.seek(start)
+            if f.readinto(data.data) != size or zlib.crc32(data.data) != meta["crc32"]:
+                return None
+    except (OSError, ValueError, KeyError, TypeError, UnicodeError):
+        return None
+    touch_entry(entry)
+    return meta, data
+
+
+def _write_entry(entry: Path, magic: bytes, meta: dict, arrays: list, suffix: str, max_entries: int,
+                 max_bytes: int) -> None:
+    """Write an entry (its description with FORMAT_VERSION and the arrays' CRC, then the arrays),
+    then prune its kind; failures are ignored: an unwritable or full cache only costs speed."""
+    try:
+        crc = 0
+        for a in arrays:
+            crc = zlib.crc32(a, crc)
+        head = _head(magic, {"format": FORMAT_VERSION, **meta, "crc32": crc})
+        if head is not None:
+            write_cache_file(entry, [head, *arrays])
+            _prune(entry, suffix, max_entries, max_bytes)
+    except (OSError, ValueError, TypeError):
+        pass
 
 
 def _head(magic: bytes, meta: dict) -> bytes | None:
