@@ -41,10 +41,7 @@ def write_cache_file(target: Path, chunks: Iterable[bytes | memoryview]) -> None
                 f.write(chunk)
         os.replace(tmp, target)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        unlink_quietly(Path(tmp))
         raise
 
 
@@ -71,13 +68,13 @@ def prune_entries(folder: Path, *, keep: Path, kind: Callable[[Path], bool], max
         if kind(p):
             entries.append((st.st_mtime_ns, st.st_size, p))
         elif p.name.startswith(".") and p.suffix == ".tmp" and time.time() - st.st_mtime > STALE_TEMP_SECONDS:
-            _unlink(p)
+            unlink_quietly(p)
     entries.sort(reverse=True)   # newest (most recently used) first
     total = 0
     for n, (_, size, p) in enumerate(entries):
         total += size
         if p != keep and (n >= max_entries or (max_bytes is not None and total > max_bytes)):
-            _unlink(p)
+            unlink_quietly(p)
 
 
 def touch_entry(entry: Path) -> None:
@@ -88,7 +85,8 @@ def touch_entry(entry: Path) -> None:
         pass
 
 
-def _unlink(p: Path) -> None:
+def unlink_quietly(p: Path) -> None:
+    """Remove a file if it can be; a file already gone or a folder that refuses is left as is."""
     try:
         p.unlink()
     except OSError:

@@ -19,6 +19,7 @@ from scalper.config_yaml import load_yaml_document
 from scalper.errors import BadInput
 from scalper.settings import schema_default
 from scalper.symbols import default_qty
+from scalper.userdirs import unlink_quietly
 
 NEW_FILE_HEADER = """\
 # scalper bots file — see README.md ("bots.yaml reference").
@@ -217,8 +218,5 @@ def _atomic_write(path: Path, text: str) -> None:
             shutil.copy2(path, path.with_name(path.name + BACKUP_SUFFIX))
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        unlink_quietly(Path(tmp))
         raise
