@@ -244,3 +244,28 @@ def test_a_pass_whose_run_fails_records_its_end_with_the_error_and_fails(tmp_pat
         ends = led.query("SELECT message, data FROM audit WHERE kind = 'fleet_pass_end'")
     assert len(ends) == 1 and "slot 7 ended" in ends[0]["message"]
     assert json.loads(ends[0]["data"])["error"] == "RuntimeError: the feed's folder vanished"
+
+
+def test_a_pass_whose_lock_wait_fails_records_its_end_and_an_unknown_host_claims_nothing(tmp_path, monkeypatch):
+    from scalper.errors import BadInput, LockHeld
+    from scalper.fleet.app import run_pass
+    from scalper.ledger import lock
+    from scalper.services import run as run_service
+
+    path = _config(tmp_path, [{"id": 1, "host": "a"}], [_bot("gold", [1])], engine={"log_file": None})
+
+    def held(*args, **kwargs):
+        raise LockHeld("another pass holds the host's lock")
+
+    def broken_wait(*args, **kwargs):
+        raise RuntimeError("the ledger went away during the wait")
+    monkeypatch.setattr(run_service, "run_loaded", held)
+    monkeypatch.setattr(lock, "run_lock", broken_wait)
+    with pytest.raises(RuntimeError, match="went away"):
+        run_pass("a", slot=3, now="2025-05-15T09:16:05", config=str(path))
+    with pytest.raises(BadInput):
+        run_pass("nowhere", slot=4, now="2025-05-15T09:16:05", config=str(path))
+    with Ledger(tmp_path / "ledger.db", readonly=True) as led:
+        audit = led.query("SELECT kind, message, data FROM audit WHERE kind LIKE 'fleet_pass%' ORDER BY id")
+    assert [a["kind"] for a in audit] == ["fleet_pass", "fleet_pass_end"]   # slot 3 claimed and ended; 4 never
+    assert json.loads(audit[1]["data"])["error"] == "RuntimeError: the ledger went away during the wait"

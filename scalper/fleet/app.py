@@ -125,36 +125,35 @@ def run_pass(host: str, *, slot: int | None, now: str | None = None, config: str
         doc["dropped"] = f"received {received - scheduled:.1f} s after its slot began (expiry {expiry_s(cfg):g} s)"
         log.warning("host %s: pass for slot %s %s", host, slot, doc["dropped"])
         return doc
+    # the config as this host runs it, loaded once for the pass (its run and the requests it serves),
+    # before the claim: a host the config does not know claims nothing
+    view, host = host_view(cfg, host)
     with Ledger(path) as led:
         if not books.claim_slot(led, host, slot, time.time(), detail={"scheduled": scheduled, "pid": os.getpid(),
                                                                        "lateness_s": round(received - scheduled, 3)}):
             doc["dropped"] = "duplicate: this slot already had its pass"
             return doc
-    # the config as this host runs it, loaded once for the pass: its run and the requests it serves
-    view, host = host_view(cfg, host)
-    while True:   # the host's lock: another pass of the host (or, on SQLite, of any host) may hold it
-        started = time.time()
-        try:
-            summary = run_loaded(view, host, ledger=ledger, now=now)
-            break
-        except LockHeld:
-            # Wait on the lock itself (its own polling), not by setting the whole pass up again
-            # (config, feed reads, brokers) every few ms; once it is free, the pass takes it anew.
+    try:   # the slot is claimed: whatever goes wrong now, its end is recorded with it
+        while True:   # the host's lock: another pass of the host (or, on SQLite, of any host) may hold it
+            started = time.time()
             try:
-                with run_lock(path, holder="fleet pass (waiting)", host=host,
-                              wait_s=max(0.0, deadline - time.time())):
-                    pass
+                summary = run_loaded(view, host, ledger=ledger, now=now)
+                break
             except LockHeld:
-                doc["dropped"] = "the host's lock stayed taken until the slot expired"
-                log.warning("host %s: pass for slot %s dropped: %s", host, slot, doc["dropped"])
-                with Ledger(path) as led:
-                    books.record_pass_end(led, host, slot, time.time(), {"dropped": doc["dropped"]})
-                return doc
-        except Exception as exc:
-            # The slot is claimed: its end is recorded with what went wrong (else the books show a pass
-            # that never ended), and the task fails with the error as it always did.
-            _record_failed_end(path, host, slot, exc)
-            raise
+                # Wait on the lock itself (its own polling), not by setting the whole pass up again
+                # (config, feed reads, brokers) every few ms; once it is free, the pass takes it anew.
+                try:
+                    with run_lock(path, holder="fleet pass (waiting)", host=host,
+                                  wait_s=max(0.0, deadline - time.time())):
+                        pass
+                except LockHeld:
+                    doc["dropped"] = "the host's lock stayed taken until the slot expired"
+                    log.warning("host %s: pass for slot %s dropped: %s", host, slot, doc["dropped"])
+                    _end(path, host, slot, {"dropped": doc["dropped"]})
+                    return doc
+    except Exception as exc:   # the books would show a pass that never ended; the task fails as it did
+        _record_failed_end(path, host, slot, exc)
+        raise
     doc.update(run_id=summary.run_id, exit_code=summary.exit_code, started=started, ended=time.time(),
                duration_s=summary.duration_s, lateness_s=round(started - scheduled, 3),
                orders_created=summary.orders_created)
@@ -162,21 +161,24 @@ def run_pass(host: str, *, slot: int | None, now: str | None = None, config: str
         doc["requests"] = serve(view, path, host)
     except Exception as exc:
         doc["requests_error"] = f"{type(exc).__name__}: {exc}"
-    with Ledger(path) as led:
-        books.record_pass_end(led, host, slot, time.time(), {
-            k: doc[k] for k in ("run_id", "exit_code", "started", "ended", "duration_s", "lateness_s")})
+    _end(path, host, slot, {k: doc[k] for k in ("run_id", "exit_code", "started", "ended", "duration_s", "lateness_s")})
     return doc
 
 
-def _record_failed_end(path, host: str, slot: int, exc: Exception) -> None:
+def _end(path, host: str, slot: int, detail: dict[str, Any]) -> None:
+    """Record the end of `host`'s pass for `slot` (what it did, or why it did nothing)."""
     from scalper.ledger import Ledger
     from scalper.ledger import fleet as books
 
+    with Ledger(path) as led:
+        books.record_pass_end(led, host, slot, time.time(), detail)
+
+
+def _record_failed_end(path, host: str, slot: int, exc: Exception) -> None:
     error = f"{type(exc).__name__}: {exc}"
     log.error("host %s: pass for slot %s failed: %s", host, slot, error)
     try:
-        with Ledger(path) as led:
-            books.record_pass_end(led, host, slot, time.time(), {"error": error})
+        _end(path, host, slot, {"error": error})
     except Exception as also:   # the ledger itself may be what failed: the pass's own error is raised
         log.error("host %s: the end of the pass for slot %s could not be recorded: %s", host, slot, also)
 
