@@ -9,6 +9,7 @@ import typer
 
 from scalper.cli import app
 from scalper.cli.common import ConfigOpt, LedgerOpt
+from scalper.fleet.hosts import LOCAL
 
 _FLEET_FIX = "install the fleet extra: in the scalper checkout, pip install '.[fleet]'"
 
@@ -33,7 +34,7 @@ def _load(config: str | None, ledger: str | None):
 
 @app.command("worker")
 def worker(
-    host: str = typer.Option("local", "--host", metavar="NAME",
+    host: str = typer.Option(LOCAL, "--host", metavar="NAME",
                              help="The terminal host this worker serves: its passes and operator requests."),
     pool: str | None = typer.Option(None, "--pool", metavar="prefork|solo",
                                        help="Celery pool.  [default: prefork with one child; solo on Windows]"),

@@ -92,12 +92,13 @@ def _pass_task(task: Any, host: str, slot: int | None = None, now: str | None = 
 
 def _serve_task(task: Any, host: str) -> list[dict[str, Any]]:
     from scalper import wiring
-    from scalper.fleet.hosts import for_host
     from scalper.fleet.requests import serve
+    from scalper.services.run import host_view
 
     config, ledger = _options()
     cfg = wiring.load(config)
-    return serve(for_host(cfg, host), wiring.ledger_path(cfg, ledger), host)
+    view, host = host_view(cfg, host)
+    return serve(view, wiring.ledger_path(cfg, ledger), host)
 
 
 def run_pass(host: str, *, slot: int | None, now: str | None = None, config: str | None = None,
@@ -248,7 +249,7 @@ def start_beat(cfg: Config, *, loglevel: str = "INFO") -> None:
 
 
 def start_worker(cfg: Config, host: str, *, pool: str | None = None, loglevel: str = "INFO") -> None:
-    check_host(cfg, host, fix=f"use one of: {', '.join(hosts_of(cfg))}, or set `host: {host}` on its accounts")
+    check_host(cfg, host, fix="use one of: {hosts}, or set `host: " + host + "` on its accounts")
     app = make_app(cfg)
     pool = pool or ("solo" if sys.platform == "win32" else "prefork")
     app.worker_main(["worker", "--queues", queue_name(cfg, host), "--concurrency", "1", "--pool", pool,

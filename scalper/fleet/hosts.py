@@ -60,8 +60,10 @@ def slot_start(slot: int, interval_s: float) -> float:
 
 
 def check_host(cfg: Config, host: str, fix: str) -> None:
-    """BadInput (exit 2) when no account of the config has `host` (`fix` says what to do)."""
+    """BadInput (exit 2) when no account of the config has `host`; `fix` says what to do, with
+    `{hosts}` for the config's hosts (listed only then)."""
     from scalper.errors import BadInput
 
-    if host not in hosts_of(cfg):
-        raise BadInput(f"no account has host {host!r}", where="--host", fix=fix)
+    hosts = hosts_of(cfg)
+    if host not in hosts:
+        raise BadInput(f"no account has host {host!r}", where="--host", fix=fix.format(hosts=", ".join(hosts)))

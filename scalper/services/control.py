@@ -14,7 +14,7 @@ from scalper.clock import FixedClock, SystemClock, iso, parse_instant, parse_sin
 from scalper.config import Config
 from scalper.core.exposure import day_start
 from scalper.errors import BadInput, BrokerUnavailable, quote
-from scalper.fleet.hosts import is_fleet
+from scalper.fleet.hosts import LOCAL, is_fleet
 from scalper.fleet.requests import ask_hosts, nudge, pending_hosts, split_by_host
 from scalper.ledger import Ledger, run_lock
 from scalper.ledger.passes import rebuild_daily_pnl
@@ -258,7 +258,7 @@ def status(cfg: Config, ledger_path: Path, now: float | None = None) -> dict:
             else None, "unrealized": rounding.money(unrealized), "open_positions": len(mine),
             "max_drawdown": rounding.money(stats.max_drawdown(pnls)),
             "note": None if balance is not None else (
-                f"on terminal host {acc.host}: its balance is in that host's broker" if acc.host != "local"
+                f"on terminal host {acc.host}: its balance is in that host's broker" if acc.host != LOCAL
                 else "no paper state yet: run run-once" if acc.broker == "paper"
                 else "live balance: `scalper check` reaches the terminal")})
     for b in cfg.bots:

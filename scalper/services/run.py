@@ -52,10 +52,10 @@ def run_loaded(cfg, host: str, *, ledger: str | None, now: str | None = None, dr
 def host_view(cfg, host: str | None):
     """The fleet's hook (scalper.fleet.hosts): the bots and accounts of terminal host `host`
     (default `local`), the whole config when every account is on it (a single machine) → (config, host)."""
-    from scalper.fleet.hosts import LOCAL, check_host, for_host, hosts_of
+    from scalper.fleet.hosts import LOCAL, check_host, for_host
 
     host = host or LOCAL
-    check_host(cfg, host, fix=f"pass --host with one of: {', '.join(hosts_of(cfg))}")
+    check_host(cfg, host, fix="pass --host with one of: {hosts}")
     return for_host(cfg, host), host
 
 
