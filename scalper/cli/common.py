@@ -27,21 +27,14 @@ def number(low: float, high: float):
     `float` option with min/max lets through) and within [low, high]; usage error (exit 2)
     quoting the value as typed otherwise."""
     def parse(text) -> float:
-        import math
-
-        from scalper.errors import quote
+        from scalper.cli.plain import read_number
 
         if isinstance(text, (int, float)):   # a default value
             return float(text)
         try:
-            value = float(text)
-        except ValueError:
-            raise typer.BadParameter(f"{quote(text)} is not a number") from None
-        if not math.isfinite(value):
-            raise typer.BadParameter(f"{quote(text)} is not a finite number")
-        if not low <= value <= high:
-            raise typer.BadParameter(f"{quote(text)} is out of range: use {low:g} to {high:g}")
-        return value
+            return read_number(text, low, high)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
 
     parse.__name__ = "number"
     return parse

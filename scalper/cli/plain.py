@@ -18,6 +18,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+
+def read_number(text: str, low: float, high: float) -> float:
+    """A number option's value: finite (nan, inf and 1e309 are refused) and within [low, high];
+    ValueError saying what is wrong, quoting the value as typed, otherwise (cli.common.number
+    makes it typer's usage error)."""
+    from scalper.errors import quote
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{quote(text)} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{quote(text)} is not a finite number")
+    if not low <= value <= high:
+        raise ValueError(f"{quote(text)} is out of range: use {low:g} to {high:g}")
+    return value
+
+
 _GLOBAL_VALUES = {"--config": "config", "-c": "config", "--ledger": "ledger"}   # before the command
 _ENV = {"config": "SCALPER_CONFIG", "ledger": "SCALPER_LEDGER"}   # the options' envvar fallbacks
 
@@ -84,12 +102,9 @@ class PlainCommand:
         for name, (low, high) in self.numbers.items():
             if name in options:   # as cli.common.number reads it; typer says what is wrong otherwise
                 try:
-                    value = float(options[name])
+                    kwargs[name] = read_number(options[name], low, high)
                 except ValueError:
                     return None
-                if not (math.isfinite(value) and low <= value <= high):
-                    return None
-                kwargs[name] = value
         for name, value in given.items():   # the app callback: `if config: os.environ[...] = config`
             if value:
                 os.environ[_ENV[name]] = value
