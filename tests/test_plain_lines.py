@@ -13,27 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scalper.cli import plain
-from scalper.cli.typer_app import app
 from tests.conftest import ROOT
-from tests.test_run_once_start import ENV, _environment
-
-
-def _typer_reading(args: list[str], monkeypatch, body: str = "scan") -> tuple[dict | None, dict]:
-    """What the typer command passes to its body in scalper.cli.plain for `args` (None: it did not
-    call it), and the environment's SCALPER_CONFIG/SCALPER_LEDGER afterwards."""
-    seen: dict = {}
-
-    def record(**kwargs):
-        seen.update(kwargs)
-        return 0
-
-    monkeypatch.setattr(plain, body, record)
-    try:
-        app(args=args, prog_name="scalper", standalone_mode=False)
-    except (Exception, SystemExit):
-        return None, {k: os.environ.get(k) for k in ENV}
-    return (seen or None), {k: os.environ.get(k) for k in ENV}
-
+from tests.test_run_once_start import ENV, _environment, assert_read_as_typer
 
 TOKENS = ["--data", "--symbol", "--bot", "--strategies", "--from", "--to", "--out", "--lookback", "--config", "-c",
           "--ledger", "--json", "--skip-bad-rows", "--help", "-h", "--version", "--", "x.csv", "gold", "XAUUSD",
@@ -48,17 +29,7 @@ TOKENS = ["--data", "--symbol", "--bot", "--strategies", "--from", "--to", "--ou
 def test_the_fast_reader_reads_a_scan_line_as_typer_does_or_leaves_it_to_typer(before, after, data, env,
                                                                               monkeypatch, capsys):
     args = [*before, "scan", *(["--data", "bars.csv"] if data else []), *after]
-    with _environment(env):
-        fast = plain.SCAN.parse(list(args))
-        fast_env = {k: os.environ.get(k) for k in ENV}
-    if fast is None:
-        assert fast_env == env   # declined lines change nothing
-        return
-    with _environment(env):   # typer starts from the same environment
-        reading, typer_env = _typer_reading(list(args), monkeypatch)
-    capsys.readouterr()
-    assert reading == fast, args
-    assert typer_env == fast_env, args
+    assert_read_as_typer(plain.SCAN.parse, args, env, monkeypatch, capsys, plain, "scan")
 
 
 _PLAIN = {"--data": ["x.csv", "", "a b.csv"], "--symbol": ["XAUUSD", ""], "--bot": ["gold"], "--strategies": ["a,b"],
@@ -83,15 +54,8 @@ def test_plain_scan_lines_read_as_typer_reads_them(options, data, glob, env, mon
         else:
             line += [option, value]
     args = [*(t for g in glob for t in g), "scan", *line]
-    with _environment(env):
-        fast = plain.SCAN.parse(list(args))
-        fast_env = {k: os.environ.get(k) for k in ENV}
-    if fast is None:   # only a global option given twice, or a value typer reads as an option
-        return
-    with _environment(env):
-        reading, typer_env = _typer_reading(list(args), monkeypatch)
-    capsys.readouterr()
-    assert (reading, typer_env) == (fast, fast_env), args
+    # (declined only for a global option given twice, or a value typer reads as an option)
+    assert_read_as_typer(plain.SCAN.parse, args, env, monkeypatch, capsys, plain, "scan")
 
 
 @pytest.mark.parametrize("args", [
@@ -149,17 +113,7 @@ BT_TOKENS = ["--data", "--bot", "--symbol", "--strategies", "--from", "--to", "-
 def test_the_fast_reader_reads_a_backtest_line_as_typer_does_or_leaves_it_to_typer(before, after, data, env,
                                                                                   monkeypatch, capsys):
     args = [*before, "backtest", *(["--data", "bars.csv"] if data else []), *after]
-    with _environment(env):
-        fast = plain.BACKTEST.parse(list(args))
-        fast_env = {k: os.environ.get(k) for k in ENV}
-    if fast is None:
-        assert fast_env == env   # declined lines change nothing
-        return
-    with _environment(env):
-        reading, typer_env = _typer_reading(list(args), monkeypatch, body="backtest")
-    capsys.readouterr()
-    assert reading == fast, args
-    assert typer_env == fast_env, args
+    assert_read_as_typer(plain.BACKTEST.parse, args, env, monkeypatch, capsys, plain, "backtest")
 
 
 _BT_PLAIN = {"--data": ["x.csv", "a b.csv"], "--symbol": ["XAUUSD"], "--bot": ["gold"], "--strategies": ["a,b"],
@@ -184,13 +138,8 @@ def test_plain_backtest_lines_are_read_without_typer_as_typer_reads_them(options
             line += [option, value]
     args = ["backtest", *line]
     with _environment(env):
-        fast = plain.BACKTEST.parse(list(args))
-        fast_env = {k: os.environ.get(k) for k in ENV}
-    assert fast is not None, args   # every such line is plain
-    with _environment(env):
-        reading, typer_env = _typer_reading(list(args), monkeypatch, body="backtest")
-    capsys.readouterr()
-    assert (reading, typer_env) == (fast, fast_env), args
+        assert plain.BACKTEST.parse(list(args)) is not None, args   # every such line is plain
+    assert_read_as_typer(plain.BACKTEST.parse, args, env, monkeypatch, capsys, plain, "backtest")
 
 
 @pytest.mark.parametrize("args", [

@@ -43,21 +43,38 @@ def _environment(values: dict[str, str | None]):
         put(saved)
 
 
-def _typer_reading(args: list[str], monkeypatch) -> tuple[dict | None, dict]:
-    """What the typer command passes to run_once.run for `args` (None: it did not call it),
-    and the environment's SCALPER_* afterwards."""
+def _typer_reading(args: list[str], monkeypatch, module=run_once, body: str = "run") -> tuple[dict | None, dict]:
+    """What the typer command passes to its body (`module.body`) for `args` (None: it did not call
+    it), and the environment's SCALPER_* afterwards."""
     seen: dict = {}
 
     def record(**kwargs):
         seen.update(kwargs)
         return 0
 
-    monkeypatch.setattr(run_once, "run", record)
+    monkeypatch.setattr(module, body, record)
     try:
         app(args=args, prog_name="scalper", standalone_mode=False)
     except (Exception, SystemExit):
         return None, {k: os.environ.get(k) for k in ENV}
     return (seen or None), {k: os.environ.get(k) for k in ENV}
+
+
+def assert_read_as_typer(parse, args: list[str], env: dict, monkeypatch, capsys, module=run_once,
+                         body: str = "run") -> None:
+    """The fast reader `parse` reads `args` (in environment `env`) as the typer command does, or
+    declines it and changes nothing."""
+    with _environment(env):
+        fast = parse(list(args))
+        fast_env = {k: os.environ.get(k) for k in ENV}
+    if fast is None:
+        assert fast_env == env   # declined lines change nothing
+        return
+    with _environment(env):   # typer starts from the same environment
+        reading, typer_env = _typer_reading(list(args), monkeypatch, module, body)
+    capsys.readouterr()
+    assert reading == fast, args
+    assert typer_env == fast_env, args
 
 
 TOKENS = ["--bot", "-b", "--now", "--config", "-c", "--ledger", "--json", "--dry-run", "--allow-backwards",
@@ -72,18 +89,7 @@ TOKENS = ["--bot", "-b", "--now", "--config", "-c", "--ledger", "--json", "--dry
        env=st.fixed_dictionaries({k: st.sampled_from([None, "", "env-value"]) for k in ENV}))
 def test_the_fast_reader_reads_a_line_as_typer_does_or_leaves_it_to_typer(before, after, command, env,
                                                                           monkeypatch, capsys):
-    args = [*before, command, *after]
-    with _environment(env):
-        fast = run_once.parse(list(args))
-        fast_env = {k: os.environ.get(k) for k in ENV}
-    if fast is None:
-        assert fast_env == env   # declined lines change nothing
-        return
-    with _environment(env):   # typer starts from the same environment
-        reading, typer_env = _typer_reading(list(args), monkeypatch)
-    capsys.readouterr()
-    assert reading == fast, args
-    assert typer_env == fast_env, args
+    assert_read_as_typer(run_once.parse, [*before, command, *after], env, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("args", [
