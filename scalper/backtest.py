@@ -364,7 +364,7 @@ class _Replay:
                 while next_signal < n_signal_bars and signal_bars[next_signal] < due:
                     bar = signal_bars[next_signal]
                     exposure = exposure or self._book_exposure()
-                    reasons = self._book_refusals(bar, exposure)
+                    reasons = self._book_refusals(bar, next_signal, exposure)
                     if reasons is None:
                         due = bar
                         break
@@ -547,12 +547,14 @@ class _Replay:
             return -(i + 1)
         return e
 
-    def _signals_at(self, i: int) -> list[tuple[int, Signal]]:
-        """(k, signal) of each signal of bar i in the replay's order (by strategy), empty when none:
-        the positions of that signal bar in `_Parts` (built on asking, not for every bar up front)."""
+    def _signal_bar(self, i: int) -> int:
+        """Bar i's index in `signal_bars`, -1 when it has no signal."""
         m = bisect_left(self.signal_bars, i)
-        if m == len(self.signal_bars) or self.signal_bars[m] != i:
-            return []
+        return m if m < len(self.signal_bars) and self.signal_bars[m] == i else -1
+
+    def _signals_of(self, m: int) -> list[tuple[int, Signal]]:
+        """(k, signal) of each signal of the m-th signal bar in the replay's order (by strategy): its
+        positions in `_Parts` (built on asking, not for every bar up front)."""
         f, signals = self.fast, self.signals
         return [(k, signals[k]) for k in f.k[f.first[m]:f.first[m + 1]]]
 
@@ -568,12 +570,12 @@ class _Replay:
             self._stop_out(i, now)
         if self.kill_engaged_day is not None and today > self.kill_engaged_day:
             self.kill_engaged_day = None   # re-armed at UTC midnight (see the module's notes)
-        signals = self._signals_at(i)
-        if signals:
+        m = self._signal_bar(i)
+        if m >= 0:
             if not self.book and self.kill_engaged_day is None and not risk.no_balance(self.balance, self.limits):
-                self._decide_empty(i, bisect_left(self.signal_bars, i), now, today)
+                self._decide_empty(i, m, now, today)
             else:
-                self._decide(i, now, today, signals)
+                self._decide(i, now, today, self._signals_of(m))
         self._upkeep(i, now, today)
 
     # --- the book empty or of one: decisions from their precomputed parts (_Parts) ---------------
@@ -599,7 +601,7 @@ class _Replay:
                     if self._full_book():
                         self._hold(q + 1, b, self.book[0].direction == "buy")
                     else:
-                        self._decide(i, now, today, self._signals_at(i)[q + 1 - a:], pnl_today)
+                        self._decide(i, now, today, self._signals_of(m)[q + 1 - a:], pnl_today)
                 return
 
     def _hold(self, start: int, end: int, buy: bool) -> None:
@@ -642,15 +644,15 @@ class _Replay:
                               symbol=self.setup.symbol, balance=self.balance, pnl_today=0.0, spread_points=None,
                               kill_switch_engaged=self.kill_engaged_day is not None)
 
-    def _book_refusals(self, i: int, exposure: risk.Exposure) -> list[tuple[str, str]] | None:
-        """(strategy, reason) of each signal of bar i when the book as it stands (`exposure`, unchanged
-        until bar i) refuses them all by itself; else None."""
+    def _book_refusals(self, i: int, m: int, exposure: risk.Exposure) -> list[tuple[str, str]] | None:
+        """(strategy, reason) of each signal of bar i (the m-th signal bar) when the book as it stands
+        (`exposure`, unchanged until bar i) refuses them all by itself; else None."""
         now = self._now(i)
         engaged_day = self.kill_engaged_day
         if engaged_day is not None and day_start(now) > engaged_day:   # re-armed by then
             exposure = dataclasses.replace(exposure, kill_switch_engaged=False)
         out = []
-        for _, s in self._signals_at(i):
+        for _, s in self._signals_of(m):
             reason = risk.book_refusal(s, exposure, self.limits, now)
             if reason is None:
                 return None
